@@ -1,0 +1,1 @@
+"""todobot process wiring: config, lifecycle, messages, dispatcher and transports."""

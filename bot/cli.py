@@ -1,0 +1,220 @@
+"""The `todobot` command line: demo, console, run, import, export, backup."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import os
+import sys
+from importlib import resources
+from pathlib import Path
+
+from storage import Database, Repository, ReleaseList
+
+from .app import App
+from .config import Config, ConfigError, load_config
+from .console import ConsoleTransport
+
+log = logging.getLogger("todobot")
+
+DEMO_DB = "todobot-demo.sqlite3"
+DEMO_RELEASE = "4.2"
+
+
+def _login() -> str:
+    try:
+        name = getpass.getuser()
+    except Exception:
+        name = "me"
+    return "".join(ch for ch in name if ch.isalnum() or ch in "-_") or "me"
+
+
+def _setup_logging(level: str, quiet_console: bool) -> None:
+    # On the console, logs would interleave with the chat: send them to a file there.
+    if quiet_console:
+        logging.basicConfig(filename=os.environ.get("TODOBOT_LOG", "todobot.log"), level=level,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    else:
+        logging.basicConfig(stream=sys.stderr, level=level,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def seed_text() -> str:
+    return (resources.files("storage") / "seed" / "xen-4.2.txt").read_text(encoding="utf-8")
+
+
+def read_list(path: str, release: str) -> ReleaseList:
+    from storage.formats import from_json
+    from storage.mail import parse_mail
+    raw = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8", errors="replace")
+    if path.endswith(".json") or raw.lstrip().startswith("{"):
+        return from_json(raw)
+    return parse_mail(raw, release)
+
+
+async def _open(db_path: str) -> tuple[Database, Repository]:
+    db = await Database.open(db_path)
+    return db, Repository(db)
+
+
+async def import_list(db_path: str, lst: ReleaseList, release: str, *, replace: bool = False,
+                      actor: str = "cli:import") -> dict[str, int]:
+    db, repo = await _open(db_path)
+    try:
+        async with repo.session(actor) as s:
+            return await s.import_list(release, lst, replace=replace)
+    finally:
+        await db.close()
+
+
+async def _console(config: Config, db_path: str, user: str, release: str | None,
+                   banner: list[str] | None = None) -> None:
+    app = App(config, database=db_path)
+    console = ConsoleTransport(user=user, room=config.console.room,
+                               release=release or config.console.release, on_eof=app.request_stop)
+    app.transports.append(console)
+    if banner:
+        for line in banner:
+            print(line)
+    await app.run()
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from storage.mail import parse_mail
+    user = args.user or _login()
+    db_path = args.db or DEMO_DB
+    if not Path(db_path).exists():
+        asyncio.run(import_list(db_path, parse_mail(seed_text(), DEMO_RELEASE), DEMO_RELEASE,
+                                actor="demo:seed"))
+    config = Config(database=db_path, admins=[f"console:{user}"], default_release=DEMO_RELEASE)
+    banner = [f"todobot demo: the Xen {DEMO_RELEASE} TODO list in {db_path}; you are {user}, a "
+              "release manager.",
+              "Try !help, !blockers, !todo, !show 2 — type <nick> text to speak as someone else; "
+              "Ctrl-D quits."]
+    asyncio.run(_console(config, db_path, user, DEMO_RELEASE, banner))
+    return 0
+
+
+def cmd_console(args: argparse.Namespace, config: Config) -> int:
+    asyncio.run(_console(config, args.db or config.database, args.user or _login(), args.release))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, config: Config) -> int:
+    async def main() -> None:
+        app = App(config, database=args.db)
+        if args.console or not (config.irc or config.matrix):
+            app.transports.append(ConsoleTransport(user=_login(), room=config.console.room,
+                                                   release=config.console.release,
+                                                   on_eof=app.request_stop))
+        await app.run()
+    asyncio.run(main())
+    return 0
+
+
+def cmd_import(args: argparse.Namespace, config: Config) -> int:
+    lst = read_list(args.file, args.release)
+    stats = asyncio.run(import_list(args.db or config.database, lst, args.release,
+                                    replace=args.replace))
+    print(f"Imported into {args.release}: " + ", ".join(f"{v} {k}" for k, v in stats.items()))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, config: Config) -> int:
+    from storage.formats import to_json, to_markdown
+    from storage.mail import render_mail
+
+    async def export() -> str:
+        db, repo = await _open(args.db or config.database)
+        try:
+            async with repo.session("cli:export", write=False) as s:
+                lst = await s.export_list(await s.require_release(args.release))
+        finally:
+            await db.close()
+        if args.format == "json":
+            return to_json(lst)
+        if args.format == "markdown":
+            return to_markdown(lst)
+        return render_mail(lst, ids=not args.no_ids)
+
+    sys.stdout.write(asyncio.run(export()))
+    return 0
+
+
+def cmd_backup(args: argparse.Namespace, config: Config) -> int:
+    async def backup() -> None:
+        db = await Database.open(args.db or config.database)
+        try:
+            await db.backup(args.dest)
+        finally:
+            await db.close()
+    asyncio.run(backup())
+    print(f"Backed up to {args.dest}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="todobot", description="A release manager's TODO list in chat.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("-c", "--config", help="YAML config file (see bot.example.yaml)")
+        sp.add_argument("--db", help="SQLite database file (overrides `database:`)")
+
+    d = sub.add_parser("demo", help="the console on a demo database preloaded with the Xen 4.2 list")
+    d.add_argument("--db", help=f"database file (default {DEMO_DB})")
+    d.add_argument("--as", dest="user", help="your nick (default: your login name)")
+
+    c = sub.add_parser("console", help="the terminal as a chat room")
+    common(c)
+    c.add_argument("--as", dest="user", help="your nick (default: your login name)")
+    c.add_argument("--release", help="the release this console tracks")
+
+    r = sub.add_parser("run", help="serve the configured transports")
+    common(r)
+    r.add_argument("--console", action="store_true", help="also serve the terminal console")
+
+    i = sub.add_parser("import", help="import a release mail (or JSON export) into a release")
+    common(i)
+    i.add_argument("file", help="the mail as plain text, a .json export, or - for stdin")
+    i.add_argument("--release", required=True)
+    i.add_argument("--replace", action="store_true",
+                   help="drop the release's items the file does not name")
+
+    e = sub.add_parser("export", help="print a release as a mail, JSON or Markdown")
+    common(e)
+    e.add_argument("--release", required=True)
+    e.add_argument("--format", choices=("mail", "json", "markdown"), default="mail")
+    e.add_argument("--no-ids", action="store_true", help="mail without #ids, for posting")
+
+    b = sub.add_parser("backup", help="an online, consistent copy of the database")
+    common(b)
+    b.add_argument("dest")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_config(getattr(args, "config", None))
+        _setup_logging(config.log_level, quiet_console=args.command in ("demo", "console")
+                       or (args.command == "run" and (args.console or not (config.irc or config.matrix))))
+        handler = {"console": cmd_console, "run": cmd_run, "import": cmd_import,
+                   "export": cmd_export, "backup": cmd_backup}
+        if args.command == "demo":
+            return cmd_demo(args)
+        return handler[args.command](args, config)
+    except ConfigError as exc:
+        print(f"todobot: configuration error:\n{exc}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError, LookupError) as exc:
+        print(f"todobot: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

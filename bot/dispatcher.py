@@ -1,0 +1,187 @@
+"""From a `Message` to a `Reply`: prefix parsing, natural-language claims, rights, errors.
+
+Every command runs in one repository session (one transaction): it commits whole or rolls
+back whole. No exception reaches the chat: expected ones become one-line answers, anything
+else is logged with its traceback and answered with "internal error, logged as <ref>".
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from commands import Context, Refused, UsageError, claim_intent, lookup
+from commands.claims import claim_item
+from commands.registry import all_commands
+from storage import NotFound, Repository
+
+from .config import Config
+from .messages import Message, Reply, item_ref, text
+
+log = logging.getLogger(__name__)
+
+# "This one" means the item the bot named last in the room, if it did so recently.
+RECENT_SECONDS = 600
+_NAME = re.compile(r"[A-Za-z][\w-]{0,31}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+@dataclass
+class _Recent:
+    items: tuple[int, ...]
+    at: float
+
+
+class Dispatcher:
+    def __init__(self, repo: Repository, config: Config,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.repo = repo
+        self.config = config
+        self.prefix = config.prefix
+        self.clock = clock
+        self._rooms: dict[tuple[str, str], str | None] = {}
+        self._recent: dict[tuple[str, str], _Recent] = {}
+
+    # -- rooms ------------------------------------------------------------------------------
+    def bind_room(self, transport: str, room: str, release: str | None) -> None:
+        """Say which release a room tracks (None: the config's `default_release`)."""
+        self._rooms[(transport, room)] = release
+
+    def release_for(self, transport: str, room: str) -> str | None:
+        return self._rooms.get((transport, room)) or self.config.default_release
+
+    def remember(self, transport: str, room: str, items: tuple[int, ...]) -> None:
+        if items:
+            self._recent[(transport, room)] = _Recent(items, self.clock())
+
+    def recent_items(self, transport: str, room: str) -> tuple[int, ...]:
+        rec = self._recent.get((transport, room))
+        if rec is None or self.clock() - rec.at > RECENT_SECONDS:
+            return ()
+        return rec.items
+
+    def is_admin(self, msg: Message) -> bool:
+        return msg.sender.authenticated and msg.sender.identity in self.config.admins
+
+    # -- the entry point --------------------------------------------------------------------
+    async def handle(self, msg: Message) -> Reply | None:
+        """Answer one message; None when the bot should stay quiet."""
+        raw = msg.text.strip()
+        if raw.startswith(self.prefix):
+            body = raw[len(self.prefix):]
+            name = _NAME.match(body)
+            if not name:
+                return None  # "!!!" or "! " is chat, not a command
+            if len(raw) > self.config.max_input_chars:
+                return text(f"That message is too long ({len(raw)} characters; the limit is "
+                            f"{self.config.max_input_chars}).", outcome="refused")
+            args = _CONTROL.sub(" ", body[name.end():]).strip()
+            if body[name.end():name.end() + 1] not in ("", " ", "\t"):
+                return None  # "!foo?bar" — not our syntax; stay out of the way
+            reply = await self._command(msg, name.group(0), args)
+        else:
+            intent = claim_intent(raw) if len(raw) <= 200 else None
+            if intent is None:
+                return None
+            reply = await self._natural_claim(msg, intent.item_id)
+        if reply is not None:
+            self.remember(msg.transport, msg.room, reply.items)
+        return reply
+
+    async def _command(self, msg: Message, name: str, args: str) -> Reply | None:
+        cmd = lookup(name)
+        if cmd is None:
+            names = [c.name for c in all_commands()]
+            close = difflib.get_close_matches(name.casefold(), names, n=1)
+            hint = f" Did you mean {self.prefix}{close[0]}?" if close else ""
+            return text(f"Unknown command {self.prefix}{name}.{hint} Say {self.prefix}help for "
+                        "the list.", outcome="refused")
+        if cmd.who == "admin" and not self.is_admin(msg):
+            # Checked here too so a refusal never depends on the handler remembering it.
+            ctx_refusal = ("Only release managers may use " f"{self.prefix}{cmd.name}"
+                           + ("" if msg.sender.authenticated else
+                              ", and you are not logged in to an account here") + ".")
+            return await self._finish(msg, text(ctx_refusal, outcome="refused"))
+
+        async def run(ctx: Context) -> Reply:
+            return await cmd.handler(ctx, args)
+
+        return await self._run(msg, run, write=cmd.writes, usage=cmd.usage_line(self.prefix))
+
+    async def _natural_claim(self, msg: Message, item_id: int | None) -> Reply | None:
+        candidates: tuple[int, ...]
+        if item_id is not None:
+            candidates = (item_id,)
+        elif msg.refers_to:
+            candidates = msg.refers_to
+        else:
+            candidates = self.recent_items(msg.transport, msg.room)
+        if not candidates:
+            return None  # nothing was being discussed: a remark, not a claim
+        if len(candidates) > 1:
+            if len(candidates) > 5:
+                return text(f"Which one? Say {self.prefix}claim ID.", outcome="refused")
+            parts: list = ["Which one: "]
+            for i, c in enumerate(candidates):
+                if i:
+                    parts.append(" or " if i == len(candidates) - 1 else ", ")
+                parts.append(item_ref(c))
+            parts.append(f"? Say {self.prefix}claim ID.")
+            return text(*parts, outcome="refused", items=candidates)
+        target = candidates[0]
+
+        async def run(ctx: Context) -> Reply:
+            return await claim_item(ctx, await ctx.item(target), explicit=False)
+
+        return await self._run(msg, run, write=True, usage=f"{self.prefix}claim ID")
+
+    async def _run(self, msg: Message, run: Callable, *, write: bool, usage: str) -> Reply | None:
+        sender = msg.sender
+        write = write or msg.msg_id is not None
+        try:
+            async with self.repo.session(sender.identity, write=write) as s:
+                if msg.msg_id is not None and not await s.record_event(msg.transport, msg.msg_id):
+                    log.info("skipping %s event %s: already handled", msg.transport, msg.msg_id)
+                    return None
+                name = await s.display_name(sender.identity)
+                release = self.release_for(msg.transport, msg.room)
+                if release is None:
+                    # No release configured: the newest one when the room first needs one,
+                    # pinned, so a release created later (by !defer) does not take the room.
+                    latest = await s.latest_release()
+                    if latest is not None:
+                        release = latest.name
+                        self._rooms[(msg.transport, msg.room)] = release
+                ctx = Context(s=s, message=msg, prefix=self.prefix, release_name=release,
+                              is_admin=self.is_admin(msg), has_name=name is not None,
+                              me=name or sender.display_name or sender.nick)
+                return await run(ctx)
+        except UsageError as exc:
+            detail = f" — {exc}" if str(exc) else ""
+            reply = text(f"Usage: {usage}{detail}", outcome="refused")
+        except (Refused, NotFound) as exc:
+            reply = text(str(exc), outcome="refused")
+        except Exception:
+            ref = uuid.uuid4().hex[:8]
+            log.exception("internal error %s handling %r from %s in %s/%s", ref, msg.text[:200],
+                          sender.identity, msg.transport, msg.room)
+            reply = text(f"internal error, logged as {ref}", outcome="error")
+        return await self._finish(msg, reply)
+
+    async def _finish(self, msg: Message, reply: Reply) -> Reply | None:
+        """A command that failed still consumed its event: record it in its own transaction
+        so a replay does not answer twice."""
+        if msg.msg_id is None:
+            return reply
+        try:
+            async with self.repo.session(msg.sender.identity) as s:
+                if not await s.record_event(msg.transport, msg.msg_id):
+                    return None
+        except Exception:
+            log.exception("could not record event %s", msg.msg_id)
+        return reply

@@ -1,0 +1,40 @@
+"""The interface every transport (console, IRC, Matrix) implements.
+
+A transport owns its connection: it turns wire events into `Message`s, hands each one to the
+dispatcher, and renders the `Reply`s it gets back in its own protocol. It knows nothing about
+TODO items. Lifecycle follows the app's: `start` returns once the transport is running in the
+background (connecting, reconnecting and receiving are its own business), `stop` ends it and
+waits for every task it started.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
+
+from .messages import Reply
+
+if TYPE_CHECKING:
+    from .dispatcher import Dispatcher
+
+
+class Transport(ABC):
+    #: Prefix of the identities this transport produces and of `Message.transport`.
+    name: str
+
+    @abstractmethod
+    async def start(self, dispatcher: "Dispatcher") -> None:
+        """Begin serving. Bind each configured room to its release with
+        `dispatcher.bind_room(self.name, room, release)` once its wire id is known."""
+
+    @abstractmethod
+    async def stop(self) -> None:
+        """Stop serving and wait for every background task of this transport."""
+
+    @abstractmethod
+    async def post(self, room: str, reply: Reply) -> None:
+        """Send an unsolicited reply (the weekly digest) to one of this transport's rooms."""
+
+    def rooms(self) -> list[str]:
+        """The rooms this transport serves now (for scheduled posts)."""
+        return []

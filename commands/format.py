@@ -1,0 +1,88 @@
+"""How items look in replies: shared by every command that lists or names items.
+
+This builds protocol-neutral spans (bold ids, links); each transport renders them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from bot.messages import Reply, Span, item_ref
+from storage import Item
+
+SEVERITY_TITLE = {"blocker": "blockers", "nice": "nice to have"}
+STATE_MARK = {"done": "DONE", "duplicate": "DUPLICATE", "deferred": "DEFERRED", "dropped": "DROPPED"}
+
+
+def owners_text(owners: Iterable[str]) -> str:
+    owners = list(owners)
+    return ", ".join(owners) if owners else "unclaimed"
+
+
+def summary(item: Item) -> str:
+    """`[BUG] title` — how a reply names an item after its id."""
+    tags = "".join(f"[{t}] " for t in item.tags)
+    return f"{tags}{item.title}"
+
+
+def item_spans(item: Item, *, details: bool = False) -> list[Span | str]:
+    """`#12 [BUG] title (owner, progress)` as in the release mail, plus the state when closed."""
+    parts: list[Span | str] = [item_ref(item.id), " ", summary(item)]
+    if details and item.details:
+        parts.append(f" {item.details}")
+    group = list(item.owners)
+    if item.progress:
+        group.append(item.progress)
+    if item.state != "open":
+        mark = STATE_MARK[item.state]
+        if item.state == "duplicate" and item.duplicate_of:
+            group.append(f"{mark} of ")
+            parts += [f" ({', '.join(group)}", item_ref(item.duplicate_of), ")"]
+            return parts
+        group.append(mark)
+    if group:
+        parts.append(f" ({', '.join(group)})")
+    return parts
+
+
+def section_key(item: Item) -> tuple[str, str]:
+    return item.area, item.severity
+
+
+def list_reply(items: list[Item], *, heading: str, empty: str, include_parents: dict[int, Item] | None = None) -> Reply:
+    """Items grouped into mail-style sections (`tools, blockers:`), sub-items nested.
+
+    `items` are the ones to show; an item whose parent is not shown is listed at the top of
+    its section. Sections come blockers first, then by area in order of first appearance.
+    """
+    reply = Reply(long=len(items) > 8)
+    if not items:
+        return reply.add(empty)
+    shown = {it.id: it for it in items}
+    children: dict[int, list[Item]] = {}
+    roots: list[Item] = []
+    for it in items:
+        if it.parent is not None and it.parent in shown:
+            children.setdefault(it.parent, []).append(it)
+        else:
+            roots.append(it)
+    sections: dict[tuple[str, str], list[Item]] = {}
+    for sev in ("blocker", "nice"):
+        for it in roots:
+            if it.severity == sev:
+                sections.setdefault(section_key(it), []).append(it)
+    reply.add(heading)
+    order: list[int] = []
+
+    def walk(it: Item, level: int) -> None:
+        order.append(it.id)
+        reply.bullet(*item_spans(it), level=level)
+        for child in children.get(it.id, []):
+            walk(child, level + 1)
+
+    for (area, sev), its in sections.items():
+        reply.heading(f"{area}, {SEVERITY_TITLE[sev]}:")
+        for it in its:
+            walk(it, 0)
+    reply.items = tuple(order)
+    return reply

@@ -1,0 +1,121 @@
+"""Reading the list: !blockers, !todo, !show, !history."""
+
+from __future__ import annotations
+
+import time
+
+from bot.messages import Reply, bold, item_ref, link
+
+from .context import Context, parse_id, split_id
+from .format import SEVERITY_TITLE, STATE_MARK, item_spans, list_reply, owners_text, summary
+from .registry import UsageError, command
+
+
+@command("blockers", usage="[AREA]", help="the open blockers of this room's release, by area",
+         example="!blockers tools", writes=False)
+async def blockers(ctx: Context, args: str) -> Reply:
+    rel = await ctx.release()
+    area = args.strip()
+    items = [it for it in await ctx.s.items(rel) if it.severity == "blocker"
+             and (not area or it.area.casefold() == area.casefold())]
+    where = f" in {area}" if area else ""
+    unclaimed = sum(1 for it in items if not it.owners)
+    return list_reply(items, heading=f"Open blockers for {rel.name}{where}: {len(items)}"
+                      f" ({unclaimed} unclaimed)",
+                      empty=f"No open blockers for {rel.name}{where}.")
+
+
+@command("todo", usage="[AREA|mine|unclaimed|all]",
+         help="open items, blockers first (\"all\" includes closed ones)",
+         example="!todo unclaimed", writes=False)
+async def todo(ctx: Context, args: str) -> Reply:
+    rel = await ctx.release()
+    what = args.strip()
+    key = what.casefold()
+    if key == "all":
+        items = await ctx.s.items(rel, states=None)
+        label = "All items"
+    else:
+        items = await ctx.s.items(rel)
+        if key == "mine":
+            me = ctx.me.casefold()
+            items = [it for it in items if any(o.casefold() == me for o in it.owners)]
+            label = f"Open items owned by {ctx.me}"
+        elif key == "unclaimed":
+            items = [it for it in items if not it.owners]
+            label = "Open unclaimed items"
+        elif what:
+            if len(what.split()) > 1:
+                raise UsageError()
+            items = [it for it in items if it.area.casefold() == key]
+            label = f"Open items in {what}"
+        else:
+            label = "Open items"
+    return list_reply(items, heading=f"{label} for {rel.name}: {len(items)}",
+                      empty=f"Nothing: {label.lower()} for {rel.name} is an empty list.")
+
+
+def _when(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(ts))
+
+
+@command("show", usage="ID", help="everything about one item, sub-items included",
+         example="!show 12", writes=False)
+async def show(ctx: Context, args: str) -> Reply:
+    if len(args.split()) != 1:
+        raise UsageError()
+    item = await ctx.item(parse_id(args))
+    reply = Reply(items=(item.id,))
+    state = item.state if item.state != "open" else "open"
+    reply.add(*item_spans(item)[:3], f"  ({item.release}, {item.area}, "
+              f"{SEVERITY_TITLE[item.severity]}, {STATE_MARK.get(state, state).lower()})")
+    if item.details:
+        reply.add("Details: ", item.details)
+    reply.add("Owners: ", owners_text(item.owners), " · Progress: ", item.progress or "none")
+    if item.parent is not None:
+        parent = await ctx.item(item.parent)
+        reply.add("Under ", item_ref(parent.id), " ", summary(parent))
+    if item.duplicate_of is not None:
+        reply.add("Duplicate of ", item_ref(item.duplicate_of))
+    for url in item.links:
+        reply.add("Link: ", link(url) if url.startswith(("http://", "https://")) else url)
+    children = await ctx.s.children(item.id)
+    for child in children:
+        reply.bullet(*item_spans(child), level=1)
+    for note in await ctx.s.notes(item.id):
+        reply.add("Note: ", note["text"], f" — {note['author']}, {_when(note['at'])}")
+    reply.add(f"Created by {item.created_by} {_when(item.created_at)}; "
+              f"last change by {item.updated_by} {_when(item.updated_at)}.")
+    reply.items = (item.id, *(c.id for c in children))
+    reply.long = len(reply.lines) > 8
+    return reply
+
+
+@command("history", usage="ID [COUNT]", help="who changed what on an item, newest last",
+         example="!history 12", writes=False)
+async def history(ctx: Context, args: str) -> Reply:
+    item_id, rest = split_id(args)
+    count = 10
+    if rest:
+        if not rest.isdigit() or not 1 <= int(rest) <= 200:
+            raise UsageError("COUNT is a number from 1 to 200")
+        count = int(rest)
+    item = await ctx.item(item_id)
+    changes = await ctx.s.history(item.id, limit=count)
+    reply = Reply(items=(item.id,), long=len(changes) > 8)
+    reply.add(bold(f"History of #{item.id}"), f" ({len(changes)} most recent):")
+    for ch in changes:
+        if ch.field == "created":
+            what = f"created: {ch.after}"
+        elif ch.field == "note":
+            what = f"note: {ch.after}"
+        else:
+            what = f"{ch.field}: {_short(ch.before)} → {_short(ch.after)}"
+        reply.bullet(f"{_when(ch.at)} {ch.actor} {what}")
+    return reply
+
+
+def _short(value: str | None) -> str:
+    if value is None or value in ("", "[]"):
+        return "(none)"
+    return value if len(value) <= 80 else value[:77] + "..."

@@ -1,0 +1,130 @@
+"""The release timeline: !release, !releases, !milestone, and the on-demand !digest."""
+
+from __future__ import annotations
+
+from bot.messages import Reply, bold
+from storage import Milestone, Release, Session
+
+from .context import Context
+from .format import list_reply
+from .registry import Refused, UsageError, command
+
+WE_ARE_HERE = "<< WE ARE HERE"
+
+
+def timeline_lines(milestones: list[Milestone]) -> list[str]:
+    """The timeline exactly as the release mail writes it."""
+    width = max((len(m.name) for m in milestones), default=0)
+    out = []
+    for m in milestones:
+        mark = WE_ARE_HERE if m.current else "<< DONE" if m.done else ""
+        line = f"{m.when:<15} -- {m.name}"
+        out.append(f"{line:<{19 + width}}  {mark}".rstrip() if mark else line)
+    return out
+
+
+async def summary_line(s: Session, release: Release) -> str:
+    items = await s.items(release)
+    blockers = [it for it in items if it.severity == "blocker"]
+    unclaimed = sum(1 for it in blockers if not it.owners)
+    nice = len(items) - len(blockers)
+    return (f"{len(blockers)} open blocker{'s' * (len(blockers) != 1)} ({unclaimed} unclaimed), "
+            f"{nice} nice to have")
+
+
+@command("release", usage="[NAME]", help="the release timeline, with << WE ARE HERE",
+         example="!release", writes=False)
+async def release(ctx: Context, args: str) -> Reply:
+    name = args.strip()
+    rel = await ctx.s.require_release(name) if name else await ctx.release()
+    milestones = await ctx.s.milestones(rel)
+    reply = Reply().add(bold(f"Release {rel.name}"), ": ", await summary_line(ctx.s, rel))
+    if not milestones:
+        reply.add(f"No timeline yet: add milestones with {ctx.prefix}milestone DATE NAME.")
+    for line in timeline_lines(milestones):
+        reply.add(line)
+    return reply
+
+
+@command("releases", help="the releases todobot knows", writes=False)
+async def releases(ctx: Context, args: str) -> Reply:
+    rels = await ctx.s.releases()
+    if not rels:
+        return Reply().add("No releases yet: import a list with `todobot import FILE --release NAME`.")
+    reply = Reply()
+    for rel in rels:
+        here = " (this room)" if rel.name == ctx.release_name else ""
+        reply.bullet(bold(rel.name), f"{here}: {await summary_line(ctx.s, rel)}")
+    return reply
+
+
+@command("milestone", usage="DATE NAME | here NAME", who="admin",
+         example="!milestone 30 July First release candidate",
+         help="add a milestone or move one to a new date; `here NAME` marks where we are")
+async def milestone(ctx: Context, args: str) -> Reply:
+    rel = await ctx.release()
+    ctx.require_admin("change the timeline")
+    words = args.split()
+    if len(words) < 2:
+        raise UsageError()
+    milestones = await ctx.s.milestones(rel)
+    if words[0].casefold() == "here":
+        name = " ".join(words[1:])
+        idx = _find(milestones, name)
+        if idx is None:
+            raise Refused(f"No milestone named {name!r}; the timeline has: "
+                          + (", ".join(m.name for m in milestones) or "nothing yet") + ".")
+        for i, m in enumerate(milestones):
+            m.current, m.done = i == idx, i < idx
+        await ctx.s.set_milestones(rel, milestones)
+        return Reply(outcome="changed").add(f"We are now at: {milestones[idx].when} -- "
+                                            f"{milestones[idx].name}")
+    when, name = _split_when(words)
+    idx = _find(milestones, name)
+    if idx is None:
+        milestones.append(Milestone(when, name))
+        verb = "Added"
+    else:
+        before = milestones[idx].when
+        milestones[idx].when = when
+        verb = f"Moved (was {before})"
+    await ctx.s.set_milestones(rel, milestones)
+    return Reply(outcome="changed").add(f"{verb}: {when} -- {name}")
+
+
+_MONTHS = {m.casefold() for m in ("January February March April May June July August September "
+                                  "October November December Jan Feb Mar Apr Jun Jul Aug Sep Sept "
+                                  "Oct Nov Dec").split()}
+
+
+def _split_when(words: list[str]) -> tuple[str, str]:
+    """`30 July First release candidate` → ("30 July", "First release candidate");
+    `2012-07-30 RC1` and `Weekly RCN+1 until release` take one word as the date."""
+    if len(words) >= 3 and words[0].isdigit() and words[1].casefold().rstrip(",") in _MONTHS:
+        return " ".join(words[:2]), " ".join(words[2:])
+    if len(words) >= 3 and words[0].casefold().rstrip(",") in _MONTHS and words[1].isdigit():
+        return " ".join(words[:2]), " ".join(words[2:])
+    return words[0], " ".join(words[1:])
+
+
+def _find(milestones: list[Milestone], name: str) -> int | None:
+    for i, m in enumerate(milestones):
+        if m.name.casefold() == name.casefold():
+            return i
+    return None
+
+
+@command("digest", usage="[preview]", help="the digest of this room's release: timeline, "
+         "summary and open items", example="!digest preview", writes=False)
+async def digest(ctx: Context, args: str) -> Reply:
+    if args.strip().casefold() not in ("", "preview"):
+        raise UsageError()
+    rel = await ctx.release()
+    reply = Reply(long=True).add(bold(f"{rel.name} TODO digest"), ": ",
+                                 await summary_line(ctx.s, rel))
+    for line in timeline_lines(await ctx.s.milestones(rel)):
+        reply.add(line)
+    items = await ctx.s.items(rel)
+    reply.extend(list_reply(items, heading="Open items:", empty="No open items."))
+    reply.long = True
+    return reply

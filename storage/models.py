@@ -1,0 +1,97 @@
+"""The release TODO list as plain data: what the database stores and the formats carry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+SEVERITIES = ("blocker", "nice")
+STATES = ("open", "done", "duplicate", "deferred", "dropped")
+
+
+@dataclass
+class Milestone:
+    when: str  # a date as written ("30 July", "2012-07-30") or a word ("Weekly")
+    name: str
+    done: bool = False
+    current: bool = False
+
+
+@dataclass
+class Item:
+    """One stored item. `id` is global, stable and never reused."""
+
+    id: int
+    release: str
+    area: str
+    severity: str
+    title: str
+    tags: list[str] = field(default_factory=list)
+    details: str = ""
+    owners: list[str] = field(default_factory=list)
+    progress: str = ""
+    state: str = "open"
+    parent: int | None = None
+    duplicate_of: int | None = None
+    links: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    created_by: str = ""
+    created_at: float = 0.0
+    updated_by: str = ""
+    updated_at: float = 0.0
+
+    @property
+    def is_open(self) -> bool:
+        return self.state == "open"
+
+
+@dataclass
+class ListItem:
+    """One bullet of the list as the mail and JSON formats see it: nested, no bookkeeping.
+
+    `id` is set when the source carried one (an exported mail with ids, the JSON format).
+    """
+
+    area: str
+    severity: str
+    title: str
+    tags: list[str] = field(default_factory=list)
+    details: str = ""
+    owners: list[str] = field(default_factory=list)
+    progress: str = ""
+    state: str = "open"
+    links: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    id: int | None = None
+    duplicate_of: int | None = None
+    children: list["ListItem"] = field(default_factory=list)
+
+
+@dataclass
+class ReleaseList:
+    """A whole release list: the unit of import and export."""
+
+    release: str | None
+    milestones: list[Milestone] = field(default_factory=list)
+    items: list[ListItem] = field(default_factory=list)  # top-level items, in list order
+    intro: str = ""  # prose before the timeline and sections ("Plan for a 4.2 release: ...")
+
+
+@dataclass
+class Release:
+    id: int
+    name: str
+    intro: str = ""
+    created_at: float = 0.0
+
+
+@dataclass
+class Change:
+    """One row of the history table."""
+
+    id: int
+    at: float
+    actor: str
+    item_id: int | None
+    field: str
+    before: str | None
+    after: str | None

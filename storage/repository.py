@@ -1,0 +1,418 @@
+"""The repository: every read and write of the list, with history, inside one transaction.
+
+    async with repo.session(actor="console:ijc") as s:
+        item = await s.get(12)
+        await s.update(item, owners=["George Dunlap"])
+
+A session is one transaction (see `Database.transaction`); every change it makes is written
+to the history table with who, when, which item, field, before and after.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiosqlite
+
+from .db import Database
+from .models import SEVERITIES, STATES, Change, Item, ListItem, Milestone, Release, ReleaseList
+
+
+class NotFound(LookupError):
+    """An id or name that does not exist; the message is fit for a user."""
+
+
+_JSON_FIELDS = ("tags", "owners", "links")
+_ITEM_FIELDS = ("area", "severity", "tags", "title", "details", "owners", "progress", "state",
+                "parent", "duplicate_of", "links")
+_COLUMN = {"parent": "parent_id"}
+
+
+def _dump(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return json.dumps(list(value), ensure_ascii=False)
+    return str(value)
+
+
+def _item(row: aiosqlite.Row, release: str, notes: list[str] | None = None) -> Item:
+    return Item(
+        id=row["id"], release=release, area=row["area"], severity=row["severity"],
+        title=row["title"], tags=json.loads(row["tags"]), details=row["details"],
+        owners=json.loads(row["owners"]), progress=row["progress"], state=row["state"],
+        parent=row["parent_id"], duplicate_of=row["duplicate_of"], links=json.loads(row["links"]),
+        notes=notes or [], created_by=row["created_by"], created_at=row["created_at"],
+        updated_by=row["updated_by"], updated_at=row["updated_at"])
+
+
+class Repository:
+    def __init__(self, db: Database, clock: Callable[[], float] = time.time) -> None:
+        self.db = db
+        self.clock = clock
+
+    @asynccontextmanager
+    async def session(self, actor: str, write: bool = True) -> AsyncIterator["Session"]:
+        async with self.db.transaction(write=write) as conn:
+            yield Session(conn, actor, self.clock())
+
+
+class Session:
+    def __init__(self, conn: aiosqlite.Connection, actor: str, now: float) -> None:
+        self.conn = conn
+        self.actor = actor
+        self.now = now
+
+    # -- small helpers --------------------------------------------------------------------------
+    async def _one(self, sql: str, *args: Any) -> aiosqlite.Row | None:
+        async with self.conn.execute(sql, args) as cur:
+            return await cur.fetchone()
+
+    async def _all(self, sql: str, *args: Any) -> list[aiosqlite.Row]:
+        async with self.conn.execute(sql, args) as cur:
+            return list(await cur.fetchall())
+
+    async def _history(self, release_id: int | None, item_id: int | None, field: str,
+                       before: Any, after: Any) -> None:
+        await self.conn.execute(
+            "INSERT INTO history (at, actor, release_id, item_id, field, before, after)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (self.now, self.actor, release_id, item_id, field, _dump(before), _dump(after)))
+
+    # -- releases -------------------------------------------------------------------------------
+    async def release(self, name: str) -> Release | None:
+        row = await self._one("SELECT * FROM releases WHERE name = ?", name)
+        return Release(row["id"], row["name"], row["intro"], row["created_at"]) if row else None
+
+    async def require_release(self, name: str) -> Release:
+        rel = await self.release(name)
+        if rel is None:
+            raise NotFound(f"No release {name}")
+        return rel
+
+    async def releases(self) -> list[Release]:
+        rows = await self._all("SELECT * FROM releases ORDER BY created_at DESC, id DESC")
+        return [Release(r["id"], r["name"], r["intro"], r["created_at"]) for r in rows]
+
+    async def latest_release(self) -> Release | None:
+        rels = await self.releases()
+        return rels[0] if rels else None
+
+    async def create_release(self, name: str, intro: str = "") -> Release:
+        cur = await self.conn.execute(
+            "INSERT INTO releases (name, intro, created_by, created_at) VALUES (?, ?, ?, ?)",
+            (name, intro, self.actor, self.now))
+        await self._history(cur.lastrowid, None, "release", None, name)
+        return Release(cur.lastrowid, name, intro, self.now)
+
+    async def ensure_release(self, name: str) -> Release:
+        return await self.release(name) or await self.create_release(name)
+
+    # -- milestones -----------------------------------------------------------------------------
+    async def milestones(self, release: Release) -> list[Milestone]:
+        rows = await self._all(
+            "SELECT * FROM milestones WHERE release_id = ? ORDER BY position", release.id)
+        return [Milestone(r["when_text"], r["name"], bool(r["done"]), bool(r["current"]))
+                for r in rows]
+
+    async def set_milestones(self, release: Release, milestones: Iterable[Milestone]) -> None:
+        before = [m.__dict__ for m in await self.milestones(release)]
+        await self.conn.execute("DELETE FROM milestones WHERE release_id = ?", (release.id,))
+        after = []
+        for pos, m in enumerate(milestones):
+            await self.conn.execute(
+                "INSERT INTO milestones (release_id, position, when_text, name, done, current)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (release.id, pos, m.when, m.name, int(m.done), int(m.current)))
+            after.append(m.__dict__)
+        if before != after:
+            await self._history(release.id, None, "milestones", json.dumps(before, ensure_ascii=False),
+                                json.dumps(after, ensure_ascii=False))
+
+    # -- items ----------------------------------------------------------------------------------
+    async def get(self, item_id: int, *, with_notes: bool = False) -> Item:
+        row = await self._one(
+            "SELECT items.*, releases.name AS release_name FROM items"
+            " JOIN releases ON releases.id = items.release_id WHERE items.id = ?", item_id)
+        if row is None:
+            raise NotFound(f"No item #{item_id}")
+        notes = [n["text"] for n in await self.notes(item_id)] if with_notes else None
+        return _item(row, row["release_name"], notes)
+
+    async def items(self, release: Release, *, states: Iterable[str] | None = ("open",)) -> list[Item]:
+        """Items of a release in list order (creation order), optionally by state."""
+        if states is None:
+            rows = await self._all("SELECT * FROM items WHERE release_id = ? ORDER BY id", release.id)
+        else:
+            st = tuple(states)
+            rows = await self._all(
+                f"SELECT * FROM items WHERE release_id = ? AND state IN ({','.join('?' * len(st))})"
+                " ORDER BY id", release.id, *st)
+        return [_item(r, release.name) for r in rows]
+
+    async def children(self, item_id: int) -> list[Item]:
+        rows = await self._all(
+            "SELECT items.*, releases.name AS release_name FROM items"
+            " JOIN releases ON releases.id = items.release_id WHERE parent_id = ? ORDER BY items.id",
+            item_id)
+        return [_item(r, r["release_name"]) for r in rows]
+
+    async def descendants(self, item_id: int) -> list[Item]:
+        out: list[Item] = []
+        for child in await self.children(item_id):
+            out.append(child)
+            out.extend(await self.descendants(child.id))
+        return out
+
+    async def add_item(self, release: Release, *, area: str, severity: str, title: str,
+                       tags: Iterable[str] = (), details: str = "", owners: Iterable[str] = (),
+                       progress: str = "", state: str = "open", parent: int | None = None,
+                       links: Iterable[str] = (), duplicate_of: int | None = None,
+                       item_id: int | None = None) -> Item:
+        if severity not in SEVERITIES:
+            raise ValueError(f"severity must be one of {SEVERITIES}")
+        if state not in STATES:
+            raise ValueError(f"state must be one of {STATES}")
+        cur = await self.conn.execute(
+            "INSERT INTO items (id, release_id, area, severity, tags, title, details, owners,"
+            " progress, state, parent_id, duplicate_of, links, created_by, created_at,"
+            " updated_by, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (item_id, release.id, area, severity, _dump(list(tags)), title, details,
+             _dump(list(owners)), progress, state, parent, duplicate_of, _dump(list(links)),
+             self.actor, self.now, self.actor, self.now))
+        new_id = cur.lastrowid
+        await self._history(release.id, new_id, "created", None, title)
+        return await self.get(new_id)
+
+    async def update(self, item: Item, **changes: Any) -> Item:
+        """Set fields of an item; history gets one row per field that really changed."""
+        sets, args = [], []
+        for field, value in changes.items():
+            if field not in _ITEM_FIELDS:
+                raise ValueError(f"unknown item field {field}")
+            if field in _JSON_FIELDS:
+                value = list(value)
+            before = getattr(item, field)
+            if before == value:
+                continue
+            sets.append(f"{_COLUMN.get(field, field)} = ?")
+            args.append(_dump(value) if field in _JSON_FIELDS else value)
+            await self._history(await self._release_id(item), item.id, field, before, value)
+        if not sets:
+            return item
+        await self.conn.execute(
+            f"UPDATE items SET {', '.join(sets)}, updated_by = ?, updated_at = ? WHERE id = ?",
+            (*args, self.actor, self.now, item.id))
+        return await self.get(item.id)
+
+    async def _release_id(self, item: Item) -> int:
+        row = await self._one("SELECT release_id FROM items WHERE id = ?", item.id)
+        return row["release_id"]
+
+    async def move_to_release(self, item: Item, release: Release) -> Item:
+        before = item.release
+        await self.conn.execute("UPDATE items SET release_id = ?, updated_by = ?, updated_at = ?"
+                                " WHERE id = ?", (release.id, self.actor, self.now, item.id))
+        await self._history(release.id, item.id, "release", before, release.name)
+        return await self.get(item.id)
+
+    # -- notes ----------------------------------------------------------------------------------
+    async def notes(self, item_id: int) -> list[aiosqlite.Row]:
+        return await self._all("SELECT * FROM notes WHERE item_id = ? ORDER BY id", item_id)
+
+    async def add_note(self, item: Item, text: str, author: str | None = None) -> None:
+        await self.conn.execute(
+            "INSERT INTO notes (item_id, author, at, text) VALUES (?, ?, ?, ?)",
+            (item.id, author or self.actor, self.now, text))
+        await self._history(await self._release_id(item), item.id, "note", None, text)
+        await self.conn.execute("UPDATE items SET updated_by = ?, updated_at = ? WHERE id = ?",
+                                (self.actor, self.now, item.id))
+
+    async def move_notes(self, src: Item, dst: Item) -> int:
+        cur = await self.conn.execute("UPDATE notes SET item_id = ? WHERE item_id = ?",
+                                      (dst.id, src.id))
+        if cur.rowcount:
+            await self._history(await self._release_id(dst), dst.id, "notes",
+                                f"{cur.rowcount} on #{src.id}", f"moved to #{dst.id}")
+        return cur.rowcount
+
+    # -- people ---------------------------------------------------------------------------------
+    async def display_name(self, identity: str) -> str | None:
+        row = await self._one("SELECT display_name FROM people WHERE identity = ?", identity)
+        return row["display_name"] if row else None
+
+    async def identity_of(self, name: str) -> str | None:
+        row = await self._one(
+            "SELECT identity FROM people WHERE display_name = ? COLLATE NOCASE", name)
+        return row["identity"] if row else None
+
+    async def set_display_name(self, identity: str, name: str) -> str | None:
+        """Bind `name` to `identity`; returns the previous name. A name held by another
+        identity is released from it first (callers check who may do that)."""
+        before = await self.display_name(identity)
+        await self.conn.execute(
+            "DELETE FROM people WHERE display_name = ? COLLATE NOCASE AND identity != ?",
+            (name, identity))
+        await self.conn.execute(
+            "INSERT INTO people (identity, display_name) VALUES (?, ?)"
+            " ON CONFLICT(identity) DO UPDATE SET display_name = excluded.display_name",
+            (identity, name))
+        if before != name:
+            await self._history(None, None, f"person {identity}", before, name)
+        return before
+
+    async def rename_owner(self, old: str, new: str) -> int:
+        """Replace owner `old` by `new` on every open item; returns how many changed."""
+        rows = await self._all(
+            "SELECT items.id FROM items, json_each(items.owners) AS o"
+            " WHERE items.state = 'open' AND lower(o.value) = lower(?)", old)
+        for row in rows:
+            item = await self.get(row["id"])
+            owners = []
+            for o in item.owners:
+                o = new if o.casefold() == old.casefold() else o
+                if o.casefold() not in {x.casefold() for x in owners}:
+                    owners.append(o)
+            await self.update(item, owners=owners)
+        return len(rows)
+
+    # -- history --------------------------------------------------------------------------------
+    async def history(self, item_id: int, limit: int = 50) -> list[Change]:
+        rows = await self._all(
+            "SELECT * FROM history WHERE item_id = ? ORDER BY id DESC LIMIT ?", item_id, limit)
+        return [Change(r["id"], r["at"], r["actor"], r["item_id"], r["field"], r["before"],
+                       r["after"]) for r in reversed(rows)]
+
+    async def changes_since(self, release: Release, since: float) -> list[Change]:
+        rows = await self._all(
+            "SELECT * FROM history WHERE release_id = ? AND at > ? ORDER BY id", release.id, since)
+        return [Change(r["id"], r["at"], r["actor"], r["item_id"], r["field"], r["before"],
+                       r["after"]) for r in rows]
+
+    # -- transport bookkeeping ------------------------------------------------------------------
+    async def seen_event(self, transport: str, event_id: str) -> bool:
+        return await self._one("SELECT 1 FROM processed_events WHERE transport = ? AND event_id = ?",
+                               transport, event_id) is not None
+
+    async def record_event(self, transport: str, event_id: str) -> bool:
+        """Mark an event handled; False when it already was (the caller must not act again)."""
+        cur = await self.conn.execute(
+            "INSERT OR IGNORE INTO processed_events (transport, event_id, at) VALUES (?, ?, ?)",
+            (transport, event_id, self.now))
+        return cur.rowcount == 1
+
+    async def kv_get(self, key: str) -> str | None:
+        row = await self._one("SELECT value FROM kv WHERE key = ?", key)
+        return row["value"] if row else None
+
+    async def kv_set(self, key: str, value: str) -> None:
+        await self.conn.execute("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key)"
+                                " DO UPDATE SET value = excluded.value", (key, value))
+
+    async def record_sent(self, transport: str, room: str, msg_id: str, items: Iterable[int]) -> None:
+        await self.conn.execute(
+            "INSERT OR REPLACE INTO sent_messages (transport, msg_id, room, items, at)"
+            " VALUES (?, ?, ?, ?, ?)", (transport, msg_id, room, _dump(list(items)), self.now))
+
+    async def sent_items(self, transport: str, msg_id: str) -> tuple[int, ...]:
+        row = await self._one("SELECT items FROM sent_messages WHERE transport = ? AND msg_id = ?",
+                              transport, msg_id)
+        return tuple(json.loads(row["items"])) if row else ()
+
+    # -- whole lists: import and export ---------------------------------------------------------
+    async def export_list(self, release: Release) -> ReleaseList:
+        items = await self.items(release, states=None)
+        notes: dict[int, list[str]] = {}
+        for row in await self._all(
+                "SELECT notes.item_id, notes.text FROM notes JOIN items ON items.id = notes.item_id"
+                " WHERE items.release_id = ? ORDER BY notes.id", release.id):
+            notes.setdefault(row["item_id"], []).append(row["text"])
+        nodes = {it.id: ListItem(
+            area=it.area, severity=it.severity, title=it.title, tags=it.tags, details=it.details,
+            owners=it.owners, progress=it.progress, state=it.state, links=it.links,
+            notes=notes.get(it.id, []), id=it.id, duplicate_of=it.duplicate_of) for it in items}
+        roots: list[ListItem] = []
+        for it in items:
+            parent = nodes.get(it.parent) if it.parent is not None else None
+            (parent.children if parent else roots).append(nodes[it.id])
+        return ReleaseList(release.name, await self.milestones(release), roots, release.intro)
+
+    async def import_list(self, name: str, lst: ReleaseList, *, replace: bool = False) -> dict[str, int]:
+        """Merge a list into release `name`, creating it when new.
+
+        Items are matched by id when the list carries ids (and the id belongs to this
+        release), else by title (then title + details) among the release's items; matched
+        items are updated, the rest added. Nothing is deleted unless `replace`, which drops
+        (state `dropped`) the release's items the list no longer names.
+        """
+        release = await self.release(name)
+        stats = {"added": 0, "updated": 0, "unchanged": 0, "dropped": 0}
+        if release is None:
+            release = await self.create_release(name, lst.intro)
+        elif lst.intro and lst.intro != release.intro:
+            await self.conn.execute("UPDATE releases SET intro = ? WHERE id = ?", (lst.intro, release.id))
+            await self._history(release.id, None, "intro", release.intro, lst.intro)
+        if lst.milestones:
+            await self.set_milestones(release, lst.milestones)
+        existing = await self.items(release, states=None)
+        by_id = {it.id: it for it in existing}
+        by_title: dict[str, list[Item]] = {}
+        for it in existing:
+            by_title.setdefault(it.title.casefold(), []).append(it)
+        seen: set[int] = set()
+        pending_dups: list[tuple[int, int]] = []
+
+        def match(li: ListItem) -> Item | None:
+            if li.id is not None and li.id in by_id:
+                return by_id[li.id]
+            candidates = [c for c in by_title.get(li.title.casefold(), []) if c.id not in seen]
+            if len(candidates) > 1:
+                exact = [c for c in candidates if c.details == li.details]
+                candidates = exact or candidates
+            return candidates[0] if candidates else None
+
+        async def walk(nodes: list[ListItem], parent: int | None) -> None:
+            for li in nodes:
+                fields = dict(area=li.area, severity=li.severity, title=li.title, tags=li.tags,
+                              details=li.details, owners=li.owners, progress=li.progress,
+                              state=li.state, links=li.links, parent=parent)
+                found = match(li)
+                if found is None:
+                    free_id = li.id if li.id is not None and not await self._id_taken(li.id) else None
+                    fields.pop("parent")
+                    item = await self.add_item(release, parent=parent, item_id=free_id, **fields)
+                    stats["added"] += 1
+                    for note in li.notes:
+                        await self.add_note(item, note)
+                else:
+                    item = await self.update(found, **fields)
+                    stats["updated" if item is not found else "unchanged"] += 1
+                    have = [n["text"] for n in await self.notes(item.id)]
+                    for note in li.notes:
+                        if note not in have:
+                            await self.add_note(item, note)
+                seen.add(item.id)
+                if li.duplicate_of is not None:
+                    pending_dups.append((item.id, li.duplicate_of))
+                await walk(li.children, item.id)
+
+        await walk(lst.items, None)
+        for item_id, target in pending_dups:
+            if await self._id_taken(target):
+                await self.update(await self.get(item_id), duplicate_of=target)
+        if replace:
+            for it in existing:
+                if it.id not in seen and it.state != "dropped":
+                    await self.update(it, state="dropped")
+                    stats["dropped"] += 1
+        return stats
+
+    async def _id_taken(self, item_id: int) -> bool:
+        # sqlite_sequence also covers ids of deleted rows: ids are never reused.
+        if await self._one("SELECT 1 FROM items WHERE id = ?", item_id):
+            return True
+        return False
