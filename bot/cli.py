@@ -54,7 +54,9 @@ def read_list(path: str, release: str) -> ReleaseList:
     return parse_mail(raw, release)
 
 
-async def _open(db_path: str) -> tuple[Database, Repository]:
+async def _open(db_path: str, *, must_exist: bool = False) -> tuple[Database, Repository]:
+    if must_exist and not Path(db_path).exists():
+        raise FileNotFoundError(f"No database at {db_path}")
     db = await Database.open(db_path)
     return db, Repository(db)
 
@@ -127,7 +129,7 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
     from storage.mail import render_mail
 
     async def export() -> str:
-        db, repo = await _open(args.db or config.database)
+        db, repo = await _open(args.db or config.database, must_exist=True)
         try:
             async with repo.session("cli:export", write=False) as s:
                 lst = await s.export_list(await s.require_release(args.release))
@@ -145,7 +147,7 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_backup(args: argparse.Namespace, config: Config) -> int:
     async def backup() -> None:
-        db = await Database.open(args.db or config.database)
+        db, _ = await _open(args.db or config.database, must_exist=True)
         try:
             await db.backup(args.dest)
         finally:
@@ -199,8 +201,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = load_config(getattr(args, "config", None))
-        _setup_logging(config.log_level, quiet_console=args.command in ("demo", "console")
-                       or (args.command == "run" and (args.console or not (config.irc or config.matrix))))
+        on_console = args.command in ("demo", "console") or (
+            args.command == "run" and (args.console or not (config.irc or config.matrix)))
+        # One-shot commands (import, export, backup) speak through their output, not INFO logs.
+        level = config.log_level if args.command in ("demo", "console", "run") else "WARNING"
+        _setup_logging(level, quiet_console=on_console)
         handler = {"console": cmd_console, "run": cmd_run, "import": cmd_import,
                    "export": cmd_export, "backup": cmd_backup}
         if args.command == "demo":
@@ -209,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"todobot: configuration error:\n{exc}", file=sys.stderr)
         return 2
+    except FileNotFoundError as exc:
+        print(f"todobot: {exc.args[0] if len(exc.args) == 1 else exc}", file=sys.stderr)
+        return 1
     except (OSError, ValueError, LookupError) as exc:
         print(f"todobot: {exc}", file=sys.stderr)
         return 1

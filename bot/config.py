@@ -105,18 +105,6 @@ class Matrix(_Strict):
         return _secret(self.access_token_env, "matrix.access_token_env")
 
 
-class Digest(_Strict):
-    every: str = "monday 09:00"  # "DAY HH:MM", "daily HH:MM" or a 5-field cron expression
-    timezone: str = "UTC"
-    grace_hours: float = Field(24.0, ge=0)
-    stale_days: int | None = Field(None, ge=1)
-
-
-class Web(_Strict):
-    listen: str = "127.0.0.1:8080"
-    public_url: str | None = None
-
-
 class Console(_Strict):
     room: str = "console"
     release: str | None = None
@@ -124,7 +112,7 @@ class Console(_Strict):
 
 class Config(_Strict):
     database: str = "todobot.sqlite3"
-    prefix: str = Field("!", min_length=1, max_length=3)
+    prefix: str = Field("!", min_length=1, max_length=10)
     admins: list[str] = Field(default_factory=list)
     default_release: str | None = None
     max_input_chars: int = Field(2000, ge=100, le=100_000)
@@ -132,8 +120,6 @@ class Config(_Strict):
     console: Console = Field(default_factory=Console)
     irc: list[IrcNetwork] = Field(default_factory=list)
     matrix: Matrix | None = None
-    digest: Digest | None = None
-    web: Web | None = None
 
     @field_validator("admins", "irc", mode="before")
     @classmethod

@@ -58,9 +58,10 @@ async def releases(ctx: Context, args: str) -> Reply:
     return reply
 
 
-@command("milestone", usage="DATE NAME | here NAME", who="admin",
+@command("milestone", usage="DATE NAME | here NAME | done NAME", who="admin",
          example="!milestone 30 July First release candidate",
-         help="add a milestone or move one to a new date; `here NAME` marks where we are")
+         help="add a milestone or move one to a new date; `here NAME` marks where we are, "
+         "`done NAME` marks one done")
 async def milestone(ctx: Context, args: str) -> Reply:
     rel = await ctx.release()
     ctx.require_admin("change the timeline")
@@ -68,17 +69,24 @@ async def milestone(ctx: Context, args: str) -> Reply:
     if len(words) < 2:
         raise UsageError()
     milestones = await ctx.s.milestones(rel)
-    if words[0].casefold() == "here":
+    verb = words[0].casefold()
+    if verb in ("here", "done"):
         name = " ".join(words[1:])
         idx = _find(milestones, name)
         if idx is None:
             raise Refused(f"No milestone named {name!r}; the timeline has: "
                           + (", ".join(m.name for m in milestones) or "nothing yet") + ".")
-        for i, m in enumerate(milestones):
-            m.current, m.done = i == idx, i < idx
+        m = milestones[idx]
+        if verb == "here":
+            for i, other in enumerate(milestones):
+                other.current = i == idx
+            m.done = False
+            label = "We are now at"
+        else:
+            m.done, m.current = True, False
+            label = "Done"
         await ctx.s.set_milestones(rel, milestones)
-        return Reply(outcome="changed").add(f"We are now at: {milestones[idx].when} -- "
-                                            f"{milestones[idx].name}")
+        return Reply(outcome="changed").add(f"{label}: {m.when} -- {m.name}")
     when, name = _split_when(words)
     idx = _find(milestones, name)
     if idx is None:

@@ -69,7 +69,7 @@ async def dup(ctx: Context, args: str) -> Reply:
     subs = await ctx.s.children(item.id)
     for child in subs:
         await ctx.s.update(child, parent=target.id)
-    await ctx.s.update(item, state="duplicate", duplicate_of=target.id)
+    await ctx.s.update(item, state="duplicate", duplicate_of=target.id, owners=[], links=[])
     target = await ctx.item(target.id)
     moved = (f"owners {', '.join(owners) if owners else 'none'}; {_n(len(new_links), 'link')}, "
              f"{_n(notes, 'note')}, {_n(len(subs), 'sub-item')} moved")

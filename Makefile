@@ -1,0 +1,36 @@
+# `make test` is the one test command: it installs everything the tests need on a fresh
+# Debian machine (Python deps, InspIRCd + Anope + ngIRCd, Synapse) and runs the whole suite.
+
+PYTHON ?= python3
+VENV ?= .venv
+SYNAPSE_VENV ?= $(CURDIR)/.venv-synapse
+PYTEST_ARGS ?=
+
+export TODOBOT_SYNAPSE_VENV := $(SYNAPSE_VENV)
+
+.PHONY: test unit deps servers demo clean
+
+test: deps servers
+	TODOBOT_REQUIRE_SERVERS=1 $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# Unit tests only: no chat servers needed.
+unit: deps
+	$(VENV)/bin/python -m pytest -m "not integration" $(PYTEST_ARGS)
+
+deps: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[test]'
+	touch $@
+
+servers:
+	bash scripts/install-irc-servers.sh
+	bash scripts/install-synapse.sh
+
+demo: deps
+	$(VENV)/bin/todobot demo
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

@@ -1,0 +1,26 @@
+"""Shared fixtures: a chat harness that runs commands as text in, reply out — no network."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.harness import Chat
+
+
+@pytest.fixture
+async def chat(tmp_path):
+    """A fresh database with release 4.2 holding a few items; console:ijc is a release manager.
+
+    #1 tools blocker "libxl stable API" (unclaimed), #2 its sub-item, #3 hypervisor nice
+    "vMCE save/restore changes" owned by Jinsong Liu.
+    """
+    c = await Chat.open(tmp_path / "todo.sqlite3", admins=["console:ijc"], default_release="4.2")
+    async with c.repo.session("test") as s:
+        rel = await s.create_release("4.2")
+        a = await s.add_item(rel, area="tools", severity="blocker", title="libxl stable API")
+        await s.add_item(rel, area="tools", severity="blocker", title="Interfaces which may need to be async:",
+                         parent=a.id)
+        await s.add_item(rel, area="hypervisor", severity="nice", title="vMCE save/restore changes",
+                         owners=["Jinsong Liu"], progress="patch posted")
+    yield c
+    await c.close()

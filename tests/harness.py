@@ -1,0 +1,59 @@
+"""Commands as text in, reply out: the dispatcher and a real database, no transport."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from bot.config import Config
+from bot.dispatcher import Dispatcher
+from bot.messages import Message, Reply, Sender
+from storage import Database, Item, Repository
+
+
+class Clock:
+    """A settable clock for the dispatcher's "recently mentioned" memory."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Chat:
+    def __init__(self, db: Database, config: Config) -> None:
+        self.db = db
+        self.repo = Repository(db)
+        self.config = config
+        self.clock = Clock()
+        self.dispatcher = Dispatcher(self.repo, config, clock=self.clock)
+
+    @classmethod
+    async def open(cls, path: Path | str, **config) -> "Chat":
+        config.setdefault("database", str(path))
+        return cls(await Database.open(path), Config(**config))
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def reply(self, text: str, nick: str = "ijc", *, authenticated: bool = True,
+                    room: str = "console", transport: str = "console", msg_id: str | None = None,
+                    refers_to: tuple[int, ...] = ()) -> Reply | None:
+        sender = Sender(identity=f"{transport}:{nick}", nick=nick, authenticated=authenticated)
+        msg = Message(transport=transport, room=room, sender=sender, text=text, msg_id=msg_id,
+                      refers_to=refers_to)
+        return await self.dispatcher.handle(msg)
+
+    async def say(self, text: str, nick: str = "ijc", **kw) -> str | None:
+        """The reply as the console prints it (without the `<todobot>` prefix), or None."""
+        reply = await self.reply(text, nick, **kw)
+        return None if reply is None else reply.plain
+
+    async def item(self, item_id: int) -> Item:
+        async with self.repo.session("test", write=False) as s:
+            return await s.get(item_id, with_notes=True)
+
+    async def history(self, item_id: int):
+        async with self.repo.session("test", write=False) as s:
+            return await s.history(item_id, limit=1000)
