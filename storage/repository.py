@@ -365,6 +365,7 @@ class Session:
             by_title.setdefault(it.title.casefold(), []).append(it)
         seen: set[int] = set()
         pending_dups: list[tuple[int, int]] = []
+        id_map: dict[int, int] = {}  # ids as the file names them -> ids in this database
 
         def match(li: ListItem) -> Item | None:
             if li.id is not None and li.id in by_id:
@@ -396,12 +397,15 @@ class Session:
                         if note not in have:
                             await self.add_note(item, note)
                 seen.add(item.id)
+                if li.id is not None:
+                    id_map[li.id] = item.id
                 if li.duplicate_of is not None:
                     pending_dups.append((item.id, li.duplicate_of))
                 await walk(li.children, item.id)
 
         await walk(lst.items, None)
         for item_id, target in pending_dups:
+            target = id_map.get(target, target)
             if await self._id_taken(target):
                 await self.update(await self.get(item_id), duplicate_of=target)
         if replace:
