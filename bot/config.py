@@ -105,6 +105,15 @@ class Matrix(_Strict):
         return _secret(self.access_token_env, "matrix.access_token_env")
 
 
+class Cooldown(_Strict):
+    """Per-person command rate on networked transports: `burst` commands at once, then
+    `rate` per second. Past it the bot says so once, then ignores that person until the
+    bucket refills. The console is exempt."""
+
+    burst: int = Field(10, ge=1, le=1000)
+    rate: float = Field(1.0, gt=0, le=1000)
+
+
 class Console(_Strict):
     room: str = "console"
     release: str | None = None
@@ -117,6 +126,7 @@ class Config(_Strict):
     default_release: str | None = None
     max_input_chars: int = Field(2000, ge=100, le=100_000)
     log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    cooldown: Cooldown = Field(default_factory=Cooldown)
     console: Console = Field(default_factory=Console)
     irc: list[IrcNetwork] = Field(default_factory=list)
     matrix: Matrix | None = None

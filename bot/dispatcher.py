@@ -22,6 +22,7 @@ from storage import NotFound, Repository
 
 from .config import Config
 from .messages import Message, Reply, item_ref, text
+from .ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ class Dispatcher:
         self.clock = clock
         self._rooms: dict[tuple[str, str], str | None] = {}
         self._recent: dict[tuple[str, str], _Recent] = {}
+        self._buckets: dict[str, TokenBucket] = {}
+        self._warned: set[str] = set()
 
     # -- rooms ------------------------------------------------------------------------------
     def bind_room(self, transport: str, room: str, release: str | None) -> None:
@@ -68,10 +71,35 @@ class Dispatcher:
     def is_admin(self, msg: Message) -> bool:
         return msg.sender.authenticated and msg.sender.identity in self.config.admins
 
+    def _flooding(self, msg: Message) -> Reply | None | bool:
+        """False when the sender may go on; else the one warning, then None (quiet)."""
+        if msg.transport == "console":
+            return False
+        who = msg.sender.identity
+        bucket = self._buckets.get(who)
+        if bucket is None:
+            if len(self._buckets) > 10_000:  # forget idle senders: a full bucket is the default
+                self._buckets = {k: b for k, b in self._buckets.items() if not b.full()}
+            bucket = self._buckets[who] = TokenBucket(self.config.cooldown.burst,
+                                                      self.config.cooldown.rate, self.clock)
+        if bucket.take():
+            self._warned.discard(who)
+            return False
+        if who in self._warned:
+            return None
+        self._warned.add(who)
+        wait = max(1, round(bucket.delay()))
+        return text(f"{msg.sender.nick}: too many commands at once; I will ignore yours for "
+                    f"{wait} s.", outcome="refused")
+
     # -- the entry point --------------------------------------------------------------------
     async def handle(self, msg: Message) -> Reply | None:
         """Answer one message; None when the bot should stay quiet."""
         raw = msg.text.strip()
+        if raw.startswith(self.prefix) or claim_intent(raw[:200]) is not None:
+            flood = self._flooding(msg)
+            if flood is not False:
+                return flood  # type: ignore[return-value]
         if raw.startswith(self.prefix):
             body = raw[len(self.prefix):]
             name = _NAME.match(body)

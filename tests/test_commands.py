@@ -332,3 +332,18 @@ async def test_prefix_is_configurable(tmp_path, prefix):
             "This room tracks no release yet: import a list with `todobot import FILE --release NAME`.")
     finally:
         await c.close()
+
+
+async def test_flood_from_one_person_is_answered_once_then_ignored(chat):
+    replies = [await chat.say("!todo", "spammer", transport="irc:net") for _ in range(1000)]
+    answered = [r for r in replies if r is not None]
+    warnings = [r for r in answered if "too many commands" in r]
+    assert warnings == ["spammer: too many commands at once; I will ignore yours for 1 s."]
+    assert len(answered) == 11  # the burst of 10, then the one warning
+    # Someone else is unaffected, and the spammer is heard again once the bucket refills.
+    assert (await chat.say("!todo", "other", transport="irc:net")).startswith("Open items")
+    chat.clock.now += 3
+    assert (await chat.say("!todo", "spammer", transport="irc:net")).startswith("Open items")
+    # The console (a local terminal) is never throttled.
+    for _ in range(50):
+        assert (await chat.say("!todo")).startswith("Open items")
