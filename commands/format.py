@@ -49,11 +49,17 @@ def section_key(item: Item) -> tuple[str, str]:
     return item.area, item.severity
 
 
-def list_reply(items: list[Item], *, heading: str, empty: str, include_parents: dict[int, Item] | None = None) -> Reply:
+# A chat answer longer than this is not read; past it the list says how to narrow it down.
+LIST_LIMIT = 50
+
+
+def list_reply(items: list[Item], *, heading: str, empty: str, total: int | None = None,
+               narrow: str = "") -> Reply:
     """Items grouped into mail-style sections (`tools, blockers:`), sub-items nested.
 
     `items` are the ones to show; an item whose parent is not shown is listed at the top of
     its section. Sections come blockers first, then by area in order of first appearance.
+    `total` > len(items) adds a last line saying how many more there are and `narrow`.
     """
     reply = Reply(long=len(items) > 8)
     if not items:
@@ -84,5 +90,7 @@ def list_reply(items: list[Item], *, heading: str, empty: str, include_parents: 
         reply.heading(f"{area}, {SEVERITY_TITLE[sev]}:")
         for it in its:
             walk(it, 0)
+    if total is not None and total > len(items):
+        reply.add(f"… and {total - len(items)} more{narrow}.")
     reply.items = tuple(order)
     return reply

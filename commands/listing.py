@@ -7,7 +7,7 @@ import time
 from bot.messages import Reply, bold, item_ref, link
 
 from .context import Context, parse_id, split_id
-from .format import SEVERITY_TITLE, STATE_MARK, item_spans, list_reply, owners_text, summary
+from .format import LIST_LIMIT, SEVERITY_TITLE, STATE_MARK, item_spans, list_reply, owners_text, summary
 from .registry import UsageError, command
 
 
@@ -15,13 +15,17 @@ from .registry import UsageError, command
          example="!blockers tools", writes=False)
 async def blockers(ctx: Context, args: str) -> Reply:
     rel = await ctx.release()
-    area = args.strip()
-    items = [it for it in await ctx.s.items(rel) if it.severity == "blocker"
-             and (not area or it.area.casefold() == area.casefold())]
+    area = args.strip() or None
+    if area and len(area.split()) > 1:
+        raise UsageError()
+    filters = dict(severity="blocker", area=area)
+    items = await ctx.s.items(rel, limit=LIST_LIMIT, **filters)
+    total = await ctx.s.count_items(rel, **filters)
+    unclaimed = await ctx.s.count_items(rel, unclaimed=True, **filters)
     where = f" in {area}" if area else ""
-    unclaimed = sum(1 for it in items if not it.owners)
-    return list_reply(items, heading=f"Open blockers for {rel.name}{where}: {len(items)}"
-                      f" ({unclaimed} unclaimed)",
+    return list_reply(items, heading=f"Open blockers for {rel.name}{where}: {total}"
+                      f" ({unclaimed} unclaimed)", total=total,
+                      narrow="" if area else f" (say {ctx.prefix}blockers AREA to narrow it down)",
                       empty=f"No open blockers for {rel.name}{where}.")
 
 
@@ -32,26 +36,23 @@ async def todo(ctx: Context, args: str) -> Reply:
     rel = await ctx.release()
     what = args.strip()
     key = what.casefold()
+    if len(what.split()) > 1:
+        raise UsageError()
+    filters: dict = {}
     if key == "all":
-        items = await ctx.s.items(rel, states=None)
-        label = "All items"
+        filters, label = {"states": None}, "All items"
+    elif key == "mine":
+        filters, label = {"owner": ctx.me}, f"Open items owned by {ctx.me}"
+    elif key == "unclaimed":
+        filters, label = {"unclaimed": True}, "Open unclaimed items"
+    elif what:
+        filters, label = {"area": what}, f"Open items in {what}"
     else:
-        items = await ctx.s.items(rel)
-        if key == "mine":
-            me = ctx.me.casefold()
-            items = [it for it in items if any(o.casefold() == me for o in it.owners)]
-            label = f"Open items owned by {ctx.me}"
-        elif key == "unclaimed":
-            items = [it for it in items if not it.owners]
-            label = "Open unclaimed items"
-        elif what:
-            if len(what.split()) > 1:
-                raise UsageError()
-            items = [it for it in items if it.area.casefold() == key]
-            label = f"Open items in {what}"
-        else:
-            label = "Open items"
-    return list_reply(items, heading=f"{label} for {rel.name}: {len(items)}",
+        label = "Open items"
+    items = await ctx.s.items(rel, limit=LIST_LIMIT, **filters)
+    total = await ctx.s.count_items(rel, **filters)
+    narrow = f" (say {ctx.prefix}todo AREA to narrow it down)" if not what or key == "all" else ""
+    return list_reply(items, heading=f"{label} for {rel.name}: {total}", total=total, narrow=narrow,
                       empty=f"Nothing: {label.lower()} for {rel.name} is an empty list.")
 
 

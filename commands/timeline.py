@@ -24,12 +24,9 @@ def timeline_lines(milestones: list[Milestone]) -> list[str]:
 
 
 async def summary_line(s: Session, release: Release) -> str:
-    items = await s.items(release)
-    blockers = [it for it in items if it.severity == "blocker"]
-    unclaimed = sum(1 for it in blockers if not it.owners)
-    nice = len(items) - len(blockers)
-    return (f"{len(blockers)} open blocker{'s' * (len(blockers) != 1)} ({unclaimed} unclaimed), "
-            f"{nice} nice to have")
+    n = await s.summary(release)
+    return (f"{n['blockers']} open blocker{'s' * (n['blockers'] != 1)} ({n['unclaimed']} "
+            f"unclaimed), {n['nice']} nice to have")
 
 
 @command("release", usage="[NAME]", help="the release timeline, with << WE ARE HERE",

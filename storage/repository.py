@@ -40,12 +40,16 @@ def _dump(value: Any) -> str | None:
     return str(value)
 
 
+def _list(raw: str) -> list[str]:
+    return [] if raw == "[]" else json.loads(raw)  # most lists are empty: skip the decoder
+
+
 def _item(row: aiosqlite.Row, release: str, notes: list[str] | None = None) -> Item:
     return Item(
         id=row["id"], release=release, area=row["area"], severity=row["severity"],
-        title=row["title"], tags=json.loads(row["tags"]), details=row["details"],
-        owners=json.loads(row["owners"]), progress=row["progress"], state=row["state"],
-        parent=row["parent_id"], duplicate_of=row["duplicate_of"], links=json.loads(row["links"]),
+        title=row["title"], tags=_list(row["tags"]), details=row["details"],
+        owners=_list(row["owners"]), progress=row["progress"], state=row["state"],
+        parent=row["parent_id"], duplicate_of=row["duplicate_of"], links=_list(row["links"]),
         notes=notes or [], created_by=row["created_by"], created_at=row["created_at"],
         updated_by=row["updated_by"], updated_at=row["updated_at"])
 
@@ -143,16 +147,53 @@ class Session:
         notes = [n["text"] for n in await self.notes(item_id)] if with_notes else None
         return _item(row, row["release_name"], notes)
 
-    async def items(self, release: Release, *, states: Iterable[str] | None = ("open",)) -> list[Item]:
-        """Items of a release in list order (creation order), optionally by state."""
-        if states is None:
-            rows = await self._all("SELECT * FROM items WHERE release_id = ? ORDER BY id", release.id)
-        else:
+    @staticmethod
+    def _filters(release: Release, states: Iterable[str] | None, severity: str | None,
+                 area: str | None, owner: str | None, unclaimed: bool) -> tuple[str, list[Any]]:
+        where, args = ["release_id = ?"], [release.id]
+        if states is not None:
             st = tuple(states)
-            rows = await self._all(
-                f"SELECT * FROM items WHERE release_id = ? AND state IN ({','.join('?' * len(st))})"
-                " ORDER BY id", release.id, *st)
+            where.append(f"state IN ({','.join('?' * len(st))})")
+            args += st
+        if severity is not None:
+            where.append("severity = ?")
+            args.append(severity)
+        if area is not None:
+            where.append("area = ? COLLATE NOCASE")
+            args.append(area)
+        if owner is not None:
+            where.append("EXISTS (SELECT 1 FROM json_each(items.owners) WHERE lower(value) = lower(?))")
+            args.append(owner)
+        if unclaimed:
+            where.append("owners = '[]'")
+        return " AND ".join(where), args
+
+    async def items(self, release: Release, *, states: Iterable[str] | None = ("open",),
+                    severity: str | None = None, area: str | None = None, owner: str | None = None,
+                    unclaimed: bool = False, limit: int | None = None) -> list[Item]:
+        """Items of a release, filtered in SQL. In list (creation) order; with a `limit`,
+        blockers come first so the most important part of a long list is what is shown."""
+        where, args = self._filters(release, states, severity, area, owner, unclaimed)
+        order = "id" if limit is None else "severity = 'nice', id"
+        tail = "" if limit is None else f" LIMIT {int(limit)}"
+        rows = await self._all(f"SELECT * FROM items WHERE {where} ORDER BY {order}{tail}", *args)
         return [_item(r, release.name) for r in rows]
+
+    async def count_items(self, release: Release, *, states: Iterable[str] | None = ("open",),
+                          severity: str | None = None, area: str | None = None,
+                          owner: str | None = None, unclaimed: bool = False) -> int:
+        where, args = self._filters(release, states, severity, area, owner, unclaimed)
+        row = await self._one(f"SELECT COUNT(*) FROM items WHERE {where}", *args)
+        return int(row[0])
+
+    async def summary(self, release: Release) -> dict[str, int]:
+        """Open blockers, unclaimed open blockers and open nice-to-haves, counted in SQL."""
+        row = await self._one(
+            "SELECT COALESCE(SUM(severity = 'blocker'), 0),"
+            " COALESCE(SUM(severity = 'blocker' AND owners = '[]'), 0),"
+            " COALESCE(SUM(severity = 'nice'), 0)"
+            " FROM items WHERE release_id = ? AND state = 'open'", release.id)
+        return {"blockers": row[0], "unclaimed": row[1], "nice": row[2]}
 
     async def children(self, item_id: int) -> list[Item]:
         rows = await self._all(

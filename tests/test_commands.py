@@ -347,3 +347,17 @@ async def test_flood_from_one_person_is_answered_once_then_ignored(chat):
     # The console (a local terminal) is never throttled.
     for _ in range(50):
         assert (await chat.say("!todo")).startswith("Open items")
+
+
+async def test_long_lists_stop_at_fifty_and_say_how_to_narrow(chat):
+    async with chat.repo.session("test") as s:
+        rel = await s.require_release("4.2")
+        for i in range(60):
+            await s.add_item(rel, area="docs", severity="nice", title=f"page {i}")
+    out = (await chat.say("!todo")).splitlines()
+    assert out[0] == "Open items for 4.2: 63"
+    assert out[-1] == "… and 13 more (say !todo AREA to narrow it down)."
+    assert out[1:5] == ["tools, blockers:", "* #1 libxl stable API",
+                        "  * #2 Interfaces which may need to be async:", "hypervisor, nice to have:"]
+    assert sum(ln.startswith(("* ", "  * ")) for ln in out) == 50
+    assert (await chat.say("!todo docs")).splitlines()[-1] == "… and 10 more."
