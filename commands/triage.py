@@ -20,8 +20,8 @@ async def _move(ctx: Context, args: str, severity: str) -> Reply:
     before = item.severity
     item = await ctx.s.update(item, severity=severity)
     moved = 0
-    for sub in await ctx.s.descendants(item.id):  # sub-items travel with their parent
-        if sub.state == "open" and sub.severity != severity:
+    for sub in await ctx.s.descendants(item.id):  # sub-items, closed ones too, travel along
+        if sub.severity != severity:
             await ctx.s.update(sub, severity=severity)
             moved += 1
     subs = f", with {moved} sub-item{'s' * (moved != 1)}" if moved else ""
@@ -67,8 +67,10 @@ async def dup(ctx: Context, args: str) -> Reply:
     await ctx.s.update(target, owners=owners, links=target.links + new_links)
     notes = await ctx.s.move_notes(item, target)
     subs = await ctx.s.children(item.id)
-    for child in subs:
-        await ctx.s.update(child, parent=target.id)
+    for child in subs:  # adopted into the survivor's section, with their own sub-items
+        await ctx.s.update(child, parent=target.id, area=target.area, severity=target.severity)
+        for sub in await ctx.s.descendants(child.id):
+            await ctx.s.update(sub, area=target.area, severity=target.severity)
     await ctx.s.update(item, state="duplicate", duplicate_of=target.id, owners=[], links=[])
     target = await ctx.item(target.id)
     moved = (f"owners {', '.join(owners) if owners else 'none'}; {_n(len(new_links), 'link')}, "

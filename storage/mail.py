@@ -1,0 +1,436 @@
+"""Import and export the plain-text release TODO mail (the Xen "4.2 TODO / Release Plan" shape).
+
+The mail, as a release manager writes it and as `render_mail` writes it::
+
+    Plan for a 4.2 release:                      <- prose before the list: ReleaseList.intro
+    http://lists.xen.org/archives/...
+
+    The time line is as follows:                 <- (prose between timeline and list: intro too)
+
+    19 March        -- TODO list locked down     <- Milestone; `<< DONE` / `<< WE ARE HERE` flags
+    Weekly          -- RCN+1 until release          << WE ARE HERE
+
+    tools, blockers:                             <- section: area "tools", severity "blocker"
+                                                    (`<area>, nice to have:` -> "nice")
+        * #12 [BUG] title. details (Ian C, Jan Beulich, patch posted, DONE)
+          wrapped continuation, indented more than the `*`
+            * child bullet: deeper indent, same area and severity
+
+Bullet text: optional `#12` id, any number of `[TAG]`s, then the text. A trailing
+parenthesised group holds owners (leading parts that look like names), progress (the rest)
+and a state word: DONE, DEFERRED, DROPPED, DUPLICATE or `DUPLICATE of #7`. A group holding
+only a URL or message-id stays in the text. The text splits into title and details at the
+first " -- " (dropped) or ". " (the period stays with the title). URLs and message-ids in
+title, details and progress become `links`; they also stay in the text. A bullet that is
+only "None", "No known issues", "N/A" or "Nothing" is no item. Lines quoted with `>` are
+skipped; a non-indented line after a blank line ends the list (signatures, list footers),
+while one right after a bullet line continues it (bullets wrapped at the margin).
+
+Escape syntax. The renderer writes the natural form above when parsing it back gives the
+same item; otherwise (a title containing ". ", progress that looks like a name, a title
+that starts with `[X]`/`#5` or ends in a "(...)" group, a title "None", ...) it writes the
+explicit form, where nothing is guessed::
+
+    * #12 [BUG] Title: <title, verbatim>
+      Details: <details>
+      Owners: <owner>, <owner>
+      Progress: <progress>
+      State: <open|done|duplicate|deferred|dropped>[ of #<id>]
+
+Fields other than `Title:` are omitted when empty/default. In both forms two more kinds of
+line may follow the bullet: `Links: <link> <link>` when the item's links differ from those
+found in its text, and one `Note: <text>` per note. These keywords are only recognised at
+the start of a continuation line, and the renderer never wraps a line so that one starts
+with them (nor with a lone `*`/`-`, which would read as a bullet).
+
+Round trip: `parse_mail(render_mail(L), L.release) == L` for lists whose strings are
+normalised (`normalise(s) == s`: no newlines, single spaces, no leading/trailing space);
+tags and links contain no whitespace or brackets; owners contain no `,`; items are grouped by
+(area, severity) and children share their parent's area and severity; milestone `when`s are
+at most 24 characters without "--" and names contain no "<<"; intro lines do not look like
+timeline lines, section headers or quotes. The release name is not part of the mail body.
+With `ids=False` neither `#id`s nor `DUPLICATE of #id` references are written. A list with
+no items and no milestones is written with an `all, blockers:` section holding `* None`, so
+that it still reads back as a (empty) list.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+
+from .models import ListItem, Milestone, ReleaseList
+
+
+class MailFormatError(ValueError):
+    """The text is not a TODO list at all: no section header and no timeline."""
+
+
+def normalise(s: str) -> str:
+    """Collapse every run of whitespace to one space and strip the ends (what parsing does)."""
+    return " ".join(s.split())
+
+
+# Patterns below run on normalised lines (single spaces), which keeps them simple and linear.
+_LINK = re.compile(r"(?:https?|ftp)://[^\s<>\"]+|<[^\s<>@]+@[^\s<>]+>")
+_LINK_ONLY = re.compile(r"(?:(?:https?|ftp)://\S+|<[^\s<>@]+@[^\s<>]+>)")
+_HEADER = re.compile(r"(.+?) ?, ?(blockers?|nice[ -]to[ -]have) ?:", re.I)
+_TIMELINE = re.compile(r"(\S.{0,23}?) --(?: (.*))?")
+_MARK = re.compile(r"(.*?) ?<< ?(DONE|WE ARE HERE)", re.I)
+_BULLET = re.compile(r"([*-])(?: (.*))?")
+_FIELD = re.compile(r"(Details|Owners|Progress|State|Links|Note):(?: (.*))?")
+_GLUE = re.compile(r"[*-]|(?:Details|Owners|Progress|State|Links|Note):")
+_ID = re.compile(r"#([0-9]+)(?: |$)")
+_TAG = re.compile(r"\[([^\[\]\s]+)\] ?")
+_TITLE_KEY = re.compile(r"Title:(?: (.*))?")
+_PLACEHOLDER = re.compile(r"(?:none|no known issues|n/a|nothing)\.?|", re.I)  # or empty
+_STATE_PART = re.compile(r"(done|deferred|dropped|duplicate)(?: of #([0-9]+))?", re.I)
+_STATE_FIELD = re.compile(r"(open|done|duplicate|deferred|dropped)(?: of #([0-9]+))?", re.I)
+_SPLIT = re.compile(r" -- |\.(?= )")
+_TIMELINE_INTRO = re.compile(r"time ?line.*:$", re.I)
+_PARTICLES = {"de", "van", "von", "da", "der", "den", "di", "du", "del", "la", "le"}
+_STATE_WORD = {"done": "DONE", "duplicate": "DUPLICATE", "deferred": "DEFERRED", "dropped": "DROPPED"}
+
+
+def find_links(*texts: str) -> list[str]:
+    """URLs and <message-id>s in the texts, in order, without duplicates."""
+    found: dict[str, None] = {}
+    for text in texts:
+        for m in _LINK.finditer(text):
+            link = m[0]
+            if not link.startswith("<"):
+                link = _trim_url(link)
+            if not re.fullmatch(r"\w+://", link):
+                found.setdefault(link)
+    return list(found)
+
+
+def _trim_url(url: str) -> str:
+    # "see http://x/y." or "(http://x/y)": the closing punctuation belongs to the prose.
+    while url and (url[-1] in ".,;:!?'" or (url[-1] == ")" and url.count(")") > url.count("("))):
+        url = url[:-1]
+    return url
+
+
+# ---------------------------------------------------------------- parsing one bullet
+
+
+def _is_placeholder(body: str) -> bool:
+    return _PLACEHOLDER.fullmatch(body) is not None
+
+
+def _is_name(part: str) -> bool:
+    words = part.split(" ")
+    if not 1 <= len(words) <= 4 or any(c.isdigit() for c in part):
+        return False
+    # "WIP", "TBD", "RFC": all-caps words of 3+ letters are progress, not people.
+    return all(w in _PARTICLES or (w[0].isupper() and not (len(w) > 2 and w.isupper()))
+               for w in words)
+
+
+def _trailing_group(text: str) -> tuple[str, str] | None:
+    """Split "text (group)" into (text, group) when the text ends in a balanced group."""
+    if not text.endswith(")"):
+        return None
+    depth = 0
+    for i in range(len(text) - 1, -1, -1):
+        if text[i] == ")":
+            depth += 1
+        elif text[i] == "(":
+            depth -= 1
+            if depth == 0:
+                break
+    # Unbalanced, glued to a word ("xl.cfg(5)") or the whole text: not an owners group.
+    if depth != 0 or i < 2 or text[i - 1] != " ":
+        return None
+    return text[: i - 1], text[i + 1: -1]
+
+
+def _group(inner: str) -> ListItem | None:
+    """Owners, progress and state from a trailing group; None if it is not such a group."""
+    inner = normalise(inner)
+    if _LINK_ONLY.fullmatch(inner):
+        return None
+    it = ListItem(area="", severity="", title="")
+    rest = []
+    for part in filter(None, (p.strip() for p in re.split(r",| / ", inner))):
+        if m := _STATE_PART.fullmatch(part):
+            it.state = m[1].lower()
+            it.duplicate_of = int(m[2]) if m[2] else None
+        else:
+            rest.append(part)
+    while rest and _is_name(rest[0]):
+        it.owners.append(rest.pop(0))
+    it.progress = ", ".join(rest)
+    return it if it.owners or it.progress or it.state != "open" else None
+
+
+def _split_title(text: str) -> tuple[str, str]:
+    # A period inside a URL is never followed by a space (links end at whitespace and lose
+    # a trailing period), so the first ". " or " -- " is always prose.
+    m = _SPLIT.search(text)
+    if m is None:
+        return text, ""
+    if m[0] == " -- ":
+        return text[: m.start()], text[m.end():]
+    return text[: m.start() + 1], text[m.end() + 1:]
+
+
+def _parse_body(body: str) -> ListItem:
+    """The bullet's own text (normalised, without field lines) as an item without links/notes."""
+    it = ListItem(area="", severity="", title="")
+    if m := _ID.match(body):
+        it.id, body = int(m[1]), body[m.end():]
+    while m := _TAG.match(body):
+        it.tags.append(m[1])
+        body = body[m.end():]
+    if m := _TITLE_KEY.fullmatch(body):
+        it.title = m[1] or ""
+        return it
+    if (split := _trailing_group(body)) and (group := _group(split[1])):
+        body = split[0]
+        group.id, group.tags = it.id, it.tags
+        it = group
+    it.title, it.details = _split_title(body)
+    return it
+
+
+@dataclass
+class _Block:
+    """The lines of one bullet: its own line, then continuation and field lines."""
+
+    indent: int
+    area: str
+    severity: str
+    section: int
+    lines: list[str] = field(default_factory=list)
+
+
+def _parse_block(block: _Block) -> ListItem | None:
+    chunks: list[tuple[str, list[str]]] = [("", [block.lines[0]])]
+    for line in block.lines[1:]:
+        if m := _FIELD.fullmatch(line):
+            chunks.append((m[1], [m[2] or ""]))
+        else:
+            chunks[-1][1].append(line)
+    body, *fields = [(key, normalise(" ".join(lines))) for key, lines in chunks]
+    if not fields and _is_placeholder(body[1]):
+        return None
+    it = _parse_body(body[1])
+    it.area, it.severity = block.area, block.severity
+    links = None
+    for key, value in fields:
+        if key == "Details":
+            it.details = value
+        elif key == "Owners":
+            it.owners = [o.strip() for o in value.split(",") if o.strip()]
+        elif key == "Progress":
+            it.progress = value
+        elif key == "State" and (m := _STATE_FIELD.fullmatch(value)):
+            it.state = m[1].lower()
+            it.duplicate_of = int(m[2]) if m[2] else None
+        elif key == "Links":
+            links = value.split()
+        elif key == "Note":
+            it.notes.append(value)
+    it.links = find_links(it.title, it.details, it.progress) if links is None else links
+    return it
+
+
+# ---------------------------------------------------------------- parsing the mail
+
+
+def parse_mail(text: str, release: str | None = None) -> ReleaseList:
+    """Read a release TODO mail (see the module docstring) into a ReleaseList."""
+    intro: list[str | None] = []  # None marks a paragraph break
+    milestones: list[Milestone] = []
+    blocks: list[_Block] = []
+    section: tuple[str, str] | None = None
+    sections = 0
+    cur: _Block | None = None
+    after_bullet_line = False  # for lazy continuation lines at the margin
+    for raw in text.replace("\r\n", "\n").split("\n"):
+        stripped = raw.lstrip()
+        indent = len(raw[: len(raw) - len(stripped)].expandtabs(8))
+        line = normalise(stripped)
+        if not line or raw.startswith(">"):  # blank, or quoted from another mail
+            after_bullet_line = False
+            if not sections:
+                intro.append(None)
+            continue
+        bullet = _BULLET.fullmatch(line)
+        if not sections and indent <= 4 and not bullet and (m := _TIMELINE.fullmatch(line)):
+            milestones.append(_milestone(m[1], m[2] or ""))
+            intro.append(None)
+            continue
+        at_margin = cur is None or indent <= cur.indent
+        head = _HEADER.fullmatch(line) if at_margin and not bullet else None
+        if head:
+            severity = "blocker" if head[2][0] in "bB" else "nice"
+            section, sections, cur = (normalise(head[1]), severity), sections + 1, None
+            after_bullet_line = False
+            continue
+        if not sections:
+            intro.append(raw.rstrip())
+            continue
+        if section is None:  # after the list: signatures, footers
+            continue
+        if bullet:
+            cur = _Block(indent, section[0], section[1], sections, [bullet[2] or ""])
+            blocks.append(cur)
+        elif cur is not None and (indent > 0 or after_bullet_line):
+            cur.lines.append(line)
+        elif cur is not None:  # prose at the margin after a blank line: the list has ended
+            section = cur = None
+        after_bullet_line = cur is not None
+    if not sections and not milestones:
+        raise MailFormatError("no TODO list found: expected a timeline or a section header "
+                              "such as 'tools, blockers:'")
+    return ReleaseList(release=release, milestones=milestones, items=_build_tree(blocks),
+                       intro=_paragraphs(intro))
+
+
+def _milestone(when: str, name: str) -> Milestone:
+    done = current = False
+    while m := _MARK.fullmatch(name):
+        name = m[1]
+        if m[2].upper() == "DONE":
+            done = True
+        else:
+            current = True
+    return Milestone(when=when, name=name.strip(), done=done, current=current)
+
+
+def _paragraphs(lines: list[str | None]) -> str:
+    paras, cur = [], []
+    for line in lines + [None]:
+        if line is not None:
+            cur.append(line)
+        elif cur:
+            paras.append("\n".join(cur))
+            cur = []
+    return "\n\n".join(paras)
+
+
+def _build_tree(blocks: list[_Block]) -> list[ListItem]:
+    items: list[ListItem] = []
+    stack: list[tuple[int, ListItem]] = []
+    section = 0
+    for block in blocks:
+        if block.section != section:
+            section, stack = block.section, []
+        while stack and stack[-1][0] >= block.indent:
+            stack.pop()
+        item = _parse_block(block)
+        if item is None:  # a placeholder: deeper bullets after it go to the nearest real one
+            continue
+        (stack[-1][1].children if stack else items).append(item)
+        stack.append((block.indent, item))
+    return items
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def render_mail(lst: ReleaseList, *, ids: bool = True, width: int = 72) -> str:
+    """Write the list as the release mail; `ids=False` is the form posted to a mailing list."""
+    paras = lst.intro.split("\n\n") if lst.intro.strip() else []
+    # The timeline goes after "The time line is as follows:" when the intro has it.
+    at = next((i + 1 for i, p in enumerate(paras) if _TIMELINE_INTRO.search(p.rstrip())),
+              len(paras))
+    timeline = [_render_milestone(m) for m in lst.milestones]
+    blocks = paras[:at] + (["\n".join(timeline)] if timeline else []) + paras[at:]
+    groups: dict[tuple[str, str], list[ListItem]] = {}
+    for it in lst.items:
+        groups.setdefault((it.area, it.severity), []).append(it)
+    if not groups and not timeline:
+        groups[("all", "blocker")] = []  # an empty list still reads back as a list
+    for (area, severity), items in groups.items():
+        lines = [f"{area}, {'blockers' if severity == 'blocker' else 'nice to have'}:", ""]
+        for it in items:
+            _render_item(it, 1, ids, width, lines)
+        if not items:
+            lines += ["    * None", ""]
+        blocks.append("\n".join(lines[:-1]))
+    return "\n\n".join(blocks) + "\n"
+
+
+def _render_milestone(m: Milestone) -> str:
+    marks = ["DONE"] * m.done + ["WE ARE HERE"] * m.current
+    if not marks:
+        return f"{m.when:<15} -- {m.name}".rstrip()
+    return f"{m.when:<15} -- {m.name:<28}" + "".join(f" << {k}" for k in marks)
+
+
+def _render_item(it: ListItem, depth: int, ids: bool, width: int, out: list[str]) -> None:
+    want = replace(it, area="", severity="", links=[], notes=[], children=[],
+                   id=it.id if ids else None, duplicate_of=it.duplicate_of if ids else None)
+    body = _natural(want)
+    fields: list[str] = []
+    if _is_placeholder(body) or _parse_body(body) != want:
+        body, fields = _explicit(want)
+    if it.links != find_links(it.title, it.details, it.progress):
+        fields.append(" ".join(["Links:", *it.links]))
+    fields += [f"Note: {note}" for note in it.notes]
+    indent = " " * (4 * depth)
+    out += _wrap(body, indent + "* ", indent + "  ", width)
+    for line in fields:
+        out += _wrap(line, indent + "  ", indent + "  ", width)
+    out.append("")
+    for child in it.children:
+        _render_item(child, depth + 1, ids, width, out)
+
+
+def _prefix(it: ListItem) -> list[str]:
+    return ([f"#{it.id}"] if it.id is not None else []) + [f"[{t}]" for t in it.tags]
+
+
+def _state_words(it: ListItem) -> list[str]:
+    if it.state == "open":
+        return []
+    ref = f" of #{it.duplicate_of}" if it.duplicate_of is not None else ""
+    return [_STATE_WORD.get(it.state, it.state.upper()) + ref]
+
+
+def _natural(it: ListItem) -> str:
+    text = it.title
+    if it.details:
+        text += (" " if text.endswith(".") else " -- ") + it.details
+    group = it.owners + ([it.progress] if it.progress else []) + _state_words(it)
+    if group:
+        text += f" ({', '.join(group)})"
+    return normalise(" ".join(_prefix(it) + [text]))
+
+
+def _explicit(it: ListItem) -> tuple[str, list[str]]:
+    fields = []
+    if it.details:
+        fields.append(f"Details: {it.details}")
+    if it.owners:
+        fields.append("Owners: " + ", ".join(it.owners))
+    if it.progress:
+        fields.append(f"Progress: {it.progress}")
+    if it.state != "open" or it.duplicate_of is not None:
+        ref = f" of #{it.duplicate_of}" if it.duplicate_of is not None else ""
+        fields.append(f"State: {it.state}{ref}")
+    return " ".join(_prefix(it) + ["Title:", it.title]).rstrip(), fields
+
+
+def _wrap(text: str, first: str, rest: str, width: int) -> list[str]:
+    """Greedy word wrap that never breaks a word (so never a URL) and never starts a
+    continuation line with a field keyword or a lone `*`/`-`."""
+    words: list[str] = []
+    for word in text.split(" "):
+        if words and _GLUE.fullmatch(word):
+            words[-1] += " " + word
+        else:
+            words.append(word)
+    lines, line = [], first + words[0]
+    for word in words[1:]:
+        if len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = rest + word
+        else:
+            line += " " + word
+    lines.append(line)
+    return [line.rstrip() for line in lines]

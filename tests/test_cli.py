@@ -1,0 +1,128 @@
+"""The command line as a user runs it: demo, console (piped), import, export, backup."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SEED = Path(__file__).resolve().parent.parent / "storage" / "seed" / "xen-4.2.txt"
+
+
+def todobot(*args: str, stdin: str = "", cwd: Path, env: dict | None = None,
+            check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "bot", *args], input=stdin, text=True,
+                          capture_output=True, cwd=cwd, timeout=60,
+                          env={**os.environ, "TODOBOT_LOG": str(cwd / "todobot.log"), **(env or {})})
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_console_script_is_installed():
+    exe = Path(sys.executable).parent / "todobot"
+    assert exe.exists()
+
+
+def test_demo_from_a_clean_directory(tmp_path):
+    out = todobot("demo", "--as", "ijc", stdin="!blockers\n<george> !claim 1\n", cwd=tmp_path).stdout
+    lines = out.splitlines()
+    assert lines[0].startswith("todobot demo: the Xen 4.2 TODO list in todobot-demo.sqlite3")
+    assert "!help" in lines[1]
+    assert "<todobot> Open blockers for 4.2: 6 (6 unclaimed)" in lines
+    assert "<todobot> tools, blockers:" in lines
+    assert "<todobot> * #1 libxl stable API" in lines
+    assert "<todobot> * #5 [CHECK] More formally deprecate xm/xend." in lines
+    assert "<todobot> #1 claimed by george (was unclaimed): libxl stable API" in lines
+    assert (tmp_path / "todobot-demo.sqlite3").exists()
+    # A second run keeps the database: the claim is still there.
+    again = todobot("demo", "--as", "ijc", stdin="!show 1\n", cwd=tmp_path).stdout
+    assert "<todobot> Owners: george · Progress: none" in again.splitlines()
+
+
+def test_console_piped_processes_every_line_in_order(tmp_path):
+    script = "".join(f"!add tools nice item {i}\n" for i in range(20)) + "\n<jan> !todo mine\n!nosuch\n"
+    proc = todobot("console", "--db", "t.sqlite3", "--as", "ijc", "--release", "4.2", stdin=script,
+                   cwd=tmp_path, check=False)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "<todobot> This room tracks no release yet: import a list with `todobot import FILE --release NAME`." \
+        or lines[0].startswith("<todobot> Release 4.2 does not exist yet")
+
+
+def test_import_console_export_round_trip(tmp_path):
+    proc = todobot("import", str(SEED), "--release", "4.2", "--db", "t.sqlite3", cwd=tmp_path)
+    assert proc.stdout.strip() == "Imported into 4.2: 19 added, 0 updated, 0 unchanged, 0 dropped"
+    script = ("<george> !iam George Dunlap\n"
+              "!add tools nice [BUG] vcpu-set doesn't take effect on guest\n"
+              "<george> I can take this one\n"
+              "!status 20 patch posted\n")
+    out = todobot("console", "--db", "t.sqlite3", "--as", "ijc", stdin=script, cwd=tmp_path).stdout
+    assert out.splitlines() == [
+        "<todobot> You are now George Dunlap (was george).",
+        "<todobot> Added #20 (tools, nice to have): [BUG] vcpu-set doesn't take effect on guest",
+        "<todobot> #20 claimed by George Dunlap (was unclaimed): [BUG] vcpu-set doesn't take effect on guest",
+        "<todobot> #20 progress: patch posted (was: none).",
+    ]
+    mail = todobot("export", "--release", "4.2", "--db", "t.sqlite3", cwd=tmp_path).stdout
+    assert "[BUG] vcpu-set doesn't take effect on guest (George Dunlap, patch posted)" in " ".join(mail.split())
+    doc = json.loads(todobot("export", "--release", "4.2", "--format", "json", "--db", "t.sqlite3",
+                             cwd=tmp_path).stdout)
+    assert set(doc) == {"release", "milestones", "items"}
+    assert doc["milestones"][3] == {"when": "Weekly", "name": "RCN+1 until release", "done": False,
+                                    "current": True}
+    item = next(i for i in doc["items"] if i["id"] == 20)
+    assert item == {"id": 20, "area": "tools", "severity": "nice", "tags": ["BUG"],
+                    "title": "vcpu-set doesn't take effect on guest", "details": "", "owners": ["George Dunlap"],
+                    "progress": "patch posted", "state": "open", "parent": None, "duplicate_of": None,
+                    "links": [], "notes": []}
+    md = todobot("export", "--release", "4.2", "--format", "markdown", "--db", "t.sqlite3", cwd=tmp_path).stdout
+    assert md.startswith("# 4.2 TODO")
+    # Re-import the exported mail into a new database: the same list comes back.
+    (tmp_path / "export.txt").write_text(mail)
+    todobot("import", "export.txt", "--release", "4.2", "--db", "u.sqlite3", cwd=tmp_path)
+    doc2 = json.loads(todobot("export", "--release", "4.2", "--format", "json", "--db", "u.sqlite3",
+                              cwd=tmp_path).stdout)
+    assert doc2 == doc
+    # And into the same database: everything matches by id, nothing changes.
+    proc = todobot("import", "export.txt", "--release", "4.2", "--db", "t.sqlite3", cwd=tmp_path)
+    assert proc.stdout.strip() == "Imported into 4.2: 0 added, 0 updated, 20 unchanged, 0 dropped"
+
+
+def test_backup_cli(tmp_path):
+    todobot("import", str(SEED), "--release", "4.2", "--db", "t.sqlite3", cwd=tmp_path)
+    assert todobot("backup", "b.sqlite3", "--db", "t.sqlite3", cwd=tmp_path).stdout.strip() == \
+        "Backed up to b.sqlite3"
+    out = todobot("export", "--release", "4.2", "--db", "b.sqlite3", cwd=tmp_path).stdout
+    assert "libxl stable API" in out
+    proc = todobot("backup", "b.sqlite3", "--db", "t.sqlite3", cwd=tmp_path, check=False)
+    assert proc.returncode == 1 and "already exists" in proc.stderr
+
+
+def test_bad_config_fails_at_start_naming_the_key(tmp_path):
+    (tmp_path / "bot.yaml").write_text("admins: []\nprefx: '!'\n")
+    proc = todobot("console", "-c", "bot.yaml", cwd=tmp_path, check=False)
+    assert proc.returncode == 2
+    assert "bot.yaml: prefx: unknown key" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_export_unknown_release_or_database(tmp_path):
+    proc = todobot("export", "--release", "9.9", "--db", "t.sqlite3", cwd=tmp_path, check=False)
+    assert proc.returncode == 1 and proc.stderr.strip() == "todobot: No database at t.sqlite3"
+    assert not (tmp_path / "t.sqlite3").exists()
+    todobot("import", str(SEED), "--release", "4.2", "--db", "t.sqlite3", cwd=tmp_path)
+    proc = todobot("export", "--release", "9.9", "--db", "t.sqlite3", cwd=tmp_path, check=False)
+    assert proc.returncode == 1 and proc.stderr.strip() == "todobot: No release 9.9"
+
+
+@pytest.mark.parametrize("content", ["", "\x00\x01binary"])
+def test_import_garbage_is_refused_cleanly(tmp_path, content):
+    (tmp_path / "junk.txt").write_text(content)
+    proc = todobot("import", "junk.txt", "--release", "4.2", "--db", "t.sqlite3", cwd=tmp_path, check=False)
+    assert proc.returncode == 1 and proc.stderr.startswith("todobot: ")
+    assert "Traceback" not in proc.stderr

@@ -1,0 +1,23 @@
+"""The README's example session is what the demo really prints."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tests.test_cli import todobot
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_example_session_matches_the_demo(tmp_path):
+    block = README.read_text(encoding="utf-8").split("## An example session")[1].split("```")[1]
+    said = [ln for ln in block.splitlines() if re.match(r"<(?!todobot>)\w+> ", ln)]
+    expected = [ln for ln in block.splitlines() if ln.startswith("<todobot> ")]
+    out = todobot("demo", "--as", "ijc", stdin="\n".join(said) + "\n", cwd=tmp_path).stdout
+    assert [ln for ln in out.splitlines() if ln.startswith("<todobot> ")] == expected
+
+
+def test_quick_start_and_test_command_are_shown_first():
+    text = README.read_text(encoding="utf-8")
+    assert text.index("pip install . && todobot demo") < text.index("make test") < text.index("## Commands")
