@@ -105,12 +105,12 @@ class Dispatcher:
             name = _NAME.match(body)
             if not name:
                 return None  # "!!!" or "! " is chat, not a command
+            if body[name.end():name.end() + 1] not in ("", " ", "\t"):
+                return None  # "!foo?bar" — not our syntax; stay out of the way
             if len(raw) > self.config.max_input_chars:
                 return text(f"That message is too long ({len(raw)} characters; the limit is "
                             f"{self.config.max_input_chars}).", outcome="refused")
             args = _CONTROL.sub(" ", body[name.end():]).strip()
-            if body[name.end():name.end() + 1] not in ("", " ", "\t"):
-                return None  # "!foo?bar" — not our syntax; stay out of the way
             reply = await self._command(msg, name.group(0), args)
         else:
             intent = claim_intent(raw) if len(raw) <= 200 else None
@@ -130,11 +130,11 @@ class Dispatcher:
             return text(f"Unknown command {self.prefix}{name}.{hint} Say {self.prefix}help for "
                         "the list.", outcome="refused")
         if cmd.who == "admin" and not self.is_admin(msg):
-            # Checked here too so a refusal never depends on the handler remembering it.
-            ctx_refusal = ("Only release managers may use " f"{self.prefix}{cmd.name}"
-                           + ("" if msg.sender.authenticated else
-                              ", and you are not logged in to an account here") + ".")
-            return await self._finish(msg, text(ctx_refusal, outcome="refused"))
+            # Enforced here, so an admin command never depends on its handler to check.
+            why = "" if msg.sender.authenticated else ", and you are not logged in to an account here"
+            refusal = text(f"Only release managers may use {self.prefix}{cmd.name}{why}.",
+                           outcome="refused")
+            return await self._finish(msg, refusal)
 
         async def run(ctx: Context) -> Reply:
             return await cmd.handler(ctx, args)

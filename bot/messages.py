@@ -111,9 +111,6 @@ class Reply:
         self.items = tuple(dict.fromkeys(self.items + other.items))
         return self
 
-    def __bool__(self) -> bool:  # an empty reply is still a reply
-        return True
-
 
 def text(*parts: str | Span, outcome: Outcome = "info", items: tuple[int, ...] = ()) -> Reply:
     """A one-line reply."""
