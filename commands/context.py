@@ -66,14 +66,6 @@ class Context:
         mine = self.me.casefold()
         return any(o.casefold() == mine for o in item.owners)
 
-    def require_admin(self, action: str) -> None:
-        if self.is_admin:
-            return
-        if not self.message.sender.authenticated:
-            raise Refused(f"Only release managers may {action}, and you are not logged in to an "
-                          "account here.")
-        raise Refused(f"Only release managers may {action}.")
-
     def require_owner(self, item: Item, action: str) -> None:
         """`action` reads after "may": "mark it done", "unclaim it"."""
         if self.is_admin or self.owns(item):
