@@ -51,12 +51,12 @@ def test_interactive_console_edits_and_recalls_lines(tmp_path):
         term.expect(b"<ijc> ")
         # Type "!show 1", then fix a typo with backspace: "!shox<BS>w 10" -> "!show 10".
         os.write(master, b"!shox\x7fw 10\r")
-        out = term.expect(b"Bump library SONAMES")
+        out = term.expect(b"SONAMES as necessary.")
         assert b"<todobot> #10 Bump library SONAMES as necessary." in out
         term.expect(b"<ijc> ")
         # Up-arrow recalls the previous line from history; Enter runs it again.
         os.write(master, b"\x1b[A\r")
-        out = term.expect(b"Bump library SONAMES")
+        out = term.expect(b"SONAMES as necessary.")
         assert b"#10 Bump library SONAMES" in out
         term.expect(b"<ijc> ")
         os.write(master, b"\x04")  # Ctrl-D: end of input, the console exits
