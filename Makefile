@@ -28,6 +28,7 @@ $(VENV)/.installed: pyproject.toml
 servers:
 	bash scripts/install-irc-servers.sh
 	bash scripts/install-synapse.sh
+	bash scripts/install-chromium.sh
 
 demo: deps
 	$(VENV)/bin/todobot demo

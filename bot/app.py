@@ -34,6 +34,8 @@ class App:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stop = asyncio.Event()
         self._started: list[Transport] = []
+        self.scheduler: Any = None  # bot.scheduler.DigestScheduler when a digest is configured
+        self.web: Any = None  # bot.web.StatusServer when `web:` is configured
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def initialize(self) -> None:
@@ -58,6 +60,21 @@ class App:
             await transport.start(self.dispatcher)
             self._started.append(transport)
             log.info("transport %s started", transport.name)
+        await self.start_extras()
+
+    async def start_extras(self) -> None:
+        """The digest scheduler and the status page, when configured (after the transports,
+        whose rooms the scheduler posts into)."""
+        from .scheduler import DigestScheduler, wants_digest
+        if wants_digest(self.config) and self.scheduler is None:
+            self.scheduler = DigestScheduler(
+                self.repo, self.config, self.dispatcher, self.transports,
+                status_url=self.config.web.public_url if self.config.web else None)
+            self.spawn(self.scheduler.run(), "digest-scheduler")
+        if self.config.web is not None and self.web is None:
+            from .web import StatusServer
+            self.web = StatusServer(self.repo, self.config)
+            await self.web.start()
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         """A background task the app keeps and awaits on stop."""
@@ -78,6 +95,11 @@ class App:
         await self._stop.wait()
 
     async def stop(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.stop()
+        if self.web is not None:
+            await self.web.stop()
+            self.web = None
         for transport in reversed(self._started):
             try:
                 await transport.stop()

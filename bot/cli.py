@@ -1,4 +1,4 @@
-"""The `todobot` command line: demo, console, run, import, export, backup."""
+"""The `todobot` command line: demo, console, run, import, export, digest, backup."""
 
 from __future__ import annotations
 
@@ -145,6 +145,39 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def cmd_digest(args: argparse.Namespace, config: Config) -> int:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from commands.digest import collect, render_html, render_markdown, render_text
+    from storage import digests
+
+    tz = ZoneInfo(config.digest.timezone) if config.digest else ZoneInfo("UTC")
+    status_url = config.web.public_url if config.web else None
+
+    async def build() -> str:
+        db, repo = await _open(args.db or config.database, must_exist=True)
+        try:
+            async with repo.session("cli:digest", write=False) as s:
+                rel = await s.require_release(args.release)
+                if args.since:
+                    since = datetime.strptime(args.since, "%Y-%m-%d").replace(tzinfo=tz).timestamp()
+                else:  # since the last digest posted anywhere for this release, else a week
+                    since = await digests.last_sent_at(s, rel.name) or s.now - 7 * 86400
+                data = await collect(s, rel, since=since, tz=tz,
+                                     stale_days=config.digest.stale_days if config.digest else None)
+        finally:
+            await db.close()
+        if args.format == "markdown":
+            return render_markdown(data, status_url=status_url)
+        if args.format == "html":
+            return render_html(data, status_url=status_url)
+        return render_text(data, status_url=status_url)
+
+    sys.stdout.write(asyncio.run(build()))
+    return 0
+
+
 def cmd_backup(args: argparse.Namespace, config: Config) -> int:
     async def backup() -> None:
         db, _ = await _open(args.db or config.database, must_exist=True)
@@ -191,6 +224,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--format", choices=("mail", "json", "markdown"), default="mail")
     e.add_argument("--no-ids", action="store_true", help="mail without #ids, for posting")
 
+    g = sub.add_parser("digest", help="print a release's digest, for pasting into a mailing list")
+    common(g)
+    g.add_argument("--release", required=True)
+    g.add_argument("--format", choices=("mail", "markdown", "html"), default="mail")
+    g.add_argument("--since", metavar="YYYY-MM-DD",
+                   help="changes since this day (default: the last digest posted, else a week)")
+
     b = sub.add_parser("backup", help="an online, consistent copy of the database")
     common(b)
     b.add_argument("dest")
@@ -207,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         level = config.log_level if args.command in ("demo", "console", "run") else "WARNING"
         _setup_logging(level, quiet_console=on_console)
         handler = {"console": cmd_console, "run": cmd_run, "import": cmd_import,
-                   "export": cmd_export, "backup": cmd_backup}
+                   "export": cmd_export, "backup": cmd_backup, "digest": cmd_digest}
         if args.command == "demo":
             return cmd_demo(args)
         return handler[args.command](args, config)

@@ -23,11 +23,49 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class DigestRoom(_Strict):
+    """A room's own digest settings, over the top-level `digest:` (unset keys inherit)."""
+
+    every: str | None = None
+    timezone: str | None = None
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _schedule(self) -> "DigestRoom":
+        if self.every is not None or self.timezone is not None:
+            from .scheduler import parse_schedule
+            parse_schedule(self.every or "daily 00:00", self.timezone or "UTC")
+        return self
+
+
+class Digest(_Strict):
+    """The digest todobot posts on schedule into every room (see bot/scheduler.py)."""
+
+    every: str = "monday 09:00"  # "DAY HH:MM", "daily HH:MM", "weekdays HH:MM" or 5-field cron
+    timezone: str = "UTC"  # IANA name; the schedule follows its daylight saving
+    grace_hours: float = Field(24.0, ge=0)  # a digest missed while down is posted this late at most
+    stale_days: int | None = Field(None, ge=1)  # ping owners of claims quiet this long; None: off
+
+    @model_validator(mode="after")
+    def _schedule(self) -> "Digest":
+        from .scheduler import parse_schedule
+        parse_schedule(self.every, self.timezone)
+        return self
+
+
+class Web(_Strict):
+    """The read-only status page (bot/web.py)."""
+
+    listen: str = "127.0.0.1:8080"  # HOST:PORT; loopback unless you mean to publish it
+    public_url: str | None = None  # how people reach it (behind a proxy); linked from digests
+
+
 class RoomRelease(_Strict):
     """A room that tracks another release than `default_release`."""
 
     name: str
     release: str | None = None
+    digest: DigestRoom | None = None
 
 
 class Throttle(_Strict):
@@ -74,6 +112,7 @@ class IrcNetwork(_Strict):
 class MatrixRoom(_Strict):
     room: str
     release: str | None = None
+    digest: DigestRoom | None = None
 
 
 class Matrix(_Strict):
@@ -117,6 +156,7 @@ class Cooldown(_Strict):
 class Console(_Strict):
     room: str = "console"
     release: str | None = None
+    digest: DigestRoom | None = None
 
 
 class Config(_Strict):
@@ -130,6 +170,8 @@ class Config(_Strict):
     console: Console = Field(default_factory=Console)
     irc: list[IrcNetwork] = Field(default_factory=list)
     matrix: Matrix | None = None
+    digest: Digest | None = None
+    web: Web | None = None
 
     @field_validator("admins", "irc", mode="before")
     @classmethod

@@ -187,7 +187,7 @@ class Dispatcher:
                         self._rooms[(msg.transport, msg.room)] = release
                 ctx = Context(s=s, message=msg, prefix=self.prefix, release_name=release,
                               is_admin=self.is_admin(msg), has_name=name is not None,
-                              me=name or sender.display_name or sender.nick)
+                              me=name or sender.display_name or sender.nick, config=self.config)
                 return await run(ctx)
         except UsageError as exc:
             detail = f" — {exc}" if str(exc) else ""

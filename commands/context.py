@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from bot.config import Config
 from bot.messages import Message
 from storage import Item, Release, Session
 
@@ -41,6 +42,7 @@ class Context:
     is_admin: bool
     me: str  # the sender's display name (from !iam, the protocol, or the nick)
     has_name: bool  # whether `me` was set with !iam
+    config: Config
 
     @property
     def identity(self) -> str:

@@ -1,4 +1,4 @@
-"""The release timeline: !release, !releases, !milestone, and the on-demand !digest."""
+"""The release timeline: !release, !releases, !milestone (the digest lives in digest.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from bot.messages import Reply, bold
 from storage import Milestone, Release, Session
 
 from .context import Context
-from .format import list_reply
 from .registry import Refused, UsageError, command
 
 WE_ARE_HERE = "<< WE ARE HERE"
@@ -116,19 +115,3 @@ def _find(milestones: list[Milestone], name: str) -> int | None:
         if m.name.casefold() == name.casefold():
             return i
     return None
-
-
-@command("digest", usage="[preview]", help="the digest of this room's release: timeline, "
-         "summary and open items", example="!digest preview", writes=False)
-async def digest(ctx: Context, args: str) -> Reply:
-    if args.strip().casefold() not in ("", "preview"):
-        raise UsageError()
-    rel = await ctx.release()
-    reply = Reply(long=True).add(bold(f"{rel.name} TODO digest"), ": ",
-                                 await summary_line(ctx.s, rel))
-    for line in timeline_lines(await ctx.s.milestones(rel)):
-        reply.add(line)
-    items = await ctx.s.items(rel)
-    reply.extend(list_reply(items, heading="Open items:", empty="No open items."))
-    reply.long = True
-    return reply

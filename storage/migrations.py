@@ -103,6 +103,31 @@ STEPS: list[str] = [
         PRIMARY KEY (transport, msg_id)
     ) WITHOUT ROWID;
     """,
+    # 3: scheduled digests — one slot per (release, transport, room, period start in UTC), claimed
+    # before posting and marked sent after; stale-claim pings already made in a room
+    """
+    CREATE TABLE digest_slots (
+        release     TEXT NOT NULL,
+        transport   TEXT NOT NULL,
+        room        TEXT NOT NULL,
+        slot_at     INTEGER NOT NULL,
+        status      TEXT NOT NULL
+                    CHECK (status IN ('claimed', 'sent', 'skipped', 'failed', 'abandoned')),
+        claimed_at  REAL NOT NULL,
+        sent_at     REAL,
+        detail      TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (release, transport, room, slot_at)
+    ) WITHOUT ROWID;
+    CREATE INDEX digest_slots_status ON digest_slots(status, claimed_at);
+    CREATE TABLE digest_pings (
+        transport   TEXT NOT NULL,
+        room        TEXT NOT NULL,
+        item_id     INTEGER NOT NULL,
+        updated_at  REAL NOT NULL,
+        at          REAL NOT NULL,
+        PRIMARY KEY (transport, room, item_id, updated_at)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 LATEST = len(STEPS)
