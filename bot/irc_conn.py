@@ -1,0 +1,454 @@
+"""One IRC connection: the line parser, the throttled writer, registration (CAP, SASL PLAIN,
+nick fallback) and the keepalive watchdog.
+
+`bot.irc` drives a connection (what to say and when); this module only knows the protocol.
+Every outgoing line goes through `IrcConnection._enqueue`, the single choke point: built
+with `clean()` or `wire_lines()`, checked for CR/LF/NUL and length, then throttled by the
+connection's token bucket. A separate writer task sends, so a full bucket never delays
+reading (and answering the server's PINGs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import logging
+import random
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from .config import IrcNetwork
+from .irc_text import MAX_LINE, TokenBucket, casefold, clean, pessimistic_source, wire_lines
+
+log = logging.getLogger(__name__)
+
+# Capabilities todobot uses when the server offers them. `sasl` is added when configured.
+WANTED_CAPS = ("message-tags", "account-tag", "extended-join", "account-notify", "server-time",
+               "echo-message", "multi-prefix", "chghost", "cap-notify")
+NICK_ERRORS = {"431", "432", "433", "436", "437"}
+SASL_DONE = {"903"}
+SASL_FAILED = {"902", "904", "905", "906", "907", "908"}
+READ_LIMIT = 64 * 1024  # message tags may make a line far longer than 512 bytes
+
+
+class LinkClosed(ConnectionError):
+    """The server closed the connection, sent ERROR, or stopped answering."""
+
+
+# -- lines -----------------------------------------------------------------------------------
+
+
+@dataclass
+class IrcLine:
+    command: str
+    params: list[str]
+    source: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def nick(self) -> str | None:
+        return nick_of(self.source) if self.source else None
+
+    def param(self, i: int, default: str = "") -> str:
+        return self.params[i] if len(self.params) > i else default
+
+
+def nick_of(source: str) -> str:
+    return source.split("!", 1)[0].split("@", 1)[0]
+
+
+def decode_line(raw: bytes) -> str:
+    """UTF-8 when valid, else latin-1 for this line only (old clients still send it)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+_TAG_ESCAPES = {":": ";", "s": " ", "\\": "\\", "r": "\r", "n": "\n"}
+
+
+def _unescape_tag(value: str) -> str:
+    out, chars = [], iter(value)
+    for ch in chars:
+        if ch == "\\":
+            nxt = next(chars, "")
+            out.append(_TAG_ESCAPES.get(nxt, nxt))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def parse_line(text: str) -> IrcLine | None:
+    """`@tags :source COMMAND params :trailing` into its parts; None for an empty line."""
+    tags: dict[str, str] = {}
+    text = text.rstrip("\r\n")
+    if text.startswith("@"):
+        raw_tags, _, text = text[1:].partition(" ")
+        for item in raw_tags.split(";"):
+            key, _, value = item.partition("=")
+            if key:
+                tags[key] = _unescape_tag(value)
+        text = text.lstrip(" ")
+    source = None
+    if text.startswith(":"):
+        source, _, text = text[1:].partition(" ")
+        text = text.lstrip(" ")
+    head, sep, trailing = text.partition(" :")
+    params = head.split()
+    if not params:
+        return None
+    if sep:
+        params.append(trailing)
+    return IrcLine(params[0].upper(), params[1:], source or None, tags)
+
+
+def build_line(command: str, *params: str) -> bytes:
+    """A non-message line (`JOIN`, `PONG`, `CAP REQ`, ...): every part cleaned, the last one
+    as a trailing parameter when it needs to be, cut to the line limit."""
+    parts = [clean(command)]
+    for i, p in enumerate(params):
+        p = clean(p)
+        last = i == len(params) - 1
+        if last and (not p or " " in p or p.startswith(":")):
+            p = ":" + p
+        elif " " in p or not p or p.startswith(":"):
+            raise ValueError(f"bad middle parameter {p!r} for {command}")
+        parts.append(p)
+    data = " ".join(parts).encode("utf-8", "replace")[:MAX_LINE - 2]
+    return data + b"\r\n"
+
+
+# -- reconnect timing ------------------------------------------------------------------------
+
+
+class Backoff:
+    """Jittered exponential backoff: the first retry within `first` seconds, never more than
+    `cap`; `reset()` after a stable session."""
+
+    def __init__(self, first: float = 2.0, cap: float = 300.0) -> None:
+        self.first = first
+        self.cap = cap
+        self.attempt = 0
+
+    def next(self) -> float:
+        ceiling = min(self.cap, self.first * 2 ** self.attempt)
+        self.attempt += 1
+        return ceiling * random.uniform(0.5, 1.0)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+# -- the connection --------------------------------------------------------------------------
+
+
+class IrcConnection:
+    """One session with the server, from the TCP connect to the close."""
+
+    def __init__(self, net: IrcNetwork, bucket: TokenBucket, password: str | None = None) -> None:
+        self.net = net
+        self.bucket = bucket
+        self.password = password
+        self.nick = net.nick
+        self.user = net.username
+        self.source: str | None = None  # our nick!user@host as others see it, once known
+        self.caps: set[str] = set()  # enabled capabilities
+        self.offered: dict[str, str] = {}
+        self.account: str | None = None  # the account SASL logged us in to
+        self.isupport: dict[str, str] = {}
+        self.registered = False
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._queue: asyncio.PriorityQueue[tuple[int, int, bytes]] = asyncio.PriorityQueue()
+        self._seq = itertools.count()
+        self._write_task: asyncio.Task[None] | None = None
+        self._nicks = iter([*net.alternates])
+        self._ping_outstanding = False
+        self._late_sasl = ""  # post-registration SASL step, when services arrive late
+
+    # -- names ---------------------------------------------------------------------------
+    @property
+    def casemapping(self) -> str:
+        return self.isupport.get("CASEMAPPING", "rfc1459")
+
+    def fold(self, name: str) -> str:
+        return casefold(name, self.casemapping)
+
+    def is_me(self, nick: str | None) -> bool:
+        return nick is not None and self.fold(nick) == self.fold(self.nick)
+
+    def is_channel(self, target: str) -> bool:
+        return bool(target) and target[0] in self.isupport.get("CHANTYPES", "#&")
+
+    def wire_source(self) -> str:
+        """Our prefix for the byte budget: the real one when known, else a worst case."""
+        return self.source or pessimistic_source(self.nick, self.user)
+
+    # -- transport -----------------------------------------------------------------------
+    async def open(self, timeout: float = 30.0) -> None:
+        context = None
+        if self.net.tls:
+            context = ssl.create_default_context()
+            if not self.net.tls_verify:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+        self._reader, self._writer = await asyncio.wait_for(asyncio.open_connection(
+            self.net.host, self.net.port, ssl=context, limit=READ_LIMIT,
+            server_hostname=self.net.host if context else None), timeout)
+        self._write_task = asyncio.create_task(self._write_loop(),
+                                               name=f"irc-writer:{self.net.network}")
+
+    async def close(self) -> None:
+        if self._write_task is not None:
+            self._write_task.cancel()
+            try:
+                await self._write_task
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._write_task = None
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            writer.close()
+            try:
+                await asyncio.wait_for(writer.wait_closed(), 2)
+            except (OSError, asyncio.TimeoutError, ssl.SSLError):
+                pass
+
+    async def flush(self, timeout: float = 5.0) -> None:
+        """Wait until every queued line has been written (bounded)."""
+        try:
+            await asyncio.wait_for(self._queue.join(), timeout)
+        except asyncio.TimeoutError:
+            log.warning("%s: %d lines still queued at close", self.net.network, self._queue.qsize())
+
+    # -- sending: the one choke point ------------------------------------------------------
+    def _enqueue(self, line: bytes, urgent: bool = False) -> None:
+        body = line[:-2] if line.endswith(b"\r\n") else line
+        if any(c in body for c in (b"\r", b"\n", b"\0")) or len(body) > MAX_LINE - 2:
+            # Never reached through send()/say(); a guard against a future caller.
+            log.error("%s: refusing malformed outgoing line %r", self.net.network, body[:80])
+            return
+        self._queue.put_nowait((0 if urgent else 1, next(self._seq), body + b"\r\n"))
+
+    def send(self, command: str, *params: str, urgent: bool = False) -> None:
+        self._enqueue(build_line(command, *params), urgent)
+
+    def say(self, command: str, target: str, text: str) -> list[bytes]:
+        """PRIVMSG/NOTICE `text`, split to fit; returns the lines (for later `send_lines`)."""
+        lines = wire_lines(command, target, text, self.wire_source())
+        self.send_lines(lines)
+        return lines
+
+    def send_lines(self, lines: list[bytes]) -> None:
+        for line in lines:
+            self._enqueue(line)
+
+    async def _write_loop(self) -> None:
+        assert self._writer is not None
+        while True:
+            _, _, data = await self._queue.get()
+            try:
+                await self.bucket.acquire()
+                log.debug("%s >> %r", self.net.network, data)
+                self._writer.write(data)
+                await self._writer.drain()
+            except (OSError, ssl.SSLError) as exc:
+                log.info("%s: write failed: %s", self.net.network, exc)
+                self._writer.close()  # the reader notices and the session ends
+            finally:
+                self._queue.task_done()
+
+    # -- receiving -----------------------------------------------------------------------
+    async def read(self) -> IrcLine:
+        """The next line from the server. Answers PING itself; PINGs the server after
+        `ping_interval` of silence and gives up (LinkClosed) after `ping_timeout` more."""
+        assert self._reader is not None
+        while True:
+            wait = self.net.ping_timeout if self._ping_outstanding else self.net.ping_interval
+            try:
+                raw = await asyncio.wait_for(self._reader.readuntil(b"\n"), wait)
+            except asyncio.TimeoutError:
+                if self._ping_outstanding:
+                    raise LinkClosed(f"no answer from the server for "
+                                     f"{self.net.ping_interval + self.net.ping_timeout:.0f}s") from None
+                self._ping_outstanding = True
+                self.send("PING", "todobot-keepalive", urgent=True)
+                continue
+            except asyncio.IncompleteReadError:
+                raise LinkClosed("the server closed the connection") from None
+            except asyncio.LimitOverrunError as exc:
+                await self._reader.readexactly(exc.consumed)  # drop an oversized line
+                continue
+            self._ping_outstanding = False
+            line = parse_line(decode_line(raw.rstrip(b"\r\n").replace(b"\0", b"")))
+            if line is None:
+                continue
+            log.debug("%s << %r", self.net.network, raw)
+            if line.command == "PING":
+                self.send("PONG", *line.params[:1] or ["todobot"], urgent=True)
+                continue
+            if line.command == "ERROR":
+                raise LinkClosed(f"server said ERROR: {line.param(0)}")
+            if line.command == "CAP":
+                self._cap_update(line)
+            elif self.registered and self._late_sasl and line.command in (
+                    "AUTHENTICATE", "900", *SASL_DONE, *SASL_FAILED):
+                self._late_sasl_step(line)
+            elif line.command == "005":
+                self._isupport(line)
+            return line
+
+    async def lines(self) -> AsyncIterator[IrcLine]:
+        while True:
+            yield await self.read()
+
+    def _isupport(self, line: IrcLine) -> None:
+        for token in line.params[1:-1]:
+            key, _, value = token.partition("=")
+            if key.startswith("-"):
+                self.isupport.pop(key[1:], None)
+            else:
+                self.isupport[key.upper()] = value
+
+    def _cap_update(self, line: IrcLine) -> None:
+        """CAP ACK/NEW/DEL after registration (cap-notify)."""
+        sub = line.param(1).upper()
+        names = line.params[-1].split() if len(line.params) > 2 else []
+        if sub == "DEL":
+            for name in names:
+                self.caps.discard(name)
+                self.offered.pop(name, None)
+        elif sub == "NEW" and self.registered:
+            for item in names:
+                name, _, value = item.partition("=")
+                self.offered[name] = value
+            new = [n.partition("=")[0] for n in names
+                   if n.partition("=")[0] in WANTED_CAPS and n.partition("=")[0] not in self.caps]
+            if "sasl" in self.offered and self.account is None and self._sasl_wanted():
+                new.append("sasl")  # services came (back): log in now
+            if new:
+                self.send("CAP", "REQ", " ".join(new))
+        elif sub == "ACK" and self.registered:
+            for name in names:
+                if name.startswith("-"):
+                    self.caps.discard(name[1:])
+                else:
+                    self.caps.add(name)
+            if "sasl" in names and self.account is None and not self._late_sasl:
+                self._late_sasl = "mechanism"
+                self.send("AUTHENTICATE", "PLAIN")
+
+    def _late_sasl_step(self, line: IrcLine) -> None:
+        """SASL after registration, when services appear later than we connected."""
+        if line.command == "AUTHENTICATE" and self._late_sasl == "mechanism":
+            self._late_sasl = "sent"
+            self._send_sasl_plain()
+        elif line.command == "900":
+            self.account = line.param(2) or None
+            log.info("%s: logged in as %s", self.net.network, self.account)
+        elif line.command in SASL_DONE or (line.command in SASL_FAILED and line.command != "908"):
+            if line.command in SASL_FAILED:
+                log.warning("%s: SASL login failed (%s)", self.net.network, line.params[-1:])
+            self._late_sasl = ""
+
+    # -- registration --------------------------------------------------------------------
+    async def register(self) -> IrcLine:
+        """CAP LS 302, NICK, USER; request capabilities, SASL PLAIN when configured; fall back
+        to plain RFC 1459 when the server knows no CAP. Returns the 001 line."""
+        self.send("CAP", "LS", "302")
+        self.send("NICK", self.nick)
+        self.send("USER", self.user, "0", "*", self.net.realname)
+        listing: list[str] = []
+        cap_open = True  # we owe the server a CAP END
+        sasl_step = ""
+        while True:
+            line = await self.read()
+            cmd = line.command
+            if cmd == "CAP":
+                sub = line.param(1).upper()
+                if sub == "LS":
+                    listing.extend(line.params[-1].split())
+                    if line.param(2) == "*" and len(line.params) > 3:
+                        continue  # more LS lines follow
+                    for item in listing:
+                        name, _, value = item.partition("=")
+                        self.offered[name] = value
+                    want = [c for c in WANTED_CAPS if c in self.offered]
+                    if self._sasl_wanted():
+                        want.append("sasl")
+                    if want:
+                        self.send("CAP", "REQ", " ".join(want))
+                    else:
+                        self.send("CAP", "END")
+                        cap_open = False
+                elif sub == "ACK":
+                    for name in line.params[-1].split():
+                        if not name.startswith("-"):
+                            self.caps.add(name)
+                    if "sasl" in self.caps and not sasl_step:
+                        sasl_step = "mechanism"
+                        self.send("AUTHENTICATE", "PLAIN")
+                    elif cap_open and not sasl_step:
+                        self.send("CAP", "END")
+                        cap_open = False
+                elif sub == "NAK":
+                    log.warning("%s: server refused capabilities %s", self.net.network,
+                                line.params[-1])
+                    if cap_open and not sasl_step:
+                        self.send("CAP", "END")
+                        cap_open = False
+            elif cmd == "AUTHENTICATE" and sasl_step == "mechanism" and line.param(0) == "+":
+                sasl_step = "sent"
+                self._send_sasl_plain()
+            elif cmd == "900":
+                self.account = line.param(2) or None
+            elif cmd in SASL_DONE or cmd in SASL_FAILED:
+                if cmd in SASL_FAILED:
+                    log.warning("%s: SASL login as %s failed (%s %s); continuing without an "
+                                "account", self.net.network, self.net.sasl_account, cmd,
+                                line.params[-1] if line.params else "")
+                if cap_open and cmd != "908":  # 908 (mechanism list) precedes 904
+                    self.send("CAP", "END")
+                    cap_open = False
+            elif cmd in ("421", "451", "410") and line.param(1).upper() == "CAP":
+                cap_open = False  # a server without CAP: plain registration continues
+            elif cmd in NICK_ERRORS:
+                self.nick = self._next_nick(line.param(1) or self.nick)
+                self.send("NICK", self.nick)
+            elif cmd == "001":
+                self.registered = True
+                self.nick = line.param(0, self.nick)
+                words = line.params[-1].split() if line.params else []
+                if words and "!" in words[-1] and "@" in words[-1] and self.is_me(nick_of(words[-1])):
+                    self.source = words[-1]
+                return line
+
+    def _sasl_wanted(self) -> bool:
+        if "sasl" not in self.offered or not (self.net.sasl_account and self.password):
+            return False
+        mechs = self.offered["sasl"]
+        return not mechs or "PLAIN" in mechs.upper().split(",")
+
+    def _send_sasl_plain(self) -> None:
+        account = self.net.sasl_account or ""
+        payload = base64.b64encode(f"{account}\0{account}\0{self.password}".encode()).decode()
+        chunks = [payload[i:i + 400] for i in range(0, len(payload), 400)]
+        for chunk in chunks:
+            self.send("AUTHENTICATE", chunk)
+        if not chunks or len(chunks[-1]) == 400:
+            self.send("AUTHENTICATE", "+")
+
+    def _next_nick(self, refused: str) -> str:
+        """The next alternate; when they run out, the nick with a growing suffix."""
+        for candidate in self._nicks:
+            if not self.is_me(candidate):
+                return candidate
+        base = self.net.nick
+        nicklen = int(self.isupport.get("NICKLEN") or 16)
+        if self.fold(refused) != self.fold(base + "_") and len(base) < nicklen:
+            return base + "_"
+        suffix = str(random.randint(10, 9999))
+        return base[:max(1, nicklen - len(suffix) - 1)] + "_" + suffix

@@ -1,0 +1,1 @@
+"""IRC integration tests (InspIRCd + Anope, ngIRCd)."""

@@ -1,0 +1,1 @@
+"""Launchers for real chat servers used by the integration tests."""

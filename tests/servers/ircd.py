@@ -1,0 +1,418 @@
+"""Real IRC servers for integration tests: InspIRCd (+ Anope services) and ngIRCd.
+
+Each launcher writes its configs into a fresh directory, starts the daemon on 127.0.0.1 at a
+free port in its own process group, waits until it answers a client registration, and kills
+only that process group at teardown. Nothing listens on, resolves or connects to anything
+but 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HOST = "127.0.0.1"
+LINK_PASSWORD = "linkpass-test"
+
+
+class ServerUnavailable(RuntimeError):
+    """A binary is missing or the server never came up."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def missing_binaries(*names: str) -> list[str]:
+    return [n for n in names if shutil.which(n) is None]
+
+
+# -- probing ---------------------------------------------------------------------------------
+
+
+def probe(port: int, *, timeout: float = 20.0, want_cap: str | None = None) -> str:
+    """Register a throwaway client; return the server's CAP LS text once it says 001.
+
+    With `want_cap`, keep trying until that capability is offered (services linked)."""
+    deadline = time.monotonic() + timeout
+    last_error = "no answer"
+    n = 0
+    while time.monotonic() < deadline:
+        n += 1
+        try:
+            caps = _probe_once(port, f"probe{os.getpid() % 1000}x{n}", deadline)
+        except OSError as exc:
+            last_error = str(exc)
+            time.sleep(0.2)
+            continue
+        if want_cap is None or want_cap in caps.split() or any(
+                c.startswith(want_cap + "=") for c in caps.split()):
+            return caps
+        last_error = f"capability {want_cap!r} not offered yet (CAP LS: {caps})"
+        time.sleep(0.5)
+    raise ServerUnavailable(f"IRC server on port {port} not ready: {last_error}")
+
+
+def _probe_once(port: int, nick: str, deadline: float) -> str:
+    with socket.create_connection((HOST, port), timeout=max(0.5, deadline - time.monotonic())) as s:
+        s.sendall(f"CAP LS 302\r\nNICK {nick}\r\nUSER probe 0 * :probe\r\n".encode())
+        buf = b""
+        caps: list[str] = []
+        ended = False
+        while time.monotonic() < deadline:
+            chunk = s.recv(4096)
+            if not chunk:
+                raise OSError("connection closed during probe")
+            buf += chunk
+            while b"\r\n" in buf:
+                raw, buf = buf.split(b"\r\n", 1)
+                parts = raw.decode("utf-8", "replace").split(" ")
+                if parts and parts[0].startswith(":"):
+                    parts = parts[1:]
+                if not parts:
+                    continue
+                cmd = parts[0]
+                if cmd == "PING":
+                    s.sendall(f"PONG {' '.join(parts[1:])}\r\n".encode())
+                elif cmd == "CAP" and len(parts) > 2 and parts[2] == "LS":
+                    text = raw.decode("utf-8", "replace").split(" :", 1)
+                    caps.append(text[1] if len(text) > 1 else "")
+                    if parts[3] != "*" and not ended:
+                        s.sendall(b"CAP END\r\n")
+                        ended = True
+                elif cmd in ("421", "410") and not ended:
+                    s.sendall(b"CAP END\r\n")
+                    ended = True
+                elif cmd == "001":
+                    s.sendall(b"QUIT :probe done\r\n")
+                    return " ".join(caps)
+                elif cmd == "ERROR":
+                    raise OSError(raw.decode("utf-8", "replace"))
+        raise OSError("probe timed out")
+
+
+# -- processes -------------------------------------------------------------------------------
+
+
+@dataclass
+class Daemon:
+    """One server process, started in its own process group."""
+
+    name: str
+    argv: list[str]
+    log: Path
+    cwd: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        out = open(self.log, "ab")
+        try:
+            self.proc = subprocess.Popen(self.argv, cwd=self.cwd, stdout=out, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, start_new_session=True)
+        finally:
+            out.close()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.proc is None:
+            return
+        proc, self.proc = self.proc, None
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)  # the group we created, nothing else
+            except ProcessLookupError:
+                pass
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait(5)
+        else:
+            # The leader exited; children it forked may remain in the group.
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def tail(self, n: int = 30) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "(no log)"
+
+
+@dataclass
+class IrcServer:
+    """A running test server: where to connect and how to stop/restart it mid-test."""
+
+    kind: str  # "inspircd" or "ngircd"
+    port: int
+    workdir: Path
+    network: str
+    daemons: list[Daemon] = field(default_factory=list)
+    services: bool = False
+    oper: tuple[str, str] = ("testoper", "operpass")
+
+    @property
+    def host(self) -> str:
+        return HOST
+
+    def start(self, timeout: float = 60.0) -> None:
+        for d in self.daemons:
+            d.start()
+        try:
+            probe(self.port, timeout=timeout, want_cap="sasl" if self.services else None)
+        except ServerUnavailable as exc:
+            logs = "\n".join(f"--- {d.name} ---\n{d.tail()}" for d in self.daemons)
+            self.stop()
+            raise ServerUnavailable(f"{exc}\n{logs}") from None
+
+    def stop(self) -> None:
+        for d in reversed(self.daemons):
+            d.stop()
+
+    def restart(self, down_for: float = 0.0) -> None:
+        """Stop every daemon (clients see the link drop), optionally wait, start again."""
+        self.stop()
+        if down_for:
+            time.sleep(down_for)
+        self.start()
+
+    def alive(self) -> bool:
+        return all(d.alive() for d in self.daemons)
+
+
+# -- InspIRCd + Anope ------------------------------------------------------------------------
+
+_INSPIRCD_MODULES = ("cap", "ircv3", "ircv3_accounttag", "ircv3_batch", "ircv3_capnotify",
+                     "ircv3_chghost", "ircv3_ctctags", "ircv3_echomessage",
+                     "ircv3_invitenotify", "ircv3_labeledresponse", "ircv3_msgid",
+                     "ircv3_servertime", "sasl", "services_account", "spanningtree",
+                     "monitor", "setname", "hidechans", "chghost", "chgident", "chgname",
+                     "svshold", "servprotect")
+
+# Flood limits lifted for most tests; `default_limits=True` keeps InspIRCd's own.
+_LIFTED = 'threshold="1000000" commandrate="1000000" fakelag="no" recvq="65536"'
+
+INSPIRCD_CONF = """\
+# todobot integration test server
+<server name="irc.test.local" description="todobot test server" network="{network}" id="1TB">
+<admin name="test" nick="test" email="test@test.local">
+<bind address="127.0.0.1" port="{port}" type="clients">
+<bind address="127.0.0.1" port="{link_port}" type="servers">
+<dns server="127.0.0.1" timeout="1">
+<pid file="{dir}/inspircd.pid">
+<files motd="{dir}/motd.txt">
+<log method="file" type="* -USERINPUT -USEROUTPUT" level="default" target="{dir}/inspircd.log">
+<options casemapping="ascii" syntaxhints="no" announcets="no">
+<security hidesplits="no" hideulines="no" runasroot="yes">
+<performance clonesonconnect="no" quietbursts="yes">
+<connect name="main" allow="*" maxchans="50" timeout="60" pingfreq="120" hardsendq="1M"
+         softsendq="65536" localmax="1000" globalmax="1000" limit="5000"
+         useident="no" resolvehostnames="no" {flood}>
+<class name="All" commands="*" privs="*" usermodes="*" chanmodes="*" snomasks="*">
+<type name="Admin" classes="All">
+<oper name="{oper}" password="{oper_password}" host="*@*" type="Admin">
+{modules}
+<link name="services.test.local" ipaddr="127.0.0.1" port="{link_port}" allowmask="127.0.0.0/8"
+      sendpass="{link_password}" recvpass="{link_password}">
+<uline server="services.test.local" silent="yes">
+<sasl target="services.test.local" requiressl="no">
+"""
+
+ANOPE_CONF = """\
+uplink
+{{
+    host = "127.0.0.1"
+    ipv6 = no
+    ssl = no
+    port = {link_port}
+    password = "{link_password}"
+}}
+serverinfo
+{{
+    name = "services.test.local"
+    description = "todobot test services"
+    id = "9TB"
+    pid = "{dir}/anope.pid"
+    motd = "{dir}/services.motd"
+}}
+module
+{{
+    name = "inspircd3"
+    use_server_side_mlock = yes
+    use_server_side_topiclock = yes
+}}
+networkinfo
+{{
+    networkname = "{network}"
+    nicklen = 31
+    userlen = 10
+    hostlen = 64
+    chanlen = 32
+    modelistsize = 100
+    vhost_chars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-"
+    allow_undotted_vhosts = false
+    disallow_start_or_end = ".-"
+}}
+options
+{{
+    casemap = "ascii"
+    strictpasswords = yes
+    badpasslimit = 50
+    badpasstimeout = 1h
+    updatetimeout = 5m
+    expiretimeout = 30m
+    readtimeout = 5s
+    warningtimeout = 4h
+    timeoutcheck = 3s
+    retrywait = 1s
+    hideprivilegedcommands = yes
+    hideregisteredcommands = yes
+    nobackupokay = yes
+}}
+log
+{{
+    target = "services.log"
+    other = "*"
+    servers = "*"
+    debug = no
+}}
+service
+{{
+    nick = "NickServ"
+    user = "services"
+    host = "services.test.local"
+    gecos = "Nickname Registration Service"
+}}
+module
+{{
+    name = "nickserv"
+    client = "NickServ"
+    forceemail = no
+    confirmemailchanges = no
+    defaults = "ns_private hide_email hide_mask"
+    regdelay = 0
+    expire = 21d
+    secureadmins = yes
+    modeonid = yes
+    hidenetsplitquit = no
+    killquick = 20s
+    kill = 60s
+    enforceruser = "enforcer"
+    enforcerhost = "services.test.local"
+    releasetimeout = 1m
+    guestnickprefix = "Guest"
+    nonicknameownership = yes
+    passlen = 32
+}}
+command {{ service = "NickServ"; name = "HELP"; command = "generic/help"; }}
+module {{ name = "ns_identify"; maxlogins = 10; }}
+command {{ service = "NickServ"; name = "IDENTIFY"; command = "nickserv/identify"; }}
+module {{ name = "ns_register"; registration = "none"; resenddelay = 90s; }}
+command {{ service = "NickServ"; name = "REGISTER"; command = "nickserv/register"; }}
+module {{ name = "ns_logout" }}
+command {{ service = "NickServ"; name = "LOGOUT"; command = "nickserv/logout"; }}
+module {{ name = "ns_info" }}
+command {{ service = "NickServ"; name = "INFO"; command = "nickserv/info"; }}
+module {{ name = "help" }}
+module {{ name = "m_sasl" }}
+module {{ name = "db_flatfile"; database = "anope.db"; keepbackups = 3; fork = no; }}
+module {{ name = "enc_sha256" }}
+"""
+
+
+def start_inspircd(workdir: Path, *, network: str = "testnet", default_limits: bool = False,
+                   services: bool = True, timeout: float = 60.0) -> IrcServer:
+    """InspIRCd on a free port, with Anope linked (SASL, NickServ) unless services=False."""
+    missing = missing_binaries("inspircd", *(["anope"] if services else []))
+    if missing:
+        raise ServerUnavailable(f"not installed: {', '.join(missing)} "
+                                "(run scripts/install-irc-servers.sh)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    port, link_port = free_port(), free_port()
+    server = IrcServer("inspircd", port, workdir, network, services=services)
+    modules = "\n".join(f'<module name="{m}">' for m in _INSPIRCD_MODULES)
+    (workdir / "motd.txt").write_text("todobot test server\n")
+    conf = workdir / "inspircd.conf"
+    conf.write_text(INSPIRCD_CONF.format(
+        network=network, port=port, link_port=link_port, dir=workdir, modules=modules,
+        flood="" if default_limits else _LIFTED, link_password=LINK_PASSWORD,
+        oper=server.oper[0], oper_password=server.oper[1]))
+    server.daemons.append(Daemon("inspircd", ["inspircd", f"--config={conf}", "--nofork",
+                                              "--runasroot"], workdir / "inspircd.out", workdir))
+    if services:
+        server.daemons.append(_anope(workdir, network, link_port))
+    server.start(timeout)
+    return server
+
+
+def _anope(workdir: Path, network: str, link_port: int) -> Daemon:
+    adir = workdir / "anope"
+    for sub in ("conf", "data", "data/backups", "logs"):
+        (adir / sub).mkdir(parents=True, exist_ok=True)
+    (adir / "conf" / "services.motd").write_text("todobot test services\n")
+    (adir / "conf" / "services.conf").write_text(ANOPE_CONF.format(
+        link_port=link_port, link_password=LINK_PASSWORD, network=network, dir=adir / "conf"))
+    argv = ["anope", "--nofork", f"--confdir={adir / 'conf'}", "--config=services.conf",
+            f"--dbdir={adir / 'data'}", f"--logdir={adir / 'logs'}", "--modulesdir=/usr/lib/anope"]
+    # Anope runs as root here (it warns and waits a few seconds): pytest's temp directories are
+    # private to root, so the packaged `irc` user could not reach its own config.
+    return Daemon("anope", argv, workdir / "anope.out", adir)
+
+
+# -- ngIRCd ----------------------------------------------------------------------------------
+
+NGIRCD_CONF = """\
+[Global]
+    Name = irc.ngircd.test
+    Info = todobot test server
+    Listen = 127.0.0.1
+    Ports = {port}
+    MotdPhrase = todobot test server
+    PidFile = {dir}/ngircd.pid
+    ServerUID = {uid}
+    ServerGID = {gid}
+[Limits]
+    MaxConnectionsIP = 0
+    MaxJoins = 50
+    MaxNickLength = 30
+    PingTimeout = 120
+    PongTimeout = 60
+[Options]
+    DNS = no
+    Ident = no
+    PAM = no
+    OperCanUseMode = yes
+[Operator]
+    Name = {oper}
+    Password = {oper_password}
+"""
+
+
+def start_ngircd(workdir: Path, *, network: str = "ngnet", timeout: float = 30.0) -> IrcServer:
+    if missing_binaries("ngircd"):
+        raise ServerUnavailable("not installed: ngircd (run scripts/install-irc-servers.sh)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    server = IrcServer("ngircd", port, workdir, network)
+    conf = workdir / "ngircd.conf"
+    conf.write_text(NGIRCD_CONF.format(port=port, dir=workdir, uid=os.getuid(), gid=os.getgid(),
+                                       oper=server.oper[0], oper_password=server.oper[1]))
+    server.daemons.append(Daemon("ngircd", ["ngircd", "-n", "-f", str(conf)],
+                                 workdir / "ngircd.out", workdir))
+    server.start(timeout)
+    return server
