@@ -11,6 +11,7 @@ export TODOBOT_SYNAPSE_VENV := $(SYNAPSE_VENV)
 .PHONY: test unit deps servers demo clean
 
 test: deps servers
+	$(VENV)/bin/ruff check bot commands storage tests bench
 	TODOBOT_REQUIRE_SERVERS=1 $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 # Unit tests only: no chat servers needed.

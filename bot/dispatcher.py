@@ -82,7 +82,7 @@ class Dispatcher:
                 self._buckets = {k: b for k, b in self._buckets.items() if not b.full()}
             bucket = self._buckets[who] = TokenBucket(self.config.cooldown.burst,
                                                       self.config.cooldown.rate, self.clock)
-        if bucket.take():
+        if bucket.try_take():
             self._warned.discard(who)
             return False
         if who in self._warned:

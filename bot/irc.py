@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 
 from .config import Config, ConfigError, IrcNetwork
 from .irc_conn import Backoff, IrcConnection, IrcLine, LinkClosed, nick_of
-from .irc_text import TokenBucket, casefold, render, strip_formatting, wire_lines
+from .ratelimit import TokenBucket
+from .irc_text import casefold, render, strip_formatting, wire_lines
 from .messages import Message, Reply, Sender
 from .transport import Transport
 

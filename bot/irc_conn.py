@@ -20,7 +20,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from .config import IrcNetwork
-from .irc_text import MAX_LINE, TokenBucket, casefold, clean, pessimistic_source, wire_lines
+from .ratelimit import TokenBucket
+from .irc_text import MAX_LINE, casefold, clean, pessimistic_source, wire_lines
 
 log = logging.getLogger(__name__)
 

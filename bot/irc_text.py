@@ -8,11 +8,8 @@ receivers still get lines of at most 512 bytes.
 
 from __future__ import annotations
 
-import asyncio
 import re
-import time
 import unicodedata
-from collections.abc import Callable
 from typing import NamedTuple
 
 from .messages import Line, Reply, Span
@@ -223,41 +220,6 @@ def wire_lines(command: str, target: str, text: str, source: str) -> list[bytes]
     head = f"{command} {target} :".encode()
     return [head + piece.encode() + b"\r\n"
             for piece in split_text(text, budget_for(command, target, source))]
-
-
-class TokenBucket:
-    """Per-connection output throttle: `burst` lines at once, then `rate` lines per second."""
-
-    def __init__(self, burst: int = 4, rate: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        if burst < 1 or rate <= 0:
-            raise ValueError("burst must be >= 1 and rate > 0")
-        self.burst = burst
-        self.rate = rate
-        self.clock = clock
-        self.tokens = float(burst)
-        self._last = clock()
-
-    def _refill(self) -> None:
-        now = self.clock()
-        self.tokens = min(self.burst, self.tokens + (now - self._last) * self.rate)
-        self._last = now
-
-    def delay(self) -> float:
-        """Seconds until the next line may go; 0 when a token is available. Consumes nothing."""
-        self._refill()
-        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
-
-    def take(self) -> None:
-        """Consume one token (a line sent regardless of delay() leaves the bucket in debt)."""
-        self._refill()
-        self.tokens -= 1
-
-    async def acquire(self) -> None:
-        """Wait, without blocking the event loop, until a token is available; then take it."""
-        while (wait := self.delay()) > 0:
-            await asyncio.sleep(wait)
-        self.take()
 
 
 # -- names --------------------------------------------------------------------------------------

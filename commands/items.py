@@ -52,7 +52,7 @@ async def add(ctx: Context, args: str) -> Reply:
     rel = await ctx.release()
     item = await ctx.s.add_item(rel, area=area, severity=severity, title=check_title(title),
                                 tags=tags, links=_LINK.findall(title))
-    return text(f"Added ", item_ref(item.id), f" ({area}, {SEVERITY_TITLE[severity]}): "
+    return text("Added ", item_ref(item.id), f" ({area}, {SEVERITY_TITLE[severity]}): "
                 f"{summary(item)}", outcome="changed", items=(item.id,))
 
 

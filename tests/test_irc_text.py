@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 from bot.irc_text import (
     BOLD,
     MAX_LINE,
-    TokenBucket,
     budget_for,
     casefold,
     clean,
@@ -28,6 +27,7 @@ from bot.irc_text import (
     wire_lines,
 )
 from bot.messages import Reply, Span, bold, item_ref, link, person
+from bot.ratelimit import TokenBucket
 
 settings.register_profile("nightly", max_examples=100_000, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
