@@ -256,7 +256,8 @@ def bot_factory(tmp_path, monkeypatch):
     async def make(server: IrcServer, *, channels: list, sasl: bool = True, nick: str = "todobot",
                    alternates: list[str] | None = None, throttle: Throttle | None = None,
                    admins: list[str] | None = None, seed: Callable | None = None,
-                   wait: bool = True, **net_kw: Any) -> AsyncIterator[Bot]:
+                   wait: bool = True, config_kw: dict | None = None,
+                   **net_kw: Any) -> AsyncIterator[Bot]:
         net = IrcNetwork(
             network=server.network, host=server.host, port=server.port, tls=False, nick=nick,
             alternates=alternates or [f"{nick}2"], channels=channels,
@@ -265,7 +266,7 @@ def bot_factory(tmp_path, monkeypatch):
             throttle=throttle or Throttle(burst=20, rate=20), **net_kw)
         db_path = tmp_path / f"todo-{next(_ids)}.sqlite3"
         config = Config(database=str(db_path), admins=admins or [f"irc:{server.network}/ijc"],
-                        default_release="4.2", irc=[net])
+                        default_release="4.2", irc=[net], **(config_kw or {}))
         app = App(config)
         await app.initialize()
         try:
