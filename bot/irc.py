@@ -69,6 +69,7 @@ class IrcTransport(Transport):
         self._last_regain = 0.0
         # Observable state (tests, status): registered sessions so far and channels we are in.
         self.sessions = 0
+        self.attempts = 0  # connection attempts, successful or not
         self.joined: set[str] = set()
         self.ready = asyncio.Event()  # registered and the channels joined
 
@@ -141,6 +142,7 @@ class IrcTransport(Transport):
             registered_at: float | None = None
             conn = IrcConnection(self.net, self._bucket, self._password)
             self._conn = conn
+            self.attempts += 1
             try:
                 await conn.open()
                 log.info("%s: connected to %s:%d", self.name, self.net.host, self.net.port)

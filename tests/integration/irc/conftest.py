@@ -208,6 +208,16 @@ def inspircd_private(tmp_path) -> IrcServer:
         server.stop()
 
 
+@pytest.fixture
+def ngircd_private(tmp_path) -> IrcServer:
+    """An ngIRCd of this test's own (to take it down mid-test)."""
+    server = _launch(start_ngircd, tmp_path / "ngircd", "ngircd")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
 def ngircd(tmp_path_factory) -> IrcServer:
     server = _launch(start_ngircd, tmp_path_factory.mktemp("ngircd"), "ngircd")
