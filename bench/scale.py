@@ -2,6 +2,7 @@
 
     python bench/scale.py [--items 100000] [--releases 50] [--runs 200] [--db PATH]
 
+The list is a month old and about 2% of it changed this week (what a digest reports).
 Measures each command's own processing (dispatcher.handle: parsing, the SQLite transaction,
 building the reply; no transport), a digest of a 5,000-item release, process startup to
 ready, and peak RSS. Prints a Markdown table. Never run as a test: the numbers depend on the
@@ -38,6 +39,7 @@ async def build(path: Path, items: int, releases: int, big_release: int) -> None
     `big_release` items for the digest measurement."""
     db = await Database.open(path)
     now = time.time()
+    then = now - 30 * 86400  # the list was built a month ago; this week saw a few changes
     per = (items - big_release) // (releases - 1)
     async with db.transaction() as conn:
         next_id = 1
@@ -53,8 +55,13 @@ async def build(path: Path, items: int, releases: int, big_release: int) -> None
                 state = "done" if i % 4 == 0 else "open"
                 rows.append((next_id, rid, AREAS[i % len(AREAS)], "blocker" if i % 6 == 0 else "nice",
                              '["BUG"]' if i % 7 == 0 else "[]", f"item {next_id} of release {r} with a title",
-                             owners, "patch posted" if i % 2 else "", state, parent, "bench", now, "bench", now))
-                hist.append((now, "bench", rid, next_id, "created", None, f"item {next_id}"))
+                             owners, "patch posted" if i % 2 else "", state, parent, "bench", then, "bench", then))
+                hist.append((then, "bench", rid, next_id, "created", None, f"item {next_id}"))
+                if i % 50 == 1:  # 2% changed this week: claimed, progress, closed
+                    hist.append((now - 86400, "bench", rid, next_id, "owners", "[]", owners))
+                    hist.append((now - 86400, "bench", rid, next_id, "progress", "", "patch posted"))
+                if i % 100 == 4:
+                    hist.append((now - 3600, "bench", rid, next_id, "state", "open", "done"))
                 next_id += 1
             await conn.executemany(
                 "INSERT INTO items (id, release_id, area, severity, tags, title, owners, progress, state,"

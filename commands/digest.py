@@ -19,6 +19,7 @@ from datetime import date, datetime, timezone, tzinfo
 
 from bot.messages import Reply, Span, bold, item_ref, link, person
 from storage import Change, Item, ListItem, Milestone, Release, ReleaseList, Session, digests
+from storage.repository import list_tree
 
 from .context import Context
 from .format import item_spans, list_reply, owners_text, summary
@@ -175,19 +176,14 @@ async def summarise_changes(s: Session, changes: list[Change]) -> Changes:
         else:
             net[key] = [ch.before, ch.after]
     out = Changes()
-    items: dict[int, Item] = {}
-
-    async def item(item_id: int) -> Item:
-        if item_id not in items:
-            items[item_id] = await s.get(item_id)
-        return items[item_id]
-
+    items = await s.get_many(created | {item_id for item_id, _ in net})
     for item_id in sorted(created):
-        out.new.append(await item(item_id))
+        if item_id in items:
+            out.new.append(items[item_id])
     for (item_id, fld), (before, after) in sorted(net.items()):
-        if before == after or item_id in created:
+        if before == after or item_id in created or item_id not in items:
             continue
-        it = await item(item_id)
+        it = items[item_id]
         if fld == "state":
             if after == "done":
                 out.done.append(it)
@@ -229,9 +225,10 @@ class StaleClaim:
 
 async def stale_claims(s: Session, items: Iterable[Item], days: int, now: float) -> list[StaleClaim]:
     out = []
+    people = await s.identities()
     for it in items:
         if it.is_open and it.owners and now - it.updated_at >= days * DAY:
-            owners = [(o, await s.identity_of(o)) for o in it.owners]
+            owners = [(o, people.get(o.casefold())) for o in it.owners]
             out.append(StaleClaim(it, owners, int((now - it.updated_at) // DAY)))
     out.sort(key=lambda c: (-c.days, c.item.id))
     return out
@@ -291,7 +288,8 @@ async def collect(s: Session, release: Release, *, since: float, stale_days: int
     claims already pinged there in an earlier digest are left out (each is pinged once)."""
     tz = tz or UTC
     now = s.now
-    items = await s.items(release)
+    everything = await s.items(release, states=None)  # one read serves the summary and the tree
+    items = [it for it in everything if it.is_open]
     today = datetime.fromtimestamp(now, tz).date()
     created = datetime.fromtimestamp(release.created_at or now, tz).date()
     milestones = effective_milestones(await s.milestones(release), today, created)
@@ -302,8 +300,7 @@ async def collect(s: Session, release: Release, *, since: float, stale_days: int
         if transport is not None and room is not None:
             done = await digests.pinged(s, transport, room, [c.key for c in stale])
             stale = [c for c in stale if c.key not in done]
-    full = await s.export_list(release)
-    open_list = ReleaseList(release.name, [], _open_tree(full.items), "")
+    open_list = ReleaseList(release.name, [], _open_tree(list_tree(everything)), "")
     return DigestData(release, now, since, tz, await summary_line(s, release), milestones,
                       changes, items, stale_days, stale, open_list)
 

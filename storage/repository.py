@@ -54,6 +54,20 @@ def _item(row: aiosqlite.Row, release: str, notes: list[str] | None = None) -> I
         updated_by=row["updated_by"], updated_at=row["updated_at"])
 
 
+def list_tree(items: list[Item], notes: dict[int, list[str]] | None = None) -> list[ListItem]:
+    """Stored items (in list order) as the nested form the formats carry."""
+    notes = notes or {}
+    nodes = {it.id: ListItem(
+        area=it.area, severity=it.severity, title=it.title, tags=it.tags, details=it.details,
+        owners=it.owners, progress=it.progress, state=it.state, links=it.links,
+        notes=notes.get(it.id, []), id=it.id, duplicate_of=it.duplicate_of) for it in items}
+    roots: list[ListItem] = []
+    for it in items:
+        parent = nodes.get(it.parent) if it.parent is not None else None
+        (parent.children if parent else roots).append(nodes[it.id])
+    return roots
+
+
 class Repository:
     def __init__(self, db: Database, clock: Callable[[], float] = time.time) -> None:
         self.db = db
@@ -167,6 +181,19 @@ class Session:
         if unclaimed:
             where.append("owners = '[]'")
         return " AND ".join(where), args
+
+    async def get_many(self, ids: Iterable[int]) -> dict[int, Item]:
+        """Several items in one query (ids that do not exist are left out)."""
+        wanted = sorted(set(ids))
+        out: dict[int, Item] = {}
+        for start in range(0, len(wanted), 500):  # stay under SQLite's variable limit
+            chunk = wanted[start:start + 500]
+            rows = await self._all(
+                "SELECT items.*, releases.name AS release_name FROM items JOIN releases"
+                f" ON releases.id = items.release_id WHERE items.id IN ({','.join('?' * len(chunk))})",
+                *chunk)
+            out.update((r["id"], _item(r, r["release_name"])) for r in rows)
+        return out
 
     async def items(self, release: Release, *, states: Iterable[str] | None = ("open",),
                     severity: str | None = None, area: str | None = None, owner: str | None = None,
@@ -286,6 +313,11 @@ class Session:
         row = await self._one("SELECT display_name FROM people WHERE identity = ?", identity)
         return row["display_name"] if row else None
 
+    async def identities(self) -> dict[str, str]:
+        """Every bound display name (casefolded) → its identity."""
+        rows = await self._all("SELECT identity, display_name FROM people")
+        return {r["display_name"].casefold(): r["identity"] for r in rows}
+
     async def identity_of(self, name: str) -> str | None:
         row = await self._one(
             "SELECT identity FROM people WHERE display_name = ? COLLATE NOCASE", name)
@@ -372,15 +404,8 @@ class Session:
                 "SELECT notes.item_id, notes.text FROM notes JOIN items ON items.id = notes.item_id"
                 " WHERE items.release_id = ? ORDER BY notes.id", release.id):
             notes.setdefault(row["item_id"], []).append(row["text"])
-        nodes = {it.id: ListItem(
-            area=it.area, severity=it.severity, title=it.title, tags=it.tags, details=it.details,
-            owners=it.owners, progress=it.progress, state=it.state, links=it.links,
-            notes=notes.get(it.id, []), id=it.id, duplicate_of=it.duplicate_of) for it in items}
-        roots: list[ListItem] = []
-        for it in items:
-            parent = nodes.get(it.parent) if it.parent is not None else None
-            (parent.children if parent else roots).append(nodes[it.id])
-        return ReleaseList(release.name, await self.milestones(release), roots, release.intro)
+        return ReleaseList(release.name, await self.milestones(release), list_tree(items, notes),
+                           release.intro)
 
     async def import_list(self, name: str, lst: ReleaseList, *, replace: bool = False) -> dict[str, int]:
         """Merge a list into release `name`, creating it when new.
