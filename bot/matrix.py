@@ -1,0 +1,575 @@
+"""Matrix rooms as chat rooms for todobot, over matrix-nio with a sync loop of our own.
+
+What the loop guarantees:
+- one login per data directory: the access token and device id are kept in
+  `<data_dir>/credentials.json` and restored on restart, so restarts add no devices;
+- `next_batch` lives in the bot's SQLite database; the backlog before the very first sync is
+  skipped, and every event is handled at most once (the dispatcher records the event id in the
+  same transaction as the command's effect);
+- a homeserver that fails is retried after 5 s, doubling to 320 s, reset by the first good
+  sync; one that is unreachable costs one TCP connect per probe interval, and the loop resumes
+  as soon as it accepts connections again; HTTP 429 waits the `retry_after_ms` it names;
+- encrypted rooms are read and answered encrypted when matrix-nio's E2EE support is installed
+  (devices of room members are trusted: this is a bot); without it, the bot says once that it
+  cannot read the room and never sends anything else there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+import time
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from aiohttp import ClientConnectionError
+from nio import (AsyncClient, AsyncClientConfig, InviteMemberEvent, JoinResponse, LoginResponse,
+                 MatrixRoom, MegolmEvent, RoomMemberEvent, RoomMessageText, RoomResolveAliasResponse,
+                 RoomSendResponse,
+                 SyncResponse, WhoamiResponse)
+from nio.api import Api
+from nio.crypto import ENCRYPTION_ENABLED
+from nio.exceptions import LocalProtocolError
+
+from storage import Repository
+
+from .config import Config, Matrix
+from .matrix_render import render
+from .messages import Message, Reply, Sender, text
+from .transport import Transport
+
+if TYPE_CHECKING:
+    from .dispatcher import Dispatcher
+
+log = logging.getLogger(__name__)
+
+BACKOFF_FIRST = 5.0
+BACKOFF_MAX = 320.0
+PROBE_INTERVAL = 5.0  # while the homeserver is unreachable: one TCP connect this often
+SYNC_TIMEOUT_MS = 30_000
+SEND_ATTEMPTS = 30
+# Enough timeline per room that a short outage or restart loses nothing to a "limited" gap.
+SYNC_FILTER = {"room": {"timeline": {"limit": 100}}, "presence": {"not_types": ["*"]}}
+CANNOT_READ = ("I cannot read encrypted messages (end-to-end encryption support is not "
+               "installed), so I cannot answer in this room.")
+_REPLY_FALLBACK = re.compile(r"\A(?:>[^\n]*\n)+\n?", re.DOTALL)
+_TRANSIENT = (ClientConnectionError, asyncio.TimeoutError, TimeoutError, OSError)
+
+
+class MatrixLoginError(ValueError):
+    """The homeserver refused our credentials; a person has to act (worded for them)."""
+
+
+class _ServerError(Exception):
+    def __init__(self, what: str, retry_after: float | None = None) -> None:
+        super().__init__(what)
+        self.retry_after = retry_after
+
+
+class CountingClient(AsyncClient):
+    """An AsyncClient that counts the HTTP requests it makes (for logs and tests)."""
+
+    requests = 0
+
+    async def send(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        self.requests += 1
+        return await super().send(*args, **kwargs)
+
+
+class Backoff:
+    """5 s, 10 s, ... 320 s; `reset` after a success."""
+
+    def __init__(self, first: float = BACKOFF_FIRST, most: float = BACKOFF_MAX) -> None:
+        self.first, self.most = first, most
+        self.current = 0.0
+
+    def next(self) -> float:
+        self.current = self.first if not self.current else min(self.current * 2, self.most)
+        return self.current
+
+    def reset(self) -> None:
+        self.current = 0.0
+
+
+def strip_reply_fallback(body: str) -> str:
+    """A reply's body starts with the quoted original (`> <@u:s> text`); drop it."""
+    return _REPLY_FALLBACK.sub("", body, count=1)
+
+
+class MatrixTransport(Transport):
+    name = "matrix"
+
+    def __init__(self, mcfg: Matrix, config: Config, repo: Repository | None) -> None:
+        self.mcfg = mcfg
+        self.config = config
+        self.repo = repo
+        self.data_dir = Path(mcfg.data_dir)
+        self.e2ee = bool(mcfg.e2ee and ENCRYPTION_ENABLED)
+        self.configured = mcfg.room_releases  # as written: ids or aliases
+        self.room_release: dict[str, str | None] = {  # by room id, aliases once resolved
+            r: rel for r, rel in self.configured.items() if r.startswith("!")}
+        self.client: CountingClient | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.probes = 0
+        self.rate_limited = 0  # 429 answers seen (each one waited out)
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self._logged_in = False
+        self._rooms_joined = False
+        self._next_batch: str | None = None
+        self._synced_once = False
+        self._known_rooms: set[str] = set()
+        self._handling = False
+        self._recovering = False
+        self.synced = asyncio.Event()  # set after each good sync (tests wait on it)
+        if logging.getLogger("nio").level == logging.NOTSET:
+            logging.getLogger("nio").setLevel(logging.WARNING)  # INFO is a line per event
+
+    # -- Transport --------------------------------------------------------------------------------
+    @property
+    def requests(self) -> int:
+        """HTTP requests plus reachability probes made so far."""
+        return (self.client.requests if self.client else 0) + self.probes
+
+    def rooms(self) -> list[str]:
+        if self.client is None:
+            return []
+        return list(self.client.rooms)
+
+    async def start(self, dispatcher: "Dispatcher") -> None:
+        self.dispatcher = dispatcher
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        store = self.data_dir / "store"
+        store.mkdir(exist_ok=True, mode=0o700)
+        cfg = AsyncClientConfig(max_limit_exceeded=0, max_timeouts=0, store_sync_tokens=False,
+                                encryption_enabled=self.e2ee)
+        self.client = CountingClient(self.mcfg.homeserver.rstrip("/"), self.mcfg.user_id,
+                                     store_path=str(store), config=cfg)
+        if self.repo is not None:
+            async with self.repo.session("matrix", write=False) as s:
+                self._next_batch = await s.kv_get(self._kv("next_batch"))
+        try:
+            await self._login()  # fails loudly here when the credentials are refused
+        except _TRANSIENT as exc:
+            log.warning("matrix: homeserver %s unreachable (%s); will keep trying",
+                        self.mcfg.homeserver, exc)
+        self._task = asyncio.create_task(self._run(), name="matrix")
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task is not None:
+            if not self._handling:
+                self._task.cancel()  # waiting in a sync: nothing to lose
+            try:
+                await asyncio.wait_for(self._task, 30)
+            except (asyncio.CancelledError, asyncio.TimeoutError):
+                pass
+            except Exception:
+                log.exception("matrix: sync loop failed")
+            self._task = None
+        if self.client is not None:
+            await self.client.close()
+
+    async def post(self, room: str, reply: Reply) -> None:
+        await self._send_reply(room, reply)
+
+    # -- login ------------------------------------------------------------------------------------
+    def _kv(self, what: str) -> str:
+        return f"matrix:{self.mcfg.user_id}:{what}"
+
+    @property
+    def _credentials_file(self) -> Path:
+        return self.data_dir / "credentials.json"
+
+    async def _login(self) -> None:
+        client = self.client
+        assert client is not None
+        saved = self._load_credentials()
+        if saved is not None:
+            client.restore_login(self.mcfg.user_id, saved["device_id"], saved["access_token"])
+            who = await client.whoami()
+            if not isinstance(who, WhoamiResponse):
+                if who.status_code in ("M_UNKNOWN_TOKEN", "M_MISSING_TOKEN", "M_FORBIDDEN"):
+                    raise MatrixLoginError(
+                        f"matrix: the homeserver refused the saved access token for "
+                        f"{self.mcfg.user_id} ({who.status_code}: {who.message}); it was revoked "
+                        f"or logged out. Delete {self._credentials_file} to log in again.")
+                raise _ServerError(f"whoami failed: {who.status_code} {who.message}",
+                                   retry_after=(who.retry_after_ms or 0) / 1000 or None)
+        elif self.mcfg.access_token_env:
+            client.access_token = self.mcfg.access_token() or ""
+            who = await client.whoami()
+            if not isinstance(who, WhoamiResponse):
+                raise MatrixLoginError(
+                    f"matrix: the access token in ${self.mcfg.access_token_env} was refused "
+                    f"({who.status_code}: {who.message}).")
+            if who.user_id != self.mcfg.user_id:
+                raise MatrixLoginError(f"matrix: the access token belongs to {who.user_id}, "
+                                       f"not {self.mcfg.user_id}.")
+            client.restore_login(who.user_id, who.device_id or "", client.access_token)
+            self._save_credentials(client.device_id, client.access_token)
+        else:
+            resp = await client.login(self.mcfg.password() or "", device_name=self.mcfg.device_name)
+            if not isinstance(resp, LoginResponse):
+                if resp.status_code == "M_LIMIT_EXCEEDED":
+                    raise _ServerError("login rate-limited", (resp.retry_after_ms or 1000) / 1000)
+                raise MatrixLoginError(f"matrix: login as {self.mcfg.user_id} failed "
+                                       f"({resp.status_code}: {resp.message}).")
+            self._save_credentials(resp.device_id, resp.access_token)
+            log.info("matrix: logged in as %s, new device %s", resp.user_id, resp.device_id)
+        self._logged_in = True
+        log.info("matrix: %s on device %s (e2ee %s)", client.user_id, client.device_id,
+                 "on" if self.e2ee else "off")
+
+    def _load_credentials(self) -> dict[str, str] | None:
+        try:
+            data = json.loads(self._credentials_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise MatrixLoginError(f"matrix: cannot read {self._credentials_file}: {exc}") from None
+        if data.get("user_id") != self.mcfg.user_id or data.get("homeserver") != self.mcfg.homeserver:
+            log.warning("matrix: %s is for another account; logging in afresh",
+                        self._credentials_file)
+            return None
+        return data
+
+    def _save_credentials(self, device_id: str, token: str) -> None:
+        tmp = self._credentials_file.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump({"homeserver": self.mcfg.homeserver, "user_id": self.mcfg.user_id,
+                       "device_id": device_id, "access_token": token}, f)
+        os.replace(tmp, self._credentials_file)
+
+    # -- the loop ---------------------------------------------------------------------------------
+    async def _run(self) -> None:
+        backoff = Backoff()
+        while not self._stopping.is_set():
+            try:
+                if not self._logged_in:
+                    await self._login()
+                if not self._rooms_joined:
+                    await self._join_configured()
+                await self._sync_once()
+                backoff.reset()
+                self._recovering = False
+            except asyncio.CancelledError:
+                raise
+            except MatrixLoginError as exc:
+                log.critical("%s The Matrix transport has stopped.", exc)
+                return
+            except _ServerError as exc:
+                self._recovering = True
+                delay = exc.retry_after if exc.retry_after is not None else backoff.next()
+                log.warning("matrix: %s; retrying in %.1f s", exc, delay)
+                await self._pause(delay, probe=False)
+            except _TRANSIENT as exc:
+                self._recovering = True
+                delay = backoff.next()
+                log.warning("matrix: homeserver unreachable (%s); retrying within %.0f s",
+                            exc or type(exc).__name__, delay)
+                if self.client is not None:
+                    await self.client.close()  # drop pooled connections to the old server
+                await self._pause(delay, probe=True)
+            except Exception:
+                delay = backoff.next()
+                log.exception("matrix: sync failed; retrying in %.0f s", delay)
+                await self._pause(delay, probe=False)
+
+    async def _pause(self, delay: float, *, probe: bool) -> None:
+        """Wait `delay` seconds, or less when `probe` and the homeserver accepts connections."""
+        end = time.monotonic() + delay
+        while not self._stopping.is_set():
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                await asyncio.wait_for(self._stopping.wait(), min(left, PROBE_INTERVAL))
+                return
+            except asyncio.TimeoutError:
+                pass
+            if probe and time.monotonic() < end and await self._reachable():
+                return
+
+    async def _reachable(self) -> bool:
+        url = urlsplit(self.mcfg.homeserver)
+        port = url.port or (443 if url.scheme == "https" else 80)
+        self.probes += 1
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(url.hostname, port), 3)
+        except (OSError, asyncio.TimeoutError):
+            return False
+        writer.close()
+        try:
+            await writer.wait_closed()
+        except OSError:
+            pass
+        return True
+
+    async def _join_configured(self) -> None:
+        assert self.client is not None and self.dispatcher is not None
+        for room, release in self.configured.items():
+            room_id = room
+            if room.startswith("#"):
+                found = await self.client.room_resolve_alias(room)
+                if not isinstance(found, RoomResolveAliasResponse):
+                    self._check_rate_limit(found)
+                    log.error("matrix: cannot resolve %s: %s %s", room, found.status_code,
+                              found.message)
+                    continue
+                room_id = found.room_id
+            self.room_release[room_id] = release
+            self.dispatcher.bind_room(self.name, room_id, release)
+            resp = await self.client.join(room_id)
+            if not isinstance(resp, JoinResponse):
+                self._check_rate_limit(resp)
+                log.error("matrix: cannot join %s (%s): %s %s; waiting for an invite", room,
+                          room_id, resp.status_code, resp.message)
+        self._rooms_joined = True
+
+    @staticmethod
+    def _check_rate_limit(resp: Any) -> None:
+        if getattr(resp, "status_code", None) == "M_LIMIT_EXCEEDED":
+            raise _ServerError("rate-limited", (resp.retry_after_ms or 1000) / 1000)
+
+    async def _sync_once(self) -> None:
+        client = self.client
+        assert client is not None
+        if self.e2ee:
+            await self._crypto_housekeeping()
+        first_ever = self._next_batch is None
+        full = not self._synced_once  # a fresh process needs the rooms' state (encryption!)
+        # After a failure, a sync that returns at once shows we are back (and catches up).
+        quick = full or self._recovering
+        resp = await client.sync(timeout=0 if quick else SYNC_TIMEOUT_MS, since=self._next_batch,
+                                 full_state=full, sync_filter=SYNC_FILTER)
+        if not isinstance(resp, SyncResponse):
+            if resp.status_code in ("M_UNKNOWN_TOKEN", "M_MISSING_TOKEN"):
+                raise MatrixLoginError(
+                    f"matrix: the homeserver no longer accepts the access token of "
+                    f"{self.mcfg.user_id} ({resp.status_code}: {resp.message}); it was revoked "
+                    f"or logged out. Delete {self._credentials_file} to log in again.")
+            if resp.status_code == "M_LIMIT_EXCEEDED":
+                raise _ServerError("sync rate-limited", (resp.retry_after_ms or 1000) / 1000)
+            raise _ServerError(f"sync failed: {resp.status_code} {resp.message}")
+        await self._handle_invites(resp)
+        if not self._synced_once:  # the stored token says we were in these rooms already
+            self._known_rooms |= set(resp.rooms.join)
+        if first_ever:
+            log.info("matrix: first sync; skipping the backlog")
+        else:
+            self._handling = True
+            try:
+                for room_id, info in resp.rooms.join.items():
+                    log.debug("matrix: sync: %d events in %s%s", len(info.timeline.events),
+                              room_id, " (limited)" if info.timeline.limited else "")
+                    await self._handle_timeline(room_id, info.timeline.events)
+            finally:
+                self._handling = False
+        self._known_rooms = (self._known_rooms | set(resp.rooms.join)) - set(resp.rooms.leave)
+        if self._stopping.is_set():
+            return  # the batch may be half done: keep the old token, replays are deduplicated
+        self._synced_once = True
+        self._next_batch = resp.next_batch
+        if self.repo is not None:
+            async with self.repo.session("matrix") as s:
+                await s.kv_set(self._kv("next_batch"), resp.next_batch)
+        self.synced.set()
+
+    async def _crypto_housekeeping(self) -> None:
+        client = self.client
+        assert client is not None
+        try:
+            if client.should_upload_keys:
+                await client.keys_upload()
+            if client.should_query_keys:
+                await client.keys_query()
+            if client.should_claim_keys:
+                await client.keys_claim(client.get_users_for_key_claiming())
+            await client.send_to_device_messages()
+        except LocalProtocolError as exc:
+            log.debug("matrix: key housekeeping skipped: %s", exc)
+
+    # -- events -----------------------------------------------------------------------------------
+    async def _handle_invites(self, resp: SyncResponse) -> None:
+        client = self.client
+        assert client is not None
+        for room_id, info in resp.rooms.invite.items():
+            inviter = next((ev.sender for ev in info.invite_state
+                            if isinstance(ev, InviteMemberEvent) and ev.state_key == client.user_id
+                            and ev.membership == "invite"), None)
+            wanted = room_id in self.room_release or inviter in self.mcfg.allowed_inviters
+            if wanted:
+                log.info("matrix: joining %s (invited by %s)", room_id, inviter)
+                joined = await client.join(room_id)
+                if not isinstance(joined, JoinResponse):
+                    self._check_rate_limit(joined)
+                    log.error("matrix: cannot join %s: %s %s", room_id, joined.status_code,
+                              joined.message)
+            else:
+                log.info("matrix: declining the invite to %s from %s", room_id, inviter)
+                await client.room_leave(room_id)
+
+    async def _handle_timeline(self, room_id: str, events: list[Any]) -> None:
+        client = self.client
+        assert client is not None
+        # Only what was said after we joined: cut at our own join in this batch, and skip a
+        # room that is new to us when the batch does not show our join.
+        start = None
+        for i, ev in enumerate(events):
+            if (isinstance(ev, RoomMemberEvent) and ev.state_key == client.user_id
+                    and ev.membership == "join" and ev.prev_membership != "join"):
+                start = i + 1
+        if start is None:
+            if room_id not in self._known_rooms:
+                return
+            start = 0
+        room = client.rooms.get(room_id)
+        for ev in events[start:]:
+            if self._stopping.is_set() or room is None:
+                return
+            log.debug("matrix: %s %s from %s", type(ev).__name__, getattr(ev, "event_id", "?"),
+                      getattr(ev, "sender", "?"))
+            try:
+                await self._handle_event(room, ev)
+            except asyncio.CancelledError:
+                raise
+            except _TRANSIENT:
+                raise
+            except Exception:
+                log.exception("matrix: event %s in %s failed", getattr(ev, "event_id", "?"),
+                              room_id)
+
+    async def _handle_event(self, room: MatrixRoom, ev: Any) -> None:
+        client = self.client
+        assert client is not None and self.dispatcher is not None
+        if getattr(ev, "sender", None) == client.user_id:
+            return
+        if isinstance(ev, MegolmEvent):
+            if not self.e2ee:
+                await self._say_cannot_read(room.room_id)
+            else:
+                log.warning("matrix: cannot decrypt %s from %s in %s (no room key)",
+                            ev.event_id, ev.sender, room.room_id)
+            return
+        if not isinstance(ev, RoomMessageText):  # m.notice (other bots), emotes, media, state
+            return
+        content = ev.source.get("content", {})
+        relation = content.get("m.relates_to") or {}
+        if relation.get("rel_type") == "m.replace":
+            return  # an edit: the command already ran (or was ignored) as first written
+        reply_to = (relation.get("m.in_reply_to") or {}).get("event_id")
+        body = strip_reply_fallback(ev.body) if reply_to else ev.body
+        display = room.user_name(ev.sender)
+        sender = Sender(identity=f"matrix:{ev.sender}", nick=display or ev.sender,
+                        authenticated=True, display_name=display)
+        refers: tuple[int, ...] = ()
+        if reply_to and self.repo is not None:
+            async with self.repo.session(sender.identity, write=False) as s:
+                refers = await s.sent_items(self.name, reply_to)
+        msg = Message(transport=self.name, room=room.room_id, sender=sender, text=body,
+                      msg_id=ev.event_id, refers_to=refers,
+                      private=room.member_count <= 2 and room.room_id not in self.room_release,
+                      at=ev.server_timestamp / 1000)
+        if await self._leave_command(room, msg):
+            return
+        reply = await self.dispatcher.handle(msg)
+        if reply is not None:
+            await self._send_reply(room.room_id, reply, reply_to=ev.event_id)
+
+    async def _leave_command(self, room: MatrixRoom, msg: Message) -> bool:
+        """`!leave` from a release manager: the transport's own command."""
+        assert self.dispatcher is not None and self.client is not None
+        if msg.text.strip() != f"{self.dispatcher.prefix}leave":
+            return False
+        if self.repo is not None and msg.msg_id:
+            async with self.repo.session(msg.sender.identity) as s:
+                if not await s.record_event(self.name, msg.msg_id):
+                    return True
+        if not self.dispatcher.is_admin(msg):
+            await self._send_reply(room.room_id, text(
+                "Only release managers may tell me to leave.", outcome="refused"),
+                reply_to=msg.msg_id)
+            return True
+        await self._send_reply(room.room_id, text("Leaving this room."), reply_to=msg.msg_id)
+        await self.client.room_leave(room.room_id)
+        log.info("matrix: left %s as %s asked", room.room_id, msg.sender.identity)
+        return True
+
+    # -- sending ----------------------------------------------------------------------------------
+    async def _send_reply(self, room_id: str, reply: Reply, reply_to: str | None = None) -> None:
+        content: dict[str, Any] = render(reply)
+        if reply_to:
+            content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_to}}
+        event_id = await self._send(room_id, "m.room.message", content)
+        if event_id is None:
+            return
+        if self.repo is not None:
+            async with self.repo.session("matrix") as s:
+                await s.record_sent(self.name, room_id, event_id, reply.items)
+        if reply.reaction and reply_to:
+            await self._send(room_id, "m.reaction", {"m.relates_to": {
+                "rel_type": "m.annotation", "event_id": reply_to, "key": reply.reaction}})
+
+    async def _send(self, room_id: str, event_type: str, content: dict[str, Any], *,
+                    in_the_clear: bool = False) -> str | None:
+        """Send one event, retrying 429s (as long as the server asks) and brief outages with the
+        same transaction id, so a retry never posts twice. `in_the_clear` skips encryption
+        (only for the notice that we cannot read a room)."""
+        client = self.client
+        assert client is not None
+        room = client.rooms.get(room_id)
+        if room is not None and room.encrypted and not self.e2ee and not in_the_clear:
+            log.warning("matrix: not sending to encrypted room %s without E2EE support", room_id)
+            return None
+        txn = str(uuid.uuid4())
+        backoff = Backoff(1.0, 30.0)
+        for _ in range(SEND_ATTEMPTS):
+            try:
+                if in_the_clear:
+                    method, path, data = Api.room_send(client.access_token, room_id, event_type,
+                                                       content, txn)
+                    resp = await client._send(RoomSendResponse, method, path, data, (room_id,))
+                else:
+                    resp = await client.room_send(room_id, event_type, content, tx_id=txn,
+                                                  ignore_unverified_devices=True)
+            except _TRANSIENT as exc:
+                self._recovering = True
+                delay = backoff.next()
+                log.warning("matrix: send to %s failed (%s); retrying in %.0f s", room_id, exc,
+                            delay)
+                await asyncio.sleep(delay)
+                continue
+            except LocalProtocolError as exc:
+                log.error("matrix: cannot send to %s: %s", room_id, exc)
+                return None
+            if isinstance(resp, RoomSendResponse):
+                return resp.event_id
+            if resp.status_code == "M_LIMIT_EXCEEDED":
+                self.rate_limited += 1
+                delay = (resp.retry_after_ms or 1000) / 1000
+                log.info("matrix: rate-limited in %s; waiting %.1f s", room_id, delay)
+                await asyncio.sleep(delay)
+                continue
+            log.error("matrix: send to %s refused: %s %s", room_id, resp.status_code, resp.message)
+            return None
+        log.error("matrix: gave up sending to %s after %d attempts", room_id, SEND_ATTEMPTS)
+        return None
+
+    async def _say_cannot_read(self, room_id: str) -> None:
+        """Once per room: an unencrypted notice that we cannot read it, and nothing else."""
+        assert self.client is not None
+        key = self._kv(f"cannot-read:{room_id}")
+        if self.repo is not None:
+            async with self.repo.session("matrix") as s:
+                if await s.kv_get(key):
+                    return
+                await s.kv_set(key, "1")
+        content = {"msgtype": "m.notice", "body": CANNOT_READ}
+        await self._send(room_id, "m.room.message", content, in_the_clear=True)

@@ -1,0 +1,105 @@
+"""Invites, leaving, history from before the bot joined, display names."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from .conftest import (PASSWORD, bot_config, items_titled, prepare_db, start_bot, unique,
+                       wait_bot_synced)
+
+pytestmark = pytest.mark.integration
+
+
+async def test_invites_history_leave_and_display_names(humans, synapse, tmp_path, bot_user):
+    alice = await humans("alice")  # allowed to invite, and a release manager
+    bob = await humans("bob")  # neither
+    config = bot_config(synapse, tmp_path, bot_user, admins=[alice.user_id],
+                        inviters=[alice.user_id])
+    app = await start_bot(config)
+    try:
+        await wait_bot_synced(config.database, bot_user)
+
+        # bob's invite is declined.
+        bobs_room = await bob.create_room([bot_user])
+        await bob.wait_until(lambda: any(
+            getattr(e, "state_key", None) == bot_user and getattr(e, "membership", None) == "leave"
+            for r, e in bob.events if r == bobs_room))
+        assert bobs_room not in app.transports[-1].rooms()
+
+        # alice's invite is accepted; what was said before the bot joined stays unanswered.
+        room = await alice.create_room([bob.user_id])
+        await bob.join(room)
+        before = await alice.say(room, "!add tools nice said-before-the-bot-came")
+        await alice.client.room_invite(room, bot_user)
+        await alice.wait_until(lambda: any(
+            getattr(e, "state_key", None) == bot_user and getattr(e, "membership", None) == "join"
+            for r, e in alice.events if r == room))
+
+        # Matrix display names are the default names (bob sets one first).
+        await bob.client.set_displayname("Bob Builder")
+        await asyncio.sleep(1)
+        ev = await alice.say(room, "!add tools nice after-join")
+        added = await alice.reply_to(ev, bot_user)
+        item_id = int(added.body.split("#")[1].split()[0])
+        ev = await bob.say(room, f"!claim {item_id}")
+        claimed = await bob.reply_to(ev, bot_user)
+        assert claimed.body.startswith(f"#{item_id} claimed by Bob Builder"), claimed.body
+        [item] = await items_titled(config.database, "after-join")
+        assert item.owners == ["Bob Builder"]
+        assert alice.replies_to(before, bot_user) == []
+        assert await items_titled(config.database, "said-before-the-bot-came") == []
+
+        # Only a release manager can make the bot leave.
+        ev = await bob.say(room, "!leave")
+        refused = await bob.reply_to(ev, bot_user)
+        assert "Only release managers" in refused.body
+        assert room in app.transports[-1].rooms()
+        ev = await alice.say(room, "!leave")
+        await alice.reply_to(ev, bot_user)
+        await alice.wait_until(lambda: any(
+            getattr(e, "state_key", None) == bot_user and getattr(e, "membership", None) == "leave"
+            for r, e in alice.events if r == room))
+    finally:
+        await app.stop()
+
+
+async def test_alias_in_config_binds_its_release(humans, synapse, tmp_path, bot_user):
+    alice = await humans("alice")
+    alias_name = f"rel43-{alice.name}"
+    resp = await alice.client.room_create(alias=alias_name, invite=[bot_user])
+    room = resp.room_id
+    config = bot_config(synapse, tmp_path, bot_user, admins=[alice.user_id],
+                        rooms=[{"room": f"#{alias_name}:localhost", "release": "4.3"}])
+    await prepare_db(config.database, extra_release="4.3")
+    app = await start_bot(config)
+    try:
+        await wait_bot_synced(config.database, bot_user)
+        await alice.wait_until(lambda: room in app.transports[-1].rooms())
+        ev = await alice.say(room, "!add tools nice tracked-in-4.3")
+        await alice.reply_to(ev, bot_user)
+        [item] = await items_titled(config.database, "tracked-in-4.3", release="4.3")
+        assert item.release == "4.3"
+    finally:
+        await app.stop()
+
+
+async def test_login_with_an_access_token(humans, synapse, tmp_path, monkeypatch):
+    alice = await humans("alice")
+    user = unique("todobot")
+    reg = synapse.register_login(user, PASSWORD)
+    monkeypatch.setenv("TODOBOT_TEST_MATRIX_TOKEN", reg["access_token"])
+    room = await alice.create_room([reg["user_id"]])
+    config = bot_config(synapse, tmp_path, reg["user_id"], rooms=[room], admins=[alice.user_id],
+                        token_env="TODOBOT_TEST_MATRIX_TOKEN")
+    app = await start_bot(config)
+    try:
+        await wait_bot_synced(config.database, reg["user_id"])
+        ev = await alice.say(room, "!todo")
+        await alice.reply_to(ev, reg["user_id"])
+        creds = json.loads((tmp_path / "matrix-data" / "credentials.json").read_text())
+        assert creds["device_id"] == reg["device_id"]
+    finally:
+        await app.stop()
