@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from bot.config import Config
@@ -12,13 +13,18 @@ from storage import Database, Item, Repository
 
 
 class Clock:
-    """A settable clock for the dispatcher's "recently mentioned" memory."""
+    """A settable clock (now by default) for code that takes a `clock` callable."""
 
-    def __init__(self) -> None:
-        self.now = time.time()
+    def __init__(self, now: float | None = None) -> None:
+        self.now = time.time() if now is None else now
 
     def __call__(self) -> float:
         return self.now
+
+
+def ts(*args: int) -> float:
+    """A UTC timestamp: ts(2012, 7, 30, 9)."""
+    return datetime(*args, tzinfo=timezone.utc).timestamp()
 
 
 class Chat:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import time
-from datetime import date, datetime, timezone
+from datetime import date, timezone
 from html.parser import HTMLParser
 
 import pytest
@@ -20,21 +20,10 @@ from bot.scheduler import DigestScheduler
 from bot.transport import Transport
 from commands.digest import collect, effective_milestones, parse_when, render_reply
 from storage import Database, Milestone, Repository, digests
+from tests.harness import Clock, ts
 
 UTC = timezone.utc
 DAY = 86400
-
-
-def ts(*args: int) -> float:
-    return datetime(*args, tzinfo=UTC).timestamp()
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class World:

@@ -7,7 +7,7 @@ import json
 import os
 import shutil
 import xml.etree.ElementTree as ET
-from datetime import datetime, timezone
+from datetime import timezone
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -18,23 +18,12 @@ from bot.config import Config
 from bot.web import StatusServer, parse_listen
 from storage import Database, Milestone, Repository, digests
 from storage.mail import render_mail
+from tests.harness import Clock, ts
 
 UTC = timezone.utc
 REPO_ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = REPO_ROOT / "test-output"
 EVIL = '<script>alert("x")</script> & <b>bold</b>'
-
-
-def ts(*args: int) -> float:
-    return datetime(*args, tzinfo=UTC).timestamp()
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def seed(repo: Repository, clock: Clock) -> None:
