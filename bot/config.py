@@ -33,13 +33,13 @@ class DigestRoom(_Strict):
     @model_validator(mode="after")
     def _schedule(self) -> "DigestRoom":
         if self.every is not None or self.timezone is not None:
-            from .scheduler import parse_schedule
+            from .schedule import parse_schedule
             parse_schedule(self.every or "daily 00:00", self.timezone or "UTC")
         return self
 
 
 class Digest(_Strict):
-    """The digest todobot posts on schedule into every room (see bot/scheduler.py)."""
+    """The digest todobot posts on schedule into every room (see bot/schedule.py and bot/scheduler.py)."""
 
     every: str = "monday 09:00"  # "DAY HH:MM", "daily HH:MM", "weekdays HH:MM" or 5-field cron
     timezone: str = "UTC"  # IANA name; the schedule follows its daylight saving
@@ -48,7 +48,7 @@ class Digest(_Strict):
 
     @model_validator(mode="after")
     def _schedule(self) -> "Digest":
-        from .scheduler import parse_schedule
+        from .schedule import parse_schedule
         parse_schedule(self.every, self.timezone)
         return self
 

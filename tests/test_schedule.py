@@ -13,8 +13,8 @@ import pytest
 from bot.config import Config, DigestRoom, IrcNetwork, RoomRelease, parse_config, ConfigError
 from bot.dispatcher import Dispatcher
 from bot.messages import Reply
-from bot.scheduler import (DigestScheduler, digest_form, effective_schedule, next_run,
-                           parse_schedule, room_override)
+from bot.schedule import next_run, parse_schedule
+from bot.scheduler import DigestScheduler, digest_form, effective_schedule, room_override
 from bot.transport import Transport
 from storage import Database, Repository, digests
 
