@@ -155,3 +155,51 @@ async def test_revoked_token_fails_loudly(synapse, tmp_path, bot_user):
         assert "credentials.json" in str(err.value)
     finally:
         await app.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+async def test_sigkill_twenty_times(humans, synapse, tmp_path, bot_user):
+    """Twenty kills at random points of command bursts; then every command has had exactly
+    one effect (Matrix keeps what was said while the bot was down) and at most one answer."""
+    import random
+
+    alice = await humans("alice")
+    room = await alice.create_room([bot_user])
+    config = bot_config(synapse, tmp_path, bot_user, rooms=[room], admins=[alice.user_id])
+    await prepare_db(config.database)
+    config_path = tmp_path / "bot.yaml"
+    config_path.write_text(yaml.safe_dump(json.loads(config.model_dump_json())))
+    log = tmp_path / "bot.log"
+    rng = random.Random(4242)
+    sent: list[str] = []
+    procs = []
+    try:
+        for rnd in range(20):
+            proc = _spawn_bot(config_path, log)
+            procs.append(proc)
+            if rnd == 0:
+                await wait_bot_synced(config.database, bot_user)
+            burst = [await alice.say(room, f"!add tools nice kill-{rnd:02d}-{i}") for i in range(6)]
+            sent += burst
+            wanted = rng.randrange(0, 6)
+            await alice.wait_until(lambda: sum(bool(alice.replies_to(e, bot_user)) for e in burst)
+                                   >= wanted, timeout=90)
+            proc.send_signal(signal.SIGKILL)
+            await asyncio.to_thread(proc.wait, 10)
+        proc = _spawn_bot(config_path, log)
+        procs.append(proc)
+        # The last restart catches up on everything said while the bot was dead.
+        await alice.wait_until(lambda: alice.replies_to(sent[-1], bot_user), timeout=120)
+        await asyncio.sleep(2)  # late duplicates, if any, would show up now
+        for i, ev in enumerate(sent):
+            assert len(alice.replies_to(ev, bot_user)) <= 1, f"command {i} answered twice"
+        for rnd in range(20):
+            for i in range(6):
+                found = await items_titled(config.database, f"kill-{rnd:02d}-{i}")
+                assert len(found) == 1, f"kill-{rnd:02d}-{i} had {len(found)} effects"
+        answered = sum(bool(alice.replies_to(e, bot_user)) for e in sent)
+        assert answered >= len(sent) - 20  # only a command caught by a kill may lack its answer
+    finally:
+        for p in procs:
+            _stop(p)
