@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property tests: a few hundred examples per run by default; HYPOTHESIS_PROFILE=nightly runs
+# 100,000 (the command parser, the mail importer, IRC splitting, Matrix HTML).
+_QUIET = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+settings.register_profile("ci", max_examples=300, deadline=None, suppress_health_check=_QUIET)
+settings.register_profile("nightly", max_examples=100_000, deadline=None, suppress_health_check=_QUIET)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 from tests.harness import Chat
 

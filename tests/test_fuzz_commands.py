@@ -6,7 +6,6 @@ Run big with `HYPOTHESIS_PROFILE=nightly` (100,000 examples).
 from __future__ import annotations
 
 import asyncio
-import os
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -14,9 +13,6 @@ from hypothesis import strategies as st
 from commands.registry import all_commands
 from tests.harness import Chat
 
-settings.register_profile("nightly", max_examples=100_000, deadline=None)
-settings.register_profile("ci", max_examples=400, deadline=None)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 NAMES = [c.name for c in all_commands()] + ["more", "nosuch"]
 WORDS = st.sampled_from(["1", "#2", "3", "#999999999999", "0", "-1", "for", "Jan Beulich", "blocker",

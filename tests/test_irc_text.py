@@ -7,10 +7,9 @@ runs 100,000 per property.
 from __future__ import annotations
 
 import asyncio
-import os
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.irc_text import (
@@ -28,11 +27,6 @@ from bot.irc_text import (
 )
 from bot.messages import Reply, Span, bold, item_ref, link, person
 from bot.ratelimit import TokenBucket
-
-settings.register_profile("nightly", max_examples=100_000, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
-if os.environ.get("HYPOTHESIS_PROFILE") == "nightly":
-    settings.load_profile("nightly")
 
 SOURCE = "todobot!bot@host.example"
 

@@ -1,18 +1,17 @@
 """render_mail / parse_mail round trip: every list the bot can hold survives export and import.
 
 Strings are generated already normalised (`normalise(s) == s`), as the bot stores them; see the
-`storage.mail` docstring for the other constraints. Set HYPOTHESIS_PROFILE=thorough for a
-long run (5000 examples per property).
+`storage.mail` docstring for the other constraints. Set HYPOTHESIS_PROFILE=nightly for a
+long run (100,000 examples per property).
 """
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import replace
 from pathlib import Path
 
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from storage.mail import MailFormatError, find_links, normalise, parse_mail, render_mail
@@ -20,11 +19,6 @@ from storage.models import STATES, ListItem, Milestone, ReleaseList
 
 SEED = Path(__file__).resolve().parent.parent / "storage" / "seed" / "xen-4.2.txt"
 
-settings.register_profile("thorough", max_examples=5000, deadline=None)
-_PROFILE = os.environ.get("HYPOTHESIS_PROFILE")
-if _PROFILE:
-    settings.load_profile(_PROFILE)
-PROPERTY = settings(deadline=None) if _PROFILE else settings(max_examples=300, deadline=None)
 
 # Fragments the mail syntax gives a meaning to: each one must be escaped where it would be misread.
 TRICKY = [
@@ -95,7 +89,6 @@ def without_ids(items: list[ListItem]) -> list[ListItem]:
             for it in items]
 
 
-@PROPERTY
 @given(release_lists(), st.integers(30, 100))
 def test_roundtrip(lst, width):
     mail = render_mail(lst)
@@ -197,7 +190,6 @@ FRAGMENTS = ["tools, blockers:", "hyp, nice to have:", "    * ", "* ", "- ", "  
              "\n", "\n\n", "\r", "(", ")", "Owners: a, b", "State: duplicate of #3", "Links: x"]
 
 
-@settings(PROPERTY, max_examples=200 if not _PROFILE else PROPERTY.max_examples)
 @given(st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.text(max_size=6)), max_size=40)
        .map("".join))
 def test_any_text_parses_and_rerenders(mail):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from html.parser import HTMLParser
 
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.matrix_render import render
@@ -106,7 +106,6 @@ def _plain_lines(body: str) -> list[str]:
 _titles = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=60)
 
 
-@settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(_titles, st.sampled_from(["text", "heading", "bullet"]),
                           st.integers(0, 2), st.booleans(), st.integers(1, 999)),
                 min_size=1, max_size=6))
