@@ -21,3 +21,11 @@ def test_example_session_matches_the_demo(tmp_path):
 def test_quick_start_and_test_command_are_shown_first():
     text = README.read_text(encoding="utf-8")
     assert text.index("pip install . && todobot demo") < text.index("make test") < text.index("## Commands")
+
+
+def test_every_command_is_in_the_commands_table():
+    from commands.registry import all_commands
+    table = README.read_text(encoding="utf-8").split("## Commands")[1].split("\n## ")[0]
+    rows = [ln for ln in table.splitlines() if ln.startswith("| `!")]
+    for cmd in all_commands():
+        assert any(f"`!{cmd.name}" in row or f"/ `!{cmd.name}" in row for row in rows), cmd.name
