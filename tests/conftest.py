@@ -34,3 +34,10 @@ async def chat(tmp_path):
                          owners=["Jinsong Liu"], progress="patch posted")
     yield c
     await c.close()
+
+
+def pytest_collection_modifyitems(config, items):
+    """A nightly property run takes as long as it takes: no per-test timeout then."""
+    if os.environ.get("HYPOTHESIS_PROFILE") == "nightly":
+        for item in items:
+            item.add_marker(pytest.mark.timeout(0))
