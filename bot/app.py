@@ -21,6 +21,8 @@ from .transport import Transport
 
 log = logging.getLogger(__name__)
 
+EVENT_MEMORY = 30 * 86400  # seconds an event id is remembered for at-most-once handling
+
 
 class App:
     def __init__(self, config: Config, *, database: str | None = None,
@@ -61,6 +63,21 @@ class App:
             self._started.append(transport)
             log.info("transport %s started", transport.name)
         await self.start_extras()
+        self.spawn(self._maintain(), "maintenance")
+
+    async def _maintain(self) -> None:
+        """Daily: forget handled event ids no protocol will deliver again. Never right at
+        start: after a long outage the transports must sync past old events first."""
+        while True:
+            await asyncio.sleep(86400)
+            try:
+                assert self.repo is not None
+                async with self.repo.session("todobot:maintenance") as s:
+                    pruned = await s.prune_events(older_than=s.now - EVENT_MEMORY)
+                if pruned:
+                    log.info("forgot %d handled event ids older than 30 days", pruned)
+            except Exception:
+                log.exception("maintenance failed; trying again tomorrow")
 
     async def start_extras(self) -> None:
         """The digest scheduler and the status page, when configured (after the transports,

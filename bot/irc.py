@@ -326,9 +326,10 @@ class IrcTransport(Transport):
         else:
             room, reply_to, private = nick, nick, True
         text = strip_formatting(body)
+        # No msg_id: IRC never replays a message, so recording ids for at-most-once handling
+        # would only cost a write per command.
         msg = Message(transport=self.name, room=room, sender=self._sender(conn, line, nick),
-                      text=text, msg_id=line.tags.get("msgid"), private=private,
-                      at=_server_time(line.tags.get("time")))
+                      text=text, private=private, at=_server_time(line.tags.get("time")))
         if text.strip().casefold() == f"{self.prefix}more".casefold():
             self._more(conn, room, nick, reply_to)
             return

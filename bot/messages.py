@@ -35,7 +35,9 @@ class Message:
     room: str  # channel or room id; a stable key for per-room memory
     sender: Sender
     text: str
-    msg_id: str | None = None  # wire id when the protocol has one (Matrix event id, IRC msgid)
+    # Wire id of a message the protocol may deliver again (a Matrix event id): the dispatcher
+    # records it with the command's effect and skips a message it has already handled.
+    msg_id: str | None = None
     # Items named by the message this one answers (a Matrix reply to a bot message).
     refers_to: tuple[int, ...] = ()
     private: bool = False  # a direct/private message rather than a room

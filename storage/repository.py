@@ -72,18 +72,27 @@ class Repository:
     def __init__(self, db: Database, clock: Callable[[], float] = time.time) -> None:
         self.db = db
         self.clock = clock
+        # identity -> display name (None: none set), read on every command. Changed only by
+        # Session.set_display_name, and updated here once its transaction has committed. A
+        # second process sharing the file sees a rename made by this one on its restart.
+        self.names: dict[str, str | None] = {}
 
     @asynccontextmanager
     async def session(self, actor: str, write: bool = True) -> AsyncIterator["Session"]:
         async with self.db.transaction(write=write) as conn:
-            yield Session(conn, actor, self.clock())
+            s = Session(conn, actor, self.clock(), self.names)
+            yield s
+        self.names.update(s.renamed)  # committed
 
 
 class Session:
-    def __init__(self, conn: aiosqlite.Connection, actor: str, now: float) -> None:
+    def __init__(self, conn: aiosqlite.Connection, actor: str, now: float,
+                 names: dict[str, str | None] | None = None) -> None:
         self.conn = conn
         self.actor = actor
         self.now = now
+        self._names = names if names is not None else {}
+        self.renamed: dict[str, str | None] = {}
 
     # -- small helpers --------------------------------------------------------------------------
     async def _one(self, sql: str, *args: Any) -> aiosqlite.Row | None:
@@ -310,8 +319,14 @@ class Session:
 
     # -- people ---------------------------------------------------------------------------------
     async def display_name(self, identity: str) -> str | None:
+        if identity in self.renamed:
+            return self.renamed[identity]
+        if identity in self._names:
+            return self._names[identity]
         row = await self._one("SELECT display_name FROM people WHERE identity = ?", identity)
-        return row["display_name"] if row else None
+        name = row["display_name"] if row else None
+        self._names[identity] = name  # a read of committed data: safe to remember now
+        return name
 
     async def identities(self) -> dict[str, str]:
         """Every bound display name (casefolded) → its identity."""
@@ -327,16 +342,25 @@ class Session:
         """Bind `name` to `identity`; returns the previous name. A name held by another
         identity is released from it first (callers check who may do that)."""
         before = await self.display_name(identity)
+        holder = await self.identity_of(name)
         await self.conn.execute(
             "DELETE FROM people WHERE display_name = ? COLLATE NOCASE AND identity != ?",
             (name, identity))
+        if holder is not None and holder != identity:
+            self.renamed[holder] = None
         await self.conn.execute(
             "INSERT INTO people (identity, display_name) VALUES (?, ?)"
             " ON CONFLICT(identity) DO UPDATE SET display_name = excluded.display_name",
             (identity, name))
+        self.renamed[identity] = name
         if before != name:
             await self._history(None, None, f"person {identity}", before, name)
         return before
+
+    async def prune_events(self, older_than: float) -> int:
+        """Forget handled event ids older than `older_than` (no protocol replays them then)."""
+        cur = await self.conn.execute("DELETE FROM processed_events WHERE at < ?", (older_than,))
+        return cur.rowcount
 
     async def rename_owner(self, old: str, new: str) -> int:
         """Replace owner `old` by `new` on every open item; returns how many changed."""

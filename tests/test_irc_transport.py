@@ -351,7 +351,7 @@ async def test_account_tag_identity(server, run):
     c.send("@account=ijc;msgid=m1;time=2024-05-01T12:00:00.000Z :Ian!i@h PRIVMSG #TEST :!whoami")
     m = await d.next()
     assert (m.sender.identity, m.sender.nick, m.sender.authenticated) == ("irc:testnet/ijc", "Ian", True)
-    assert (m.room, m.msg_id, m.private, m.transport) == ("#test", "m1", False, "irc:testnet")
+    assert (m.room, m.msg_id, m.private, m.transport) == ("#test", None, False, "irc:testnet")  # IRC never replays
     assert m.at == 1714564800.0
     assert await c.expect("PRIVMSG") == "PRIVMSG #test :echo !whoami"
     c.send("@msgid=m2 :ijc!evil@h PRIVMSG #test :!blocker 1")  # the admin's nick, no account
