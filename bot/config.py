@@ -71,8 +71,8 @@ class RoomRelease(_Strict):
 class Throttle(_Strict):
     """Token bucket per connection: `burst` lines at once, then `rate` lines per second."""
 
-    burst: int = Field(4, ge=1, le=20)
-    rate: float = Field(1.0, gt=0, le=50)
+    burst: int = Field(4, ge=1, le=100)
+    rate: float = Field(1.0, gt=0, le=1000)  # high rates only where the server exempts the bot
 
 
 class IrcNetwork(_Strict):
