@@ -108,6 +108,8 @@ class MatrixTransport(Transport):
         self.mcfg = mcfg
         self.config = config
         self.repo = repo
+        # A missing secret is a ConfigError now, at start, not at the first login.
+        mcfg.access_token() if mcfg.access_token_env else mcfg.password()
         self.data_dir = Path(mcfg.data_dir)
         self.e2ee = bool(mcfg.e2ee and ENCRYPTION_ENABLED)
         self.configured = mcfg.room_releases  # as written: ids or aliases

@@ -62,3 +62,17 @@ def test_secrets_come_from_the_environment(monkeypatch):
         cfg.irc[0].sasl_password()
     monkeypatch.setenv("TODOBOT_TEST_PW", "s3cret")
     assert cfg.irc[0].sasl_password() == "s3cret"
+
+
+async def test_a_missing_secret_stops_the_start(tmp_path, monkeypatch):
+    from bot.app import App
+    monkeypatch.delenv("TODOBOT_NO_SUCH_SECRET", raising=False)
+    for section in ({"irc": [{"network": "x", "host": "127.0.0.1", "sasl_account": "bot",
+                              "sasl_password_env": "TODOBOT_NO_SUCH_SECRET"}]},
+                    {"matrix": {"homeserver": "http://127.0.0.1:1", "user_id": "@b:x",
+                                "password_env": "TODOBOT_NO_SUCH_SECRET"}}):
+        app = App(parse_config({"database": str(tmp_path / "s.sqlite3"), **section}))
+        with pytest.raises(ConfigError, match="TODOBOT_NO_SUCH_SECRET is not set"):
+            await app.initialize()
+            await app.start()  # (loopback only, were it to get this far)
+        await app.stop()
