@@ -41,7 +41,7 @@ from common import (Client, Proc, fmt_ms, from_nick, machine, pct, rss_mb, seed_
 
 from tests.servers.ircd import start_inspircd  # noqa: E402
 
-PACE_RATE = 50.0  # lines per second the bots may send (todobot's highest throttle rate)
+PACE_RATE = 50.0  # lines per second the bots may send: the same pace for both
 PAUSE = 0.1  # seconds at least between a reply and the next command, as between people
 LIMNORIA_TEMPLATE = Path(__file__).resolve().parent / "limnoria" / "limnoria.conf.template"
 LIM_USER, LIM_PASSWORD = "benchuser", "bench-pw-4821"
