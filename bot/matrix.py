@@ -30,8 +30,7 @@ from urllib.parse import urlsplit
 from aiohttp import ClientConnectionError
 from nio import (AsyncClient, AsyncClientConfig, InviteMemberEvent, JoinResponse, LoginResponse,
                  MatrixRoom, MegolmEvent, RoomMemberEvent, RoomMessageText, RoomResolveAliasResponse,
-                 RoomSendResponse,
-                 SyncResponse, WhoamiResponse)
+                 RoomSendResponse, SyncResponse, WhoamiResponse)
 from nio.api import Api
 from nio.crypto import ENCRYPTION_ENABLED
 from nio.exceptions import LocalProtocolError
