@@ -145,10 +145,14 @@ class Human:
         await self.expect(lambda ln: ln.command == "366" and ln.param(1).lower() == channel.lower())
 
     async def quit(self) -> None:
+        """QUIT and wait (briefly) for the server to close the link, so the nick is free for
+        the next test."""
         try:
             self.send("QUIT :bye")
             await asyncio.wait_for(self.writer.drain(), 5)
-        except (OSError, asyncio.TimeoutError):
+            if self._task is not None:
+                await asyncio.wait_for(asyncio.shield(self._task), 5)
+        except (OSError, asyncio.TimeoutError, ConnectionError):
             pass
         if self._task is not None:
             self._task.cancel()

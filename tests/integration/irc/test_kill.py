@@ -33,7 +33,7 @@ async def test_sigkill_during_bursts(ngircd, humans, tmp_path):
         "irc": [{"network": ngircd.network, "host": ngircd.host, "port": ngircd.port, "tls": False,
                  "nick": "killbot", "alternates": ["killbot2"], "channels": [chan],
                  "throttle": {"burst": 20, "rate": 50}}]}))
-    ian = await humans(ngircd, "ian", channel=chan)
+    ian = await humans(ngircd, "killwatch", channel=chan)
     rng = random.Random(20)
     acknowledged: set[str] = set()
     sent: set[str] = set()
