@@ -295,13 +295,6 @@ class Session:
         row = await self._one("SELECT release_id FROM items WHERE id = ?", item.id)
         return row["release_id"]
 
-    async def move_to_release(self, item: Item, release: Release) -> Item:
-        before = item.release
-        await self.conn.execute("UPDATE items SET release_id = ?, updated_by = ?, updated_at = ?"
-                                " WHERE id = ?", (release.id, self.actor, self.now, item.id))
-        await self._history(release.id, item.id, "release", before, release.name)
-        return await self.get(item.id)
-
     # -- notes ----------------------------------------------------------------------------------
     async def notes(self, item_id: int) -> list[aiosqlite.Row]:
         return await self._all("SELECT * FROM notes WHERE item_id = ? ORDER BY id", item_id)
@@ -372,8 +365,7 @@ class Session:
         rows = await self._all(
             "SELECT items.id FROM items, json_each(items.owners) AS o"
             " WHERE items.state = 'open' AND lower(o.value) = lower(?)", old)
-        for row in rows:
-            item = await self.get(row["id"])
+        for item in (await self.get_many(r["id"] for r in rows)).values():
             owners = []
             for o in item.owners:
                 o = new if o.casefold() == old.casefold() else o
