@@ -11,7 +11,7 @@ export TODOBOT_SYNAPSE_VENV := $(SYNAPSE_VENV)
 .PHONY: test unit deps servers demo clean
 
 test: deps servers
-	$(VENV)/bin/ruff check bot commands storage tests bench
+	$(VENV)/bin/ruff check bot commands storage src tests bench
 	TODOBOT_REQUIRE_SERVERS=1 $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 # Unit tests only: no chat servers needed.
@@ -23,6 +23,7 @@ deps: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip uninstall --quiet -y todobot 2>/dev/null || true  # the old distribution name
 	$(VENV)/bin/pip install --quiet -e '.[test]'
 	touch $@
 

@@ -21,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bot.irc_conn import IrcLine, parse_line  # noqa: E402
+from todobot.bot.irc_conn import IrcLine, parse_line  # noqa: E402
 
 HOST = "127.0.0.1"
 SEED = REPO / "storage" / "seed" / "xen-4.2.txt"
@@ -87,7 +87,7 @@ class Proc:
 
 def todobot_config(path: Path, db: Path, port: int, channels: list[str], nick: str = "todobot",
                    rate: float = 50, burst: int = 20) -> None:
-    """A config for `python -m bot run`: plain TCP to the local server, output throttle and the
+    """A config for `python -m todobot run`: plain TCP to the local server, output throttle and the
     per-person cooldown raised as far as the schema allows."""
     chans = "\n".join(f"      - '{c}'" for c in channels)
     path.write_text(f"""\
@@ -109,12 +109,12 @@ irc:
 
 def seed_database(db: Path) -> None:
     """The Xen 4.2 list from the repository's seed, imported through the CLI."""
-    subprocess.run([sys.executable, "-m", "bot", "import", str(SEED), "--release", RELEASE,
+    subprocess.run([sys.executable, "-m", "todobot", "import", str(SEED), "--release", RELEASE,
                     "--db", str(db)], cwd=REPO, check=True, capture_output=True)
 
 
 def start_todobot(config: Path, workdir: Path) -> Proc:
-    argv = [sys.executable, "-m", "bot", "run", "-c", str(config)]
+    argv = [sys.executable, "-m", "todobot", "run", "-c", str(config)]
     return Proc(argv, workdir / "todobot.log", REPO)
 
 

@@ -26,10 +26,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.config import Config  # noqa: E402
-from bot.dispatcher import Dispatcher  # noqa: E402
-from bot.messages import Message, Sender  # noqa: E402
-from storage import Database, Repository  # noqa: E402
+from todobot.bot.config import Config  # noqa: E402
+from todobot.bot.dispatcher import Dispatcher  # noqa: E402
+from todobot.commands.settings import Settings  # noqa: E402
+from todobot.commands.messages import Message, Sender  # noqa: E402
+from todobot.storage import Database, Repository  # noqa: E402
 
 AREAS = ["hypervisor", "tools", "docs", "qemu", "xl", "libxl", "arm", "x86"]
 
@@ -87,7 +88,7 @@ async def measure(path: Path, runs: int, releases: int) -> list[tuple[str, float
         some_id = (await s.items(await s.require_release(release)))[10].id
 
     async def timed(text: str, room_release: str = release) -> tuple[list[float], int]:
-        dispatcher.bind_room("console", room_release, room_release)
+        dispatcher.bind_room("console", room_release, Settings(release=room_release))
         out, lines = [], 0
         for _ in range(runs):
             t0 = time.perf_counter()

@@ -13,7 +13,7 @@ import signal
 from collections.abc import Coroutine
 from typing import Any
 
-from storage import Database, Repository
+from ..storage import Database, Repository
 
 from .config import Config
 from .dispatcher import Dispatcher
@@ -84,9 +84,8 @@ class App:
         whose rooms the scheduler posts into)."""
         from .scheduler import DigestScheduler, wants_digest
         if wants_digest(self.config) and self.scheduler is None:
-            self.scheduler = DigestScheduler(
-                self.repo, self.config, self.dispatcher, self.transports,
-                status_url=self.config.web.public_url if self.config.web else None)
+            self.scheduler = DigestScheduler(self.repo, self.config, self.dispatcher,
+                                             self.transports)
             self.spawn(self.scheduler.run(), "digest-scheduler")
         if self.config.web is not None and self.web is None:
             from .web import StatusServer

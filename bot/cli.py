@@ -11,11 +11,13 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from storage import Database, Repository, ReleaseList
+from ..commands.settings import Settings
+from ..storage import Database, Repository, ReleaseList
 
 from .app import App
 from .config import Config, ConfigError, load_config
 from .console import ConsoleTransport
+from .rooms import room_settings
 
 log = logging.getLogger("todobot")
 
@@ -42,12 +44,12 @@ def _setup_logging(level: str, quiet_console: bool) -> None:
 
 
 def seed_text() -> str:
-    return (resources.files("storage") / "seed" / "xen-4.2.txt").read_text(encoding="utf-8")
+    return (resources.files("todobot.storage") / "seed" / "xen-4.2.txt").read_text(encoding="utf-8")
 
 
 def read_list(path: str, release: str) -> ReleaseList:
-    from storage.formats import from_json
-    from storage.mail import parse_mail
+    from ..storage.formats import from_json
+    from ..storage.mail import parse_mail
     raw = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8", errors="replace")
     if path.endswith(".json") or raw.lstrip().startswith("{"):
         return from_json(raw)
@@ -71,11 +73,16 @@ async def import_list(db_path: str, lst: ReleaseList, release: str, *, replace: 
         await db.close()
 
 
+def console_settings(config: Config, release: str | None = None) -> Settings:
+    return room_settings(config, release=release or config.console.release,
+                         digest=config.console.digest)
+
+
 async def _console(config: Config, db_path: str, user: str, release: str | None,
                    banner: list[str] | None = None) -> None:
     app = App(config, database=db_path)
     console = ConsoleTransport(user=user, room=config.console.room,
-                               release=release or config.console.release, on_eof=app.request_stop)
+                               settings=console_settings(config, release), on_eof=app.request_stop)
     app.transports.append(console)
     if banner:
         for line in banner:
@@ -84,7 +91,7 @@ async def _console(config: Config, db_path: str, user: str, release: str | None,
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from storage.mail import parse_mail
+    from ..storage.mail import parse_mail
     user = args.user or _login()
     db_path = args.db or DEMO_DB
     if not Path(db_path).exists():
@@ -109,7 +116,7 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
         app = App(config, database=args.db)
         if args.console or not (config.irc or config.matrix):
             app.transports.append(ConsoleTransport(user=_login(), room=config.console.room,
-                                                   release=config.console.release,
+                                                   settings=console_settings(config),
                                                    on_eof=app.request_stop))
         await app.run()
     asyncio.run(main())
@@ -125,8 +132,8 @@ def cmd_import(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_export(args: argparse.Namespace, config: Config) -> int:
-    from storage.formats import to_json, to_markdown
-    from storage.mail import render_mail
+    from ..storage.formats import to_json, to_markdown
+    from ..storage.mail import render_mail
 
     async def export() -> str:
         db, repo = await _open(args.db or config.database, must_exist=True)
@@ -147,13 +154,12 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_digest(args: argparse.Namespace, config: Config) -> int:
     from datetime import datetime
-    from zoneinfo import ZoneInfo
 
-    from commands.digest import collect, render_html, render_markdown, render_text
-    from storage import digests
+    from ..commands.digest import collect, render_html, render_markdown, render_text
+    from ..storage import digests
 
-    tz = ZoneInfo(config.digest.timezone) if config.digest else ZoneInfo("UTC")
-    status_url = config.web.public_url if config.web else None
+    settings = room_settings(config)
+    tz, status_url = settings.tz, settings.status_url
 
     async def build() -> str:
         db, repo = await _open(args.db or config.database, must_exist=True)
@@ -165,7 +171,7 @@ def cmd_digest(args: argparse.Namespace, config: Config) -> int:
                 else:  # since the last digest posted anywhere for this release, else a week
                     since = await digests.last_sent_at(s, rel.name) or s.now - 7 * 86400
                 data = await collect(s, rel, since=since, tz=tz,
-                                     stale_days=config.digest.stale_days if config.digest else None)
+                                     stale_days=settings.stale_days)
         finally:
             await db.close()
         if args.format == "markdown":

@@ -100,11 +100,6 @@ class IrcNetwork(_Strict):
     def _channels(cls, v: Any) -> Any:
         return v or []
 
-    @property
-    def channel_releases(self) -> dict[str, str | None]:
-        return {(c if isinstance(c, str) else c.name): (None if isinstance(c, str) else c.release)
-                for c in self.channels}
-
     def sasl_password(self) -> str | None:
         return _secret(self.sasl_password_env, f"irc[{self.network}].sasl_password_env")
 
@@ -131,11 +126,6 @@ class Matrix(_Strict):
         if not (self.password_env or self.access_token_env):
             raise ValueError("set password_env or access_token_env")
         return self
-
-    @property
-    def room_releases(self) -> dict[str, str | None]:
-        return {(r if isinstance(r, str) else r.room): (None if isinstance(r, str) else r.release)
-                for r in self.rooms}
 
     def password(self) -> str | None:
         return _secret(self.password_env, "matrix.password_env")

@@ -15,7 +15,8 @@ from collections.abc import Awaitable, Callable
 from typing import TextIO
 
 from .dispatcher import Dispatcher
-from .messages import Line, Message, Reply, Sender
+from ..commands.messages import Line, Message, Reply, Sender
+from ..commands.settings import Settings
 from .transport import Transport
 
 log = logging.getLogger(__name__)
@@ -39,12 +40,12 @@ def render(reply: Reply) -> list[str]:
 class ConsoleTransport(Transport):
     name = "console"
 
-    def __init__(self, *, user: str, room: str = "console", release: str | None = None,
+    def __init__(self, *, user: str, room: str = "console", settings: Settings | None = None,
                  stdin: TextIO | None = None, stdout: TextIO | None = None,
                  on_eof: Callable[[], Awaitable[None] | None] | None = None) -> None:
         self.user = user
         self.room = room
-        self.release = release
+        self.settings = settings
         self.stdin = stdin or sys.stdin
         self.stdout = stdout or sys.stdout
         self.on_eof = on_eof
@@ -56,7 +57,8 @@ class ConsoleTransport(Transport):
         return [self.room]
 
     async def start(self, dispatcher: Dispatcher) -> None:
-        dispatcher.bind_room(self.name, self.room, self.release)
+        if self.settings is not None:
+            dispatcher.bind_room(self.name, self.room, self.settings)
         if self.interactive:
             try:
                 import readline  # noqa: F401  (line editing and history for input())

@@ -15,13 +15,14 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from commands import Context, Refused, UsageError, claim_intent, lookup
-from commands.claims import claim_item
-from commands.registry import all_commands
-from storage import NotFound, Repository
+from ..commands import Context, Refused, UsageError, claim_intent, lookup
+from ..commands.claims import claim_item
+from ..commands.registry import all_commands
+from ..storage import NotFound, Repository
 
+from ..commands.settings import Settings
 from .config import Config
-from .messages import Message, Reply, item_ref, text
+from ..commands.messages import Message, Reply, item_ref, text
 from .ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
@@ -45,18 +46,31 @@ class Dispatcher:
         self.config = config
         self.prefix = config.prefix
         self.clock = clock
-        self._rooms: dict[tuple[str, str], str | None] = {}
+        self._rooms: dict[tuple[str, str], Settings] = {}
+        self._defaults: dict[str, Settings] = {}
+        self._pinned: dict[tuple[str, str], str] = {}
         self._recent: dict[tuple[str, str], _Recent] = {}
         self._buckets: dict[str, TokenBucket] = {}
         self._warned: set[str] = set()
 
     # -- rooms ------------------------------------------------------------------------------
-    def bind_room(self, transport: str, room: str, release: str | None) -> None:
-        """Say which release a room tracks (None: the config's `default_release`)."""
-        self._rooms[(transport, room)] = release
+    def bind_room(self, transport: str, room: str, settings: Settings) -> None:
+        """A room's settings, resolved by its transport (see `todobot.bot.rooms`)."""
+        self._rooms[(transport, room)] = settings
+
+    def bind_default(self, transport: str, settings: Settings) -> None:
+        """Settings for this transport's rooms that were not bound (private messages)."""
+        self._defaults[transport] = settings
+
+    def settings_for(self, transport: str, room: str) -> Settings:
+        found = self._rooms.get((transport, room)) or self._defaults.get(transport)
+        if found is None:
+            from .rooms import room_settings
+            found = self._defaults[transport] = room_settings(self.config)
+        return found
 
     def release_for(self, transport: str, room: str) -> str | None:
-        return self._rooms.get((transport, room)) or self.config.default_release
+        return self.settings_for(transport, room).release or self._pinned.get((transport, room))
 
     def remember(self, transport: str, room: str, items: tuple[int, ...]) -> None:
         if items:
@@ -184,10 +198,11 @@ class Dispatcher:
                     latest = await s.latest_release()
                     if latest is not None:
                         release = latest.name
-                        self._rooms[(msg.transport, msg.room)] = release
+                        self._pinned[(msg.transport, msg.room)] = release
                 ctx = Context(s=s, message=msg, prefix=self.prefix, release_name=release,
                               is_admin=self.is_admin(msg), has_name=name is not None,
-                              me=name or sender.display_name or sender.nick, config=self.config)
+                              me=name or sender.display_name or sender.nick,
+                              settings=self.settings_for(msg.transport, msg.room))
                 return await run(ctx)
         except UsageError as exc:
             detail = f" — {exc}" if str(exc) else ""

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING
 from .config import Config, ConfigError, IrcNetwork
 from .irc_conn import Backoff, IrcConnection, IrcLine, LinkClosed, nick_of
 from .ratelimit import TokenBucket
+from .rooms import room_entry, room_settings
 from .irc_text import casefold, render, strip_formatting, wire_lines
-from .messages import Message, Reply, Sender
+from ..commands.messages import Message, Reply, Sender
 from .transport import Transport
 
 if TYPE_CHECKING:
@@ -55,7 +56,10 @@ class IrcTransport(Transport):
         self._bucket = TokenBucket(net.throttle.burst, net.throttle.rate, time.monotonic)
         self._casemapping = "rfc1459"
         self._channels: dict[str, str] = {}  # folded name -> name as configured
-        self._releases = net.channel_releases
+        # Each channel's settings, resolved once: name as configured -> Settings.
+        self._settings = {name: room_settings(config, release=rel, digest=dig, compact=True)
+                          for name, rel, dig in (room_entry(c, "name") for c in net.channels)}
+        self._default_settings = room_settings(config, compact=True)
         self._refold()
         self._dispatcher: Dispatcher | None = None
         self._password: str | None = None
@@ -127,13 +131,14 @@ class IrcTransport(Transport):
         return casefold(name, self._casemapping)
 
     def _refold(self) -> None:
-        self._channels = {self._fold(name): name for name in self._releases}
+        self._channels = {self._fold(name): name for name in self._settings}
 
     def _bind_rooms(self) -> None:
         if self._dispatcher is None:
             return
+        self._dispatcher.bind_default(self.name, self._default_settings)
         for folded, name in self._channels.items():
-            self._dispatcher.bind_room(self.name, folded, self._releases[name])
+            self._dispatcher.bind_room(self.name, folded, self._settings[name])
 
     # -- the connection supervisor ---------------------------------------------------------
     async def _supervise(self) -> None:

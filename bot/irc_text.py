@@ -12,7 +12,7 @@ import re
 import unicodedata
 from typing import NamedTuple
 
-from .messages import Line, Reply, Span
+from ..commands.messages import Line, Reply, Span
 
 MAX_LINE = 512  # bytes, including the trailing CRLF (RFC 1459); message tags are not counted
 HOST_MAX = 63  # longest hostname label we assume when the server has not told us our host

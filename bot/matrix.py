@@ -35,11 +35,13 @@ from nio.api import Api
 from nio.crypto import ENCRYPTION_ENABLED
 from nio.exceptions import LocalProtocolError
 
-from storage import Repository
+from ..storage import Repository
 
+from ..commands.settings import Settings
 from .config import Config, Matrix
+from .rooms import room_entry, room_settings
 from .matrix_render import render
-from .messages import Message, Reply, Sender, text
+from ..commands.messages import Message, Reply, Sender, text
 from .transport import Transport
 
 if TYPE_CHECKING:
@@ -111,9 +113,12 @@ class MatrixTransport(Transport):
         mcfg.access_token() if mcfg.access_token_env else mcfg.password()
         self.data_dir = Path(mcfg.data_dir)
         self.e2ee = bool(mcfg.e2ee and ENCRYPTION_ENABLED)
-        self.configured = mcfg.room_releases  # as written: ids or aliases
-        self.room_release: dict[str, str | None] = {  # by room id, aliases once resolved
-            r: rel for r, rel in self.configured.items() if r.startswith("!")}
+        # Each configured room's settings, resolved once, by the room as written (id or alias).
+        self.configured: dict[str, Settings] = {
+            room: room_settings(config, release=rel, digest=dig)
+            for room, rel, dig in (room_entry(r, "room") for r in mcfg.rooms)}
+        self.room_release: dict[str, Settings] = {  # by room id, aliases once resolved
+            r: s for r, s in self.configured.items() if r.startswith("!")}
         self.client: CountingClient | None = None
         self.dispatcher: Dispatcher | None = None
         self.probes = 0
@@ -315,7 +320,7 @@ class MatrixTransport(Transport):
 
     async def _join_configured(self) -> None:
         assert self.client is not None and self.dispatcher is not None
-        for room, release in self.configured.items():
+        for room, settings in self.configured.items():
             room_id = room
             if room.startswith("#"):
                 found = await self.client.room_resolve_alias(room)
@@ -325,8 +330,8 @@ class MatrixTransport(Transport):
                               found.message)
                     continue
                 room_id = found.room_id
-            self.room_release[room_id] = release
-            self.dispatcher.bind_room(self.name, room_id, release)
+            self.room_release[room_id] = settings
+            self.dispatcher.bind_room(self.name, room_id, settings)
             resp = await self.client.join(room_id)
             if not isinstance(resp, JoinResponse):
                 self._check_rate_limit(resp)

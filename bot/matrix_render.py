@@ -11,7 +11,7 @@ import html
 import re
 from urllib.parse import quote, urlsplit
 
-from .messages import Line, Reply, Span
+from ..commands.messages import Line, Reply, Span
 
 HTML_FORMAT = "org.matrix.custom.html"
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")

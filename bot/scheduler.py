@@ -5,10 +5,9 @@ Posting, exactly once per room and period (see `DigestScheduler`): the slot (rel
 transport, room, period start in UTC) is claimed in SQLite with INSERT OR IGNORE in its own
 transaction before the post, and marked sent after it.
 
-Which form a room gets: a transport may say so with a `digest_form` attribute ("short" or
-"full"); otherwise transports whose name starts with "irc:" get the short form (summary, open
-blockers and pointers to `!todo` and the status page, within five lines: IRC has no markup and
-every line is a message) and every other transport (console, Matrix) the full digest.
+What each room gets comes from its settings (`todobot.bot.rooms`), resolved by its transport:
+the schedule and time zone (its own `digest:` over the top-level one), and the form — compact
+rooms (IRC: no markup, every line is a message) get the short form, the others the full digest.
 """
 
 from __future__ import annotations
@@ -22,14 +21,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from commands.digest import collect, render_reply
-from storage import digests
-from storage.digests import SlotKey
+from ..commands.digest import collect, render_reply
+from ..storage import digests
+from ..storage.digests import SlotKey
 
+from ..commands.settings import Settings
 from .schedule import UTC, Schedule, next_run, parse_schedule
 
 if TYPE_CHECKING:
-    from storage import Repository
+    from ..storage import Repository
 
     from .config import Config
     from .dispatcher import Dispatcher
@@ -53,50 +53,7 @@ class Target:
     room: str
     release: str
     schedule: Schedule
-    form: str  # "full" or "short"
-
-
-def digest_form(transport: "Transport") -> str:
-    form = getattr(transport, "digest_form", None)
-    if form in ("short", "full"):
-        return form
-    return "short" if transport.name.startswith("irc:") else "full"
-
-
-def room_override(config: "Config", transport_name: str, room: str) -> Any:
-    """The per-room `digest:` override of a room, found by the room's name in the config."""
-    if transport_name == "console":
-        return config.console.digest if config.console.room == room else None
-    entries: list[Any] = []
-    if transport_name.startswith("irc:"):
-        for net in config.irc:
-            if f"irc:{net.network}" == transport_name:
-                entries = [c for c in net.channels if not isinstance(c, str)]
-        names = [(getattr(e, "name", None) or "").casefold() for e in entries]
-        key = room.casefold()
-    elif transport_name == "matrix" and config.matrix is not None:
-        entries = [r for r in config.matrix.rooms if not isinstance(r, str)]
-        names = [getattr(e, "room", None) for e in entries]
-        key = room
-    else:
-        return None
-    for entry, name in zip(entries, names):
-        if name == key:
-            return getattr(entry, "digest", None)
-    return None
-
-
-def effective_schedule(config: "Config", override: Any) -> Schedule | None:
-    """The room's schedule: its override's fields over the top-level `digest:`; None when the
-    room gets no digest (no schedule anywhere, or `enabled: false`)."""
-    top = config.digest
-    if override is not None and not override.enabled:
-        return None
-    every = (override.every if override is not None else None) or (top.every if top else None)
-    if every is None or (top is None and (override is None or override.every is None)):
-        return None
-    tz = (override.timezone if override is not None else None) or (top.timezone if top else "UTC")
-    return parse_schedule(every, tz)
+    settings: Settings
 
 
 class DigestScheduler:
@@ -129,8 +86,7 @@ class DigestScheduler:
 
     def __init__(self, repo: "Repository", config: "Config", dispatcher: "Dispatcher",
                  transports: list["Transport"], *, clock: Callable[[], float] = time.time,
-                 sleep: Sleep | None = None, rescan: float | None = 300.0,
-                 status_url: str | None = None) -> None:
+                 sleep: Sleep | None = None, rescan: float | None = 300.0) -> None:
         self.repo = repo
         self.config = config
         self.dispatcher = dispatcher
@@ -138,10 +94,8 @@ class DigestScheduler:
         self.clock = clock
         self._sleep = sleep or self._wait_for_stop
         self.rescan = rescan
-        self.status_url = status_url
         grace = config.digest.grace_hours if config.digest is not None else 24.0
         self.grace = grace * 3600.0
-        self.stale_days = config.digest.stale_days if config.digest is not None else None
         self._stop = asyncio.Event()
         self._inflight: set[Any] = set()
 
@@ -180,13 +134,13 @@ class DigestScheduler:
         latest: str | None = None
         for transport in self.transports:
             for room in transport.rooms():
+                settings = self.dispatcher.settings_for(transport.name, room)
+                if settings.digest_every is None:
+                    continue
                 try:
-                    schedule = effective_schedule(self.config,
-                                                  room_override(self.config, transport.name, room))
+                    schedule = parse_schedule(settings.digest_every, settings.timezone)
                 except ValueError as exc:
                     log.error("digest for %s %s: %s", transport.name, room, exc)
-                    continue
-                if schedule is None:
                     continue
                 release = self.dispatcher.release_for(transport.name, room)
                 if release is None:
@@ -197,7 +151,7 @@ class DigestScheduler:
                     release = latest or None
                 if release is None:
                     continue
-                out.append(Target(transport, room, release, schedule, digest_form(transport)))
+                out.append(Target(transport, room, release, schedule, settings))
         return out
 
     async def tick(self) -> float | None:
@@ -274,10 +228,13 @@ class DigestScheduler:
                     if since is None:  # the first digest here: changes over one period
                         period = next_run(target.schedule, slot) - slot
                         since = (slot - period).timestamp()
-                    data = await collect(s, release, since=since, stale_days=self.stale_days,
-                                         transport=target.transport.name, room=target.room)
-                reply = render_reply(data, target.form, prefix=self.dispatcher.prefix,
-                                     status_url=self.status_url)
+                    settings = target.settings
+                    data = await collect(s, release, since=since, stale_days=settings.stale_days,
+                                         transport=target.transport.name, room=target.room,
+                                         tz=settings.tz)
+                form = "short" if settings.compact else "full"
+                reply = render_reply(data, form, prefix=settings.prefix,
+                                     status_url=settings.status_url)
                 await target.transport.post(target.room, reply)
             except Exception as exc:
                 log.exception("digest for %s in %s %s, period %s: posting failed; not retried",
@@ -286,7 +243,7 @@ class DigestScheduler:
                     await digests.mark(s, key, "failed", f"{type(exc).__name__}: {exc}"[:500])
                 return
             async with self.repo.session(self.ACTOR) as s:
-                await digests.mark(s, key, "sent", f"{len(reply.lines)} lines, {target.form}")
+                await digests.mark(s, key, "sent", f"{len(reply.lines)} lines, {form}")
                 await digests.record_pings(s, target.transport.name, target.room,
                                            data.new_stale_keys)
             log.info("digest for %s posted in %s %s (period %s)", target.release,

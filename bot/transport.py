@@ -12,7 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
-from .messages import Reply
+from ..commands.messages import Reply
 
 if TYPE_CHECKING:
     from .dispatcher import Dispatcher

@@ -18,20 +18,22 @@ import asyncio
 import html
 import logging
 import re
-from datetime import date, datetime, timedelta, timezone, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from aiohttp import web
 
-from commands.digest import effective_milestones, reply_html, text_html
-from commands.format import list_reply
-from commands.timeline import summary_line, timeline_lines
-from storage import Release, Session, digests
-from storage.formats import to_json
+from ..commands.digest import effective_milestones, reply_html, text_html
+from ..commands.format import list_reply
+from ..commands.timeline import summary_line, timeline_lines
+from ..storage import Release, Session, digests
+from ..storage.formats import to_json
+
+from .rooms import room_settings
 
 if TYPE_CHECKING:
-    from storage import Repository
+    from ..storage import Repository
 
     from .config import Config
 
@@ -77,10 +79,7 @@ class StatusServer:
         self.repo = repo
         self.config = config
         self.listen = config.web.listen if config.web is not None else "127.0.0.1:8080"
-        if tz is None and config.digest is not None:
-            from zoneinfo import ZoneInfo
-            tz = ZoneInfo(config.digest.timezone)
-        self.tz = tz or timezone.utc  # days of the burndown and the timeline's "today"
+        self.tz = tz or room_settings(config).tz  # days of the burndown and the timeline's "today"
         self._runner: web.AppRunner | None = None
         self.port: int | None = None  # the bound port (useful with port 0)
         self.host: str | None = None
@@ -145,7 +144,7 @@ class StatusServer:
         return None
 
     async def release(self, request: web.Request) -> web.Response:
-        from storage.mail import render_mail
+        from ..storage.mail import render_mail
 
         name = request.match_info["name"]
         async with self.repo.session("web", write=False) as s:

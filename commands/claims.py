@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from bot.messages import Reply, item_ref, text
-from storage import Item
+from .messages import Reply, item_ref, text
+from ..storage import Item
 
 from .context import Context, split_id
 from .format import owners_text, summary

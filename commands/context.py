@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from bot.config import Config
-from bot.messages import Message
-from storage import Item, Release, Session
+from .messages import Message
+from ..storage import Item, Release, Session
 
 from .registry import Refused, UsageError
+from .settings import Settings
 
 _ID = re.compile(r"#?(\d{1,12})")
 
@@ -42,7 +42,7 @@ class Context:
     is_admin: bool
     me: str  # the sender's display name (from !iam, the protocol, or the nick)
     has_name: bool  # whether `me` was set with !iam
-    config: Config
+    settings: Settings
 
     @property
     def identity(self) -> str:

@@ -9,46 +9,24 @@ by area and severity.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import html
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone, tzinfo
 
-from bot.messages import Reply, Span, bold, item_ref, link, person
-from storage import Change, Item, ListItem, Milestone, Release, ReleaseList, Session, digests
-from storage.repository import list_tree
+from .messages import Reply, Span, bold, item_ref, link, person
+from ..storage import Change, Item, ListItem, Milestone, Release, ReleaseList, Session, digests
+from ..storage.repository import list_tree
 
 from .context import Context
 from .format import item_spans, list_reply, owners_text, summary
 from .registry import UsageError, command
 from .timeline import summary_line, timeline_lines
 
-if TYPE_CHECKING:
-    from bot.config import Config
-
 UTC = timezone.utc
 DAY = 86400.0
 SHORT_BLOCKERS = 3  # blocker lines in the short (IRC) form
-
-
-@dataclass
-class Settings:
-    """What the digest commands need from the config."""
-
-    stale_days: int | None = None
-    status_url: str | None = None  # the status page's public URL, without a trailing slash
-    tz: tzinfo = UTC  # dates in the digest are days in this zone (the digest's timezone)
-
-    @classmethod
-    def of(cls, config: "Config") -> "Settings":
-        from zoneinfo import ZoneInfo
-        digest, web = config.digest, config.web
-        url = web.public_url.rstrip("/") if web and web.public_url else None
-        return cls(stale_days=digest.stale_days if digest else None, status_url=url,
-                   tz=ZoneInfo(digest.timezone) if digest else UTC)
 
 
 def release_url(status_url: str | None, release: str) -> str | None:
@@ -425,7 +403,7 @@ def _wrapped(text: str, first: str, rest: str, width: int = 72) -> str:
 
 def render_text(data: DigestData, *, status_url: str | None = None) -> str:
     """The digest as a plain-text mail: the list part is the release mail format itself."""
-    from storage.mail import render_mail
+    from ..storage.mail import render_mail
 
     blocks = [head_reply(data).plain]
     url = release_url(status_url, data.release.name)
@@ -579,11 +557,11 @@ async def digest(ctx: Context, args: str) -> Reply:
         raise UsageError()
     rel = await ctx.release()
     msg = ctx.message
-    settings = Settings.of(ctx.config)
+    settings = ctx.settings
     data = await collect(ctx.s, rel, since=await since_for_room(ctx.s, rel, msg.transport, msg.room),
                          stale_days=settings.stale_days, tz=settings.tz)
-    form = "short" if msg.transport.startswith("irc:") else "full"
-    return render_reply(data, form, prefix=ctx.prefix, status_url=settings.status_url)
+    return render_reply(data, "short" if settings.compact else "full", prefix=ctx.prefix,
+                        status_url=settings.status_url)
 
 
 @command("stale", usage="[DAYS]", help="claimed items with no change for DAYS days (default: "
@@ -592,7 +570,7 @@ async def stale(ctx: Context, args: str) -> Reply:
     words = args.split()
     if len(words) > 1 or (words and not (words[0].isdigit() and 0 < int(words[0]) <= 3650)):
         raise UsageError("DAYS is a number of days, like 14")
-    days = int(words[0]) if words else (Settings.of(ctx.config).stale_days or 14)
+    days = int(words[0]) if words else (ctx.settings.stale_days or 14)
     rel = await ctx.release()
     claims = await stale_claims(ctx.s, await ctx.s.items(rel), days, ctx.s.now)
     if not claims:
@@ -605,6 +583,6 @@ async def stale(ctx: Context, args: str) -> Reply:
     return reply
 
 
-__all__ = ["Changes", "DigestData", "Settings", "collect", "effective_milestones",
+__all__ = ["Changes", "DigestData", "collect", "effective_milestones",
            "full_reply", "parse_when", "render_html", "render_markdown", "render_reply",
            "render_text", "reply_html", "short_reply", "stale_claims", "text_html"]

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from bot.messages import Reply, Span, item_ref
-from storage import Item
+from .messages import Reply, Span, item_ref
+from ..storage import Item
 
 SEVERITY_TITLE = {"blocker": "blockers", "nice": "nice to have"}
 STATE_MARK = {"done": "DONE", "duplicate": "DUPLICATE", "deferred": "DEFERRED", "dropped": "DROPPED"}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.messages import Reply, bold, text
+from .messages import Reply, bold, text
 
 from .context import Context
 from .registry import Refused, all_commands, command, lookup

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from bot.messages import Reply, item_ref, text
+from .messages import Reply, item_ref, text
 
 from .context import Context, split_id
 from .format import SEVERITY_TITLE, summary

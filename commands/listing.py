@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from bot.messages import Reply, bold, item_ref, link
+from .messages import Reply, bold, item_ref, link
 
 from .context import Context, parse_id, split_id
 from .format import LIST_LIMIT, SEVERITY_TITLE, STATE_MARK, item_spans, list_reply, owners_text, summary

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from bot.messages import Reply, text
+from .messages import Reply, text
 
 from .context import Context
 from .registry import Refused, UsageError, command

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.messages import Reply, bold
-from storage import Milestone, Release, Session
+from .messages import Reply, bold
+from ..storage import Milestone, Release, Session
 
 from .context import Context
 from .registry import Refused, UsageError, command

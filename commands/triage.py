@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.messages import Reply, item_ref, text
+from .messages import Reply, item_ref, text
 
 from .context import Context, parse_id, split_id
 from .format import SEVERITY_TITLE, summary

@@ -10,10 +10,10 @@ import asyncio
 import json
 import sys
 
-from bot.config import Config
-from bot.dispatcher import Dispatcher
-from bot.messages import Message, Sender
-from storage import Database, Repository
+from todobot.bot.config import Config
+from todobot.bot.dispatcher import Dispatcher
+from todobot.commands.messages import Message, Sender
+from todobot.storage import Database, Repository
 
 
 async def main(db_path: str, proc: str, tasks: int, first: int, last: int) -> None:

@@ -6,10 +6,10 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bot.config import Config
-from bot.dispatcher import Dispatcher
-from bot.messages import Message, Reply, Sender
-from storage import Database, Item, Repository
+from todobot.bot.config import Config
+from todobot.bot.dispatcher import Dispatcher
+from todobot.commands.messages import Message, Reply, Sender
+from todobot.storage import Database, Item, Repository
 
 
 class Clock:

@@ -15,7 +15,7 @@ SEED = Path(__file__).resolve().parent.parent / "storage" / "seed" / "xen-4.2.tx
 
 def todobot(*args: str, stdin: str = "", cwd: Path, env: dict | None = None,
             check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "bot", *args], input=stdin, text=True,
+    proc = subprocess.run([sys.executable, "-m", "todobot", *args], input=stdin, text=True,
                           capture_output=True, cwd=cwd, timeout=60,
                           env={**os.environ, "TODOBOT_LOG": str(cwd / "todobot.log"), **(env or {})})
     if check:

@@ -272,14 +272,14 @@ async def test_text_is_stored_exactly_and_control_characters_neutralised(chat):
 
 
 async def test_internal_errors_are_logged_not_shown(chat, monkeypatch, caplog):
-    from commands import listing
+    from todobot.commands import listing
 
     async def boom(ctx, args):
         raise RuntimeError("kaboom")
 
     import dataclasses
 
-    from commands.registry import COMMANDS
+    from todobot.commands.registry import COMMANDS
     monkeypatch.setitem(COMMANDS, "show", dataclasses.replace(COMMANDS["show"], handler=boom))
     out = await chat.say("!show 1")
     assert out.startswith("internal error, logged as ")
@@ -293,7 +293,7 @@ async def test_a_failing_command_leaves_nothing_half_written(chat, monkeypatch):
     """One transaction per command: an error after the first write rolls everything back."""
     import dataclasses
 
-    from commands.registry import COMMANDS
+    from todobot.commands.registry import COMMANDS
 
     async def half(ctx, args):
         item = await ctx.item(1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.config import ConfigError, load_config, parse_config
+from todobot.bot.config import ConfigError, load_config, parse_config
 
 
 def test_minimal_file_is_valid(tmp_path):
@@ -65,7 +65,7 @@ def test_secrets_come_from_the_environment(monkeypatch):
 
 
 async def test_a_missing_secret_stops_the_start(tmp_path, monkeypatch):
-    from bot.app import App
+    from todobot.bot.app import App
     monkeypatch.delenv("TODOBOT_NO_SUCH_SECRET", raising=False)
     for section in ({"irc": [{"network": "x", "host": "127.0.0.1", "sasl_account": "bot",
                               "sasl_password_env": "TODOBOT_NO_SUCH_SECRET"}]},

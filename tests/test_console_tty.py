@@ -39,10 +39,10 @@ class Terminal:
 
 
 def test_interactive_console_edits_and_recalls_lines(tmp_path):
-    subprocess.run([sys.executable, "-m", "bot", "import", str(SEED), "--release", "4.2",
+    subprocess.run([sys.executable, "-m", "todobot", "import", str(SEED), "--release", "4.2",
                     "--db", "t.sqlite3"], cwd=tmp_path, check=True, capture_output=True)
     master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "bot", "console", "--db", "t.sqlite3", "--as", "ijc"],
+    proc = subprocess.Popen([sys.executable, "-m", "todobot", "console", "--db", "t.sqlite3", "--as", "ijc"],
                             stdin=slave, stdout=slave, stderr=slave, cwd=tmp_path, close_fds=True,
                             env={**os.environ, "TERM": "xterm", "TODOBOT_LOG": str(tmp_path / "log")})
     os.close(slave)

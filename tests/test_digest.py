@@ -10,16 +10,17 @@ from html.parser import HTMLParser
 
 import pytest
 
-from bot.app import App
-from bot.cli import main
-from bot.config import Config, Web
-from bot.console import ConsoleTransport
-from bot.dispatcher import Dispatcher
-from bot.messages import Message, Reply, Sender
-from bot.scheduler import DigestScheduler
-from bot.transport import Transport
-from commands.digest import collect, effective_milestones, parse_when, render_reply
-from storage import Database, Milestone, Repository, digests
+from todobot.bot.app import App
+from todobot.bot.cli import main
+from todobot.bot.config import Config, Web
+from todobot.bot.console import ConsoleTransport
+from todobot.bot.dispatcher import Dispatcher
+from todobot.bot.rooms import room_settings
+from todobot.commands.messages import Message, Reply, Sender
+from todobot.bot.scheduler import DigestScheduler
+from todobot.bot.transport import Transport
+from todobot.commands.digest import collect, effective_milestones, parse_when, render_reply
+from todobot.storage import Database, Milestone, Repository, digests
 from tests.harness import Clock, ts
 
 UTC = timezone.utc
@@ -38,6 +39,9 @@ class World:
                   room: str = "console") -> Reply | None:
         msg = Message(transport=transport, room=room,
                       sender=Sender(f"{transport}:{nick}", nick), text=text)
+        # As a transport would at start: IRC rooms are compact (the short digest).
+        self.dispatcher.bind_room(transport, room, room_settings(
+            self.dispatcher.config, compact=transport.startswith("irc:")))
         return await self.dispatcher.handle(msg)
 
     async def release(self):
@@ -205,14 +209,15 @@ async def test_stale_lists_quiet_claims(world):
 
 
 class Recorder(Transport):
-    def __init__(self, name: str, rooms: list[str]) -> None:
+    def __init__(self, name: str, rooms: list[str], config: Config | None = None) -> None:
         self.name = name
         self._rooms = rooms
+        self.config = config
         self.posts: list[tuple[str, Reply]] = []
 
     async def start(self, dispatcher) -> None:
         for room in self._rooms:
-            dispatcher.bind_room(self.name, room, None)
+            dispatcher.bind_room(self.name, room, room_settings(self.config or dispatcher.config))
 
     async def stop(self) -> None: ...
 
@@ -225,7 +230,8 @@ class Recorder(Transport):
 
 async def test_a_stale_claim_is_pinged_once_per_quiet_period(world):
     config = Config(default_release="4.2", digest={"every": "monday 09:00", "stale_days": 10})
-    matrix = Recorder("matrix", ["!room:example.org"])
+    matrix = Recorder("matrix", ["!room:example.org"], config)
+    await matrix.start(world.dispatcher)
     async with world.repo.session("console:ijc") as s:  # George's identity: a Matrix pill
         await s.set_display_name("matrix:@george:example.org", "George Dunlap")
     world.clock.now = ts(2012, 7, 30, 8)

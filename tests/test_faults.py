@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from storage import Database, Repository
+from todobot.storage import Database, Repository
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,7 +43,7 @@ def test_sigkill_during_bursts_loses_nothing_acknowledged(tmp_path):
     sent: set[str] = set()
     for rnd in range(20):
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "console", "--db", str(db_path), "--as", "ijc", "--release", "4.2"],
+            [sys.executable, "-m", "todobot", "console", "--db", str(db_path), "--as", "ijc", "--release", "4.2"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, cwd=tmp_path,
             env=_env(tmp_path))
         titles = [f"fault {rnd}-{i}" for i in range(40)]

@@ -10,7 +10,7 @@ import asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from commands.registry import all_commands
+from todobot.commands.registry import all_commands
 from tests.harness import Chat
 
 

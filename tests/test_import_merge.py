@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from storage.formats import from_json, to_json
-from storage.mail import parse_mail, render_mail
+from todobot.storage.formats import from_json, to_json
+from todobot.storage.mail import parse_mail, render_mail
 
 SEED = (Path(__file__).resolve().parent.parent / "storage" / "seed" / "xen-4.2.txt").read_text()
 

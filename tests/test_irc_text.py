@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.irc_text import (
+from todobot.bot.irc_text import (
     BOLD,
     MAX_LINE,
     budget_for,
@@ -25,8 +25,8 @@ from bot.irc_text import (
     strip_formatting,
     wire_lines,
 )
-from bot.messages import Reply, Span, bold, item_ref, link, person
-from bot.ratelimit import TokenBucket
+from todobot.commands.messages import Reply, Span, bold, item_ref, link, person
+from todobot.bot.ratelimit import TokenBucket
 
 SOURCE = "todobot!bot@host.example"
 

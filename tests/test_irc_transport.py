@@ -8,10 +8,10 @@ import re
 
 import pytest
 
-from bot.config import Config, IrcNetwork, Throttle
-from bot.irc import IrcTransport
-from bot.irc_conn import Backoff, build_line, decode_line, parse_line
-from bot.messages import Message, Reply, text
+from todobot.bot.config import Config, IrcNetwork, Throttle
+from todobot.bot.irc import IrcTransport
+from todobot.bot.irc_conn import Backoff, build_line, decode_line, parse_line
+from todobot.commands.messages import Message, Reply, text
 
 WAIT = 10.0
 
@@ -90,8 +90,11 @@ class FakeDispatcher:
         self.bound: dict[tuple[str, str], str | None] = {}
         self.answer = lambda msg: text(f"echo {msg.text}")
 
-    def bind_room(self, transport: str, room: str, release: str | None) -> None:
-        self.bound[(transport, room)] = release
+    def bind_room(self, transport: str, room: str, settings) -> None:
+        self.bound[(transport, room)] = settings.release
+
+    def bind_default(self, transport: str, settings) -> None:
+        self.default = settings
 
     async def handle(self, msg: Message) -> Reply | None:
         await self.messages.put(msg)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from storage.mail import MailFormatError, parse_mail
-from storage.models import ListItem, Milestone
+from todobot.storage.mail import MailFormatError, parse_mail
+from todobot.storage.models import ListItem, Milestone
 
 SEED = Path(__file__).resolve().parent.parent / "storage" / "seed" / "xen-4.2.txt"
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from storage.mail import MailFormatError, find_links, normalise, parse_mail, render_mail
-from storage.models import STATES, ListItem, Milestone, ReleaseList
+from todobot.storage.mail import MailFormatError, find_links, normalise, parse_mail, render_mail
+from todobot.storage.models import STATES, ListItem, Milestone, ReleaseList
 
 SEED = Path(__file__).resolve().parent.parent / "storage" / "seed" / "xen-4.2.txt"
 

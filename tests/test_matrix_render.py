@@ -7,8 +7,8 @@ from html.parser import HTMLParser
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.matrix_render import render
-from bot.messages import Reply, Span, item_ref, link, person
+from todobot.bot.matrix_render import render
+from todobot.commands.messages import Reply, Span, item_ref, link, person
 
 
 def test_heading_nested_bullets_ids_links_and_pills():

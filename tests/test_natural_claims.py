@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from commands.natural import claim_intent
+from todobot.commands.natural import claim_intent
 
 
 @pytest.mark.parametrize("text,item", [

@@ -24,7 +24,7 @@ def test_quick_start_and_test_command_are_shown_first():
 
 
 def test_every_command_is_in_the_commands_table():
-    from commands.registry import all_commands
+    from todobot.commands.registry import all_commands
     table = README.read_text(encoding="utf-8").split("## Commands")[1].split("\n## ")[0]
     rows = [ln for ln in table.splitlines() if ln.startswith("| `!")]
     for cmd in all_commands():

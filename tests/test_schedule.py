@@ -10,13 +10,14 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from bot.config import Config, DigestRoom, IrcNetwork, RoomRelease, parse_config, ConfigError
-from bot.dispatcher import Dispatcher
-from bot.messages import Reply
-from bot.schedule import next_run, parse_schedule
-from bot.scheduler import DigestScheduler, digest_form, effective_schedule, room_override
-from bot.transport import Transport
-from storage import Database, Repository, digests
+from todobot.bot.config import Config, DigestRoom, IrcNetwork, RoomRelease, parse_config, ConfigError
+from todobot.bot.dispatcher import Dispatcher
+from todobot.commands.messages import Reply
+from todobot.bot.schedule import next_run, parse_schedule
+from todobot.bot.rooms import room_entry, room_settings
+from todobot.bot.scheduler import DigestScheduler
+from todobot.bot.transport import Transport
+from todobot.storage import Database, Repository, digests
 
 UTC = timezone.utc
 
@@ -112,40 +113,23 @@ def test_weekly_schedule_keeps_local_time_across_dst():
     assert locals_ == {"Mon 09:00"}
 
 
-def test_short_form_for_irc_full_for_others():
-    class T(Transport):
-        def __init__(self, name: str) -> None:
-            self.name = name
-
-        async def start(self, d): ...
-
-        async def stop(self): ...
-
-        async def post(self, room, reply): ...
-
-    assert digest_form(T("irc:oftc")) == "short"
-    assert digest_form(T("matrix")) == digest_form(T("console")) == "full"
-    t = T("irc:x")
-    t.digest_form = "full"  # a transport may decide for itself
-    assert digest_form(t) == "full"
-
-
-def test_room_overrides():
+def test_room_settings_derive_the_digest_once():
     cfg = Config(digest={"every": "monday 09:00", "timezone": "Europe/London"},
                  console={"digest": {"enabled": False}},
                  irc=[IrcNetwork(network="oftc", channels=[
                      "#plain", RoomRelease(name="#Xen-4.3", release="4.3",
                                            digest=DigestRoom(every="friday 16:00",
                                                              timezone="America/New_York"))])])
-    assert effective_schedule(cfg, room_override(cfg, "console", "console")) is None
-    plain = effective_schedule(cfg, room_override(cfg, "irc:oftc", "#plain"))
-    assert plain.text == "monday 09:00" and plain.tz.key == "Europe/London"
-    own = effective_schedule(cfg, room_override(cfg, "irc:oftc", "#xen-4.3"))  # channel case
-    assert own.text == "friday 16:00" and own.tz.key == "America/New_York"
+    assert room_settings(cfg, digest=cfg.console.digest).digest_every is None
+    plain = room_settings(cfg, compact=True)
+    assert (plain.digest_every, plain.timezone, plain.compact) == ("monday 09:00", "Europe/London", True)
+    name, release, override = room_entry(cfg.irc[0].channels[1], "name")
+    own = room_settings(cfg, release=release, digest=override)
+    assert (own.release, own.digest_every, own.timezone) == ("4.3", "friday 16:00", "America/New_York")
     # No top-level digest: only rooms with their own schedule get one.
     cfg2 = Config(console={"digest": {"every": "daily 08:00"}})
-    assert effective_schedule(cfg2, room_override(cfg2, "console", "console")).text == "daily 08:00"
-    assert effective_schedule(cfg2, None) is None
+    assert room_settings(cfg2, digest=cfg2.console.digest).digest_every == "daily 08:00"
+    assert room_settings(cfg2).digest_every is None
 
 
 # -- the loop, with an injected clock -----------------------------------------------------------
@@ -208,6 +192,12 @@ async def _world(tmp_path, config: Config, start: datetime, rooms: list[str],
         rel = await s.create_release("4.2")
         await s.add_item(rel, area="tools", severity="blocker", title="libxl stable API")
     dispatcher = Dispatcher(repo, config, clock=clock)
+    compact = transport_name.startswith("irc:")
+    dispatcher.bind_default(transport_name, room_settings(config, compact=compact))
+    for net in config.irc:  # as the IRC transport binds its channels at start
+        for name, release, override in (room_entry(c, "name") for c in net.channels):
+            dispatcher.bind_room(transport_name, name, room_settings(
+                config, release=release, digest=override, compact=compact))
     transport = FakeTransport(transport_name, clock, rooms)
     return clock, db, repo, dispatcher, transport
 
@@ -297,13 +287,13 @@ async def test_missed_digest_is_posted_within_grace_else_skipped_and_logged(tmp_
         await _scheduler(repo, config, disp, tr, clock).tick()
         assert [p.at for p in tr.posts] == [clock.now]
         clock.now = utc(2024, 5, 14, 10).timestamp()  # back 25 h after Monday 13 May 09:00
-        with caplog.at_level(logging.WARNING, logger="bot.scheduler"):
+        with caplog.at_level(logging.WARNING, logger="todobot.bot.scheduler"):
             await _scheduler(repo, config, disp, tr, clock).tick()
         assert len(tr.posts) == 1
         assert "period 2024-05-13 09:00 UTC: skipped, 25.0 h late" in caplog.text
         clock.now = utc(2024, 6, 3, 9, 30).timestamp()  # down three weeks
         caplog.clear()
-        with caplog.at_level(logging.WARNING, logger="bot.scheduler"):
+        with caplog.at_level(logging.WARNING, logger="todobot.bot.scheduler"):
             await _scheduler(repo, config, disp, tr, clock).tick()
         assert len(tr.posts) == 2  # only the newest, 30 min late
         assert caplog.text.count("missed while the bot was down") == 2  # 20 and 27 May
@@ -330,7 +320,7 @@ async def test_a_claim_never_marked_sent_is_not_resent_and_is_logged(tmp_path, c
             await _scheduler(repo, config, disp, tr, clock).tick()
         tr.before = None
         clock.now += 600  # restarted ten minutes later, well within grace
-        with caplog.at_level(logging.ERROR, logger="bot.scheduler"):
+        with caplog.at_level(logging.ERROR, logger="todobot.bot.scheduler"):
             await _scheduler(repo, config, disp, tr, clock).tick()
         assert tr.posts == []  # not re-sent
         assert "never recorded as sent" in caplog.text and "NOT re-sent" in caplog.text
@@ -368,7 +358,7 @@ async def test_two_years_two_time_zones_with_crashes(tmp_path, caplog):
     No slot is posted twice; every slot that was not posted has a row and a log line saying
     why; a slot is skipped only when the bot was down at the time and came back too late or
     after a later slot."""
-    caplog.set_level(logging.WARNING, logger="bot.scheduler")
+    caplog.set_level(logging.WARNING, logger="todobot.bot.scheduler")
     config = Config(
         digest={"every": "daily 01:30", "timezone": "Europe/London", "grace_hours": 24},
         irc=[IrcNetwork(network="sim", channels=[

@@ -7,8 +7,8 @@ import sqlite3
 import aiosqlite
 import pytest
 
-from storage import Database, Repository
-from storage.migrations import LATEST, STEPS, migrate, version
+from todobot.storage import Database, Repository
+from todobot.storage.migrations import LATEST, STEPS, migrate, version
 
 
 async def test_pragmas(tmp_path):
@@ -44,7 +44,7 @@ async def test_migrates_from_a_previous_schema_keeping_data(tmp_path):
 
 
 async def test_failed_step_rolls_back_whole(tmp_path, monkeypatch):
-    import storage.migrations as m
+    import todobot.storage.migrations as m
     monkeypatch.setattr(m, "STEPS", STEPS + ["CREATE TABLE ok_table (x); THIS IS NOT SQL"])
     conn = await aiosqlite.connect(tmp_path / "b.sqlite3", isolation_level=None)
     try:

@@ -14,10 +14,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.config import Config
-from bot.web import StatusServer, parse_listen
-from storage import Database, Milestone, Repository, digests
-from storage.mail import render_mail
+from todobot.bot.config import Config
+from todobot.bot.web import StatusServer, parse_listen
+from todobot.storage import Database, Milestone, Repository, digests
+from todobot.storage.mail import render_mail
 from tests.harness import Clock, ts
 
 UTC = timezone.utc

@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 
-from bot.app import App
-from bot.config import Config, IrcNetwork, Throttle
-from bot.irc import IrcTransport
-from bot.irc_conn import IrcLine, parse_line
-from storage import Repository
+from todobot.bot.app import App
+from todobot.bot.config import Config, IrcNetwork, Throttle
+from todobot.bot.irc import IrcTransport
+from todobot.bot.irc_conn import IrcLine, parse_line
+from todobot.storage import Repository
 from tests.servers.ircd import IrcServer, missing_binaries, start_inspircd, start_ngircd
 
 WAIT = 45.0  # generous: registrations take ~1 s each on InspIRCd and machines are shared

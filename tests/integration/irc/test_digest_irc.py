@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from storage import digests
+from todobot.storage import digests
 
 from .conftest import channel_name, seed_release
 

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from bot.config import Throttle
+from todobot.bot.config import Throttle
 
 from .conftest import WAIT, channel_name, seed_release
 

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[3]
 async def test_sigkill_during_bursts(ngircd, humans, tmp_path):
     chan = channel_name("kill")
     db_path = tmp_path / "k.sqlite3"
-    subprocess.run([sys.executable, "-m", "bot", "import", str(ROOT / "storage/seed/xen-4.2.txt"),
+    subprocess.run([sys.executable, "-m", "todobot", "import", str(ROOT / "storage/seed/xen-4.2.txt"),
                     "--release", "4.2", "--db", str(db_path)], check=True, capture_output=True, cwd=ROOT)
     cfg = tmp_path / "bot.yaml"
     cfg.write_text(yaml.safe_dump({
@@ -39,7 +39,7 @@ async def test_sigkill_during_bursts(ngircd, humans, tmp_path):
     sent: set[str] = set()
     with open(tmp_path / "bot.log", "ab") as log:
         for rnd in range(20):
-            proc = subprocess.Popen([sys.executable, "-m", "bot", "run", "-c", str(cfg)], cwd=ROOT,
+            proc = subprocess.Popen([sys.executable, "-m", "todobot", "run", "-c", str(cfg)], cwd=ROOT,
                                     stdout=log, stderr=log, env={**os.environ, "PYTHONPATH": str(ROOT)})
             try:
                 await ian.expect(lambda ln: ln.command == "JOIN" and (ln.nick or "").startswith("killbot"),

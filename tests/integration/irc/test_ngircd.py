@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from storage import Repository
+from todobot.storage import Repository
 
 from .conftest import channel_name, seed_release
 

@@ -18,9 +18,9 @@ import pytest
 from nio import (AsyncClient, AsyncClientConfig, Event, LoginResponse, RoomCreateResponse,
                  RoomSendResponse)
 
-from bot.app import App
-from bot.config import Config, parse_config
-from storage import Database, Repository
+from todobot.bot.app import App
+from todobot.bot.config import Config, parse_config
+from todobot.storage import Database, Repository
 from tests.servers.synapse import Synapse, SynapseUnavailable
 
 PASSWORD = "correct horse battery staple"

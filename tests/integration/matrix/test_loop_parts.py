@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.matrix import Backoff, strip_reply_fallback
+from todobot.bot.matrix import Backoff, strip_reply_fallback
 
 
 def test_backoff_doubles_from_5_to_320_and_resets():

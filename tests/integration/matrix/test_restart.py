@@ -14,8 +14,8 @@ import pytest
 import yaml
 from nio import AsyncClient, DevicesResponse
 
-from bot.app import App
-from bot.matrix import MatrixLoginError
+from todobot.bot.app import App
+from todobot.bot.matrix import MatrixLoginError
 
 from .conftest import (PASSWORD, PASSWORD_ENV, bot_config, items_titled, prepare_db, start_bot,
                        wait_bot_synced)
@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[3]
 def _spawn_bot(config_path: Path, log: Path) -> subprocess.Popen[bytes]:
     env = dict(os.environ, **{PASSWORD_ENV: PASSWORD})
     with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "bot", "run", "-c", str(config_path)],
+        return subprocess.Popen([sys.executable, "-m", "todobot", "run", "-c", str(config_path)],
                                 cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from bot.config import IrcNetwork, Throttle
+from todobot.bot.config import IrcNetwork, Throttle
 from tests.integration.irc.conftest import Human as IrcHuman
 from tests.integration.irc.conftest import channel_name
 from tests.integration.irc.conftest import ngircd  # noqa: F401  (the IRC server fixture)
