@@ -8,11 +8,12 @@ import getpass
 import logging
 import os
 import sys
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
 from ..commands.settings import Settings
-from ..storage import Database, Repository, ReleaseList
+from ..storage import MAX_DEPTH, Database, Repository, ReleaseList
 
 from .app import App
 from .config import Config, ConfigError, load_config
@@ -64,18 +65,19 @@ async def _open(db_path: str, *, must_exist: bool = False) -> tuple[Database, Re
 
 
 async def import_list(db_path: str, lst: ReleaseList, release: str, *, replace: bool = False,
-                      actor: str = "cli:import") -> dict[str, int]:
+                      actor: str = "cli:import", max_depth: int = MAX_DEPTH) -> dict[str, int]:
     db, repo = await _open(db_path)
     try:
         async with repo.session(actor) as s:
-            return await s.import_list(release, lst, replace=replace)
+            return await s.import_list(release, lst, replace=replace, max_depth=max_depth)
     finally:
         await db.close()
 
 
 def console_settings(config: Config, release: str | None = None) -> Settings:
-    return room_settings(config, release=release or config.console.release,
-                         digest=config.console.digest)
+    # The terminal is the operator's own: no per-person limit on adding items.
+    return replace(room_settings(config, release=release or config.console.release,
+                                 digest=config.console.digest), max_adds_per_hour=None)
 
 
 async def _console(config: Config, db_path: str, user: str, release: str | None,
@@ -126,7 +128,7 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
 def cmd_import(args: argparse.Namespace, config: Config) -> int:
     lst = read_list(args.file, args.release)
     stats = asyncio.run(import_list(args.db or config.database, lst, args.release,
-                                    replace=args.replace))
+                                    replace=args.replace, max_depth=config.max_depth))
     print(f"Imported into {args.release}: " + ", ".join(f"{v} {k}" for k, v in stats.items()))
     return 0
 

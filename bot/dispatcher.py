@@ -1,8 +1,10 @@
-"""From a `Message` to a `Reply`: prefix parsing, natural-language claims, rights, errors.
+"""From a `Message` to a `Reply`: prefix parsing, plain-language patterns, rights, errors.
 
-Every command runs in one repository session (one transaction): it commits whole or rolls
-back whole. No exception reaches the chat: expected ones become one-line answers, anything
-else is logged with its traceback and answered with "internal error, logged as <ref>".
+The dispatcher knows no command: it finds the registered command (or pattern), converts its
+declared arguments, enforces its `who` and runs it. Every command runs in one repository
+session (one transaction): it commits whole or rolls back whole, so a refusal changes
+nothing. No exception reaches the chat: expected ones become one-line answers, anything else
+is logged with its traceback and answered with "internal error, logged as <ref>".
 """
 
 from __future__ import annotations
@@ -10,19 +12,20 @@ from __future__ import annotations
 import difflib
 import logging
 import re
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..commands import Context, Refused, UsageError, claim_intent, lookup
-from ..commands.claims import claim_item
-from ..commands.registry import all_commands
-from ..storage import NotFound, Repository
+from ..commands import Context, Refused, UsageError, lookup
+from ..commands.args import convert
+from ..commands.registry import PATTERNS, Command, Pattern, all_commands
+from ..storage import Item, NameTaken, NotFound, Repository
 
 from ..commands.settings import Settings
 from .config import Config
-from ..commands.messages import Message, Reply, item_ref, text
+from ..commands.messages import Message, Reply, text
 from .ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
@@ -44,7 +47,7 @@ class Dispatcher:
                  clock: Callable[[], float] = time.time) -> None:
         self.repo = repo
         self.config = config
-        self.prefix = config.prefix
+        self.prefix = config.prefix  # the default; each room's settings carry its own
         self.clock = clock
         self._rooms: dict[tuple[str, str], Settings] = {}
         self._defaults: dict[str, Settings] = {}
@@ -97,7 +100,8 @@ class Dispatcher:
             bucket = self._buckets[who] = TokenBucket(self.config.cooldown.burst,
                                                       self.config.cooldown.rate, self.clock)
         if bucket.try_take():
-            self._warned.discard(who)
+            if bucket.full():  # quiet long enough: a new flood gets a new warning
+                self._warned.discard(who)
             return False
         if who in self._warned:
             return None
@@ -110,87 +114,77 @@ class Dispatcher:
     async def handle(self, msg: Message) -> Reply | None:
         """Answer one message; None when the bot should stay quiet."""
         raw = msg.text.strip()
-        if raw.startswith(self.prefix) or claim_intent(raw[:200]) is not None:
-            flood = self._flooding(msg)
-            if flood is not False:
-                return flood  # type: ignore[return-value]
-        if raw.startswith(self.prefix):
-            body = raw[len(self.prefix):]
+        prefix = self.settings_for(msg.transport, msg.room).prefix
+        if raw.startswith(prefix):
+            body = raw[len(prefix):]
             name = _NAME.match(body)
             if not name:
                 return None  # "!!!" or "! " is chat, not a command
             if body[name.end():name.end() + 1] not in ("", " ", "\t"):
                 return None  # "!foo?bar" — not our syntax; stay out of the way
+            flood = self._flooding(msg)
+            if flood is not False:
+                return flood  # type: ignore[return-value]
             if len(raw) > self.config.max_input_chars:
                 return text(f"That message is too long ({len(raw)} characters; the limit is "
                             f"{self.config.max_input_chars}).", outcome="refused")
             args = _CONTROL.sub(" ", body[name.end():]).strip()
-            reply = await self._command(msg, name.group(0), args)
+            reply = await self._command(msg, prefix, name.group(0), args)
         else:
-            intent = claim_intent(raw) if len(raw) <= 200 else None
-            if intent is None:
+            found = self._pattern(raw)
+            if found is None:
                 return None
-            reply = await self._natural_claim(msg, intent.item_id)
+            flood = self._flooding(msg)
+            if flood is not False:
+                return flood  # type: ignore[return-value]
+            pat, match = found
+            reply = await self._run(msg, pat.handler, (match,), write=True, usage="", who=pat.who)
         if reply is not None:
             self.remember(msg.transport, msg.room, reply.items)
         return reply
 
-    async def _command(self, msg: Message, name: str, args: str) -> Reply | None:
+    @staticmethod
+    def _pattern(raw: str) -> tuple[Pattern, object] | None:
+        if len(raw) > 200:  # plain language is short; a paragraph is conversation
+            return None
+        for pat in PATTERNS:
+            match = pat.match(raw)
+            if match is not None:
+                return pat, match
+        return None
+
+    async def _command(self, msg: Message, prefix: str, name: str, args: str) -> Reply | None:
         cmd = lookup(name)
         if cmd is None:
             names = [c.name for c in all_commands()]
             close = difflib.get_close_matches(name.casefold(), names, n=1)
-            hint = f" Did you mean {self.prefix}{close[0]}?" if close else ""
-            return text(f"Unknown command {self.prefix}{name}.{hint} Say {self.prefix}help for "
-                        "the list.", outcome="refused")
-        if cmd.who == "admin" and not self.is_admin(msg):
-            # Enforced here, so an admin command never depends on its handler to check.
-            why = "" if msg.sender.authenticated else ", and you are not logged in to an account here"
-            refusal = text(f"Only release managers may use {self.prefix}{cmd.name}{why}.",
-                           outcome="refused")
-            return await self._finish(msg, refusal)
+            hint = f" Did you mean {prefix}{close[0]}?" if close else ""
+            return await self._finish(msg, text(
+                f"Unknown command {prefix}{name}.{hint} Say {prefix}help for the list.",
+                outcome="refused"))
+        return await self._run(msg, cmd.handler, args, write=cmd.writes,
+                               usage=cmd.usage_line(prefix), who=cmd.who, cmd=cmd)
 
-        async def run(ctx: Context) -> Reply:
-            return await cmd.handler(ctx, args)
+    def _refusal(self, msg: Message, cmd: Command | None, prefix: str) -> Reply | None:
+        """Release-manager commands are refused before anything else is looked at."""
+        if cmd is None or cmd.who != "admin" or self.is_admin(msg):
+            return None
+        why = "" if msg.sender.authenticated else ", and you are not logged in to an account here"
+        return text(f"Only release managers may use {prefix}{cmd.name}{why}.", outcome="refused")
 
-        return await self._run(msg, run, write=cmd.writes, usage=cmd.usage_line(self.prefix))
-
-    async def _natural_claim(self, msg: Message, item_id: int | None) -> Reply | None:
-        candidates: tuple[int, ...]
-        if item_id is not None:
-            candidates = (item_id,)
-        elif msg.refers_to:
-            candidates = msg.refers_to
-        else:
-            candidates = self.recent_items(msg.transport, msg.room)
-        if not candidates:
-            return None  # nothing was being discussed: a remark, not a claim
-        if len(candidates) > 1:
-            if len(candidates) > 5:
-                return text(f"Which one? Say {self.prefix}claim ID.", outcome="refused")
-            parts: list = ["Which one: "]
-            for i, c in enumerate(candidates):
-                if i:
-                    parts.append(" or " if i == len(candidates) - 1 else ", ")
-                parts.append(item_ref(c))
-            parts.append(f"? Say {self.prefix}claim ID.")
-            return text(*parts, outcome="refused", items=candidates)
-        target = candidates[0]
-
-        async def run(ctx: Context) -> Reply:
-            return await claim_item(ctx, await ctx.item(target), explicit=False)
-
-        return await self._run(msg, run, write=True, usage=f"{self.prefix}claim ID")
-
-    async def _run(self, msg: Message, run: Callable, *, write: bool, usage: str) -> Reply | None:
+    async def _run(self, msg: Message, handler: Callable, args: object, *, write: bool,
+                   usage: str, who: str, cmd: Command | None = None) -> Reply | None:
         sender = msg.sender
+        settings = self.settings_for(msg.transport, msg.room)
+        refusal = self._refusal(msg, cmd, settings.prefix)
+        if refusal is not None:
+            return await self._finish(msg, refusal)
         write = write or msg.msg_id is not None
         try:
             async with self.repo.session(sender.identity, write=write) as s:
                 if msg.msg_id is not None and not await s.record_event(msg.transport, msg.msg_id):
                     log.info("skipping %s event %s: already handled", msg.transport, msg.msg_id)
                     return None
-                name = await s.display_name(sender.identity)
                 release = self.release_for(msg.transport, msg.room)
                 if release is None:
                     # No release configured: the newest one when the room first needs one,
@@ -199,22 +193,49 @@ class Dispatcher:
                     if latest is not None:
                         release = latest.name
                         self._pinned[(msg.transport, msg.room)] = release
-                ctx = Context(s=s, message=msg, prefix=self.prefix, release_name=release,
-                              is_admin=self.is_admin(msg), has_name=name is not None,
-                              me=name or sender.display_name or sender.nick,
-                              settings=self.settings_for(msg.transport, msg.room))
-                return await run(ctx)
+                ctx = Context(s=s, message=msg, settings=settings, release_name=release,
+                              is_admin=self.is_admin(msg), person=await s.person_of(sender.identity),
+                              recent=self.recent_items(msg.transport, msg.room),
+                              refers_to=msg.refers_to)
+                if cmd is None:
+                    return await handler(ctx, *args)  # type: ignore[misc]
+                values = await convert(ctx, cmd.args, args)  # type: ignore[arg-type]
+                if who == "owner":
+                    item = next((v for v in values if isinstance(v, Item)), None)
+                    if item is not None:
+                        ctx.require_owner(item, cmd.does or f"use {settings.prefix}{cmd.name} on it")
+                return await handler(ctx, *values)
         except UsageError as exc:
             detail = f" — {exc}" if str(exc) else ""
             reply = text(f"Usage: {usage}{detail}", outcome="refused")
         except (Refused, NotFound) as exc:
             reply = text(str(exc), outcome="refused")
+        except NameTaken as exc:
+            reply = text(f"{exc.holder.name} is a name someone else has.", outcome="refused")
+        except sqlite3.Error as exc:
+            reply = self._database_trouble(exc, msg)
         except Exception:
             ref = uuid.uuid4().hex[:8]
             log.exception("internal error %s handling %r from %s in %s/%s", ref, msg.text[:200],
                           sender.identity, msg.transport, msg.room)
             reply = text(f"internal error, logged as {ref}", outcome="error")
         return await self._finish(msg, reply)
+
+    @staticmethod
+    def _database_trouble(exc: sqlite3.Error, msg: Message) -> Reply:
+        """Database errors a person can meet, in one line; the transaction rolled back."""
+        what = str(exc).lower()
+        log.error("database error handling %r from %s: %s", msg.text[:200], msg.sender.identity, exc)
+        if "full" in what:
+            line = "The database is full: nothing was changed."
+        elif "locked" in what or "busy" in what:
+            line = "The database is busy: nothing was changed; try again in a moment."
+        elif "readonly" in what or "read-only" in what:
+            line = "The database is read-only here: nothing was changed."
+        else:
+            line = ("The database is damaged: nothing was changed; a release manager should "
+                    "restore a backup.")
+        return text(line, outcome="error")
 
     async def _finish(self, msg: Message, reply: Reply) -> Reply | None:
         """A command that failed still consumed its event: record it in its own transaction

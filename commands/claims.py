@@ -1,145 +1,153 @@
-"""Who does what: !claim, !unclaim, !assign, !status, !done, !reopen."""
+"""Who does what: !claim, !unclaim, !assign, !status, !done, !reopen, and "I can take this one"."""
 
 from __future__ import annotations
 
 import re
 
-from .messages import Reply, item_ref, text
-from ..storage import Item
-
-from .context import Context, split_id
+from ..storage import Item, Person
+from .args import ForName, ItemArg, Text
+from .context import Context
 from .format import owners_text, summary
-from .registry import Refused, UsageError, command
+from .messages import Reply, item_ref, text
+from .natural import ClaimIntent, claim_intent
+from .people import check_name
+from .registry import Refused, UsageError, command, pattern
 
 DONE_REACTION = "✅"
-_FOR = re.compile(r"for\s+(.+)", re.IGNORECASE)
 _SPLIT_NAMES = re.compile(r"\s*(?:,|/|\band\b)\s*")
 
 
-def _names(text_: str) -> list[str]:
+def split_names(text_: str) -> list[str]:
     names = [" ".join(n.split()) for n in _SPLIT_NAMES.split(text_)]
     names = [n for n in names if n]
-    if not names or any(len(n) > 64 or any(c in n for c in "()[]<>") for n in names):
-        raise UsageError("names are separated by commas, each up to 64 characters")
+    if not names:
+        raise UsageError("names are separated by commas")
+    for n in names:
+        check_name(n)
     return list(dict.fromkeys(names))
 
 
-def _open(item: Item, action: str) -> None:
+def _open(ctx: Context, item: Item, action: str) -> None:
     if item.state != "open":
         extra = f" (a duplicate of #{item.duplicate_of})" if item.duplicate_of else ""
-        raise Refused(f"#{item.id} is {item.state}{extra}; !reopen it before you {action} it.")
+        raise Refused(f"#{item.id} is {item.state}{extra}; {ctx.prefix}reopen it before you "
+                      f"{action} it.")
 
 
-async def claim_item(ctx: Context, item: Item, *, explicit: bool, name: str | None = None) -> Reply:
-    """Make `name` (default: the sender) an owner of `item`.
+async def claim_item(ctx: Context, item: Item, *, explicit: bool, owner: Person | None = None) -> Reply:
+    """Make `owner` (default: the sender) an owner of `item` — the claim as a domain
+    operation, for chat commands, plain language and mail alike.
 
     An unclaimed item simply gets its first owner. A claimed one gets a co-owner only when
     the claim was explicit (`!claim ID`); a casual "I can take this one" is refused, so that a
     chat remark never silently joins someone else's work.
     """
-    _open(item, "claim")
-    who = name or ctx.me
-    lowered = [o.casefold() for o in item.owners]
-    if who.casefold() in lowered:
-        others = [o for o in item.owners if o.casefold() != who.casefold()]
+    _open(ctx, item, "claim")
+    me = await ctx.my_person()
+    who = owner or me
+    if who.id in item.owner_ids:
+        others = [o for o, i in zip(item.owners, item.owner_ids) if i != who.id]
         with_ = f" (with {', '.join(others)})" if others else ""
-        return text(f"{who} already owns ", item_ref(item.id), f"{with_}.", items=(item.id,))
+        return text(f"{who.name} already owns ", item_ref(item.id), f"{with_}.", items=(item.id,))
     if item.owners and not explicit:
         return text(item_ref(item.id), f" is already claimed by {owners_text(item.owners)}; "
                     f"say {ctx.prefix}claim {item.id} to join as co-owner.", outcome="refused",
                     items=(item.id,))
     before = list(item.owners)
-    item = await ctx.s.update(item, owners=before + [who])
-    by = f" (by {ctx.me})" if name and name.casefold() != ctx.me.casefold() else ""
+    item = await ctx.s.update(item, owners=item.owner_ids + [who.id])
+    by = f" (by {me.name})" if who.id != me.id else ""
     if before:
-        msg = f" claimed by {who}{by} as co-owner; also owned by {owners_text(before)}."
+        msg = f" claimed by {who.name}{by} as co-owner; also owned by {owners_text(before)}."
     else:
-        msg = f" claimed by {who}{by} (was unclaimed): {summary(item)}"
+        msg = f" claimed by {who.name}{by} (was unclaimed): {summary(item)}"
     reply = text(item_ref(item.id), msg, outcome="changed", items=(item.id,))
     reply.reaction = DONE_REACTION
     return reply
 
 
-@command("claim", usage="ID [for NAME]", help="claim an item yourself, or for someone else",
-         example="!claim 12")
-async def claim(ctx: Context, args: str) -> Reply:
-    item_id, rest = split_id(args)
-    name = None
-    if rest:
-        m = _FOR.fullmatch(rest)
-        if not m:
-            raise UsageError()
-        name = _names(m.group(1))
-        if len(name) != 1:
-            raise UsageError("claim for one name at a time, or use !assign")
-        name = name[0]
-    item = await ctx.item(item_id)
-    if name is not None and name.casefold() != ctx.me.casefold():
-        if item.owners:
-            ctx.require_owner(item, "claim it for someone else")
-        elif not ctx.is_admin:
-            raise Refused(f"Only release managers may claim an unclaimed item for someone else; "
-                          f"{name} can say {ctx.prefix}claim {item.id} themselves.")
-    return await claim_item(ctx, item, explicit=True, name=name)
+@command("claim", ItemArg(), ForName(optional=True),
+         help="claim an item yourself, or for someone else", example="!claim 12")
+async def claim(ctx: Context, item: Item, name: str | None) -> Reply:
+    owner = None
+    if name is not None:
+        check_name(name)
+        owner = await ctx.s.owner_named(name)
+        me = await ctx.my_person()
+        if owner.id != me.id:
+            if item.owners:
+                ctx.require_owner(item, "claim it for someone else")
+            elif not ctx.is_admin:
+                raise Refused(f"Only release managers may claim an unclaimed item for someone "
+                              f"else; {name} can say {ctx.prefix}claim {item.id} themselves.")
+    return await claim_item(ctx, item, explicit=True, owner=owner)
 
 
-@command("unclaim", usage="ID [NAME]", help="give up an item, or remove an owner",
-         example="!unclaim 12", who="owner")
-async def unclaim(ctx: Context, args: str) -> Reply:
-    item_id, rest = split_id(args)
-    item = await ctx.item(item_id)
-    who = " ".join(rest.split()) or ctx.me
-    if who.casefold() == ctx.me.casefold():
-        if not ctx.owns(item) and not ctx.is_admin:
-            ctx.require_owner(item, "unclaim it")
+@pattern("claim", claim_intent)
+async def casual_claim(ctx: Context, intent: ClaimIntent) -> Reply | None:
+    """"I can take this one", "I'll take #12", "mine": the item named, else the one being
+    talked about; several candidates get a question, none gets silence."""
+    if intent.item_id is not None:
+        candidates: tuple[int, ...] = (intent.item_id,)
     else:
-        ctx.require_owner(item, "remove an owner from it")
-    remaining = [o for o in item.owners if o.casefold() != who.casefold()]
-    if len(remaining) == len(item.owners):
-        raise Refused(f"{who} does not own #{item.id} (owners: {owners_text(item.owners)}).")
+        candidates = ctx.refers_to or ctx.recent
+    if not candidates:
+        return None  # nothing was being discussed: a remark, not a claim
+    if len(candidates) > 1:
+        if len(candidates) > 5:
+            return text(f"Which one? Say {ctx.prefix}claim ID.", outcome="refused")
+        parts: list = ["Which one: "]
+        for i, c in enumerate(candidates):
+            if i:
+                parts.append(" or " if i == len(candidates) - 1 else ", ")
+            parts.append(item_ref(c))
+        parts.append(f"? Say {ctx.prefix}claim ID.")
+        return text(*parts, outcome="refused", items=candidates)
+    return await claim_item(ctx, await ctx.item(candidates[0]), explicit=False)
+
+
+@command("unclaim", ItemArg(), Text("NAME", optional=True), who="owner", does="unclaim it",
+         help="give up an item, or remove an owner", example="!unclaim 12")
+async def unclaim(ctx: Context, item: Item, name: str | None) -> Reply:
+    me = await ctx.my_person()
+    who = await ctx.s.person_named(name) if name else me
+    if who is None or who.id not in item.owner_ids:
+        raise Refused(f"{name or me.name} does not own #{item.id} (owners: "
+                      f"{owners_text(item.owners)}).")
+    remaining = [i for i in item.owner_ids if i != who.id]
     item = await ctx.s.update(item, owners=remaining)
-    now = f"still owned by {owners_text(remaining)}" if remaining else "now unclaimed"
-    return text(item_ref(item.id), f" unclaimed by {who} ({now}).", outcome="changed",
+    now = f"still owned by {owners_text(item.owners)}" if remaining else "now unclaimed"
+    return text(item_ref(item.id), f" unclaimed by {who.name} ({now}).", outcome="changed",
                 items=(item.id,))
 
 
-@command("assign", usage="ID NAME[, NAME...]", help="set an item's owners", who="owner",
-         example="!assign 12 Jan Beulich, George Dunlap")
-async def assign(ctx: Context, args: str) -> Reply:
-    item_id, rest = split_id(args, rest_required=True)
-    names = _names(rest)
-    item = await ctx.item(item_id)
-    _open(item, "assign")
-    ctx.require_owner(item, "assign it")
+@command("assign", ItemArg(), Text("NAME[, NAME...]"), who="owner", does="assign it",
+         help="set an item's owners", example="!assign 12 Jan Beulich, George Dunlap")
+async def assign(ctx: Context, item: Item, names_text: str) -> Reply:
+    names = split_names(names_text)
+    _open(ctx, item, "assign")
     before = owners_text(item.owners)
-    item = await ctx.s.update(item, owners=names)
-    return text(item_ref(item.id), f" assigned to {owners_text(names)} (was {before}).",
+    people = [await ctx.s.owner_named(n) for n in names]
+    item = await ctx.s.update(item, owners=[p.id for p in people])
+    return text(item_ref(item.id), f" assigned to {owners_text(item.owners)} (was {before}).",
                 outcome="changed", items=(item.id,))
 
 
-@command("status", usage="ID TEXT", help='set the progress shown in the list ("-" clears it)',
-         example="!status 12 patch posted", aliases=("progress",))
-async def status(ctx: Context, args: str) -> Reply:
-    item_id, rest = split_id(args, rest_required=True)
-    if len(rest) > 200:
-        raise Refused(f"That progress text is {len(rest)} characters long; the limit is 200.")
-    progress = "" if rest == "-" else rest
-    item = await ctx.item(item_id)
+@command("status", ItemArg(), Text("TEXT", max_len=200), aliases=("progress",),
+         help='set the progress shown in the list ("-" clears it)', example="!status 12 patch posted")
+async def status(ctx: Context, item: Item, progress: str) -> Reply:
+    progress = "" if progress == "-" else progress
     before = item.progress or "none"
     item = await ctx.s.update(item, progress=progress)
     return text(item_ref(item.id), f" progress: {progress or 'none'} (was: {before}).",
                 outcome="changed", items=(item.id,))
 
 
-@command("done", usage="ID [NOTE]", help="mark an item done", who="owner",
-         example="!done 12 fixed in 25745:1b3d3c7a3e46")
-async def done(ctx: Context, args: str) -> Reply:
-    item_id, note = split_id(args)
-    item = await ctx.item(item_id)
-    ctx.require_owner(item, "mark it done")
+@command("done", ItemArg(), Text("NOTE", optional=True, max_len=1000), who="owner", does="mark it done",
+         help="mark an item done", example="!done 12 fixed in 25745:1b3d3c7a3e46")
+async def done(ctx: Context, item: Item, note: str | None) -> Reply:
     if item.state == "done":
         return text(item_ref(item.id), " is already done.", items=(item.id,))
-    _open(item, "mark done")
+    _open(ctx, item, "mark done")
     item = await ctx.s.update(item, state="done")
     if note:
         await ctx.s.add_note(item, note, author=ctx.me)
@@ -152,16 +160,11 @@ async def done(ctx: Context, args: str) -> Reply:
     return reply
 
 
-@command("reopen", usage="ID", help="reopen a done, deferred or dropped item", who="owner",
+@command("reopen", ItemArg(), who="owner", does="reopen it", help="reopen a done, deferred or dropped item",
          example="!reopen 12")
-async def reopen(ctx: Context, args: str) -> Reply:
-    item_id, rest = split_id(args)
-    if rest:
-        raise UsageError()
-    item = await ctx.item(item_id)
+async def reopen(ctx: Context, item: Item) -> Reply:
     if item.state == "open":
         return text(item_ref(item.id), " is already open.", items=(item.id,))
-    ctx.require_owner(item, "reopen it")
     before = item.state
     item = await ctx.s.update(item, state="open", duplicate_of=None)
     return text(item_ref(item.id), f" reopened (was {before}): {summary(item)}",

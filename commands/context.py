@@ -1,52 +1,60 @@
-"""What a command handler gets: who is asking, where, and the open repository session."""
+"""What a command handler gets: who is asking, where, and the open repository session.
+
+Rights follow the sender's identity, never a name: the sender's person is found by identity,
+and an item is theirs when that person is among its owners.
+"""
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from ..storage import Item, Person, Release, Session
+from .errors import Refused
 from .messages import Message
-from ..storage import Item, Release, Session
-
-from .registry import Refused, UsageError
 from .settings import Settings
-
-_ID = re.compile(r"#?(\d{1,12})")
-
-
-def parse_id(token: str) -> int:
-    """`12` or `#12`; anything else is a usage error."""
-    m = _ID.fullmatch(token.strip())
-    if not m:
-        raise UsageError(f"{token!r} is not an item id (like 12 or #12)")
-    return int(m.group(1))
-
-
-def split_id(args: str, *, rest_required: bool = False) -> tuple[int, str]:
-    """`ID REST...` → (id, rest)."""
-    parts = args.split(None, 1)
-    if not parts:
-        raise UsageError()
-    rest = parts[1].strip() if len(parts) > 1 else ""
-    if rest_required and not rest:
-        raise UsageError()
-    return parse_id(parts[0]), rest
 
 
 @dataclass
 class Context:
     s: Session
     message: Message
-    prefix: str
+    settings: Settings
     release_name: str | None  # the release this room tracks (None: no release yet)
     is_admin: bool
-    me: str  # the sender's display name (from !iam, the protocol, or the nick)
-    has_name: bool  # whether `me` was set with !iam
-    settings: Settings
+    person: Person | None  # the sender's person, None until they first need one
+    # Items the conversation is about: named by the message this one answers, else by the
+    # bot in this room a moment ago ("I can take this one").
+    recent: tuple[int, ...] = ()
+    refers_to: tuple[int, ...] = field(default=())
+
+    @property
+    def prefix(self) -> str:
+        return self.settings.prefix
 
     @property
     def identity(self) -> str:
         return self.message.sender.identity
+
+    @property
+    def authenticated(self) -> bool:
+        return self.message.sender.authenticated
+
+    @property
+    def default_name(self) -> str:
+        """The name a sender gets until they choose one with !iam."""
+        sender = self.message.sender
+        name = sender.display_name or sender.nick
+        return name if sender.authenticated else f"{name} (not logged in)"
+
+    @property
+    def me(self) -> str:
+        return self.person.name if self.person is not None else self.default_name
+
+    async def my_person(self) -> Person:
+        """The sender's person, created on first need."""
+        if self.person is None:
+            self.person = await self.s.ensure_person(self.identity, self.default_name)
+        return self.person
 
     async def release(self) -> Release:
         if self.release_name is None:
@@ -62,19 +70,18 @@ class Context:
         return await self.s.get(item_id)
 
     def owns(self, item: Item) -> bool:
-        """Owner checks need an authenticated sender: a bare IRC nick proves nothing."""
-        if not self.message.sender.authenticated:
-            return False
-        mine = self.me.casefold()
-        return any(o.casefold() == mine for o in item.owners)
+        """An owner is a person, known by an authenticated identity: a bare IRC nick, or a
+        name somebody typed, proves nothing."""
+        return (self.authenticated and self.person is not None
+                and self.person.id in item.owner_ids)
 
     def require_owner(self, item: Item, action: str) -> None:
         """`action` reads after "may": "mark it done", "unclaim it"."""
         if self.is_admin or self.owns(item):
             return
-        if not self.message.sender.authenticated and any(
-                o.casefold() == self.me.casefold() for o in item.owners):
-            raise Refused(f"You must be logged in to your account to {action} (#{item.id}).")
+        if not self.authenticated:
+            raise Refused(f"Log in to your account to {action} (#{item.id}): a nick alone "
+                          "does not show whose item it is.")
         who = ", ".join(item.owners) if item.owners else "nobody (unclaimed)"
         raise Refused(f"Only the owners of #{item.id} or a release manager may {action}; "
                       f"it is owned by {who}.")

@@ -17,11 +17,13 @@ from datetime import date, datetime, timezone, tzinfo
 
 from .messages import Reply, Span, bold, item_ref, link, person
 from ..storage import Change, Item, ListItem, Milestone, Release, ReleaseList, Session, digests
+from ..storage.dates import parse_when
 from ..storage.repository import list_tree
 
 from .context import Context
 from .format import item_spans, list_reply, owners_text, summary
-from .registry import UsageError, command
+from .args import Count, Word
+from .registry import command
 from .timeline import summary_line, timeline_lines
 
 UTC = timezone.utc
@@ -35,42 +37,6 @@ def release_url(status_url: str | None, release: str) -> str | None:
 
 
 # -- the timeline --------------------------------------------------------------------------------
-
-_WHEN_FORMATS = ("%d %B %Y", "%d %b %Y", "%B %d %Y", "%b %d %Y", "%Y-%m-%d")
-_ORDINAL = re.compile(r"(\d)(st|nd|rd|th)\b", re.I)
-
-
-def parse_when(text: str, near: date, *, not_before: date | None = None) -> date | None:
-    """A milestone's `when` as a date, or None ("Weekly", "Expected to last 6-8 weeks").
-
-    A date without a year takes the year that puts it nearest to `near`, or the first one on
-    or after `not_before` (the previous milestone) when that is given."""
-    t = _ORDINAL.sub(r"\1", " ".join(text.replace(",", " ").split()))
-    for fmt in _WHEN_FORMATS:
-        try:
-            return datetime.strptime(t, fmt).date()
-        except ValueError:
-            pass
-    for fmt in ("%d %B %Y", "%d %b %Y", "%B %d %Y", "%b %d %Y"):
-        try:
-            base = datetime.strptime(f"{t} 2000", fmt).date()  # 2000: 29 February parses
-            break
-        except ValueError:
-            continue
-    else:
-        return None
-    candidates = []
-    for year in (near.year - 1, near.year, near.year + 1, near.year + 2):
-        try:
-            candidates.append(base.replace(year=year))
-        except ValueError:  # 29 February in a common year
-            pass
-    if not_before is not None:
-        later = [d for d in candidates if d >= not_before]
-        if later:
-            return later[0]
-    return min(candidates, key=lambda d: abs((d - near).days)) if candidates else None
-
 
 def effective_milestones(milestones: list[Milestone], today: date, created: date) -> list[Milestone]:
     """The timeline with its marks as of `today`.
@@ -203,13 +169,18 @@ class StaleClaim:
 
 async def stale_claims(s: Session, items: Iterable[Item], days: int, now: float) -> list[StaleClaim]:
     out = []
-    people = await s.identities()
+    items = [it for it in items if it.is_open and it.owners and now - it.updated_at >= days * DAY]
+    idents = await s.identities_of([i for it in items for i in it.owner_ids])
     for it in items:
-        if it.is_open and it.owners and now - it.updated_at >= days * DAY:
-            owners = [(o, people.get(o.casefold())) for o in it.owners]
-            out.append(StaleClaim(it, owners, int((now - it.updated_at) // DAY)))
+        owners = [(name, _mention(idents.get(pid, []))) for name, pid in zip(it.owners, it.owner_ids)]
+        out.append(StaleClaim(it, owners, int((now - it.updated_at) // DAY)))
     out.sort(key=lambda c: (-c.days, c.item.id))
     return out
+
+
+def _mention(identities: list[str]) -> str | None:
+    """The identity to mention a person by: a Matrix one where it has one (a pill)."""
+    return next((i for i in identities if i.startswith("matrix:")), identities[0] if identities else None)
 
 
 def stale_spans(c: StaleClaim) -> list[Span | str]:
@@ -549,12 +520,11 @@ async def since_for_room(s: Session, release: Release, transport: str, room: str
     return last if last is not None else s.now - 7 * DAY
 
 
-@command("digest", usage="[preview]", help="the digest of this room's release as the bot posts "
+@command("digest", Word("preview", optional=True, choices=("preview",)),
+         help="the digest of this room's release as the bot posts "
          "it on schedule: timeline, summary, what changed since the last one, open items",
          example="!digest preview", writes=False)
-async def digest(ctx: Context, args: str) -> Reply:
-    if args.strip().casefold() not in ("", "preview"):
-        raise UsageError()
+async def digest(ctx: Context, preview: str | None) -> Reply:
     rel = await ctx.release()
     msg = ctx.message
     settings = ctx.settings
@@ -564,13 +534,11 @@ async def digest(ctx: Context, args: str) -> Reply:
                         status_url=settings.status_url)
 
 
-@command("stale", usage="[DAYS]", help="claimed items with no change for DAYS days (default: "
+@command("stale", Count("DAYS", optional=True, low=1, high=3650),
+         help="claimed items with no change for DAYS days (default: "
          "the digest's stale_days, else 14)", example="!stale 10", writes=False)
-async def stale(ctx: Context, args: str) -> Reply:
-    words = args.split()
-    if len(words) > 1 or (words and not (words[0].isdigit() and 0 < int(words[0]) <= 3650)):
-        raise UsageError("DAYS is a number of days, like 14")
-    days = int(words[0]) if words else (ctx.settings.stale_days or 14)
+async def stale(ctx: Context, days: int | None) -> Reply:
+    days = days or ctx.settings.stale_days or 14
     rel = await ctx.release()
     claims = await stale_claims(ctx.s, await ctx.s.items(rel), days, ctx.s.now)
     if not claims:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .messages import Reply, bold, text
 
+from .args import Word
 from .context import Context
 from .registry import Refused, all_commands, command, lookup
 
@@ -11,10 +12,10 @@ WHO = {"anyone": "anyone", "owner": "the item's owners and release managers",
        "admin": "release managers"}
 
 
-@command("help", usage="[COMMAND]", help="list the commands, or show how to use one",
+@command("help", Word("COMMAND", optional=True), help="list the commands, or show how to use one",
          example="!help claim", writes=False)
-async def help_(ctx: Context, args: str) -> Reply:
-    name = args.strip().lstrip(ctx.prefix).casefold()
+async def help_(ctx: Context, name: str | None) -> Reply:
+    name = (name or "").lstrip(ctx.prefix).casefold()
     if not name:
         groups: dict[str, list[str]] = {}
         for cmd in all_commands():

@@ -6,18 +6,19 @@ import time
 
 from .messages import Reply, bold, item_ref, link
 
-from .context import Context, parse_id, split_id
+from ..storage import Item
+from .args import Count, ItemArg, Word
+from .context import Context
+from .links import safe_url
 from .format import LIST_LIMIT, SEVERITY_TITLE, STATE_MARK, item_spans, list_reply, owners_text, summary
-from .registry import UsageError, command
+from .registry import command
 
 
-@command("blockers", usage="[AREA]", help="the open blockers of this room's release, by area",
-         example="!blockers tools", writes=False)
-async def blockers(ctx: Context, args: str) -> Reply:
+@command("blockers", Word("AREA", optional=True),
+         help="the open blockers of this room's release, by area", example="!blockers tools",
+         writes=False)
+async def blockers(ctx: Context, area: str | None) -> Reply:
     rel = await ctx.release()
-    area = args.strip() or None
-    if area and len(area.split()) > 1:
-        raise UsageError()
     filters = dict(severity="blocker", area=area)
     items = await ctx.s.items(rel, limit=LIST_LIMIT, **filters)
     total = await ctx.s.count_items(rel, **filters)
@@ -29,20 +30,19 @@ async def blockers(ctx: Context, args: str) -> Reply:
                       empty=f"No open blockers for {rel.name}{where}.")
 
 
-@command("todo", usage="[AREA|mine|unclaimed|all]",
+@command("todo", Word("AREA|mine|unclaimed|all", optional=True),
          help="open items, blockers first (\"all\" includes closed ones)",
          example="!todo unclaimed", writes=False)
-async def todo(ctx: Context, args: str) -> Reply:
+async def todo(ctx: Context, what: str | None) -> Reply:
     rel = await ctx.release()
-    what = args.strip()
+    what = what or ""
     key = what.casefold()
-    if len(what.split()) > 1:
-        raise UsageError()
     filters: dict = {}
     if key == "all":
         filters, label = {"states": None}, "All items"
     elif key == "mine":
-        filters, label = {"owner": ctx.me}, f"Open items owned by {ctx.me}"
+        owner = ctx.person.id if ctx.person is not None else -1
+        filters, label = {"owner": owner}, f"Open items owned by {ctx.me}"
     elif key == "unclaimed":
         filters, label = {"unclaimed": True}, "Open unclaimed items"
     elif what:
@@ -60,12 +60,9 @@ def _when(ts: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.gmtime(ts))
 
 
-@command("show", usage="ID", help="everything about one item, sub-items included",
+@command("show", ItemArg(), help="everything about one item, sub-items included",
          example="!show 12", writes=False)
-async def show(ctx: Context, args: str) -> Reply:
-    if len(args.split()) != 1:
-        raise UsageError()
-    item = await ctx.item(parse_id(args))
+async def show(ctx: Context, item: Item) -> Reply:
     reply = Reply(items=(item.id,))
     state = item.state if item.state != "open" else "open"
     reply.add(*item_spans(item)[:3], f"  ({item.release}, {item.area}, "
@@ -79,7 +76,7 @@ async def show(ctx: Context, args: str) -> Reply:
     if item.duplicate_of is not None:
         reply.add("Duplicate of ", item_ref(item.duplicate_of))
     for url in item.links:
-        reply.add("Link: ", link(url) if url.startswith(("http://", "https://")) else url)
+        reply.add("Link: ", link(url) if safe_url(url) else url)
     children = await ctx.s.children(item.id)
     for child in children:
         reply.bullet(*item_spans(child), level=1)
@@ -92,16 +89,10 @@ async def show(ctx: Context, args: str) -> Reply:
     return reply
 
 
-@command("history", usage="ID [COUNT]", help="who changed what on an item, newest last",
-         example="!history 12", writes=False)
-async def history(ctx: Context, args: str) -> Reply:
-    item_id, rest = split_id(args)
-    count = 10
-    if rest:
-        if not rest.isdigit() or not 1 <= int(rest) <= 200:
-            raise UsageError("COUNT is a number from 1 to 200")
-        count = int(rest)
-    item = await ctx.item(item_id)
+@command("history", ItemArg(), Count("COUNT", optional=True, low=1, high=200),
+         help="who changed what on an item, newest last", example="!history 12", writes=False)
+async def history(ctx: Context, item: Item, count: int | None) -> Reply:
+    count = count or 10
     changes = await ctx.s.history(item.id, limit=count)
     reply = Reply(items=(item.id,), long=len(changes) > 8)
     reply.add(bold(f"History of #{item.id}"), f" ({len(changes)} most recent):")

@@ -1,52 +1,176 @@
-"""!iam and !whoami: the display names that appear as owners."""
+"""People and their names: !iam, !whoami, !whois, and the release manager's !person.
+
+A name belongs to one person. `!iam` sets your own and never touches anyone else's items;
+a name that came from an imported mail belongs to a placeholder until a release manager
+binds it to an identity (`!person link "Jan Beulich" irc:oftc/jbeulich`).
+"""
 
 from __future__ import annotations
 
 import re
+import shlex
 
-from .messages import Reply, text
-
+from ..storage import NameTaken, NotFound, Person
+from ..storage.names import RESERVED_NAMES, clean, mixed_script, visible
+from .args import Text, Word
 from .context import Context
+from .messages import Reply, bold, text
 from .registry import Refused, UsageError, command
 
 # Owner names live inside "(A, B / C, progress)" groups in the mail: keep them parseable.
-_NAME = re.compile(r"[^\s,/()\[\]<>#][^,/()\[\]<>]{0,62}[^\s,/()\[\]<>]|[^\s,/()\[\]<>#]")
+_NAME = re.compile(r"[^\s,/()\[\]<>#@][^,/()\[\]<>]{0,62}[^\s,/()\[\]<>]|[^\s,/()\[\]<>#@]")
+_MXID = re.compile(r"@[^\s:]+:\S+")
+_IDENTITY = re.compile(r"(console:[^\s/]+|irc:[^\s/]+/[^\s/]+|matrix:@[^\s:]+:\S+|mail:[^\s@]+@[^\s@]+)")
 
 
-@command("iam", usage="NAME", help="set the name shown when you own an item",
+def check_name(name: str) -> str:
+    """A name a person may be shown as, or a UsageError/Refused saying why not."""
+    if not _NAME.fullmatch(name) or not visible(name):
+        raise UsageError("a name is 1-64 characters without , / ( ) [ ] < > and does not "
+                         "start with # or @")
+    if name.casefold() in RESERVED_NAMES:
+        raise Refused(f"{name!r} is a word the list uses (unclaimed, DONE, none, ?), not a name.")
+    if _MXID.fullmatch(name) or _IDENTITY.fullmatch(name):
+        raise Refused("That is an account, not a name: say the name people know you by.")
+    if mixed_script(name):
+        raise Refused("That name mixes Latin letters with look-alike letters of another script.")
+    return name
+
+
+def _identity_label(person: Person) -> str:
+    return ", ".join(person.identities) if person.identities else "nobody yet (from an imported list)"
+
+
+@command("iam", Text("NAME"), help="set the name shown when you own an item",
          example="!iam George Dunlap")
-async def iam(ctx: Context, args: str) -> Reply:
-    name = " ".join(args.split())
-    if not name:
-        raise UsageError()
-    if not _NAME.fullmatch(name):
-        raise UsageError("a name is 1-64 characters without , / ( ) [ ] < > and does not start with #")
-    if not ctx.message.sender.authenticated:
+async def iam(ctx: Context, name: str) -> Reply:
+    check_name(name)
+    if not ctx.authenticated:
         raise Refused("Log in to your account first: a name is bound to an account, not a nick.")
-    holder = await ctx.s.identity_of(name)
-    if holder is not None and holder != ctx.identity and not ctx.is_admin:
-        raise Refused(f"The name {name} belongs to {holder}; a release manager can reassign it.")
-    old = ctx.me
-    await ctx.s.set_display_name(ctx.identity, name)
-    moved = 0
-    # Items claimed under the old name (often the bare nick) follow the person, unless that
-    # old name is someone else's.
-    if old.casefold() != name.casefold() and await ctx.s.identity_of(old) in (None, ctx.identity):
-        moved = await ctx.s.rename_owner(old, name)
-    was = f" (was {old})" if old != name else ""
-    items = f"; {moved} item{'s' * (moved != 1)} now show {name} as owner" if moved else ""
-    return text(f"You are now {name}{was}{items}.", outcome="changed")
+    holder = await ctx.s.person_named(name)
+    mine = ctx.person
+    if holder is not None and (mine is None or holder.id != mine.id):
+        if holder.placeholder:
+            await ctx.s.request_name(ctx.identity, holder)
+            return text(f"{holder.name} is a name from the imported list; a release manager must "
+                        f"confirm that it is you ({ctx.prefix}person link \"{holder.name}\" "
+                        f"{ctx.identity}). Asked.", outcome="refused")
+        raise Refused(f"{holder.name} is taken by {holder.identities[0]}.")
+    if mine is None:
+        person = await ctx.s.ensure_person(ctx.identity, name)
+        return text(f"You are now {person.name} (was {ctx.default_name}).", outcome="changed")
+    old = mine.name
+    if old == name:
+        return text(f"You are already {name}.")
+    await ctx.s.rename_person(mine, name)
+    return text(f"You are now {name} (was {old}).", outcome="changed")
 
 
 @command("whoami", help="show your identity, name and rights", writes=False)
-async def whoami(ctx: Context, args: str) -> Reply:
-    sender = ctx.message.sender
-    parts = [f"You are {sender.identity}"]
-    if not sender.authenticated:
+async def whoami(ctx: Context) -> Reply:
+    parts = [f"You are {ctx.identity}"]
+    if not ctx.authenticated:
         parts.append(" (not logged in to an account)")
     parts.append(f", shown as {ctx.me}")
-    if not ctx.has_name:
+    if ctx.person is None:
         parts.append(f" (set a name with {ctx.prefix}iam NAME)")
     if ctx.is_admin:
         parts.append("; you are a release manager")
     return text("".join(parts) + ".")
+
+
+@command("whois", Text("NAME"), help="who a name (or an identity) belongs to", writes=False,
+         example="!whois Jan Beulich")
+async def whois(ctx: Context, name: str) -> Reply:
+    person = (await ctx.s.person_of(name) if _IDENTITY.fullmatch(name)
+              else await ctx.s.person_named(name))
+    if person is None:
+        raise NotFound(f"Nobody is called {name}.")
+    if person.placeholder:
+        return text(f"{person.name} is a name from an imported list, not yet bound to anyone.")
+    return text(f"{person.name} is {_identity_label(person)}.")
+
+
+async def _person(ctx: Context, name: str) -> Person:
+    found = await ctx.s.person_named(name)
+    if found is None:
+        raise NotFound(f"Nobody is called {name}.")
+    return found
+
+
+def _two(rest: str, what: str) -> tuple[str, str]:
+    """`"A B" C D` or `A B -> C D`: two names."""
+    if "->" in rest:
+        a, b = (clean(x) for x in rest.split("->", 1))
+    else:
+        try:
+            parts = shlex.split(rest)
+        except ValueError:
+            raise UsageError("unbalanced quotes") from None
+        if len(parts) != 2:
+            raise UsageError(f'put names in quotes: "{what}" "NEW NAME", or use ->')
+        a, b = clean(parts[0]), clean(parts[1])
+    if not a or not b:
+        raise UsageError()
+    return a, b
+
+
+@command("person", Word("list|show|link|rename|merge|pending",
+                        choices=("list", "show", "link", "rename", "merge", "pending")),
+         Text("...", optional=True), who="admin",
+         usage='list | show NAME | link NAME IDENTITY | rename NAME -> NEW | merge NAME -> INTO | pending',
+         help="people and their identities: bind a name from an imported list to someone's "
+         "identity (link), rename, merge two people, list the waiting !iam requests",
+         example='!person link "Jan Beulich" irc:oftc/jbeulich')
+async def person(ctx: Context, verb: str, rest: str | None) -> Reply:
+    rest = rest or ""
+    if verb == "list":
+        people = await ctx.s.persons()
+        reply = Reply(long=len(people) > 8).add(bold("People"), f": {len(people)}")
+        for p in people:
+            reply.bullet(f"{p.name} — {_identity_label(p)}")
+        return reply
+    if verb == "pending":
+        requests = await ctx.s.name_requests()
+        if not requests:
+            return text("No name requests are waiting.")
+        reply = Reply().add(bold("Waiting for a release manager"), ":")
+        for identity, p, _ in requests:
+            reply.bullet(f"{identity} says they are {p.name}: {ctx.prefix}person link "
+                         f"\"{p.name}\" {identity}")
+        return reply
+    if verb == "show":
+        p = await _person(ctx, clean(rest))
+        owned = await ctx.s.count_owned(p.id)
+        return text(f"{p.name} — {_identity_label(p)}; owns {owned} open item"
+                    f"{'s' * (owned != 1)}.")
+    if verb == "link":
+        words = rest.rsplit(None, 1)
+        if len(words) != 2 or not _IDENTITY.fullmatch(words[1]):
+            raise UsageError("link NAME IDENTITY, the identity like irc:oftc/jbeulich, "
+                             "matrix:@jan:example.org or mail:jan@example.org")
+        name = clean(words[0].strip().strip('"'))
+        p = await ctx.s.person_named(name)
+        if p is None:
+            check_name(name)
+            p = await ctx.s.owner_named(name)
+        moved = await ctx.s.link_identity(p, words[1])
+        more = f"; {moved} item{'s' * (moved != 1)} of their former name now show {p.name}" if moved else ""
+        return text(f"{p.name} is now {words[1]}{more}.", outcome="changed")
+    a, b = _two(rest, "NAME")
+    p = await _person(ctx, a)
+    if verb == "rename":
+        check_name(b)
+        old = p.name
+        try:
+            await ctx.s.rename_person(p, b)
+        except NameTaken as exc:
+            raise Refused(f"{exc.holder.name} is taken by {_identity_label(exc.holder)}; "
+                          f"{ctx.prefix}person merge them instead.") from None
+        return text(f"{old} is now called {b}.", outcome="changed")
+    into = await _person(ctx, b)
+    if into.id == p.id:
+        raise Refused("That is the same person.")
+    moved = await ctx.s.merge_persons(p, into)
+    return text(f"{p.name} merged into {into.name} ({moved} item{'s' * (moved != 1)} changed).",
+                outcome="changed")

@@ -1,41 +1,43 @@
-"""The command registry: a decorator that records usage, help and who may run a command.
+"""The command registry: decorators that only attach what a command is, never run it.
 
-    @command("claim", usage="ID [for NAME]", help="claim an item", example="!claim 12")
-    async def claim(ctx: Context, args: str) -> Reply: ...
+    @command("status", ItemArg(), Text("TEXT", max_len=200),
+             help="set the progress shown in the list", example="!status 12 patch posted")
+    async def status(ctx: Context, item: Item, text: str) -> Reply: ...
 
-A handler gets the context and the raw argument text, and returns a `Reply`. It raises
-`UsageError` for malformed arguments (the dispatcher answers with the usage line),
-`Refused` when the sender may not do it (the message says why), and `NotFound` for an
-unknown id or name.
+    @pattern("claim", claim_intent)
+    async def casual_claim(ctx: Context, intent: ClaimIntent) -> Reply | None: ...
+
+A command declares its arguments (see `args`), its usage line follows from them, and `who`
+says who may run it: "anyone", "owner" (the owners of the item it names, and release
+managers) or "admin" (release managers). The dispatcher converts the arguments and enforces
+`who` before the handler runs. A handler returns a `Reply`; it raises `UsageError` for
+arguments that parse but make no sense, `Refused` when it may not go on (the message says
+why), `NotFound` for an unknown id or name.
+
+A pattern is plain language: `match(text)` returns something (a match, an intent) or None,
+and the handler gets that instead of arguments; it may return None to stay quiet.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+from .args import Arg, usage_of
+from .errors import Refused, UsageError
 
 if TYPE_CHECKING:
     from .messages import Reply
 
-    from .context import Context
-
 Who = Literal["anyone", "owner", "admin"]
-Handler = Callable[["Context", str], Awaitable["Reply"]]
-
-
-class UsageError(Exception):
-    """Malformed arguments; an optional detail says what was wrong."""
-
-
-class Refused(Exception):
-    """The command was understood but is not allowed or not possible; the text says why."""
+Handler = Callable[..., Awaitable["Reply | None"]]
 
 
 @dataclass(frozen=True)
 class Command:
     name: str
-    usage: str
+    args: tuple[Arg, ...]
     help: str
     example: str
     who: Who
@@ -43,23 +45,47 @@ class Command:
     handler: Handler
     aliases: tuple[str, ...] = ()
     writes: bool = True  # False for read-only commands: they run in a read transaction
+    usage_text: str | None = None  # instead of the usage generated from `args`
+    does: str | None = None  # for refusals: "Only the owners ... may <does>" ("mark it done")
+
+    @property
+    def usage(self) -> str:
+        return self.usage_text if self.usage_text is not None else usage_of(self.args)
 
     def usage_line(self, prefix: str) -> str:
         return f"{prefix}{self.name}{' ' + self.usage if self.usage else ''}"
 
 
+@dataclass(frozen=True)
+class Pattern:
+    name: str
+    match: Callable[[str], Any]
+    handler: Handler
+    who: Who = "anyone"
+
+
 COMMANDS: dict[str, Command] = {}
+PATTERNS: list[Pattern] = []
 
 
-def command(name: str, *, usage: str = "", help: str, example: str = "", who: Who = "anyone",
-            aliases: tuple[str, ...] = (), writes: bool = True) -> Callable[[Handler], Handler]:
+def command(name: str, *args: Arg, help: str, example: str = "", who: Who = "anyone",
+            aliases: tuple[str, ...] = (), writes: bool = True, usage: str | None = None,
+            does: str | None = None) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
         group = fn.__module__.rsplit(".", 1)[-1]
-        cmd = Command(name, usage, help, example or f"!{name}", who, group, fn, aliases, writes)
+        cmd = Command(name, tuple(args), help, example or f"!{name}", who, group, fn, aliases,
+                      writes, usage, does)
         for key in (name, *aliases):
             if key in COMMANDS:
                 raise RuntimeError(f"command {key} registered twice")
             COMMANDS[key] = cmd
+        return fn
+    return register
+
+
+def pattern(name: str, match: Callable[[str], Any], *, who: Who = "anyone") -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        PATTERNS.append(Pattern(name, match, fn, who))
         return fn
     return register
 
@@ -71,3 +97,7 @@ def lookup(name: str) -> Command | None:
 def all_commands() -> list[Command]:
     """Each command once, in registration order."""
     return list(dict.fromkeys(COMMANDS.values()))
+
+
+__all__ = ["COMMANDS", "PATTERNS", "Command", "Pattern", "Refused", "UsageError", "Who",
+           "all_commands", "command", "lookup", "pattern"]

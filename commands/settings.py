@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import tzinfo
 from zoneinfo import ZoneInfo
 
+from ..storage import MAX_DEPTH
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -21,6 +23,8 @@ class Settings:
     stale_days: int | None = None  # claims quiet this long are called stale; None: off
     status_url: str | None = None  # the status page's public URL, without a trailing slash
     compact: bool = False  # a medium without markup where every line costs (IRC): packed answers
+    max_depth: int = MAX_DEPTH  # how deep sub-items may nest
+    max_adds_per_hour: int | None = 30  # items one person may add per hour (release managers: any)
 
     @property
     def tz(self) -> tzinfo:

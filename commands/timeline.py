@@ -6,6 +6,8 @@ from .messages import Reply, bold
 from ..storage import Milestone, Release, Session
 
 from .context import Context
+from ..storage.dates import is_free_form, when_problem
+from .args import Text, Word
 from .registry import Refused, UsageError, command
 
 WE_ARE_HERE = "<< WE ARE HERE"
@@ -28,10 +30,9 @@ async def summary_line(s: Session, release: Release) -> str:
             f"unclaimed), {n['nice']} nice to have")
 
 
-@command("release", usage="[NAME]", help="the release timeline, with << WE ARE HERE",
+@command("release", Word("NAME", optional=True), help="the release timeline, with << WE ARE HERE",
          example="!release", writes=False)
-async def release(ctx: Context, args: str) -> Reply:
-    name = args.strip()
+async def release(ctx: Context, name: str | None) -> Reply:
     rel = await ctx.s.require_release(name) if name else await ctx.release()
     milestones = await ctx.s.milestones(rel)
     reply = Reply().add(bold(f"Release {rel.name}"), ": ", await summary_line(ctx.s, rel))
@@ -43,7 +44,7 @@ async def release(ctx: Context, args: str) -> Reply:
 
 
 @command("releases", help="the releases todobot knows", writes=False)
-async def releases(ctx: Context, args: str) -> Reply:
+async def releases(ctx: Context) -> Reply:
     rels = await ctx.s.releases()
     if not rels:
         return Reply().add("No releases yet: import a list with `todobot import FILE --release NAME`.")
@@ -54,7 +55,7 @@ async def releases(ctx: Context, args: str) -> Reply:
     return reply
 
 
-@command("milestone", usage="DATE NAME | here NAME | done NAME", who="admin",
+@command("milestone", Text("DATE NAME"), usage="DATE NAME | here NAME | done NAME", who="admin",
          example="!milestone 30 July First release candidate",
          help="add a milestone or move one to a new date; `here NAME` marks where we are, "
          "`done NAME` marks one done")
@@ -83,6 +84,11 @@ async def milestone(ctx: Context, args: str) -> Reply:
         await ctx.s.set_milestones(rel, milestones)
         return Reply(outcome="changed").add(f"{label}: {m.when} -- {m.name}")
     when, name = _split_when(words)
+    problem = when_problem(when)
+    if problem:
+        raise UsageError(problem)
+    if "<<" in name or "--" in name:
+        raise UsageError("a milestone name has no << or -- (the timeline uses them)")
     idx = _find(milestones, name)
     if idx is None:
         milestones.append(Milestone(when, name))
@@ -102,7 +108,10 @@ _MONTHS = {m.casefold() for m in ("January February March April May June July Au
 
 def _split_when(words: list[str]) -> tuple[str, str]:
     """`30 July First release candidate` → ("30 July", "First release candidate");
-    `2012-07-30 RC1` and `Weekly RCN+1 until release` take one word as the date."""
+    `Mid/Late April RC1` → ("Mid/Late April", "RC1"); `2012-07-30 RC1` and
+    `Weekly RCN+1 until release` take one word as the date."""
+    if len(words) >= 3 and is_free_form(" ".join(words[:2])) and not is_free_form(words[0]):
+        return " ".join(words[:2]), " ".join(words[2:])
     if len(words) >= 3 and words[0].isdigit() and words[1].casefold().rstrip(",") in _MONTHS:
         return " ".join(words[:2]), " ".join(words[2:])
     if len(words) >= 3 and words[0].casefold().rstrip(",") in _MONTHS and words[1].isdigit():

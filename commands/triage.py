@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from .messages import Reply, item_ref, text
 
-from .context import Context, parse_id, split_id
+from ..storage import Item
+from .args import ItemArg, ReleaseName
+from .context import Context
 from .format import SEVERITY_TITLE, summary
-from .registry import Refused, UsageError, command
+from .registry import Refused, command
 
 
-async def _move(ctx: Context, args: str, severity: str) -> Reply:
-    if len(args.split()) != 1:
-        raise UsageError()
-    item = await ctx.item(parse_id(args))
+async def _move(ctx: Context, item: Item, severity: str) -> Reply:
     if item.severity == severity:
         return text(item_ref(item.id), f" is already in {SEVERITY_TITLE[severity]}.",
                     items=(item.id,))
@@ -29,24 +28,25 @@ async def _move(ctx: Context, args: str, severity: str) -> Reply:
                 items=(item.id,))
 
 
-@command("blocker", usage="ID", help="make an item a blocker", who="admin", example="!blocker 12")
-async def blocker(ctx: Context, args: str) -> Reply:
-    return await _move(ctx, args, "blocker")
+@command("blocker", ItemArg(), help="make an item a blocker", who="admin", example="!blocker 12")
+async def blocker(ctx: Context, item: Item) -> Reply:
+    return await _move(ctx, item, "blocker")
 
 
-@command("nice", usage="ID", help="make an item nice to have", who="admin", example="!nice 12")
-async def nice(ctx: Context, args: str) -> Reply:
-    return await _move(ctx, args, "nice")
+@command("nice", ItemArg(), help="make an item nice to have", who="admin", example="!nice 12")
+async def nice(ctx: Context, item: Item) -> Reply:
+    return await _move(ctx, item, "nice")
 
 
-@command("dup", usage="ID OTHER", who="admin", example="!dup 14 9",
+@command("dup", ItemArg(), ItemArg("OTHER"), who="admin", example="!dup 14 9",
          help="mark #ID a duplicate of #OTHER: its owners, links, notes and sub-items move there")
-async def dup(ctx: Context, args: str) -> Reply:
-    parts = args.split()
-    if len(parts) != 2:
-        raise UsageError()
-    dup_id, other_id = parse_id(parts[0]), parse_id(parts[1])
-    item, target = await ctx.item(dup_id), await ctx.item(other_id)
+async def dup(ctx: Context, item: Item, target: Item) -> Reply:
+    return await merge_duplicate(ctx, item, target)
+
+
+async def merge_duplicate(ctx: Context, item: Item, target: Item) -> Reply:
+    """`item` duplicates `target` (or the item `target` was itself collapsed into): owners,
+    links, notes and sub-items move there — the domain operation behind !dup."""
     seen = {item.id}
     while target.state == "duplicate" and target.duplicate_of is not None:  # follow to the survivor
         if target.id in seen:
@@ -59,10 +59,10 @@ async def dup(ctx: Context, args: str) -> Reply:
         raise Refused(f"#{item.id} is already a duplicate of #{item.duplicate_of}.")
     if target.id in {d.id for d in await ctx.s.descendants(item.id)}:
         raise Refused(f"#{target.id} is a sub-item of #{item.id}; a duplicate cannot absorb its parent.")
-    known = {o.casefold() for o in target.owners}
-    owners = target.owners + [o for o in item.owners if o.casefold() not in known]
+    owner_ids = list(dict.fromkeys(target.owner_ids + item.owner_ids))
     new_links = [u for u in item.links if u not in target.links]
-    await ctx.s.update(target, owners=owners, links=target.links + new_links)
+    target = await ctx.s.update(target, owners=owner_ids, links=target.links + new_links)
+    owners = target.owners
     notes = await ctx.s.move_notes(item, target)
     subs = await ctx.s.children(item.id)
     for child in subs:  # adopted into the survivor's section, with their own sub-items
@@ -82,13 +82,15 @@ def _n(count: int, word: str) -> str:
     return f"{count} {word}{'s' * (count != 1)}"
 
 
-@command("defer", usage="ID [RELEASE]", who="admin", example="!defer 12 4.3",
+@command("defer", ItemArg(), ReleaseName(optional=True), who="admin", example="!defer 12 4.3",
          help="take an item out of this release (into RELEASE when given)")
-async def defer(ctx: Context, args: str) -> Reply:
-    item_id, target_name = split_id(args)
-    if len(target_name.split()) > 1:
-        raise UsageError()
-    item = await ctx.item(item_id)
+async def defer(ctx: Context, item: Item, target_name: str | None) -> Reply:
+    return await defer_item(ctx, item, target_name)
+
+
+async def defer_item(ctx: Context, item: Item, target_name: str | None) -> Reply:
+    """Out of this release; with a target release, a copy opens there (the release is
+    created if new) — the domain operation behind !defer."""
     if item.state != "open":
         raise Refused(f"#{item.id} is {item.state}; only open items can be deferred.")
     if target_name and target_name == item.release:
@@ -106,7 +108,7 @@ async def defer(ctx: Context, args: str) -> Reply:
     for it in [item, *subs]:
         parent = copies.get(it.parent) if it.parent is not None else None
         new = await ctx.s.add_item(rel, area=it.area, severity=it.severity, title=it.title,
-                                   tags=it.tags, details=it.details, owners=it.owners,
+                                   tags=it.tags, details=it.details, owners=it.owner_ids,
                                    progress=it.progress, links=it.links, parent=parent)
         copies[it.id] = new.id
         await ctx.s.add_note(it, f"deferred to {rel.name} as #{new.id}", author=ctx.me)

@@ -2,8 +2,9 @@
 the plain-text mail format."""
 
 from .db import Database
-from .models import Change, Item, ListItem, Milestone, Release, ReleaseList
+from .models import MAX_DEPTH, Change, Item, ListItem, Milestone, Release, ReleaseList
+from .people import NameTaken, Person
 from .repository import NotFound, Repository, Session
 
-__all__ = ["Change", "Database", "Item", "ListItem", "Milestone", "NotFound", "Release",
-           "ReleaseList", "Repository", "Session"]
+__all__ = ["MAX_DEPTH", "Change", "Database", "Item", "ListItem", "Milestone", "NameTaken",
+           "NotFound", "Person", "Release", "ReleaseList", "Repository", "Session"]

@@ -7,13 +7,72 @@ version intact. Steps are append-only: never edit one that has shipped.
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Awaitable, Callable
 
 import aiosqlite
 
+from .names import clean, name_key
+
 log = logging.getLogger(__name__)
 
-STEPS: list[str] = [
+Step = str | Callable[[aiosqlite.Connection], Awaitable[None]]
+
+
+async def _people(conn: aiosqlite.Connection) -> None:
+    """4: people as persons with identities; item owners as person ids.
+
+    A person has one display name (unique under `name_key`) and any number of identities
+    (`irc:oftc/ijc`, `matrix:@ijc:example.org`, ...); a person without one is a placeholder
+    (an owner named in an imported mail). Every name that owned an item becomes a person: the
+    one `people` already bound to an identity, else a placeholder.
+    """
+    for stmt in _statements("""
+    CREATE TABLE persons (
+        id          INTEGER PRIMARY KEY,
+        name        TEXT NOT NULL,
+        name_key    TEXT NOT NULL UNIQUE,
+        created_at  REAL NOT NULL
+    );
+    CREATE TABLE identities (
+        identity   TEXT PRIMARY KEY,
+        person_id  INTEGER NOT NULL REFERENCES persons(id)
+    ) WITHOUT ROWID;
+    CREATE INDEX identities_person ON identities(person_id);
+    -- `!iam NAME` for a name a placeholder holds waits here for a release manager.
+    CREATE TABLE name_requests (
+        identity   TEXT PRIMARY KEY,
+        person_id  INTEGER NOT NULL REFERENCES persons(id),
+        at         REAL NOT NULL
+    ) WITHOUT ROWID;
+    """):
+        await conn.execute(stmt)
+    by_key: dict[str, int] = {}
+
+    async def person(name: str) -> int:
+        name = clean(name) or "?"
+        key = name_key(name)
+        if key not in by_key:
+            cur = await conn.execute(
+                "INSERT INTO persons (name, name_key, created_at) VALUES (?, ?, strftime('%s'))",
+                (name, key))
+            by_key[key] = cur.lastrowid  # type: ignore[assignment]
+        return by_key[key]
+
+    async with conn.execute("SELECT identity, display_name FROM people ORDER BY rowid") as cur:
+        for identity, display_name in await cur.fetchall():
+            await conn.execute("INSERT INTO identities (identity, person_id) VALUES (?, ?)",
+                               (identity, await person(display_name)))
+    async with conn.execute("SELECT id, owners FROM items WHERE owners != '[]'") as cur:
+        rows = await cur.fetchall()
+    for item_id, owners in rows:
+        ids = list(dict.fromkeys([await person(str(n)) for n in json.loads(owners)]))
+        await conn.execute("UPDATE items SET owners = ? WHERE id = ?", (json.dumps(ids), item_id))
+    await conn.execute("DROP TABLE people")
+
+
+STEPS: list[Step] = [
     # 1: the list, people and history
     """
     CREATE TABLE releases (
@@ -128,6 +187,7 @@ STEPS: list[str] = [
         PRIMARY KEY (transport, room, item_id, updated_at)
     ) WITHOUT ROWID;
     """,
+    _people,
 ]
 
 LATEST = len(STEPS)
@@ -149,9 +209,13 @@ async def migrate(conn: aiosqlite.Connection, target: int = LATEST) -> int:
         log.info("migrating database schema to version %d", number)
         await conn.execute("BEGIN IMMEDIATE")
         try:
-            # executescript would COMMIT first; run the statements one by one instead.
-            for stmt in _statements(STEPS[number - 1]):
-                await conn.execute(stmt)
+            step = STEPS[number - 1]
+            if isinstance(step, str):
+                # executescript would COMMIT first; run the statements one by one instead.
+                for stmt in _statements(step):
+                    await conn.execute(stmt)
+            else:
+                await step(conn)
             await conn.execute(f"PRAGMA user_version = {number}")
         except BaseException:
             await conn.execute("ROLLBACK")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 SEVERITIES = ("blocker", "nice")
+MAX_DEPTH = 8  # how deep sub-items may nest (the config's `max_depth` may change it)
 STATES = ("open", "done", "duplicate", "deferred", "dropped")
 
 
@@ -27,7 +28,8 @@ class Item:
     title: str
     tags: list[str] = field(default_factory=list)
     details: str = ""
-    owners: list[str] = field(default_factory=list)
+    owners: list[str] = field(default_factory=list)  # names, in order
+    owner_ids: list[int] = field(default_factory=list)  # the same owners as person ids
     progress: str = ""
     state: str = "open"
     parent: int | None = None

@@ -2,7 +2,7 @@
 
     async with repo.session(actor="console:ijc") as s:
         item = await s.get(12)
-        await s.update(item, owners=["George Dunlap"])
+        await s.update(item, progress="patch posted")
 
 A session is one transaction (see `Database.transaction`); every change it makes is written
 to the history table with who, when, which item, field, before and after.
@@ -20,7 +20,9 @@ from typing import Any
 import aiosqlite
 
 from .db import Database
-from .models import SEVERITIES, STATES, Change, Item, ListItem, Milestone, Release, ReleaseList
+from .models import (MAX_DEPTH, SEVERITIES, STATES, Change, Item, ListItem, Milestone, Release,
+                     ReleaseList)
+from .people import PeopleSession
 
 
 class NotFound(LookupError):
@@ -45,11 +47,22 @@ def _list(raw: str) -> list[str]:
     return [] if raw == "[]" else json.loads(raw)  # most lists are empty: skip the decoder
 
 
+# Items are read with their owners' names: `owners` holds person ids, in order.
+ITEM_COLUMNS = ("items.*, (SELECT json_group_array(name) FROM (SELECT p.name FROM"
+                " json_each(items.owners) AS o JOIN persons AS p ON p.id = o.value ORDER BY o.key))"
+                " AS owner_names")
+# Lists deeper than this are shown flattened at this depth: every walk over the tree
+# (mail, JSON, the digest, the status page) stays far from Python's recursion limit, whatever
+# an older version let into the database.
+RENDER_DEPTH = 32
+
+
 def _item(row: aiosqlite.Row, release: str, notes: list[str] | None = None) -> Item:
     return Item(
         id=row["id"], release=release, area=row["area"], severity=row["severity"],
         title=row["title"], tags=_list(row["tags"]), details=row["details"],
-        owners=_list(row["owners"]), progress=row["progress"], state=row["state"],
+        owners=_list(row["owner_names"]), owner_ids=_list(row["owners"]),
+        progress=row["progress"], state=row["state"],
         parent=row["parent_id"], duplicate_of=row["duplicate_of"], links=_list(row["links"]),
         notes=notes or [], created_by=row["created_by"], created_at=row["created_at"],
         updated_by=row["updated_by"], updated_at=row["updated_at"])
@@ -63,37 +76,44 @@ def list_tree(items: list[Item], notes: dict[int, list[str]] | None = None) -> l
         owners=it.owners, progress=it.progress, state=it.state, links=it.links,
         notes=notes.get(it.id, []), id=it.id, duplicate_of=it.duplicate_of) for it in items}
     roots: list[ListItem] = []
+    depth: dict[int, int] = {}
+    parent_of = {it.id: it.parent for it in items}
     for it in items:
-        parent = nodes.get(it.parent) if it.parent is not None else None
-        (parent.children if parent else roots).append(nodes[it.id])
+        parent_id = it.parent if it.parent in nodes else None
+        # Past RENDER_DEPTH an item hangs under its ancestor at that depth.
+        while parent_id is not None and depth.get(parent_id, 0) >= RENDER_DEPTH:
+            parent_id = parent_of.get(parent_id)
+        depth[it.id] = depth[parent_id] + 1 if parent_id is not None and parent_id in depth else 1
+        (nodes[parent_id].children if parent_id is not None else roots).append(nodes[it.id])
     return roots
+
+
+def list_depth(nodes: list[ListItem]) -> int:
+    """How deep a list's items nest (1: no sub-items), walked without recursion."""
+    deepest, stack = 0, [(n, 1) for n in nodes]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((c, depth + 1) for c in node.children)
+    return deepest
 
 
 class Repository:
     def __init__(self, db: Database, clock: Callable[[], float] = time.time) -> None:
         self.db = db
         self.clock = clock
-        # identity -> display name (None: none set), read on every command. Changed only by
-        # Session.set_display_name, and updated here once its transaction has committed. A
-        # second process sharing the file sees a rename made by this one on its restart.
-        self.names: dict[str, str | None] = {}
 
     @asynccontextmanager
     async def session(self, actor: str, write: bool = True) -> AsyncIterator["Session"]:
         async with self.db.transaction(write=write) as conn:
-            s = Session(conn, actor, self.clock(), self.names)
-            yield s
-        self.names.update(s.renamed)  # committed
+            yield Session(conn, actor, self.clock())
 
 
-class Session:
-    def __init__(self, conn: aiosqlite.Connection, actor: str, now: float,
-                 names: dict[str, str | None] | None = None) -> None:
+class Session(PeopleSession):
+    def __init__(self, conn: aiosqlite.Connection, actor: str, now: float) -> None:
         self.conn = conn
         self.actor = actor
         self.now = now
-        self._names = names if names is not None else {}
-        self.renamed: dict[str, str | None] = {}
 
     # -- small helpers --------------------------------------------------------------------------
     async def _one(self, sql: str, *args: Any) -> aiosqlite.Row | None:
@@ -164,7 +184,7 @@ class Session:
     # -- items ----------------------------------------------------------------------------------
     async def get(self, item_id: int, *, with_notes: bool = False) -> Item:
         row = await self._one(
-            "SELECT items.*, releases.name AS release_name FROM items"
+            f"SELECT {ITEM_COLUMNS}, releases.name AS release_name FROM items"
             " JOIN releases ON releases.id = items.release_id WHERE items.id = ?", item_id)
         if row is None:
             raise NotFound(f"No item #{item_id}")
@@ -173,7 +193,7 @@ class Session:
 
     @staticmethod
     def _filters(release: Release, states: Iterable[str] | None, severity: str | None,
-                 area: str | None, owner: str | None, unclaimed: bool) -> tuple[str, list[Any]]:
+                 area: str | None, owner: int | None, unclaimed: bool) -> tuple[str, list[Any]]:
         where, args = ["release_id = ?"], [release.id]
         if states is not None:
             st = tuple(states)
@@ -186,7 +206,7 @@ class Session:
             where.append("area = ? COLLATE NOCASE")
             args.append(area)
         if owner is not None:
-            where.append("EXISTS (SELECT 1 FROM json_each(items.owners) WHERE lower(value) = lower(?))")
+            where.append("EXISTS (SELECT 1 FROM json_each(items.owners) WHERE value = ?)")
             args.append(owner)
         if unclaimed:
             where.append("owners = '[]'")
@@ -199,26 +219,27 @@ class Session:
         for start in range(0, len(wanted), 500):  # stay under SQLite's variable limit
             chunk = wanted[start:start + 500]
             rows = await self._all(
-                "SELECT items.*, releases.name AS release_name FROM items JOIN releases"
+                f"SELECT {ITEM_COLUMNS}, releases.name AS release_name FROM items JOIN releases"
                 f" ON releases.id = items.release_id WHERE items.id IN ({','.join('?' * len(chunk))})",
                 *chunk)
             out.update((r["id"], _item(r, r["release_name"])) for r in rows)
         return out
 
     async def items(self, release: Release, *, states: Iterable[str] | None = ("open",),
-                    severity: str | None = None, area: str | None = None, owner: str | None = None,
+                    severity: str | None = None, area: str | None = None, owner: int | None = None,
                     unclaimed: bool = False, limit: int | None = None) -> list[Item]:
         """Items of a release, filtered in SQL. In list (creation) order; with a `limit`,
         blockers come first so the most important part of a long list is what is shown."""
         where, args = self._filters(release, states, severity, area, owner, unclaimed)
         order = "id" if limit is None else "severity = 'nice', id"
         tail = "" if limit is None else f" LIMIT {int(limit)}"
-        rows = await self._all(f"SELECT * FROM items WHERE {where} ORDER BY {order}{tail}", *args)
+        rows = await self._all(f"SELECT {ITEM_COLUMNS} FROM items WHERE {where} ORDER BY {order}{tail}",
+                               *args)
         return [_item(r, release.name) for r in rows]
 
     async def count_items(self, release: Release, *, states: Iterable[str] | None = ("open",),
                           severity: str | None = None, area: str | None = None,
-                          owner: str | None = None, unclaimed: bool = False) -> int:
+                          owner: int | None = None, unclaimed: bool = False) -> int:
         where, args = self._filters(release, states, severity, area, owner, unclaimed)
         row = await self._one(f"SELECT COUNT(*) FROM items WHERE {where}", *args)
         return int(row[0])
@@ -234,20 +255,35 @@ class Session:
 
     async def children(self, item_id: int) -> list[Item]:
         rows = await self._all(
-            "SELECT items.*, releases.name AS release_name FROM items"
+            f"SELECT {ITEM_COLUMNS}, releases.name AS release_name FROM items"
             " JOIN releases ON releases.id = items.release_id WHERE parent_id = ? ORDER BY items.id",
             item_id)
         return [_item(r, r["release_name"]) for r in rows]
 
     async def descendants(self, item_id: int) -> list[Item]:
+        """Sub-items at any depth, parents before their children (iterative: chains may be
+        deep in a database an older version wrote)."""
         out: list[Item] = []
-        for child in await self.children(item_id):
-            out.append(child)
-            out.extend(await self.descendants(child.id))
+        seen = {item_id}
+        stack = [item_id]
+        while stack:
+            for child in reversed(await self.children(stack.pop())):
+                if child.id not in seen:  # a cycle in a damaged database ends here
+                    seen.add(child.id)
+                    out.append(child)
+                    stack.append(child.id)
         return out
 
+    async def depth(self, item_id: int) -> int:
+        """How deep an item sits: 1 for a top-level item."""
+        row = await self._one(
+            "WITH RECURSIVE up(id, parent_id, n) AS (SELECT id, parent_id, 1 FROM items WHERE id = ?"
+            " UNION ALL SELECT items.id, items.parent_id, up.n + 1 FROM items JOIN up"
+            " ON items.id = up.parent_id WHERE up.n < 10000) SELECT MAX(n) FROM up", item_id)
+        return int(row[0] or 0)
+
     async def add_item(self, release: Release, *, area: str, severity: str, title: str,
-                       tags: Iterable[str] = (), details: str = "", owners: Iterable[str] = (),
+                       tags: Iterable[str] = (), details: str = "", owners: Iterable[int] = (),
                        progress: str = "", state: str = "open", parent: int | None = None,
                        links: Iterable[str] = (), duplicate_of: int | None = None,
                        item_id: int | None = None) -> Item:
@@ -268,28 +304,47 @@ class Session:
 
     async def update(self, item: Item, **changes: Any) -> Item:
         """Set fields of an item; history gets one row per field that really changed.
-        Three statements whatever the number of fields: this runs on every write command."""
+        `owners` is a list of person ids (history records their names). Three statements
+        whatever the number of fields: this runs on every write command."""
         changed: dict[str, tuple[Any, Any]] = {}
+        logged: dict[str, tuple[Any, Any]] = {}  # what history shows: owners by name
+        extra: dict[str, Any] = {}
         for field, value in changes.items():
             if field not in _ITEM_FIELDS:
                 raise ValueError(f"unknown item field {field}")
+            if field == "owners":
+                value = list(dict.fromkeys(int(v) for v in value))
+                if value != item.owner_ids:
+                    names = await self._names_of(value)
+                    changed[field] = (item.owner_ids, value)
+                    logged[field] = (item.owners, names)
+                    extra = {"owner_ids": value, "owners": names}
+                continue
             if field in _JSON_FIELDS:
                 value = list(value)
             if getattr(item, field) != value:
-                changed[field] = (getattr(item, field), value)
+                changed[field] = logged[field] = (getattr(item, field), value)
         if not changed:
             return item
         await self.conn.executemany(
             "INSERT INTO history (at, actor, release_id, item_id, field, before, after) VALUES"
             " (?, ?, (SELECT release_id FROM items WHERE id = ?), ?, ?, ?, ?)",
             [(self.now, self.actor, item.id, item.id, field, _dump(before), _dump(after))
-             for field, (before, after) in changed.items()])
+             for field, (before, after) in logged.items()])
         sets = ", ".join(f"{_COLUMN.get(field, field)} = ?" for field in changed)
         args = [_dump(after) if field in _JSON_FIELDS else after for field, (_, after) in changed.items()]
         await self.conn.execute(f"UPDATE items SET {sets}, updated_by = ?, updated_at = ? WHERE id = ?",
                                 (*args, self.actor, self.now, item.id))
-        return replace(item, **{field: after for field, (_, after) in changed.items()},
-                       updated_by=self.actor, updated_at=self.now)
+        plain = {field: after for field, (_, after) in changed.items() if field != "owners"}
+        return replace(item, **plain, **extra, updated_by=self.actor, updated_at=self.now)
+
+    async def _names_of(self, person_ids: list[int]) -> list[str]:
+        if not person_ids:
+            return []
+        rows = await self._all(f"SELECT id, name FROM persons WHERE id IN ({','.join('?' * len(person_ids))})",
+                               *person_ids)
+        names = {r["id"]: r["name"] for r in rows}
+        return [names[i] for i in person_ids if i in names]
 
     async def _release_id(self, item: Item) -> int:
         row = await self._one("SELECT release_id FROM items WHERE id = ?", item.id)
@@ -315,64 +370,10 @@ class Session:
                                 f"{cur.rowcount} on #{src.id}", f"moved to #{dst.id}")
         return cur.rowcount
 
-    # -- people ---------------------------------------------------------------------------------
-    async def display_name(self, identity: str) -> str | None:
-        if identity in self.renamed:
-            return self.renamed[identity]
-        if identity in self._names:
-            return self._names[identity]
-        row = await self._one("SELECT display_name FROM people WHERE identity = ?", identity)
-        name = row["display_name"] if row else None
-        self._names[identity] = name  # a read of committed data: safe to remember now
-        return name
-
-    async def identities(self) -> dict[str, str]:
-        """Every bound display name (casefolded) → its identity."""
-        rows = await self._all("SELECT identity, display_name FROM people")
-        return {r["display_name"].casefold(): r["identity"] for r in rows}
-
-    async def identity_of(self, name: str) -> str | None:
-        row = await self._one(
-            "SELECT identity FROM people WHERE display_name = ? COLLATE NOCASE", name)
-        return row["identity"] if row else None
-
-    async def set_display_name(self, identity: str, name: str) -> str | None:
-        """Bind `name` to `identity`; returns the previous name. A name held by another
-        identity is released from it first (callers check who may do that)."""
-        before = await self.display_name(identity)
-        holder = await self.identity_of(name)
-        await self.conn.execute(
-            "DELETE FROM people WHERE display_name = ? COLLATE NOCASE AND identity != ?",
-            (name, identity))
-        if holder is not None and holder != identity:
-            self.renamed[holder] = None
-        await self.conn.execute(
-            "INSERT INTO people (identity, display_name) VALUES (?, ?)"
-            " ON CONFLICT(identity) DO UPDATE SET display_name = excluded.display_name",
-            (identity, name))
-        self.renamed[identity] = name
-        if before != name:
-            await self._history(None, None, f"person {identity}", before, name)
-        return before
-
     async def prune_events(self, older_than: float) -> int:
         """Forget handled event ids older than `older_than` (no protocol replays them then)."""
         cur = await self.conn.execute("DELETE FROM processed_events WHERE at < ?", (older_than,))
         return cur.rowcount
-
-    async def rename_owner(self, old: str, new: str) -> int:
-        """Replace owner `old` by `new` on every open item; returns how many changed."""
-        rows = await self._all(
-            "SELECT items.id FROM items, json_each(items.owners) AS o"
-            " WHERE items.state = 'open' AND lower(o.value) = lower(?)", old)
-        for item in (await self.get_many(r["id"] for r in rows)).values():
-            owners = []
-            for o in item.owners:
-                o = new if o.casefold() == old.casefold() else o
-                if o.casefold() not in {x.casefold() for x in owners}:
-                    owners.append(o)
-            await self.update(item, owners=owners)
-        return len(rows)
 
     # -- history --------------------------------------------------------------------------------
     async def history(self, item_id: int, limit: int = 50) -> list[Change]:
@@ -388,10 +389,6 @@ class Session:
                        r["after"]) for r in rows]
 
     # -- transport bookkeeping ------------------------------------------------------------------
-    async def seen_event(self, transport: str, event_id: str) -> bool:
-        return await self._one("SELECT 1 FROM processed_events WHERE transport = ? AND event_id = ?",
-                               transport, event_id) is not None
-
     async def record_event(self, transport: str, event_id: str) -> bool:
         """Mark an event handled; False when it already was (the caller must not act again)."""
         cur = await self.conn.execute(
@@ -428,7 +425,8 @@ class Session:
         return ReleaseList(release.name, await self.milestones(release), list_tree(items, notes),
                            release.intro)
 
-    async def import_list(self, name: str, lst: ReleaseList, *, replace: bool = False) -> dict[str, int]:
+    async def import_list(self, name: str, lst: ReleaseList, *, replace: bool = False,
+                          max_depth: int = MAX_DEPTH) -> dict[str, int]:
         """Merge a list into release `name`, creating it when new.
 
         Items are matched by id when the list carries ids (and the id belongs to this
@@ -436,6 +434,9 @@ class Session:
         items are updated, the rest added. Nothing is deleted unless `replace`, which drops
         (state `dropped`) the release's items the list no longer names.
         """
+        deepest = list_depth(lst.items)
+        if deepest > max_depth:
+            raise ValueError(f"sub-items nest {deepest} deep in this list; the limit is {max_depth}")
         release = await self.release(name)
         stats = {"added": 0, "updated": 0, "unchanged": 0, "dropped": 0}
         if release is None:
@@ -465,8 +466,9 @@ class Session:
 
         async def walk(nodes: list[ListItem], parent: int | None) -> None:
             for li in nodes:
+                owners = [(await self.owner_named(name)).id for name in li.owners]
                 fields = dict(area=li.area, severity=li.severity, title=li.title, tags=li.tags,
-                              details=li.details, owners=li.owners, progress=li.progress,
+                              details=li.details, owners=owners, progress=li.progress,
                               state=li.state, links=li.links, parent=parent)
                 found = match(li)
                 if found is None:

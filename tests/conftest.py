@@ -14,7 +14,7 @@ settings.register_profile("ci", max_examples=300, deadline=None, suppress_health
 settings.register_profile("nightly", max_examples=100_000, deadline=None, suppress_health_check=_QUIET)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
-from tests.harness import Chat
+from tests.harness import Chat, ids
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ async def chat(tmp_path):
         await s.add_item(rel, area="tools", severity="blocker", title="Interfaces which may need to be async:",
                          parent=a.id)
         await s.add_item(rel, area="hypervisor", severity="nice", title="vMCE save/restore changes",
-                         owners=["Jinsong Liu"], progress="patch posted")
+                         owners=await ids(s, "Jinsong Liu"), progress="patch posted")
     yield c
     await c.close()
 

@@ -22,6 +22,11 @@ class Clock:
         return self.now
 
 
+async def ids(s, *names: str) -> list[int]:
+    """Owners are persons: the ids of the persons with these names (placeholders if new)."""
+    return [(await s.owner_named(n)).id for n in names]
+
+
 def ts(*args: int) -> float:
     """A UTC timestamp: ts(2012, 7, 30, 9)."""
     return datetime(*args, tzinfo=timezone.utc).timestamp()

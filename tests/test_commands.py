@@ -229,20 +229,20 @@ async def test_digest_preview(chat):
 async def test_iam_binds_a_name_and_moves_claims(chat):
     await chat.say("!claim 1", "george")
     assert await chat.say("!iam George Dunlap", "george") == (
-        "You are now George Dunlap (was george); 1 item now show George Dunlap as owner.")
+        "You are now George Dunlap (was george).")
     assert (await chat.item(1)).owners == ["George Dunlap"]
     assert await chat.say("!done 1", "george") == "#1 done: libxl stable API (1 open sub-item left: #2)"
-    assert await chat.say("!iam George Dunlap", "mallory") == (
-        "The name George Dunlap belongs to console:george; a release manager can reassign it.")
+    assert await chat.say("!iam George Dunlap", "mallory") == "George Dunlap is taken by console:george."
     assert await chat.say("!iam Bad, Name") == (
-        "Usage: !iam NAME — a name is 1-64 characters without , / ( ) [ ] < > and does not start with #")
+        "Usage: !iam NAME — a name is 1-64 characters without , / ( ) [ ] < > and does not start "
+        "with # or @")
     assert await chat.say("!whoami", "george") == "You are console:george, shown as George Dunlap."
 
 
 async def test_unauthenticated_senders_cannot_act_as_owners_or_admins(chat):
-    await chat.say("!iam Jinsong Liu", "jinsong")
-    assert await chat.say("!done 3", "jinsong", authenticated=False, transport="irc:net") == (
-        "Only the owners of #3 or a release manager may mark it done; it is owned by Jinsong Liu.")
+    await chat.say('!person link "Jinsong Liu" irc:net/jinsong')
+    assert await chat.say("!done 3", "~jinsong", authenticated=False, transport="irc:net") == (
+        "Log in to your account to mark it done (#3): a nick alone does not show whose item it is.")
     assert await chat.say("!nice 1", "ijc", authenticated=False) == (
         "Only release managers may use !nice, and you are not logged in to an account here.")
     assert await chat.say("!iam Someone", "x", authenticated=False) == (
@@ -264,9 +264,10 @@ async def test_unknown_and_malformed_commands(chat):
 
 
 async def test_text_is_stored_exactly_and_control_characters_neutralised(chat):
-    title = "Ünïcödé ‮RTL‬ 🎉 <script>alert(1)</script> & \"quotes\""
-    await chat.say(f"!add tools nice {title}")
-    assert (await chat.item(4)).title == title
+    title = "Ünïcödé RTL 🎉 <script>alert(1)</script> & \"quotes\""
+    typed = title.replace("RTL", "\u202eRTL\u202c")
+    await chat.say(f"!add tools nice {typed}")
+    assert (await chat.item(4)).title == title  # markup kept as text; bidi overrides removed
     await chat.say("!add tools nice evil\r\nJOIN #evil\x00x")
     assert (await chat.item(5)).title == "evil JOIN #evil x"
 

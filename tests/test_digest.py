@@ -21,7 +21,7 @@ from todobot.bot.scheduler import DigestScheduler
 from todobot.bot.transport import Transport
 from todobot.commands.digest import collect, effective_milestones, parse_when, render_reply
 from todobot.storage import Database, Milestone, Repository, digests
-from tests.harness import Clock, ts
+from tests.harness import Clock, ts, ids
 
 UTC = timezone.utc
 DAY = 86400
@@ -63,16 +63,16 @@ async def world(tmp_path):
                                      Milestone("Weekly", "RCN+1 until release")])
         await s.add_item(rel, area="tools", severity="blocker", title="libxl stable API")  # 1
         await s.add_item(rel, area="tools", severity="blocker", title="xl compatibility with xm",
-                         owners=["George Dunlap"])  # 2
+                         owners=await ids(s, "George Dunlap"))  # 2
         await s.add_item(rel, area="hypervisor", severity="nice", title="vMCE save/restore changes",
-                         owners=["Jinsong Liu"], progress="patch posted")  # 3
+                         owners=await ids(s, "Jinsong Liu"), progress="patch posted")  # 3
         await s.add_item(rel, area="tools", severity="nice", title="xl.cfg(5) documentation")  # 4
         await s.add_item(rel, area="tools", severity="blocker", title="Bump library SONAMES")  # 5
         await s.add_item(rel, area="tools", severity="nice", title="Block script support",
-                         owners=["Ian C"])  # 6
+                         owners=await ids(s, "Ian C"))  # 6
     clock.now = ts(2012, 7, 24, 10)  # the week after the last digest (Mon 23 July 09:00)
     async with w.repo.session("console:ijc") as s:
-        await s.update(await s.get(1), owners=["Ian Campbell"])
+        await s.update(await s.get(1), owners=await ids(s, "Ian Campbell"))
         await s.update(await s.get(3), progress="v2 posted")
         await s.update(await s.get(4), severity="blocker")
         await s.update(await s.get(5), state="done")
@@ -83,9 +83,9 @@ async def world(tmp_path):
     clock.now = ts(2012, 7, 25, 10)
     async with w.repo.session("console:ijc") as s:
         await s.update(await s.get(dup.id), state="duplicate", duplicate_of=5)
-        await s.update(await s.get(new.id), owners=["Someone"])  # claimed the same week it was new
-        await s.update(await s.get(1), owners=["Ian Campbell", "Ian Jackson"])
-        await s.update(await s.get(1), owners=["Ian Campbell"])  # net: still just Ian Campbell
+        await s.update(await s.get(new.id), owners=await ids(s, "Someone"))  # claimed the same week it was new
+        await s.update(await s.get(1), owners=await ids(s, "Ian Campbell", "Ian Jackson"))
+        await s.update(await s.get(1), owners=await ids(s, "Ian Campbell"))  # net: still just Ian Campbell
     clock.now = ts(2012, 7, 30, 9)
     yield w
     await db.close()
@@ -233,7 +233,7 @@ async def test_a_stale_claim_is_pinged_once_per_quiet_period(world):
     matrix = Recorder("matrix", ["!room:example.org"], config)
     await matrix.start(world.dispatcher)
     async with world.repo.session("console:ijc") as s:  # George's identity: a Matrix pill
-        await s.set_display_name("matrix:@george:example.org", "George Dunlap")
+        await s.link_identity(await s.person_named("George Dunlap"), "matrix:@george:example.org")
     world.clock.now = ts(2012, 7, 30, 8)
     sched = DigestScheduler(world.repo, config, world.dispatcher, [matrix], clock=world.clock)
     await sched.tick()  # first seen

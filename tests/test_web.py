@@ -18,7 +18,7 @@ from todobot.bot.config import Config
 from todobot.bot.web import StatusServer, parse_listen
 from todobot.storage import Database, Milestone, Repository, digests
 from todobot.storage.mail import render_mail
-from tests.harness import Clock, ts
+from tests.harness import Clock, ts, ids
 
 UTC = timezone.utc
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -39,11 +39,11 @@ async def seed(repo: Repository, clock: Clock) -> None:
         for i in range(4):
             await s.add_item(rel, area="hypervisor", severity="nice", title=f"nice {i + 1}")
         await s.add_item(rel, area="tools", severity="nice", title=EVIL,
-                         owners=["Mallory <m@x>"], progress="<i>nope</i>",
+                         owners=await ids(s, "Mallory <m@x>"), progress="<i>nope</i>",
                          links=["javascript:alert(1)", "https://bugs.example.org/7?a=1&b=2"])
         await s.add_item(rel, area="tools", severity="blocker",
                          title="see http://lists.xen.org/archives/x.html for details",
-                         owners=["Ian Campbell"])
+                         owners=await ids(s, "Ian Campbell"))
     for day, item, change in ((3, 1, {"state": "done"}), (4, 2, {"state": "done"}),
                               (5, 7, {"severity": "blocker"}), (9, 3, {"severity": "nice"}),
                               (10, 4, {"state": "duplicate", "duplicate_of": 5}),

@@ -1,0 +1,183 @@
+"""People, their identities and their names (the repository's `Session` includes these).
+
+A person is who owns items. Rights follow identities — `console:NICK`, `irc:NETWORK/ACCOUNT`,
+`matrix:@user:server`, `mail:ADDRESS` — which all point to one person; a person has exactly
+one display name, and no two persons have names that are the same under `names.name_key`
+(case, spacing and look-alike letters ignored). A person without an identity is a
+placeholder: an owner named in an imported mail, whom a release manager binds to an identity
+with `!person link`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .names import clean, name_key
+
+if TYPE_CHECKING:
+    import aiosqlite
+
+
+class NameTaken(ValueError):
+    """The name belongs to another person; `holder` is that person."""
+
+    def __init__(self, name: str, holder: "Person") -> None:
+        super().__init__(name)
+        self.name = name
+        self.holder = holder
+
+
+@dataclass
+class Person:
+    id: int
+    name: str
+    identities: list[str] = field(default_factory=list)
+
+    @property
+    def placeholder(self) -> bool:
+        return not self.identities
+
+
+class PeopleSession:
+    """Session methods for people; they run inside the session's transaction."""
+
+    conn: "aiosqlite.Connection"
+    now: float
+
+    async def _one(self, sql: str, *args: Any) -> Any: ...  # provided by Session
+    async def _all(self, sql: str, *args: Any) -> list[Any]: ...  # provided by Session
+    async def _history(self, release_id: int | None, item_id: int | None, field: str,
+                       before: Any, after: Any) -> None: ...  # provided by Session
+
+    async def _person(self, row: Any) -> Person | None:
+        if row is None:
+            return None
+        ids = await self._all("SELECT identity FROM identities WHERE person_id = ? ORDER BY identity",
+                              row["id"])
+        return Person(row["id"], row["name"], [r["identity"] for r in ids])
+
+    async def person(self, person_id: int) -> Person | None:
+        return await self._person(await self._one("SELECT * FROM persons WHERE id = ?", person_id))
+
+    async def person_of(self, identity: str) -> Person | None:
+        return await self._person(await self._one(
+            "SELECT persons.* FROM persons JOIN identities ON identities.person_id = persons.id"
+            " WHERE identities.identity = ?", identity))
+
+    async def person_named(self, name: str) -> Person | None:
+        return await self._person(await self._one("SELECT * FROM persons WHERE name_key = ?",
+                                                  name_key(name)))
+
+    async def persons(self) -> list[Person]:
+        return [p for r in await self._all("SELECT * FROM persons ORDER BY name_key")
+                if (p := await self._person(r)) is not None]
+
+    async def _new_person(self, name: str) -> Person:
+        cur = await self.conn.execute(
+            "INSERT INTO persons (name, name_key, created_at) VALUES (?, ?, ?)",
+            (name, name_key(name), self.now))
+        await self._history(None, None, "person", None, name)
+        return Person(cur.lastrowid or 0, name)
+
+    async def ensure_person(self, identity: str, default_name: str) -> Person:
+        """The identity's person, created on first need with `default_name` — made unique
+        with the identity in brackets when another person has that name already."""
+        found = await self.person_of(identity)
+        if found is not None:
+            return found
+        name = clean(default_name) or identity
+        if await self.person_named(name) is not None:
+            name = f"{name} ({identity.split(':', 1)[-1]})"
+            n = 2
+            while await self.person_named(name) is not None:
+                name, n = f"{clean(default_name)} ({identity.split(':', 1)[-1]} {n})", n + 1
+        person = await self._new_person(name)
+        await self.conn.execute("INSERT INTO identities (identity, person_id) VALUES (?, ?)",
+                                (identity, person.id))
+        await self._history(None, None, f"identity {identity}", None, name)
+        person.identities.append(identity)
+        return person
+
+    async def owner_named(self, name: str) -> Person:
+        """The person a name in a list or a command means: the one with that name, else a new
+        placeholder."""
+        return await self.person_named(name) or await self._new_person(clean(name))
+
+    async def rename_person(self, person: Person, name: str) -> None:
+        holder = await self.person_named(name)
+        if holder is not None and holder.id != person.id:
+            raise NameTaken(name, holder)
+        await self.conn.execute("UPDATE persons SET name = ?, name_key = ? WHERE id = ?",
+                                (name, name_key(name), person.id))
+        await self._history(None, None, f"person #{person.id}", person.name, name)
+        person.name = name
+
+    async def merge_persons(self, src: Person, dst: Person) -> int:
+        """`src` becomes `dst`: its items, identities and requests move; returns items changed."""
+        rows = await self._all(
+            "SELECT items.id, items.owners FROM items, json_each(items.owners) AS o"
+            " WHERE o.value = ?", src.id)
+        import json
+        for row in rows:
+            owners = [dst.id if o == src.id else o for o in json.loads(row["owners"])]
+            await self.conn.execute("UPDATE items SET owners = ? WHERE id = ?",
+                                    (json.dumps(list(dict.fromkeys(owners))), row["id"]))
+        await self.conn.execute("UPDATE identities SET person_id = ? WHERE person_id = ?",
+                                (dst.id, src.id))
+        await self.conn.execute("DELETE FROM name_requests WHERE person_id = ?", (src.id,))
+        await self.conn.execute("DELETE FROM persons WHERE id = ?", (src.id,))
+        await self._history(None, None, f"person #{dst.id}", f"merged {src.name}", dst.name)
+        dst.identities = sorted(set(dst.identities) | set(src.identities))
+        return len(rows)
+
+    async def link_identity(self, person: Person, identity: str) -> int:
+        """Bind `identity` to `person`; the identity's former person, if any, is merged into
+        it. Returns how many items changed owner."""
+        current = await self.person_of(identity)
+        if current is not None and current.id == person.id:
+            return 0
+        if current is not None:
+            return await self.merge_persons(current, person)
+        await self.conn.execute("INSERT INTO identities (identity, person_id) VALUES (?, ?)",
+                                (identity, person.id))
+        await self.conn.execute("DELETE FROM name_requests WHERE identity = ?", (identity,))
+        await self._history(None, None, f"identity {identity}", None, person.name)
+        person.identities.append(identity)
+        return 0
+
+    async def identities_of(self, person_ids: list[int]) -> dict[int, list[str]]:
+        """Each person's identities (for mentions), in one query."""
+        out: dict[int, list[str]] = {}
+        ids = sorted(set(person_ids))
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            for r in await self._all(
+                    f"SELECT person_id, identity FROM identities WHERE person_id IN"
+                    f" ({','.join('?' * len(chunk))}) ORDER BY identity", *chunk):
+                out.setdefault(r["person_id"], []).append(r["identity"])
+        return out
+
+    async def count_created_by(self, actor: str, since: float) -> int:
+        row = await self._one("SELECT COUNT(*) FROM history WHERE field = 'created' AND actor = ?"
+                              " AND at > ?", actor, since)
+        return int(row[0])
+
+    async def count_owned(self, person_id: int) -> int:
+        row = await self._one("SELECT COUNT(*) FROM items, json_each(items.owners) AS o"
+                              " WHERE items.state = 'open' AND o.value = ?", person_id)
+        return int(row[0])
+
+    async def request_name(self, identity: str, person: Person) -> None:
+        await self.conn.execute(
+            "INSERT INTO name_requests (identity, person_id, at) VALUES (?, ?, ?)"
+            " ON CONFLICT(identity) DO UPDATE SET person_id = excluded.person_id, at = excluded.at",
+            (identity, person.id, self.now))
+
+    async def name_requests(self) -> list[tuple[str, Person, float]]:
+        out = []
+        for r in await self._all("SELECT * FROM name_requests ORDER BY at"):
+            person = await self.person(r["person_id"])
+            if person is not None:
+                out.append((r["identity"], person, r["at"]))
+        return out
