@@ -349,8 +349,13 @@ class IrcTransport(Transport):
         else:
             account = self._accounts.get(self._fold(nick))
         if account:
-            return Sender(identity=f"irc:{self.net.network}/{account}", nick=nick)
-        return Sender(identity=f"irc:{self.net.network}/{nick}", nick=nick, authenticated=False)
+            # Named by the account, not the nick: whoever holds the nick later is not them.
+            return Sender(identity=f"irc:{self.net.network}/{account}", nick=nick,
+                          display_name=account)
+        # A nick without an account is a weaker identity of its own: it never acts as an
+        # owner or release manager, and cannot be confused with the account of that name.
+        return Sender(identity=f"irc:{self.net.network}/~{self._fold(nick)}", nick=nick,
+                      authenticated=False)
 
     # -- answering -------------------------------------------------------------------------
     async def _work(self) -> None:

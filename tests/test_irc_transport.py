@@ -359,7 +359,7 @@ async def test_account_tag_identity(server, run):
     assert await c.expect("PRIVMSG") == "PRIVMSG #test :echo !whoami"
     c.send("@msgid=m2 :ijc!evil@h PRIVMSG #test :!blocker 1")  # the admin's nick, no account
     m = await d.next()
-    assert (m.sender.identity, m.sender.authenticated) == ("irc:testnet/ijc", False)
+    assert (m.sender.identity, m.sender.authenticated) == ("irc:testnet/~ijc", False)
 
 
 async def test_identity_from_extended_join_and_account_notify(server, run):
@@ -375,7 +375,7 @@ async def test_identity_from_extended_join_and_account_notify(server, run):
     assert (await d.next()).sender.identity == "irc:testnet/ijc"
     c.send(":ian!i@h ACCOUNT *", ":ian!i@h PRIVMSG #test :hi")
     m = await d.next()
-    assert (m.sender.identity, m.sender.authenticated) == ("irc:testnet/ian", False)
+    assert (m.sender.identity, m.sender.authenticated) == ("irc:testnet/~ian", False)
 
 
 async def test_private_message_and_formatting_and_latin1(server, run):
