@@ -26,9 +26,10 @@ EVENT_MEMORY = 30 * 86400  # seconds an event id is remembered for at-most-once 
 
 class App:
     def __init__(self, config: Config, *, database: str | None = None,
-                 transports: list[Transport] | None = None) -> None:
+                 transports: list[Transport] | None = None, full_check: bool = False) -> None:
         self.config = config
         self.database_path = database or config.database
+        self.full_check = full_check
         self.transports: list[Transport] = list(transports or [])
         self.db: Database | None = None
         self.repo: Repository | None = None
@@ -41,7 +42,7 @@ class App:
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def initialize(self) -> None:
-        self.db = await Database.open(self.database_path)
+        self.db = await Database.open(self.database_path, full_check=self.full_check)
         self.repo = Repository(self.db)
         self.dispatcher = Dispatcher(self.repo, self.config)
         self.transports.extend(self._configured_transports())

@@ -7,13 +7,14 @@ import asyncio
 import getpass
 import logging
 import os
+import sqlite3
 import sys
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
 from ..commands.settings import Settings
-from ..storage import MAX_DEPTH, Database, Repository, ReleaseList
+from ..storage import MAX_DEPTH, Database, DatabaseProblem, Repository, ReleaseList
 
 from .app import App
 from .config import Config, ConfigError, load_config
@@ -57,10 +58,11 @@ def read_list(path: str, release: str) -> ReleaseList:
     return parse_mail(raw, release)
 
 
-async def _open(db_path: str, *, must_exist: bool = False) -> tuple[Database, Repository]:
+async def _open(db_path: str, *, must_exist: bool = False,
+                full_check: bool = False) -> tuple[Database, Repository]:
     if must_exist and not Path(db_path).exists():
         raise FileNotFoundError(f"No database at {db_path}")
-    db = await Database.open(db_path)
+    db = await Database.open(db_path, full_check=full_check)
     return db, Repository(db)
 
 
@@ -115,7 +117,7 @@ def cmd_console(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_run(args: argparse.Namespace, config: Config) -> int:
     async def main() -> None:
-        app = App(config, database=args.db)
+        app = App(config, database=args.db, full_check=args.check)
         if args.console or not (config.irc or config.matrix):
             app.transports.append(ConsoleTransport(user=_login(), room=config.console.room,
                                                    settings=console_settings(config),
@@ -138,7 +140,7 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
     from ..storage.mail import render_mail
 
     async def export() -> str:
-        db, repo = await _open(args.db or config.database, must_exist=True)
+        db, repo = await _open(args.db or config.database, must_exist=True, full_check=args.check)
         try:
             async with repo.session("cli:export", write=False) as s:
                 lst = await s.export_list(await s.require_release(args.release))
@@ -164,7 +166,7 @@ def cmd_digest(args: argparse.Namespace, config: Config) -> int:
     tz, status_url = settings.tz, settings.status_url
 
     async def build() -> str:
-        db, repo = await _open(args.db or config.database, must_exist=True)
+        db, repo = await _open(args.db or config.database, must_exist=True, full_check=args.check)
         try:
             async with repo.session("cli:digest", write=False) as s:
                 rel = await s.require_release(args.release)
@@ -188,7 +190,7 @@ def cmd_digest(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_backup(args: argparse.Namespace, config: Config) -> int:
     async def backup() -> None:
-        db, _ = await _open(args.db or config.database, must_exist=True)
+        db, _ = await _open(args.db or config.database, must_exist=True, full_check=args.check)
         try:
             await db.backup(args.dest)
         finally:
@@ -205,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     def common(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("-c", "--config", help="YAML config file (see bot.example.yaml)")
         sp.add_argument("--db", help="SQLite database file (overrides `database:`)")
+        sp.add_argument("--check", action="store_true",
+                        help="check the whole database file (integrity_check) before using it; "
+                        "a quick check always runs")
 
     d = sub.add_parser("demo", help="the console on a demo database preloaded with the Xen 4.2 list")
     d.add_argument("--db", help=f"database file (default {DEMO_DB})")
@@ -264,6 +269,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except FileNotFoundError as exc:
         print(f"todobot: {exc.args[0] if len(exc.args) == 1 else exc}", file=sys.stderr)
+        return 1
+    except DatabaseProblem as exc:
+        print(f"todobot: {exc}", file=sys.stderr)
+        return 1
+    except sqlite3.Error as exc:
+        print(f"todobot: database error: {exc}", file=sys.stderr)
         return 1
     except (OSError, ValueError, LookupError) as exc:
         print(f"todobot: {exc}", file=sys.stderr)

@@ -155,7 +155,7 @@ class Config(_Strict):
     admins: list[str] = Field(default_factory=list)
     default_release: str | None = None
     max_input_chars: int = Field(2000, ge=100, le=100_000)
-    max_depth: int = Field(8, ge=1, le=32)  # how deep sub-items may nest (chat and import)
+    max_depth: int = Field(8, ge=1, le=12)  # how deep sub-items may nest (chat and import)
     max_adds_per_hour: int | None = Field(30, ge=1)  # items one person may add an hour; null: no limit
     log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
     cooldown: Cooldown = Field(default_factory=Cooldown)

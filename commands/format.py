@@ -9,6 +9,7 @@ from collections.abc import Iterable
 
 from .messages import Reply, Span, item_ref
 from ..storage import Item
+from ..storage.repository import RENDER_DEPTH
 
 SEVERITY_TITLE = {"blocker": "blockers", "nice": "nice to have"}
 STATE_MARK = {"done": "DONE", "duplicate": "DUPLICATE", "deferred": "DEFERRED", "dropped": "DROPPED"}
@@ -80,16 +81,15 @@ def list_reply(items: list[Item], *, heading: str, empty: str, total: int | None
     reply.add(heading)
     order: list[int] = []
 
-    def walk(it: Item, level: int) -> None:
-        order.append(it.id)
-        reply.bullet(*item_spans(it), level=level)
-        for child in children.get(it.id, []):
-            walk(child, level + 1)
-
     for (area, sev), its in sections.items():
         reply.heading(f"{area}, {SEVERITY_TITLE[sev]}:")
-        for it in its:
-            walk(it, 0)
+        # Depth first without recursion; past RENDER_DEPTH levels stop indenting further.
+        stack = [(it, 0) for it in reversed(its)]
+        while stack:
+            it, level = stack.pop()
+            order.append(it.id)
+            reply.bullet(*item_spans(it), level=min(level, RENDER_DEPTH))
+            stack.extend((child, level + 1) for child in reversed(children.get(it.id, [])))
     if total is not None and total > len(items):
         reply.add(f"… and {total - len(items)} more{narrow}.")
     reply.items = tuple(order)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import aiosqlite
 
-from .migrations import migrate
+from .migrations import SchemaTooNew, migrate
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,25 @@ BUSY_TIMEOUT_MS = 10_000
 LOCKED_RETRIES = 5
 
 
+class DatabaseProblem(Exception):
+    """A database todobot cannot use as it is, worded in one line for the person running it."""
+
+
+def _problem(path: str, exc: BaseException) -> DatabaseProblem:
+    what = str(exc).lower()
+    if "not a database" in what or "malformed" in what or "corrupt" in what:
+        why = "is damaged or not a todobot database"
+    elif "readonly" in what or "read-only" in what or "unable to open" in what:
+        why = "cannot be opened for writing (a read-only file or folder?)"
+    elif "locked" in what or "busy" in what:
+        why = "is locked by another process"
+    elif "full" in what:
+        why = "cannot grow: the disk is full"
+    else:
+        why = f"cannot be used ({exc})"
+    return DatabaseProblem(f"{path} {why}")
+
+
 class Database:
     def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
         self.conn = conn
@@ -35,23 +54,45 @@ class Database:
         self._lock = asyncio.Lock()
 
     @classmethod
-    async def open(cls, path: str | Path) -> "Database":
+    async def open(cls, path: str | Path, *, full_check: bool = False) -> "Database":
+        """Open (creating when new) and bring the schema up to date. The file is checked
+        first — `PRAGMA quick_check`, or `integrity_check` with `full_check` — and a file that
+        fails is refused with a `DatabaseProblem` before anything is written to it."""
         path = str(path)
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves.
-        conn = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves.
+            conn = await aiosqlite.connect(path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise _problem(path, exc) from None
         try:
             conn.row_factory = sqlite3.Row
             await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            await cls._check(conn, path, full_check)
             await conn.execute("PRAGMA journal_mode = WAL")
             await conn.execute("PRAGMA foreign_keys = ON")
             await conn.execute("PRAGMA synchronous = NORMAL")  # WAL keeps this crash-safe
             await migrate(conn)
+        except sqlite3.Error as exc:
+            await conn.close()
+            raise _problem(path, exc) from None
+        except SchemaTooNew as exc:
+            await conn.close()
+            raise DatabaseProblem(f"{path}: {exc}") from None
         except BaseException:
             await conn.close()
             raise
         return cls(conn, path)
+
+    @staticmethod
+    async def _check(conn: aiosqlite.Connection, path: str, full: bool) -> None:
+        async with conn.execute("PRAGMA integrity_check" if full else "PRAGMA quick_check") as cur:
+            rows = [r[0] for r in await cur.fetchall()]
+        if rows != ["ok"]:
+            log.error("database %s failed its check: %s", path, "; ".join(map(str, rows[:10])))
+            raise DatabaseProblem(f"{path} is damaged ({rows[0]}); nothing was written. Restore a "
+                                  "copy made with `todobot backup`.")
 
     async def close(self) -> None:
         async with self._lock:
@@ -65,10 +106,19 @@ class Database:
             try:
                 yield self.conn
             except BaseException:
-                await self.conn.execute("ROLLBACK")
+                await self._rollback()
                 raise
             else:
                 await self.conn.execute("COMMIT")
+
+    async def _rollback(self) -> None:
+        """Roll back; SQLite has already done so itself after some errors (a full disk), and
+        that must not hide the error that caused it."""
+        try:
+            await self.conn.execute("ROLLBACK")
+        except sqlite3.OperationalError as exc:
+            if "no transaction" not in str(exc):
+                raise
 
     async def _begin(self, stmt: str) -> None:
         for attempt in range(LOCKED_RETRIES):

@@ -17,6 +17,10 @@ from .names import clean, name_key
 
 log = logging.getLogger(__name__)
 
+class SchemaTooNew(RuntimeError):
+    """The database was written by a newer todobot."""
+
+
 Step = str | Callable[[aiosqlite.Connection], Awaitable[None]]
 
 
@@ -203,8 +207,8 @@ async def migrate(conn: aiosqlite.Connection, target: int = LATEST) -> int:
     """Bring the schema up to `target`; returns the version it ended at."""
     current = await version(conn)
     if current > LATEST:
-        raise RuntimeError(
-            f"database schema version {current} is newer than this todobot ({LATEST}); upgrade todobot")
+        raise SchemaTooNew(f"the database's schema (version {current}) is newer than this "
+                           f"todobot's ({LATEST}); upgrade todobot")
     for number in range(current + 1, target + 1):
         log.info("migrating database schema to version %d", number)
         await conn.execute("BEGIN IMMEDIATE")

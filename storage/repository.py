@@ -54,7 +54,7 @@ ITEM_COLUMNS = ("items.*, (SELECT json_group_array(name) FROM (SELECT p.name FRO
 # Lists deeper than this are shown flattened at this depth: every walk over the tree
 # (mail, JSON, the digest, the status page) stays far from Python's recursion limit, whatever
 # an older version let into the database.
-RENDER_DEPTH = 32
+RENDER_DEPTH = 12
 
 
 def _item(row: aiosqlite.Row, release: str, notes: list[str] | None = None) -> Item:

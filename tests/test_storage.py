@@ -7,7 +7,7 @@ import sqlite3
 import aiosqlite
 import pytest
 
-from todobot.storage import Database, Repository
+from todobot.storage import Database, DatabaseProblem, Repository
 from todobot.storage.migrations import LATEST, STEPS, migrate, version
 
 
@@ -62,7 +62,7 @@ async def test_refuses_a_newer_schema(tmp_path):
     conn = await aiosqlite.connect(path, isolation_level=None)
     await conn.execute(f"PRAGMA user_version = {LATEST + 1}")
     await conn.close()
-    with pytest.raises(RuntimeError, match="newer than this todobot"):
+    with pytest.raises(DatabaseProblem, match="newer than this todobot"):
         await Database.open(path)
 
 

@@ -44,7 +44,7 @@ async def test_nick_spoofing_an_admin_is_refused(inspircd, bot_factory, humans):
     async with bot_factory(inspircd, channels=[chan], seed=seed) as bot:
         spoof = await humans(inspircd, "ijc", channel=chan)  # the admin's name, no account
         spoof.say(chan, "!whoami")
-        said = await spoof.hear(bot.nick, r"You are irc:testnet/ijc")
+        said = await spoof.hear(bot.nick, r"You are irc:testnet/~ijc")
         assert "(not logged in to an account)" in said and "release manager" not in said
         spoof.say(chan, "!blocker 1")
         refused = await spoof.hear(bot.nick, r"Only release managers")
@@ -119,7 +119,7 @@ async def test_long_todo_at_default_flood_limits(inspircd_default_limits, bot_fa
         # Still the same session: the server never disconnected the bot for flooding.
         assert bot.transport.sessions == sessions and bot.transport.ready.is_set()
         ian.say(chan, "!whoami")
-        await ian.hear(bot.nick, r"You are irc:testnet/ian")
+        await ian.hear(bot.nick, r"You are irc:testnet/~ian")
 
 
 async def test_server_restart_mid_session(inspircd_private, bot_factory, humans):

@@ -26,7 +26,7 @@ async def test_basic_scenario_without_cap_or_sasl(ngircd, bot_factory, humans):
         george = await humans(ngircd, "george", channel=chan)
 
         ian.say(chan, "!whoami")
-        said = await ian.hear(bot.nick, r"You are irc:ngnet/ian")
+        said = await ian.hear(bot.nick, r"You are irc:ngnet/~ian")
         assert "not logged in to an account" in said
 
         george.say(chan, "!add tools blocker xl migrate must not leak fds")
