@@ -132,7 +132,7 @@ async def test_server_restart_mid_session(inspircd_private, bot_factory, humans)
     async with bot_factory(server, channels=[chan], seed=seed) as bot:
         ian = await humans(server, "Ian", account="ijc", channel=chan)
         ian.say(chan, "!claim 1")
-        await ian.hear(bot.nick, r"#1.* claimed by Ian")
+        await ian.hear(bot.nick, r"#1.* claimed by ijc")  # named by the account, not the nick
         assert bot.transport.sessions == 1
 
         await asyncio.to_thread(server.restart)  # every client drops; the server comes back
@@ -143,9 +143,9 @@ async def test_server_restart_mid_session(inspircd_private, bot_factory, humans)
 
         ian2 = await humans(server, "Ian", account="ijc", channel=chan)
         ian2.say(chan, "!show 1")
-        await ian2.hear(bot.nick, r"Owners: Ian")
+        await ian2.hear(bot.nick, r"Owners: ijc")
         async with bot.repo.session("test", write=False) as s:
-            assert (await s.get(1)).owners == ["Ian"]
+            assert (await s.get(1)).owners == ["ijc"]
 
 
 async def test_nick_collision_and_regain(inspircd, bot_factory, humans):

@@ -51,7 +51,7 @@ async def test_basic_scenario_without_cap_or_sasl(ngircd, bot_factory, humans):
         # Owner-only action from a bare nick: refused, and the reason says why.
         ian.say(chan, "!done 3")
         refused = await ian.hear(bot.nick, r"mark it done")
-        assert "logged in to your account" in refused
+        assert "Log in to your account" in refused
 
         repo: Repository = bot.repo
         async with repo.session("test", write=False) as s:
