@@ -61,10 +61,20 @@ def nick_of(source: str) -> str:
 
 
 def decode_line(raw: bytes) -> str:
-    """UTF-8 when valid, else latin-1 for this line only (old clients still send it)."""
+    """UTF-8 when valid; UTF-8 without the last, partial character when the server cut the
+    line inside one; else latin-1 for this line only (old clients still send it)."""
     try:
         return raw.decode("utf-8")
-    except UnicodeDecodeError:
+    except UnicodeDecodeError as exc:
+        # Only a line at the length limit was cut: a short one ending in a lone é (0xE9)
+        # is Latin-1, not a partial character.
+        body = raw.split(b" ", 1)[1] if raw.startswith(b"@") and b" " in raw else raw
+        if (exc.reason == "unexpected end of data" and len(raw) - exc.start < 4
+                and len(body) >= MAX_LINE - 2 - 4):
+            try:
+                return raw[:exc.start].decode("utf-8")
+            except UnicodeDecodeError:
+                pass
         return raw.decode("latin-1")
 
 

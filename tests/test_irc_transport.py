@@ -164,6 +164,14 @@ def test_decode_falls_back_to_latin1_per_line():
     assert decode_line("café".encode("latin-1")) == "café"
 
 
+def test_a_line_cut_inside_a_character_loses_only_that_character():
+    line = ":a!b@c PRIVMSG #x :" + "é" * 300
+    raw = line.encode()[:510]  # the server cut it at the limit, mid-character
+    assert raw[-1:] == b"\xc3"
+    assert decode_line(raw) == line[: len(raw.decode("utf-8", "ignore"))]
+    assert "\u00c3" not in decode_line(raw)
+
+
 def test_build_line_cleans_every_part():
     assert build_line("QUIT", "bye\r\nJOIN #evil") == b"QUIT :bye JOIN #evil\r\n"
     with pytest.raises(ValueError):
