@@ -6,9 +6,11 @@ set -eu
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 venv=${TODOBOT_SYNAPSE_VENV:-$repo/.venv-synapse}
+# Pinned: the Matrix tests meet the same homeserver on every machine.
+SYNAPSE_VERSION=1.163.2
 
-if [ -x "$venv/bin/python" ] && "$venv/bin/python" -m synapse.app.homeserver --help >/dev/null 2>&1; then
-    echo "Synapse already installed in $venv"
+if [ -x "$venv/bin/python" ] && [ "$("$venv/bin/python" -c 'import synapse; print(synapse.__version__.split()[0])' 2>/dev/null)" = "$SYNAPSE_VERSION" ]; then
+    echo "Synapse $SYNAPSE_VERSION already installed in $venv"
     exit 0
 fi
 
@@ -21,6 +23,6 @@ echo "Creating venv $venv"
 python3 -m venv "$venv"
 echo "Installing matrix-synapse from PyPI into $venv (about a minute)"
 "$venv/bin/python" -m pip install --quiet --upgrade pip
-"$venv/bin/python" -m pip install --quiet matrix-synapse
+"$venv/bin/python" -m pip install --quiet "matrix-synapse==$SYNAPSE_VERSION"
 "$venv/bin/python" -m synapse.app.homeserver --help >/dev/null
 echo "Synapse installed: $("$venv/bin/python" -c 'import synapse; print(synapse.__version__)')"

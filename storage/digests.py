@@ -67,14 +67,6 @@ async def mark(s: Session, key: SlotKey, status: str, detail: str | None = None)
         (status, status, s.now, detail, key.release, key.transport, key.room, key.slot_at))
 
 
-async def get(s: Session, key: SlotKey) -> Slot | None:
-    async with s.conn.execute(
-            "SELECT * FROM digest_slots WHERE release = ? AND transport = ? AND room = ?"
-            " AND slot_at = ?", (key.release, key.transport, key.room, key.slot_at)) as cur:
-        row = await cur.fetchone()
-    return _slot(row) if row else None
-
-
 async def last_slot_at(s: Session, release: str, transport: str, room: str) -> int | None:
     """The newest slot this target has a row for, whatever its status."""
     async with s.conn.execute(

@@ -45,13 +45,25 @@ def test_demo_from_a_clean_directory(tmp_path):
 
 
 def test_console_piped_processes_every_line_in_order(tmp_path):
-    script = "".join(f"!add tools nice item {i}\n" for i in range(20)) + "\n<jan> !todo mine\n!nosuch\n"
+    todobot("import", str(SEED), "--release", "4.2", "--db", "t.sqlite3", cwd=tmp_path)
+    script = ("".join(f"!add tools nice item {i}\n" for i in range(20))
+              + "\n<jan> !claim 21\n<jan> !todo mine\n!nosuch\n")
     proc = todobot("console", "--db", "t.sqlite3", "--as", "ijc", "--release", "4.2", stdin=script,
                    cwd=tmp_path, check=False)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert lines[0] == "<todobot> This room tracks no release yet: import a list with `todobot import FILE --release NAME`." \
-        or lines[0].startswith("<todobot> Release 4.2 does not exist yet")
+    assert lines[:20] == [f"<todobot> Added #{20 + i} (tools, nice to have): item {i}" for i in range(20)]
+    assert lines[20] == "<todobot> #21 claimed by jan (was unclaimed): item 1"
+    assert lines[21] == "<todobot> Open items owned by jan for 4.2: 1"
+    assert lines[-1] == "<todobot> Unknown command !nosuch. Say !help for the list."
+
+
+def test_console_without_a_release_says_how_to_get_one(tmp_path):
+    proc = todobot("console", "--db", "t.sqlite3", "--as", "ijc", "--release", "4.2",
+                   stdin="!todo\n", cwd=tmp_path)
+    assert proc.stdout.splitlines() == [
+        "<todobot> Release 4.2 does not exist yet: import a list with `todobot import FILE "
+        "--release 4.2`."]
 
 
 def test_import_console_export_round_trip(tmp_path):
@@ -72,7 +84,7 @@ def test_import_console_export_round_trip(tmp_path):
     assert "[BUG] vcpu-set doesn't take effect on guest (George Dunlap, patch posted)" in " ".join(mail.split())
     doc = json.loads(todobot("export", "--release", "4.2", "--format", "json", "--db", "t.sqlite3",
                              cwd=tmp_path).stdout)
-    assert set(doc) == {"release", "milestones", "items"}
+    assert set(doc) == {"release", "intro", "milestones", "items"}
     assert doc["milestones"][3] == {"when": "Weekly", "name": "RCN+1 until release", "done": False,
                                     "current": True}
     item = next(i for i in doc["items"] if i["id"] == 20)

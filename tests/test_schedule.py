@@ -456,3 +456,44 @@ async def test_two_years_two_time_zones_with_crashes(tmp_path, caplog):
             assert int(utc(2024, 10, 27, 1, 30).timestamp()) not in slots
         else:
             assert int(utc(2024, 3, 10, 7, 30).timestamp()) in slots  # 03:30 EDT
+
+
+async def test_two_schedulers_ticking_at_once_post_one_digest(tmp_path, monkeypatch):
+    """Two processes on one database file (each its own connection), due at the same
+    moment, both in the middle of their tick: the slot claim lets exactly one post."""
+    config = Config(digest={"every": "monday 09:00"})
+    start = utc(2024, 5, 6, 8, 59)
+    clock, db, repo, disp, tr = await _world(tmp_path, config, start, ["#xen"])
+    db2 = await Database.open(tmp_path / "sched.sqlite3")
+    repo2 = Repository(db2, clock=clock)
+    disp2 = Dispatcher(repo2, config, clock=clock)
+    disp2.bind_default("irc:sim", room_settings(config, compact=True))
+    tr2 = FakeTransport("irc:sim", clock, ["#xen"])
+    both = [0]
+
+    def count(room: str) -> None:
+        both[0] += 1
+
+    tr.before = tr2.before = count
+    # Both have decided to post before either has claimed: the claim itself must decide.
+    barrier = asyncio.Barrier(2)
+    real_post = DigestScheduler._post
+
+    async def post_together(self, target, slot):
+        await asyncio.wait_for(barrier.wait(), 5)
+        return await real_post(self, target, slot)
+
+    try:
+        first = _scheduler(repo, config, disp, tr, clock)
+        second = _scheduler(repo2, config, disp2, tr2, clock)
+        await asyncio.gather(first.tick(), second.tick())  # both see the room for the first time
+        clock.now = utc(2024, 5, 6, 9, 0, 30).timestamp()
+        monkeypatch.setattr(DigestScheduler, "_post", post_together)
+        await asyncio.gather(first.tick(), second.tick())
+        assert len(tr.posts) + len(tr2.posts) == 1 and both[0] == 1
+        async with repo.session("t", write=False) as s:
+            (row,) = await digests.slots(s)
+        assert row.status == "sent"
+    finally:
+        await db2.close()
+        await db.close()
