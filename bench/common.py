@@ -95,6 +95,7 @@ database: {db}
 default_release: '{RELEASE}'
 log_level: WARNING
 cooldown: {{burst: 1000, rate: 1000}}
+max_adds_per_hour: null
 irc:
   - network: bench
     host: {HOST}

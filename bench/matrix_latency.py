@@ -154,6 +154,7 @@ database: {db}
 default_release: '4.2'
 log_level: WARNING
 cooldown: {{burst: 1000, rate: 1000}}
+max_adds_per_hour: null
 matrix:
   homeserver: {server.url}
   user_id: '{bot_id}'

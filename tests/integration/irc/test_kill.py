@@ -29,7 +29,7 @@ async def test_sigkill_during_bursts(ngircd, humans, tmp_path):
     cfg = tmp_path / "bot.yaml"
     cfg.write_text(yaml.safe_dump({
         "database": str(db_path), "default_release": "4.2",
-        "cooldown": {"burst": 1000, "rate": 1000},
+        "cooldown": {"burst": 1000, "rate": 1000}, "max_adds_per_hour": None,
         "irc": [{"network": ngircd.network, "host": ngircd.host, "port": ngircd.port, "tls": False,
                  "nick": "killbot", "alternates": ["killbot2"], "channels": [chan],
                  "throttle": {"burst": 20, "rate": 50}}]}))

@@ -183,6 +183,7 @@ def bot_config(synapse: Synapse, tmp_path: Path, bot_user: str, *, rooms: list[A
         "admins": [f"matrix:{a}" for a in admins],
         "log_level": "DEBUG",
         "cooldown": {"burst": 1000, "rate": 1000},  # bursts here test the transport, not flood control
+        "max_adds_per_hour": None,
         "matrix": {"homeserver": homeserver or synapse.url, "user_id": bot_user, **secret,
                    "rooms": list(rooms),
                    "allowed_inviters": list(inviters), "data_dir": str(tmp_path / "matrix-data"),
