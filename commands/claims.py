@@ -10,7 +10,7 @@ from .context import Context
 from .format import owners_text, summary
 from .messages import Reply, item_ref, text
 from .natural import ClaimIntent, claim_intent
-from .people import check_name
+from .naming import check_name
 from .registry import Refused, UsageError, command, pattern
 
 DONE_REACTION = "✅"

@@ -6,11 +6,13 @@ and an item is theirs when that person is among its owners.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from ..storage import Item, Person, Release, Session
 from .errors import Refused
 from .messages import Message
+from .naming import acceptable
 from .settings import Settings
 
 
@@ -44,6 +46,9 @@ class Context:
         """The name a sender gets until they choose one with !iam."""
         sender = self.message.sender
         name = sender.display_name or sender.nick
+        if not acceptable(name):  # a display name "unclaimed", "@x:y" or with look-alikes
+            name = sender.nick if acceptable(sender.nick) else re.sub(
+                r"[,/()\[\]<>#@]", "_", self.identity.split(":", 1)[-1]).strip("_") or "someone"
         return name if sender.authenticated else f"{name} (not logged in)"
 
     @property

@@ -7,34 +7,16 @@ binds it to an identity (`!person link "Jan Beulich" irc:oftc/jbeulich`).
 
 from __future__ import annotations
 
-import re
 import shlex
 
 from ..storage import NameTaken, NotFound, Person
-from ..storage.names import RESERVED_NAMES, clean, mixed_script, visible
+from ..storage.names import clean
 from .args import Text, Word
 from .context import Context
 from .messages import Reply, bold, text
+from .naming import IDENTITY as _IDENTITY
+from .naming import check_name
 from .registry import Refused, UsageError, command
-
-# Owner names live inside "(A, B / C, progress)" groups in the mail: keep them parseable.
-_NAME = re.compile(r"[^\s,/()\[\]<>#@][^,/()\[\]<>]{0,62}[^\s,/()\[\]<>]|[^\s,/()\[\]<>#@]")
-_IDENTITY = re.compile(r"(console:[^\s/]+|irc:[^\s/]+/[^\s/]+|matrix:@[^\s:]+:\S+|mail:[^\s@]+@[^\s@]+)")
-
-
-def check_name(name: str) -> str:
-    """A name a person may be shown as, or a UsageError/Refused saying why not."""
-    if _IDENTITY.fullmatch(name):
-        raise Refused("That is an account, not a name: say the name people know you by.")
-    if not _NAME.fullmatch(name) or not visible(name):
-        raise UsageError("a name is 1-64 characters without , / ( ) [ ] < > and does not "
-                         "start with # or @")
-    if name.casefold() in RESERVED_NAMES:
-        raise Refused(f"{name!r} is a word the list uses (unclaimed, DONE, none, ?), not a name.")
-    if mixed_script(name):
-        raise Refused("That name mixes Latin letters with look-alike letters of another script.")
-    return name
-
 
 def _identity_label(person: Person) -> str:
     return ", ".join(person.identities) if person.identities else "nobody yet (from an imported list)"

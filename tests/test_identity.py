@@ -160,3 +160,12 @@ async def test_a_full_database_is_one_line_and_changes_nothing(chat):
     async with chat.repo.session("t") as s:
         await s.conn.execute("PRAGMA max_page_count = 1073741823")
     assert await _history_len(chat) >= before
+
+
+async def test_a_protocol_display_name_gets_the_same_checks_as_iam(chat):
+    from todobot.commands.messages import Sender
+    sneaky = Sender("matrix:@m:example.org", "unclaimed", display_name="unclaimed")
+    assert (await chat.say("!claim 1", sender=sneaky)).startswith("#1 claimed by m:example.org")
+    twin = Sender("matrix:@x:example.org", "Jinsong Liu", display_name="Jinsong Liu")
+    assert (await chat.say("!claim 2", sender=twin)).startswith(
+        "#2 claimed by Jinsong Liu (@x:example.org)")
