@@ -34,7 +34,7 @@ def test_example_config_is_valid():
     ({"irc": [{"network": "oftc", "channels": [{"name": "#a", "relase": "4.2"}]}]},
      "cfg: irc[0].channels[0].relase: unknown key"),
     ({"matrix": {"homeserver": "http://127.0.0.1:8008", "user_id": "@b:x"}},
-     "cfg: matrix: Value error, set password_env or access_token_env"),
+     "cfg: matrix: set password_env or access_token_env"),
     ({"console": {"rom": "x"}}, "cfg: console.rom: unknown key"),
 ])
 def test_errors_name_the_path(data, message):
