@@ -120,6 +120,7 @@ def test_sighup_reloads_admins_and_digest_and_keeps_a_bad_file_out(tmp_path):
     log = tmp_path / "bot.log"
     try:
         _wait_for(log, "status page on", proc)
+        log.rename(tmp_path / "bot.log.1")  # as logrotate does: todobot writes to a new bot.log
         cfg.write_text(base + 'admins: ["console:ijc", "console:george"]\n'
                               'digest: {every: "friday 16:00", timezone: Europe/London}\n')
         proc.send_signal(signal.SIGHUP)
