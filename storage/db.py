@@ -35,6 +35,7 @@ class Database:
         self.conn = conn
         self.path = path
         self._lock = asyncio.Lock()
+        self._closed = False
         self._lock_fd = lock_fd  # the shared flock `todobot restore` waits for (storage/backups.py)
 
     @classmethod
@@ -77,6 +78,9 @@ class Database:
         """Fold the write-ahead log into the file (a clean stop leaves one file to copy), then
         close."""
         async with self._lock:
+            if self._closed:
+                return
+            self._closed = True
             try:
                 await self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             except sqlite3.Error as exc:
