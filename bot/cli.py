@@ -16,7 +16,7 @@ from ..storage import Database, Repository, ReleaseList
 from ..storage import backups
 
 from .app import App
-from .config import Config, ConfigError, check_serving, load_config
+from .config import E2E_EXTRA, Config, ConfigError, check_serving, encryption_available, load_config
 from .console import ConsoleTransport
 from .logs import setup_logging
 from .rooms import room_settings
@@ -138,6 +138,9 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
         served = [s for s, on in (("IRC", config.irc), ("Matrix", config.matrix), ("web", config.web),
                                   ("console", args.console)) if on]
         log.info("todobot %s serving %s from %s", _version(), ", ".join(served), app.database_path)
+        if config.matrix is not None and config.matrix.e2ee and not encryption_available():
+            log.warning("matrix: end-to-end encryption is off: the encryption extra is not "
+                        "installed (%s)", E2E_EXTRA)
         await app.run()
     asyncio.run(main())
     return 0
