@@ -58,6 +58,13 @@ def test_web_only_config_runs_headless_with_the_database_next_to_it(tmp_path):
         s.sendall(b"GET /release/4.2 HTTP/1.0\r\nHost: x\r\n\r\n")
         page = b"".join(iter(lambda: s.recv(65536), b""))
     assert b"200 OK" in page.split(b"\r\n")[0] and b"libxl stable API" in page
+    # While it runs: a backup works, a restore is refused.
+    (tmp_path / "backups").mkdir()
+    out = todobot("backup", str(tmp_path / "backups"), "-c", str(etc / "bot.yaml"), cwd=elsewhere).stdout
+    assert out.startswith(f"Backed up to {tmp_path / 'backups'}/todo-")
+    backup = next((tmp_path / "backups").iterdir())
+    refused = todobot("restore", str(backup), "-c", str(etc / "bot.yaml"), cwd=elsewhere, check=False)
+    assert refused.returncode == 1 and "is in use by a running todobot: stop it first" in refused.stderr
     time.sleep(0.5)
     assert proc.poll() is None, "a headless bot must keep running with stdin closed"
     assert _stop(proc) == 0
@@ -66,6 +73,8 @@ def test_web_only_config_runs_headless_with_the_database_next_to_it(tmp_path):
     wal = etc / "todo.sqlite3-wal"
     assert not wal.exists() or wal.stat().st_size == 0
     assert "Traceback" not in log.read_text()
+    # Stopped, it may be restored.
+    todobot("restore", str(backup), "-c", str(etc / "bot.yaml"), cwd=elsewhere)
 
 
 def test_config_mistakes_stop_the_start_before_the_database(tmp_path, monkeypatch):
