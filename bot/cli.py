@@ -220,6 +220,10 @@ def cmd_backup(args: argparse.Namespace, config: Config) -> int:
     if not Path(db_path).exists():
         raise FileNotFoundError(f"No database at {db_path}")
     dest = Path(args.dest)
+    if args.dest.endswith("/") and not dest.is_dir():
+        raise FileNotFoundError(f"{dest}: no such directory")
+    if dest.resolve() == Path(db_path).resolve():
+        raise ValueError(f"{dest} is the database itself: back it up somewhere else")
     if args.keep is not None and not dest.is_dir():
         raise ValueError("--keep needs DEST to be a directory (it prunes the dated backups there)")
     if dest.is_dir():

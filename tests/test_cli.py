@@ -121,6 +121,11 @@ def test_backup_into_a_directory_keeps_the_newest(tmp_path):
     assert sorted(p.name for p in (tmp_path / "backups").iterdir()) == sorted([old[2], made.group(1), "notes.txt"])
     proc = todobot("backup", "b.sqlite3", "--keep", "2", "--db", "t.sqlite3", cwd=tmp_path, check=False)
     assert proc.returncode == 1 and "--keep needs DEST to be a directory" in proc.stderr
+    for dest, message in (("nosuch/", "todobot: nosuch: no such directory"),
+                          ("./t.sqlite3", "todobot: t.sqlite3 is the database itself")):
+        proc = todobot("backup", dest, "--db", "t.sqlite3", cwd=tmp_path, check=False)
+        assert proc.returncode == 1 and proc.stderr.startswith(message), proc.stderr
+    assert not (tmp_path / "nosuch").exists()
 
 
 def test_restore_cli(tmp_path):
