@@ -134,7 +134,8 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
         if args.console:
             app.transports.append(ConsoleTransport(user=_login(), room=config.console.room,
                                                    settings=console_settings(config),
-                                                   on_eof=app.request_stop))
+                                                   on_eof=app.request_stop,
+                                                   settings_for=console_settings))
         served = [s for s, on in (("IRC", config.irc), ("Matrix", config.matrix), ("web", config.web),
                                   ("console", args.console)) if on]
         log.info("todobot %s serving %s from %s", _version(), ", ".join(served), app.database_path)

@@ -82,3 +82,24 @@ def test_matrix_rooms_rebind_by_room_id(monkeypatch, tmp_path):
     assert d.settings_for("matrix", "!abc:x").release == "4.3"
     assert d.settings_for("matrix", "!xen:x").release == "4.1"
     assert t.room_release["!abc:x"].release == "4.3"
+
+
+async def test_reload_rebinds_the_console_of_run_console(tmp_path):
+    import io
+
+    from todobot.bot.cli import console_settings
+    from todobot.bot.console import ConsoleTransport
+    cfg = tmp_path / "bot.yaml"
+    cfg.write_text('database: todo.sqlite3\ndefault_release: "4.2"\n')
+    config = load_config(cfg)
+    console = ConsoleTransport(user="ijc", settings=console_settings(config), stdin=io.StringIO(""),
+                               stdout=io.StringIO(), settings_for=console_settings)
+    app = App(config, config_path=str(cfg), transports=[console])
+    await app.initialize()
+    await app.start()
+    try:
+        cfg.write_text('database: todo.sqlite3\ndefault_release: "4.2"\nconsole: {release: "4.3"}\n')
+        assert "console console: release 4.2 -> 4.3" in app.reload()
+        assert app.dispatcher.settings_for("console", "console").release == "4.3"
+    finally:
+        await app.stop()
