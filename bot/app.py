@@ -1,8 +1,10 @@
-"""Process wiring and lifecycle: initialize → start → wait → stop.
+"""Process wiring and lifecycle: initialize → start → wait → stop, and reload on SIGHUP.
 
 The app owns the database, the dispatcher, the transports and every background task; `stop`
 stops the transports, then awaits the tasks, then closes the database, so a graceful stop
-never loses a command that was already being handled.
+never loses a command that was already being handled. `reload` re-reads the config file and
+applies what can change without dropping a connection: admins, digest settings, each served
+room's settings.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 from ..storage import Database, Repository
 
-from .config import Config
+from .config import Config, ConfigError, check_serving, load_config
 from .dispatcher import Dispatcher
 from .transport import Transport
 
@@ -24,10 +26,20 @@ log = logging.getLogger(__name__)
 EVENT_MEMORY = 30 * 86400  # seconds an event id is remembered for at-most-once handling
 
 
+# Keys a reload cannot apply to a running process: they are read once, at start.
+RESTART_KEYS = ("database", "log_file", "log_format", "web")
+
+
 class App:
     def __init__(self, config: Config, *, database: str | None = None,
-                 transports: list[Transport] | None = None, full_check: bool = False) -> None:
+                 transports: list[Transport] | None = None, serve: bool = True,
+                 config_path: str | None = None, full_check: bool = False) -> None:
+        """`serve=False` runs only the transports given (the console on a bot's config):
+        no configured IRC or Matrix connection, no status page. `config_path` is re-read on
+        SIGHUP. `full_check` checks the whole database file before use."""
         self.config = config
+        self.config_path = config_path
+        self.serve = serve
         self.database_path = database or config.database
         self.full_check = full_check
         self.transports: list[Transport] = list(transports or [])
@@ -45,7 +57,8 @@ class App:
         self.db = await Database.open(self.database_path, full_check=self.full_check)
         self.repo = Repository(self.db)
         self.dispatcher = Dispatcher(self.repo, self.config)
-        self.transports.extend(self._configured_transports())
+        if self.serve:
+            self.transports.extend(self._configured_transports())
 
     def _configured_transports(self) -> list[Transport]:
         out: list[Transport] = []
@@ -83,15 +96,69 @@ class App:
     async def start_extras(self) -> None:
         """The digest scheduler and the status page, when configured (after the transports,
         whose rooms the scheduler posts into)."""
+        self._start_scheduler()
+        if self.serve and self.config.web is not None and self.web is None:
+            from .web import StatusServer
+            self.web = StatusServer(self.repo, self.config)
+            await self.web.start()
+
+    def _start_scheduler(self) -> None:
         from .scheduler import DigestScheduler, wants_digest
         if wants_digest(self.config) and self.scheduler is None:
             self.scheduler = DigestScheduler(self.repo, self.config, self.dispatcher,
                                              self.transports)
             self.spawn(self.scheduler.run(), "digest-scheduler")
-        if self.config.web is not None and self.web is None:
-            from .web import StatusServer
-            self.web = StatusServer(self.repo, self.config)
-            await self.web.start()
+
+    # -- reload (SIGHUP) ------------------------------------------------------------------------
+    def reload(self) -> list[str]:
+        """Re-read the config file and apply it to the running bot; returns (and logs) what
+        changed. A file that no longer validates changes nothing: the running config stays."""
+        if self.config_path is None or self.dispatcher is None:
+            return []
+        try:
+            new = load_config(self.config_path)
+            check_serving(new)
+        except ConfigError as exc:
+            log.error("reload: %s is not valid; keeping the running configuration:\n%s",
+                      self.config_path, exc)
+            return []
+        old, changes = self.config, []
+        added = [a for a in new.admins if a not in old.admins]
+        removed = [a for a in old.admins if a not in new.admins]
+        if added or removed:
+            changes.append("admins: " + ", ".join([f"+{a}" for a in added] + [f"-{a}" for a in removed]))
+        for key in ("digest", "default_release", "prefix", "max_input_chars", "cooldown", "log_level"):
+            if getattr(old, key) != getattr(new, key):
+                changes.append(f"{key}: {_brief(getattr(old, key))} -> {_brief(getattr(new, key))}")
+        later = [key for key in RESTART_KEYS if getattr(old, key) != getattr(new, key)]
+        if new.log_level != old.log_level:
+            logging.getLogger().setLevel(new.log_level)
+        before = self.dispatcher.bindings()
+        self.config = new
+        self.dispatcher.reconfigure(new)
+        notes: list[str] = []
+        for transport in self._started:
+            notes.extend(transport.apply_config(new))
+        for key, settings in self.dispatcher.bindings().items():
+            was = before.get(key)
+            if was is not None and was != settings:
+                diff = ", ".join(f"{f} {_brief(getattr(was, f))} -> {_brief(getattr(settings, f))}"
+                                 for f in settings.__dataclass_fields__
+                                 if getattr(was, f) != getattr(settings, f))
+                changes.append(f"{key[0]} {key[1]}: {diff}")
+        if self.scheduler is not None:
+            self.scheduler.reconfigure(new)
+        else:
+            self._start_scheduler()
+        for line in changes:
+            log.info("reload: %s", line)
+        for line in notes:
+            log.warning("reload: %s", line)
+        if later:
+            log.warning("reload: %s changed; that takes a restart", ", ".join(later))
+        if not (changes or notes or later):
+            log.info("reload: %s read, nothing changed", self.config_path)
+        return changes + notes + [f"{key}: at restart" for key in later]
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         """A background task the app keeps and awaits on stop."""
@@ -134,9 +201,12 @@ class App:
     async def run(self) -> None:
         """initialize, start, serve until SIGINT/SIGTERM or `request_stop`, then stop."""
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        handlers = {signal.SIGINT: self.request_stop, signal.SIGTERM: self.request_stop}
+        if self.config_path is not None:
+            handlers[signal.SIGHUP] = self._reload_safely
+        for sig, handler in handlers.items():
             try:
-                loop.add_signal_handler(sig, self.request_stop)
+                loop.add_signal_handler(sig, handler)
             except (NotImplementedError, RuntimeError):
                 pass
         try:
@@ -145,3 +215,16 @@ class App:
             await self.wait()
         finally:
             await self.stop()
+
+    def _reload_safely(self) -> None:
+        try:
+            self.reload()
+        except Exception:  # a reload must never take the running bot down
+            log.exception("reload failed; the running configuration may be partly updated")
+
+
+def _brief(value: Any) -> str:
+    """A config value as one short line for the log."""
+    if hasattr(value, "model_dump"):
+        return "{" + ", ".join(f"{k}: {v}" for k, v in value.model_dump().items()) + "}"
+    return "none" if value is None else str(value)

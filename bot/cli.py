@@ -1,4 +1,4 @@
-"""The `todobot` command line: demo, console, run, import, export, digest, backup."""
+"""The `todobot` command line: demo, console, run, import, export, digest, backup, restore."""
 
 from __future__ import annotations
 
@@ -15,10 +15,12 @@ from pathlib import Path
 
 from ..commands.settings import Settings
 from ..storage import MAX_DEPTH, Database, DatabaseProblem, Repository, ReleaseList
+from ..storage import backups
 
 from .app import App
-from .config import Config, ConfigError, load_config
+from .config import E2E_EXTRA, Config, ConfigError, check_serving, encryption_available, load_config
 from .console import ConsoleTransport
+from .logs import setup_logging
 from .rooms import room_settings
 
 log = logging.getLogger("todobot")
@@ -35,14 +37,18 @@ def _login() -> str:
     return "".join(ch for ch in name if ch.isalnum() or ch in "-_") or "me"
 
 
-def _setup_logging(level: str, quiet_console: bool) -> None:
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("release-todobot")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "0+unknown"
+
+
+def _setup_logging(config: Config, level: str, on_console: bool) -> None:
     # On the console, logs would interleave with the chat: send them to a file there.
-    if quiet_console:
-        logging.basicConfig(filename=os.environ.get("TODOBOT_LOG", "todobot.log"), level=level,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    else:
-        logging.basicConfig(stream=sys.stderr, level=level,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    file = config.log_file or (os.environ.get("TODOBOT_LOG", "todobot.log") if on_console else None)
+    setup_logging(level, file=file, fmt=config.log_format)
 
 
 def seed_text() -> str:
@@ -84,7 +90,8 @@ def console_settings(config: Config, release: str | None = None) -> Settings:
 
 async def _console(config: Config, db_path: str, user: str, release: str | None,
                    banner: list[str] | None = None) -> None:
-    app = App(config, database=db_path)
+    # The console only: a bot serving this config may be running; this is no second one.
+    app = App(config, database=db_path, serve=False)
     console = ConsoleTransport(user=user, room=config.console.room,
                                settings=console_settings(config, release), on_eof=app.request_stop)
     app.transports.append(console)
@@ -115,13 +122,30 @@ def cmd_console(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def check_run(args: argparse.Namespace, config: Config) -> None:
+    """Config mistakes `run` reports before it logs a line or opens the database."""
+    if not (config.irc or config.matrix or config.web or args.console):
+        raise ConfigError(f"{config.source}: nothing to serve: configure irc:, matrix: or web: "
+                          "(or use `todobot console` for the terminal)")
+    check_serving(config)
+
+
 def cmd_run(args: argparse.Namespace, config: Config) -> int:
+    """Serve what the config has (IRC, Matrix, the status page, digests) until SIGTERM;
+    headless unless --console."""
     async def main() -> None:
-        app = App(config, database=args.db, full_check=args.check)
-        if args.console or not (config.irc or config.matrix):
+        app = App(config, database=args.db, config_path=args.config, full_check=args.check)
+        if args.console:
             app.transports.append(ConsoleTransport(user=_login(), room=config.console.room,
                                                    settings=console_settings(config),
-                                                   on_eof=app.request_stop))
+                                                   on_eof=app.request_stop,
+                                                   settings_for=console_settings))
+        served = [s for s, on in (("IRC", config.irc), ("Matrix", config.matrix), ("web", config.web),
+                                  ("console", args.console)) if on]
+        log.info("todobot %s serving %s from %s", _version(), ", ".join(served), app.database_path)
+        if config.matrix is not None and config.matrix.e2ee and not encryption_available():
+            log.warning("matrix: end-to-end encryption is off: the encryption extra is not "
+                        "installed (%s)", E2E_EXTRA)
         await app.run()
     asyncio.run(main())
     return 0
@@ -188,85 +212,145 @@ def cmd_digest(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def _size(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
 def cmd_backup(args: argparse.Namespace, config: Config) -> int:
-    async def backup() -> None:
-        db, _ = await _open(args.db or config.database, must_exist=True, full_check=args.check)
-        try:
-            await db.backup(args.dest)
-        finally:
-            await db.close()
-    asyncio.run(backup())
-    print(f"Backed up to {args.dest}")
+    db_path = args.db or config.database
+    if not Path(db_path).exists():
+        raise FileNotFoundError(f"No database at {db_path}")
+    dest = Path(args.dest)
+    if args.dest.endswith("/") and not dest.is_dir():
+        raise FileNotFoundError(f"{dest}: no such directory")
+    if dest.resolve() == Path(db_path).resolve():
+        raise ValueError(f"{dest} is the database itself: back it up somewhere else")
+    if args.keep is not None and not dest.is_dir():
+        raise ValueError("--keep needs DEST to be a directory (it prunes the dated backups there)")
+    _checked(db_path, args.check)  # a damaged database is refused, not copied
+    if dest.is_dir():
+        dest = dest / backups.dated_name(db_path)
+    size = backups.copy(db_path, dest)
+    print(f"Backed up to {dest} ({_size(size)}, integrity check ok)")
+    if args.keep is not None:
+        for old in backups.prune(dest.parent, db_path, args.keep):
+            print(f"Removed the older backup {old}")
     return 0
+
+
+def cmd_restore(args: argparse.Namespace, config: Config) -> int:
+    db_path = args.db or config.database
+    kept = backups.restore(args.src, db_path)
+    print(f"Restored {db_path} from {args.src}" +
+          (f"; the replaced database is kept at {kept}" if kept else ""))
+    return 0
+
+
+def _checked(db_path: str, full: bool) -> None:
+    async def check() -> None:
+        db, _ = await _open(db_path, must_exist=True, full_check=full)
+        await db.close()
+    asyncio.run(check())
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="todobot", description="A release manager's TODO list in chat.")
-    sub = p.add_subparsers(dest="command", required=True)
+    p.add_argument("--version", action="version", version=f"todobot {_version()}",
+                   help="print the version and exit")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("-c", "--config", help="YAML config file (see bot.example.yaml)")
+        sp.add_argument("-c", "--config", help="YAML config file (see bot.example.yaml); relative "
+                        "paths in it are relative to its directory")
         sp.add_argument("--db", help="SQLite database file (overrides `database:`)")
         sp.add_argument("--check", action="store_true",
                         help="check the whole database file (integrity_check) before using it; "
                         "a quick check always runs")
 
+    def user(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--as", dest="user", help="your nick (default: your login name)")
+
+    def release(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--release", required=True, help="the release's name, e.g. 4.2")
+
     d = sub.add_parser("demo", help="the console on a demo database preloaded with the Xen 4.2 list")
     d.add_argument("--db", help=f"database file (default {DEMO_DB})")
-    d.add_argument("--as", dest="user", help="your nick (default: your login name)")
+    user(d)
 
-    c = sub.add_parser("console", help="the terminal as a chat room")
+    c = sub.add_parser("console", help="the terminal as a chat room, on the config's database "
+                       "(connects no IRC or Matrix)")
     common(c)
-    c.add_argument("--as", dest="user", help="your nick (default: your login name)")
-    c.add_argument("--release", help="the release this console tracks")
+    user(c)
+    c.add_argument("--release", help="the release this console tracks (default: the config's)")
 
-    r = sub.add_parser("run", help="serve the configured transports")
+    r = sub.add_parser("run", help="serve what the config has (IRC, Matrix, status page, digests) "
+                       "until stopped; SIGHUP reloads the config")
     common(r)
     r.add_argument("--console", action="store_true", help="also serve the terminal console")
 
     i = sub.add_parser("import", help="import a release mail (or JSON export) into a release")
     common(i)
     i.add_argument("file", help="the mail as plain text, a .json export, or - for stdin")
-    i.add_argument("--release", required=True)
+    release(i)
     i.add_argument("--replace", action="store_true",
                    help="drop the release's items the file does not name")
 
     e = sub.add_parser("export", help="print a release as a mail, JSON or Markdown")
     common(e)
-    e.add_argument("--release", required=True)
-    e.add_argument("--format", choices=("mail", "json", "markdown"), default="mail")
+    release(e)
+    e.add_argument("--format", choices=("mail", "json", "markdown"), default="mail",
+                   help="output format (default: mail)")
     e.add_argument("--no-ids", action="store_true", help="mail without #ids, for posting")
 
     g = sub.add_parser("digest", help="print a release's digest, for pasting into a mailing list")
     common(g)
-    g.add_argument("--release", required=True)
-    g.add_argument("--format", choices=("mail", "markdown", "html"), default="mail")
+    release(g)
+    g.add_argument("--format", choices=("mail", "markdown", "html"), default="mail",
+                   help="output format (default: mail)")
     g.add_argument("--since", metavar="YYYY-MM-DD",
                    help="changes since this day (default: the last digest posted, else a week)")
 
-    b = sub.add_parser("backup", help="an online, consistent copy of the database")
+    b = sub.add_parser("backup", help="an online, checked copy of the database (safe while the bot runs)")
     common(b)
-    b.add_argument("dest")
+    b.add_argument("dest", help="the copy's file (replaced whole if it exists), or a directory "
+                   "for a dated copy inside")
+    b.add_argument("--keep", type=int, metavar="N",
+                   help="with a directory: keep only the newest N dated copies of this database")
+
+    s = sub.add_parser("restore", help="replace the database by a backup (the bot must be stopped; "
+                       "the replaced file is kept)")
+    common(s)
+    s.add_argument("src", help="the backup file to restore")
     return p
+
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = load_config(getattr(args, "config", None))
-        on_console = args.command in ("demo", "console") or (
-            args.command == "run" and (args.console or not (config.irc or config.matrix)))
+        on_console = args.command in ("demo", "console") or (args.command == "run" and args.console)
         # One-shot commands (import, export, backup) speak through their output, not INFO logs.
+        if args.command == "run":
+            check_run(args, config)
         level = config.log_level if args.command in ("demo", "console", "run") else "WARNING"
-        _setup_logging(level, quiet_console=on_console)
+        _setup_logging(config, level, on_console)
         handler = {"console": cmd_console, "run": cmd_run, "import": cmd_import,
-                   "export": cmd_export, "backup": cmd_backup, "digest": cmd_digest}
+                   "export": cmd_export, "backup": cmd_backup, "restore": cmd_restore,
+                   "digest": cmd_digest}
         if args.command == "demo":
             return cmd_demo(args)
         return handler[args.command](args, config)
     except ConfigError as exc:
         print(f"todobot: configuration error:\n{exc}", file=sys.stderr)
         return 2
+    except backups.BackupError as exc:
+        print(f"todobot: {exc}", file=sys.stderr)
+        return 1
     except FileNotFoundError as exc:
         print(f"todobot: {exc.args[0] if len(exc.args) == 1 else exc}", file=sys.stderr)
         return 1

@@ -1,18 +1,26 @@
 """Configuration: a strict YAML schema.
 
-Unknown keys and wrong types are errors that name the key's path (`irc[0].chanels`), so a
-typo fails at start instead of being silently ignored. Secrets never live in the file: keys
-ending in `_env` name the environment variable that holds them.
+Unknown keys and wrong types are errors that name the key's path (`irc[0].chanels`, with the
+nearest valid key suggested), so a typo fails at start instead of being silently ignored.
+Secrets never live in the file: keys ending in `_env` name the environment variable that
+holds them. Relative paths in a file (`database`, `matrix.data_dir`, `log_file`) are relative
+to the file's directory, so a service finds its data whatever directory it starts in.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
+import types
+import typing
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator,
+                      model_validator)
 
 
 class ConfigError(Exception):
@@ -58,6 +66,14 @@ class Web(_Strict):
 
     listen: str = "127.0.0.1:8080"  # HOST:PORT; loopback unless you mean to publish it
     public_url: str | None = None  # how people reach it (behind a proxy); linked from digests
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        host, sep, port = v.rpartition(":")
+        if not sep or not host.strip("[]") or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"expected HOST:PORT (e.g. 127.0.0.1:8080 or [::1]:8080), got {v!r}")
+        return v
 
 
 class RoomRelease(_Strict):
@@ -158,6 +174,8 @@ class Config(_Strict):
     max_depth: int = Field(8, ge=1, le=12)  # how deep sub-items may nest (chat and import)
     max_adds_per_hour: int | None = Field(30, ge=1)  # items one person may add an hour; null: no limit
     log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    log_file: str | None = None  # None: stderr (todobot run) or todobot.log (the console)
+    log_format: str = Field("text", pattern="^(text|json)$")  # json: one object per line
     cooldown: Cooldown = Field(default_factory=Cooldown)
     console: Console = Field(default_factory=Console)
     irc: list[IrcNetwork] = Field(default_factory=list)
@@ -165,10 +183,17 @@ class Config(_Strict):
     digest: Digest | None = None
     web: Web | None = None
 
+    # The file it was read from ("" when built in code): named in errors found after parsing.
+    _source: str = PrivateAttr(default="")
+
     @field_validator("admins", "irc", mode="before")
     @classmethod
     def _none_is_empty(cls, v: Any) -> Any:
         return v or []
+
+    @property
+    def source(self) -> str:
+        return self._source or "config"
 
 
 def _secret(var: str | None, where: str) -> str | None:
@@ -192,23 +217,108 @@ def _path(loc: tuple[Any, ...]) -> str:
     return out or "(top level)"
 
 
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The config models a field's type may hold (through lists, unions and None)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    if typing.get_origin(annotation) in (list, typing.Union, types.UnionType):
+        return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+    return []
+
+
+def _suggestion(loc: tuple[Any, ...]) -> str:
+    """' (did you mean `channels`?)' for an unknown key at `loc`, when one is close enough."""
+    models: list[type[BaseModel]] = [Config]
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        named = [m for m in models if m.__name__ == part]
+        if named:  # pydantic names the union branch it tried
+            models = named
+            continue
+        models = [m for model in models if part in model.model_fields
+                  for m in _models_in(model.model_fields[part].annotation)]
+    keys = sorted({k for m in models for k in m.model_fields})
+    close = difflib.get_close_matches(str(loc[-1]), keys, n=1, cutoff=0.6)
+    return f" (did you mean `{close[0]}`?)" if close else ""
+
+
+_IDENTITY_FORMS = "console:NICK, irc:NETWORK/ACCOUNT, matrix:@user:server or mail:ADDRESS"
+_MATRIX_ID = re.compile(r"@[^:\s]+:\S+")
+_MAIL = re.compile(r"[^@\s]+@[^@\s]+")
+
+
+def _admin_problem(entry: str, networks: list[str]) -> str | None:
+    """Why an `admins:` entry can never match anyone, or None when it is well formed."""
+    kind, _, rest = entry.partition(":")
+    if kind == "console" and rest and not any(ch.isspace() for ch in rest):
+        return None
+    if kind == "irc":
+        network, slash, account = rest.partition("/")
+        if not (network and slash and account):
+            return f"{entry!r}: expected irc:NETWORK/ACCOUNT"
+        if network not in networks:
+            have = ", ".join(networks) or "none"
+            return f"{entry!r}: no IRC network {network!r} is configured under irc: (configured: {have})"
+        return None
+    if kind == "matrix" and _MATRIX_ID.fullmatch(rest):
+        return None
+    if kind == "mail" and _MAIL.fullmatch(rest):
+        return None
+    return f"{entry!r} is not an identity: write {_IDENTITY_FORMS}"
+
+
+def _file_problems(cfg: Config) -> list[str]:
+    """Mistakes the schema cannot see: identities that would give nobody rights."""
+    networks = [net.network for net in cfg.irc]
+    return [f"admins[{i}]: {problem}" for i, entry in enumerate(cfg.admins)
+            if (problem := _admin_problem(entry, networks)) is not None]
+
+
 def parse_config(data: Any, source: str = "config") -> Config:
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of keys to values")
     try:
-        return Config.model_validate(data)
+        cfg = Config.model_validate(data)
     except ValidationError as exc:
         problems = []
         seen = set()
         for err in exc.errors():
             path = _path(err["loc"])
-            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key" + _suggestion(err["loc"])
+            else:
+                msg = err["msg"].removeprefix("Value error, ")
             if (path, msg) not in seen:
                 seen.add((path, msg))
                 problems.append(f"{source}: {path}: {msg}")
         raise ConfigError("\n".join(problems)) from None
+    problems = _file_problems(cfg)
+    if problems:
+        raise ConfigError("\n".join(f"{source}: {p}" for p in problems))
+    cfg._source = source
+    return cfg
+
+
+def _relative_to(base: Path, value: str) -> str:
+    p = Path(value).expanduser()
+    return str(p if p.is_absolute() else base / p)
+
+
+def resolve_paths(cfg: Config, base: Path) -> Config:
+    """`database`, `matrix.data_dir` and `log_file` made relative to `base` (the config
+    file's directory) rather than to wherever the process happens to start."""
+    update: dict[str, Any] = {"database": _relative_to(base, cfg.database)}
+    if cfg.log_file:
+        update["log_file"] = _relative_to(base, cfg.log_file)
+    if cfg.matrix is not None:
+        update["matrix"] = cfg.matrix.model_copy(
+            update={"data_dir": _relative_to(base, cfg.matrix.data_dir)})
+    out = cfg.model_copy(update=update)
+    out._source = cfg._source
+    return out
 
 
 def load_config(path: str | os.PathLike[str] | None) -> Config:
@@ -224,4 +334,59 @@ def load_config(path: str | os.PathLike[str] | None) -> Config:
         data = yaml.safe_load(raw)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML: {exc}") from None
-    return parse_config(data, str(p))
+    return resolve_paths(parse_config(data, str(p)), p.resolve().parent)
+
+
+# -- checks before serving: the environment the config needs -------------------------------------
+
+E2E_EXTRA = "pip install 'release-todobot[e2e]'"
+
+
+def encryption_available() -> bool:
+    """matrix-nio's encryption needs its `e2e` extra (vodozemac and its key store)."""
+    return all(find_spec(mod) is not None for mod in ("vodozemac", "peewee"))
+
+
+def _env_keys(node: Any, path: str) -> list[tuple[str, str]]:
+    """(path, variable) of every `*_env` key set anywhere in the config."""
+    out: list[tuple[str, str]] = []
+    if isinstance(node, BaseModel):
+        for name in type(node).model_fields:
+            value = getattr(node, name)
+            where = f"{path}.{name}" if path else name
+            if name.endswith("_env") and isinstance(value, str):
+                out.append((where, value))
+            else:
+                out.extend(_env_keys(value, where))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            out.extend(_env_keys(value, f"{path}[{i}]"))
+    return out
+
+
+def _missing_parent(what: str, path: str) -> str | None:
+    parent = Path(path).parent
+    if parent.is_dir():
+        return None
+    return f"{what}: the directory {parent} does not exist (create it, or fix the path {path})"
+
+
+def serving_problems(cfg: Config) -> list[str]:
+    """What stops `todobot run` before it opens the database: unset secrets, a missing
+    encryption extra, directories that do not exist."""
+    problems = [f"{where}: environment variable {var} is not set"
+                for where, var in _env_keys(cfg, "") if not os.environ.get(var)]
+    if cfg.matrix is not None and cfg.matrix.e2ee and "e2ee" in cfg.matrix.model_fields_set \
+            and not encryption_available():
+        problems.append(f"matrix.e2ee: true needs the encryption extra: {E2E_EXTRA}")
+    for what, path in (("database", cfg.database), ("log_file", cfg.log_file),
+                       ("matrix.data_dir", cfg.matrix.data_dir if cfg.matrix else None)):
+        if path and path != ":memory:" and (problem := _missing_parent(what, path)):
+            problems.append(problem)
+    return [f"{cfg.source}: {p}" for p in problems]
+
+
+def check_serving(cfg: Config) -> None:
+    problems = serving_problems(cfg)
+    if problems:
+        raise ConfigError("\n".join(problems))

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TextIO
 
+from .config import Config
 from .dispatcher import Dispatcher
 from ..commands.messages import Line, Message, Reply, Sender
 from ..commands.settings import Settings
@@ -42,13 +43,17 @@ class ConsoleTransport(Transport):
 
     def __init__(self, *, user: str, room: str = "console", settings: Settings | None = None,
                  stdin: TextIO | None = None, stdout: TextIO | None = None,
-                 on_eof: Callable[[], Awaitable[None] | None] | None = None) -> None:
+                 on_eof: Callable[[], Awaitable[None] | None] | None = None,
+                 settings_for: Callable[[Config], Settings] | None = None) -> None:
+        """`settings_for` derives the room's settings from a reloaded config (SIGHUP)."""
         self.user = user
         self.room = room
         self.settings = settings
         self.stdin = stdin or sys.stdin
         self.stdout = stdout or sys.stdout
         self.on_eof = on_eof
+        self.settings_for = settings_for
+        self._dispatcher: Dispatcher | None = None
         self.interactive = self.stdin.isatty() and self.stdout.isatty()
         self._task: asyncio.Task[None] | None = None
         self.finished = asyncio.Event()
@@ -57,6 +62,7 @@ class ConsoleTransport(Transport):
         return [self.room]
 
     async def start(self, dispatcher: Dispatcher) -> None:
+        self._dispatcher = dispatcher
         if self.settings is not None:
             dispatcher.bind_room(self.name, self.room, self.settings)
         if self.interactive:
@@ -65,6 +71,12 @@ class ConsoleTransport(Transport):
             except ImportError:
                 pass
         self._task = asyncio.create_task(self._loop(dispatcher), name="console")
+
+    def apply_config(self, config: Config) -> list[str]:
+        if self.settings_for is not None and self._dispatcher is not None:
+            self.settings = self.settings_for(config)
+            self._dispatcher.bind_room(self.name, self.room, self.settings)
+        return []
 
     async def stop(self) -> None:
         if self._task and not self._task.done():

@@ -61,6 +61,17 @@ class Dispatcher:
         """A room's settings, resolved by its transport (see `todobot.bot.rooms`)."""
         self._rooms[(transport, room)] = settings
 
+    def bindings(self) -> dict[tuple[str, str], Settings]:
+        """(transport, room) -> settings bound now (a copy)."""
+        return dict(self._rooms)
+
+    def reconfigure(self, config: Config) -> None:
+        """A reloaded config: admins, prefix and cooldown from now on (rooms re-bind apart)."""
+        self.config = config
+        self.prefix = config.prefix
+        self._buckets.clear()
+        self._defaults.clear()  # transports bind theirs again; the rest derive from `config`
+
     def bind_default(self, transport: str, settings: Settings) -> None:
         """Settings for this transport's rooms that were not bound (private messages)."""
         self._defaults[transport] = settings

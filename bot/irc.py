@@ -140,6 +140,27 @@ class IrcTransport(Transport):
         for folded, name in self._channels.items():
             self._dispatcher.bind_room(self.name, folded, self._settings[name])
 
+    def apply_config(self, config: Config) -> list[str]:
+        net = next((n for n in config.irc if n.network == self.net.network), None)
+        if net is None:
+            return [f"{self.name}: no longer configured; still connected until a restart"]
+        self.config, self.prefix = config, config.prefix
+        wanted = {name: (rel, dig) for name, rel, dig in (room_entry(c, "name") for c in net.channels)}
+        for name in self._settings:
+            if name in wanted:
+                rel, dig = wanted[name]
+                self._settings[name] = room_settings(config, release=rel, digest=dig, compact=True)
+        self._default_settings = room_settings(config, compact=True)
+        self._bind_rooms()
+        notes = []
+        if new := [n for n in wanted if n not in self._settings]:
+            notes.append(f"{self.name}: joining {', '.join(new)} takes a restart")
+        if gone := [n for n in self._settings if n not in wanted]:
+            notes.append(f"{self.name}: leaving {', '.join(gone)} takes a restart")
+        if net.model_dump(exclude={"channels"}) != self.net.model_dump(exclude={"channels"}):
+            notes.append(f"{self.name}: connection settings change at the next restart")
+        return notes
+
     # -- the connection supervisor ---------------------------------------------------------
     async def _supervise(self) -> None:
         backoff = Backoff()

@@ -119,6 +119,7 @@ class MatrixTransport(Transport):
             for room, rel, dig in (room_entry(r, "room") for r in mcfg.rooms)}
         self.room_release: dict[str, Settings] = {  # by room id, aliases once resolved
             r: s for r, s in self.configured.items() if r.startswith("!")}
+        self._room_ids: dict[str, str] = {}  # configured room (id or alias) -> room id
         self.client: CountingClient | None = None
         self.dispatcher: Dispatcher | None = None
         self.probes = 0
@@ -330,6 +331,7 @@ class MatrixTransport(Transport):
                               found.message)
                     continue
                 room_id = found.room_id
+            self._room_ids[room] = room_id
             self.room_release[room_id] = settings
             self.dispatcher.bind_room(self.name, room_id, settings)
             resp = await self.client.join(room_id)
@@ -338,6 +340,29 @@ class MatrixTransport(Transport):
                 log.error("matrix: cannot join %s (%s): %s %s; waiting for an invite", room,
                           room_id, resp.status_code, resp.message)
         self._rooms_joined = True
+
+    def apply_config(self, config: Config) -> list[str]:
+        if config.matrix is None:
+            return ["matrix: no longer configured; still connected until a restart"]
+        self.config = config
+        wanted = {room: (rel, dig) for room, rel, dig in (room_entry(r, "room") for r in config.matrix.rooms)}
+        for room in self.configured:
+            if room in wanted:
+                rel, dig = wanted[room]
+                settings = self.configured[room] = room_settings(config, release=rel, digest=dig)
+                room_id = self._room_ids.get(room, room if room.startswith("!") else None)
+                if room_id is not None:
+                    self.room_release[room_id] = settings
+                    if self.dispatcher is not None:
+                        self.dispatcher.bind_room(self.name, room_id, settings)
+        notes = []
+        if new := [r for r in wanted if r not in self.configured]:
+            notes.append(f"matrix: joining {', '.join(new)} takes a restart (or invite the bot)")
+        if gone := [r for r in self.configured if r not in wanted]:
+            notes.append(f"matrix: leaving {', '.join(gone)} takes a restart (or !leave there)")
+        if config.matrix.model_dump(exclude={"rooms"}) != self.mcfg.model_dump(exclude={"rooms"}):
+            notes.append("matrix: account and connection settings change at the next restart")
+        return notes
 
     @staticmethod
     def _check_rate_limit(resp: Any) -> None:

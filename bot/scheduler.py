@@ -97,16 +97,25 @@ class DigestScheduler:
         grace = config.digest.grace_hours if config.digest is not None else 24.0
         self.grace = grace * 3600.0
         self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
         self._inflight: set[Any] = set()
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
+
+    def reconfigure(self, config: "Config") -> None:
+        """A reloaded config: the rooms' schedules are re-read at once, not at the next rescan."""
+        self.config = config
+        self.grace = (config.digest.grace_hours if config.digest is not None else 24.0) * 3600.0
+        self._wake.set()
 
     async def _wait_for_stop(self, delay: float) -> None:
         try:
-            await asyncio.wait_for(self._stop.wait(), timeout=max(0.0, delay))
+            await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, delay))
         except asyncio.TimeoutError:
             pass
+        self._wake.clear()
 
     async def run(self) -> None:
         log.info("digest scheduler started")
@@ -123,8 +132,9 @@ class DigestScheduler:
             if self.rescan is not None:
                 delay = min(delay, self.rescan)
             if delay == float("inf"):
-                await self._stop.wait()  # nothing will ever be due: sleep until stopped
-                break
+                await self._wake.wait()  # nothing will ever be due: sleep until stopped or reloaded
+                self._wake.clear()
+                continue
             await self._sleep(max(delay, 0.0))
         log.info("digest scheduler stopped")
 

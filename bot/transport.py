@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from ..commands.messages import Reply
 
 if TYPE_CHECKING:
+    from .config import Config
     from .dispatcher import Dispatcher
 
 
@@ -37,4 +38,9 @@ class Transport(ABC):
 
     def rooms(self) -> list[str]:
         """The rooms this transport serves now (for scheduled posts)."""
+        return []
+
+    def apply_config(self, config: "Config") -> list[str]:
+        """A reloaded config (SIGHUP): re-bind the settings of the rooms served now, without
+        dropping the connection. Returns notes on what waits for a restart."""
         return []

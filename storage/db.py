@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import aiosqlite
 
+from . import backups, migrations
 from .migrations import SchemaTooNew, migrate
 
 log = logging.getLogger(__name__)
@@ -36,7 +38,8 @@ def _problem(path: str, exc: BaseException) -> DatabaseProblem:
     what = str(exc).lower()
     if "not a database" in what or "malformed" in what or "corrupt" in what:
         why = "is damaged or not a todobot database"
-    elif "readonly" in what or "read-only" in what or "unable to open" in what:
+    elif ("readonly" in what or "read-only" in what or "unable to open" in what
+          or "permission" in what):
         why = "cannot be opened for writing (a read-only file or folder?)"
     elif "locked" in what or "busy" in what:
         why = "is locked by another process"
@@ -48,10 +51,12 @@ def _problem(path: str, exc: BaseException) -> DatabaseProblem:
 
 
 class Database:
-    def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
+    def __init__(self, conn: aiosqlite.Connection, path: str, lock_fd: int | None = None) -> None:
         self.conn = conn
         self.path = path
         self._lock = asyncio.Lock()
+        self._closed = False
+        self._lock_fd = lock_fd  # the shared flock `todobot restore` waits for (storage/backups.py)
 
     @classmethod
     async def open(cls, path: str | Path, *, full_check: bool = False) -> "Database":
@@ -59,13 +64,24 @@ class Database:
         first — `PRAGMA quick_check`, or `integrity_check` with `full_check` — and a file that
         fails is refused with a `DatabaseProblem` before anything is written to it."""
         path = str(path)
+        lock_fd = None
         if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # A missing directory is a mistake in the path, not something to create silently.
+            if not Path(path).parent.is_dir():
+                raise FileNotFoundError(f"{Path(path).parent}: no such directory (for the database {path})")
+            try:
+                lock_fd = backups.hold_shared(path)
+            except OSError as exc:
+                raise _problem(path, exc) from None
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves.
             conn = await aiosqlite.connect(path, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise _problem(path, exc) from None
+        except BaseException as exc:
+            if lock_fd is not None:
+                os.close(lock_fd)
+            if isinstance(exc, sqlite3.Error):
+                raise _problem(path, exc) from None
+            raise
         try:
             conn.row_factory = sqlite3.Row
             await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -73,17 +89,23 @@ class Database:
             await conn.execute("PRAGMA journal_mode = WAL")
             await conn.execute("PRAGMA foreign_keys = ON")
             await conn.execute("PRAGMA synchronous = NORMAL")  # WAL keeps this crash-safe
+            current, latest = await migrations.version(conn), len(migrations.STEPS)
+            if path != ":memory:" and 0 < current < latest:
+                saved = f"{path}.pre-v{latest}.bak"
+                await _backup(conn, Path(saved))
+                log.warning("database schema v%d is older than this todobot's v%d: saved a copy "
+                            "at %s before upgrading (restore it to roll back)", current, latest, saved)
             await migrate(conn)
-        except sqlite3.Error as exc:
+        except BaseException as exc:
             await conn.close()
-            raise _problem(path, exc) from None
-        except SchemaTooNew as exc:
-            await conn.close()
-            raise DatabaseProblem(f"{path}: {exc}") from None
-        except BaseException:
-            await conn.close()
+            if lock_fd is not None:
+                os.close(lock_fd)
+            if isinstance(exc, sqlite3.Error):
+                raise _problem(path, exc) from None
+            if isinstance(exc, SchemaTooNew):
+                raise DatabaseProblem(f"{path}: {exc}") from None
             raise
-        return cls(conn, path)
+        return cls(conn, path, lock_fd)
 
     @staticmethod
     async def _check(conn: aiosqlite.Connection, path: str, full: bool) -> None:
@@ -95,8 +117,20 @@ class Database:
                                   "copy made with `todobot backup`.")
 
     async def close(self) -> None:
+        """Fold the write-ahead log into the file (a clean stop leaves one file to copy), then
+        close."""
         async with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                await self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as exc:
+                log.warning("checkpoint at close failed: %s", exc)
             await self.conn.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     @asynccontextmanager
     async def transaction(self, write: bool = True) -> AsyncIterator[aiosqlite.Connection]:
@@ -132,15 +166,24 @@ class Database:
                 await asyncio.sleep(0.05 * (attempt + 1))
         await self.conn.execute(stmt)
 
-    async def backup(self, dest: str | Path) -> None:
+    async def backup(self, dest: str | Path) -> int:
         """An online, consistent copy (SQLite's backup API) that readers and writers may
-        keep using while it runs."""
-        dest = Path(dest)
-        if dest.exists():
-            raise FileExistsError(f"{dest} already exists")
-        target = await aiosqlite.connect(str(dest))
+        keep using while it runs; checked, then renamed over `dest`. Returns its size."""
+        async with self._lock:
+            return await _backup(self.conn, Path(dest))
+
+
+async def _backup(conn: aiosqlite.Connection, dest: Path) -> int:
+    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+    try:
+        target = await aiosqlite.connect(str(tmp))
         try:
-            async with self._lock:
-                await self.conn.backup(target)
+            await conn.backup(target)
+            await target.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
         finally:
             await target.close()
+        await asyncio.to_thread(backups.check, tmp, dest)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dest.stat().st_size

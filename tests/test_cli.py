@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -107,12 +108,50 @@ def test_import_console_export_round_trip(tmp_path):
 
 def test_backup_cli(tmp_path):
     todobot("import", str(SEED), "--release", "4.2", "--db", "t.sqlite3", cwd=tmp_path)
-    assert todobot("backup", "b.sqlite3", "--db", "t.sqlite3", cwd=tmp_path).stdout.strip() == \
-        "Backed up to b.sqlite3"
+    out = todobot("backup", "b.sqlite3", "--db", "t.sqlite3", cwd=tmp_path).stdout.strip()
+    assert re.fullmatch(r"Backed up to b\.sqlite3 \(\d+\.\d KiB, integrity check ok\)", out), out
     out = todobot("export", "--release", "4.2", "--db", "b.sqlite3", cwd=tmp_path).stdout
     assert "libxl stable API" in out
-    proc = todobot("backup", "b.sqlite3", "--db", "t.sqlite3", cwd=tmp_path, check=False)
-    assert proc.returncode == 1 and "already exists" in proc.stderr
+    # An existing file is replaced whole by the newer copy.
+    todobot("console", "--db", "t.sqlite3", "--as", "ijc", stdin="!add tools nice after the first backup\n",
+            cwd=tmp_path)
+    todobot("backup", "b.sqlite3", "--db", "t.sqlite3", cwd=tmp_path)
+    assert "after the first backup" in todobot("export", "--release", "4.2", "--db", "b.sqlite3",
+                                                cwd=tmp_path).stdout
+
+
+def test_backup_into_a_directory_keeps_the_newest(tmp_path):
+    todobot("import", str(SEED), "--release", "4.2", "--db", "t.sqlite3", cwd=tmp_path)
+    (tmp_path / "backups").mkdir()
+    old = ["t-20200101T000000Z.sqlite3", "t-20200102T000000Z.sqlite3", "t-20200103T000000Z.sqlite3"]
+    for name in old + ["notes.txt"]:
+        (tmp_path / "backups" / name).write_text("x")
+    out = todobot("backup", "backups", "--keep", "2", "--db", "t.sqlite3", cwd=tmp_path).stdout.splitlines()
+    made = re.fullmatch(r"Backed up to backups/(t-\d{8}T\d{6}Z\.sqlite3) \(.* KiB, integrity check ok\)", out[0])
+    assert made, out
+    assert out[1:] == [f"Removed the older backup backups/{n}" for n in old[:2]]
+    assert sorted(p.name for p in (tmp_path / "backups").iterdir()) == sorted([old[2], made.group(1), "notes.txt"])
+    proc = todobot("backup", "b.sqlite3", "--keep", "2", "--db", "t.sqlite3", cwd=tmp_path, check=False)
+    assert proc.returncode == 1 and "--keep needs DEST to be a directory" in proc.stderr
+    for dest, message in (("nosuch/", "todobot: nosuch: no such directory"),
+                          ("./t.sqlite3", "todobot: t.sqlite3 is the database itself")):
+        proc = todobot("backup", dest, "--db", "t.sqlite3", cwd=tmp_path, check=False)
+        assert proc.returncode == 1 and proc.stderr.startswith(message), proc.stderr
+    assert not (tmp_path / "nosuch").exists()
+
+
+def test_restore_cli(tmp_path):
+    todobot("import", str(SEED), "--release", "4.2", "--db", "t.sqlite3", cwd=tmp_path)
+    todobot("backup", "b.sqlite3", "--db", "t.sqlite3", cwd=tmp_path)
+    todobot("console", "--db", "t.sqlite3", "--as", "ijc", stdin="!add tools nice added later\n", cwd=tmp_path)
+    out = todobot("restore", "b.sqlite3", "--db", "t.sqlite3", cwd=tmp_path).stdout.strip()
+    kept = re.fullmatch(r"Restored t\.sqlite3 from b\.sqlite3; the replaced database is kept at (\S+)", out)
+    assert kept, out
+    assert "added later" not in todobot("export", "--release", "4.2", "--db", "t.sqlite3", cwd=tmp_path).stdout
+    assert "added later" in todobot("export", "--release", "4.2", "--db", kept.group(1), cwd=tmp_path).stdout
+    (tmp_path / "junk.sqlite3").write_text("junk")
+    proc = todobot("restore", "junk.sqlite3", "--db", "t.sqlite3", cwd=tmp_path, check=False)
+    assert proc.returncode == 1 and proc.stderr.startswith("todobot: junk.sqlite3: ") and "Traceback" not in proc.stderr
 
 
 def test_bad_config_fails_at_start_naming_the_key(tmp_path):
@@ -138,3 +177,23 @@ def test_import_garbage_is_refused_cleanly(tmp_path, content):
     proc = todobot("import", "junk.txt", "--release", "4.2", "--db", "t.sqlite3", cwd=tmp_path, check=False)
     assert proc.returncode == 1 and proc.stderr.startswith("todobot: ")
     assert "Traceback" not in proc.stderr
+
+
+def test_version():
+    from importlib.metadata import version
+    proc = subprocess.run([sys.executable, "-m", "todobot", "--version"], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.strip() == f"todobot {version('release-todobot')}"
+
+
+def test_every_option_of_every_subcommand_has_help():
+    import argparse
+
+    from todobot.bot.cli import build_parser
+    parser = build_parser()
+    subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert {c.dest for c in subs._choices_actions} == set(subs.choices)
+    assert all(c.help for c in subs._choices_actions)
+    for name, sp in [("todobot", parser), *subs.choices.items()]:
+        for action in sp._actions:
+            if not isinstance(action, argparse._SubParsersAction):
+                assert action.help, f"{name} {action.option_strings or action.dest} has no help"

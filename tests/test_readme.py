@@ -20,7 +20,7 @@ def test_example_session_matches_the_demo(tmp_path):
 
 def test_quick_start_and_test_command_are_shown_first():
     text = README.read_text(encoding="utf-8")
-    assert text.index("pip install . && todobot demo") < text.index("make test") < text.index("## Commands")
+    assert text.index("pip install '.[e2e]' && todobot demo") < text.index("make test") < text.index("## Commands")
 
 
 def test_every_command_is_in_the_commands_table():

@@ -124,8 +124,12 @@ async def test_backup_is_a_consistent_copy(tmp_path, chat):
             assert (await cur.fetchone())[0] == "ok"
     finally:
         await copy.close()
-    with pytest.raises(FileExistsError):
-        await chat.db.backup(dest)
+    # An existing file is replaced whole (through a checked temporary copy), never appended to.
+    dest.write_bytes(b"an older backup")
+    assert await chat.db.backup(dest) == dest.stat().st_size
+    assert sqlite3.connect(dest).execute("SELECT title FROM items WHERE id = 3").fetchone()[0] == \
+        "vMCE save/restore changes"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".copy")] == []
 
 
 async def test_a_rename_rolled_back_leaves_the_name(chat):
