@@ -145,7 +145,9 @@ class Dispatcher:
                         "the list.", outcome="refused")
         if cmd.who == "admin" and not self.is_admin(msg):
             # Enforced here, so an admin command never depends on its handler to check.
-            why = "" if msg.sender.authenticated else ", and you are not logged in to an account here"
+            why = ("" if msg.sender.authenticated else
+                   ", and I could not confirm your account (services did not answer); try again"
+                   if msg.sender.unconfirmed else ", and you are not logged in to an account here")
             refusal = text(f"Only release managers may use {self.prefix}{cmd.name}{why}.",
                            outcome="refused")
             return await self._finish(msg, refusal)
