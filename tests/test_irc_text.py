@@ -427,6 +427,8 @@ async def test_packed_todo_one_line_per_area_and_every_id(tmp_path):
     packed = render(reply, budget)
     heads = [p for p in packed if p.startswith(BOLD) and ", " in p.split(BOLD)[1]]
     assert len(heads) == 3  # tools blockers, hypervisor nice, tools nice
+    assert not [p for p in packed if p.lstrip().startswith("•")]  # no bullet lines left
+    assert len(packed) <= 7
     text = " ".join(packed)
     for item_id in reply.items:
         assert f"\x02#{item_id}\x02" in text
@@ -446,5 +448,6 @@ def test_packing_starts_a_new_line_when_full():
     for i in range(10):
         r.bullet(f"entry{i} " + "x" * 30)
     packed = render(r, 100)
-    assert len(packed) > 3 and all(len(p.encode()) <= 100 for p in packed)
+    assert 3 < len(packed) < 10 and all(len(p.encode()) <= 100 for p in packed)
+    assert packed[0].startswith("\x02h:\x02 entry0 ") and ITEM_SEP in packed[1]
     assert " · ".join(packed).count("entry") == 10
