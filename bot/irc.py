@@ -384,7 +384,7 @@ class IrcTransport(Transport):
             folded = self._fold(chan)
             self.joined.add(folded)
             self._ban_backoff.pop(folded, None)
-            if "WHOX" in conn.isupport:
+            if getattr(conn.features, "whox", False):
                 conn.send("WHO", chan, f"%tna,{WHOX_TOKEN}")
             if all(f in self.joined for f in self._channels):
                 self.ready.set()

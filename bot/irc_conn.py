@@ -19,6 +19,10 @@ import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from irc.client import NickMask
+from irc.features import FeatureSet
+from irc.message import Tag
+
 from .config import ConfigError, IrcNetwork
 from .ratelimit import TokenBucket
 from .irc_text import MAX_LINE, casefold, clean, pessimistic_source, wire_lines
@@ -80,7 +84,7 @@ class IrcLine:
 
 
 def nick_of(source: str) -> str:
-    return source.split("!", 1)[0].split("@", 1)[0]
+    return NickMask(source).nick.split("@", 1)[0]  # also "nick@host", which some servers send
 
 
 def decode_line(raw: bytes) -> str:
@@ -91,20 +95,6 @@ def decode_line(raw: bytes) -> str:
         return raw.decode("latin-1")
 
 
-_TAG_ESCAPES = {":": ";", "s": " ", "\\": "\\", "r": "\r", "n": "\n"}
-
-
-def _unescape_tag(value: str) -> str:
-    out, chars = [], iter(value)
-    for ch in chars:
-        if ch == "\\":
-            nxt = next(chars, "")
-            out.append(_TAG_ESCAPES.get(nxt, nxt))
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
 def parse_line(text: str) -> IrcLine | None:
     """`@tags :source COMMAND params :trailing` into its parts; None for an empty line."""
     tags: dict[str, str] = {}
@@ -112,9 +102,9 @@ def parse_line(text: str) -> IrcLine | None:
     if text.startswith("@"):
         raw_tags, _, text = text[1:].partition(" ")
         for item in raw_tags.split(";"):
-            key, _, value = item.partition("=")
-            if key:
-                tags[key] = _unescape_tag(value)
+            if item:
+                tag = Tag.parse(item)  # unescapes \\s, \\:, \\\\, \\r, \\n
+                tags[tag["key"]] = tag["value"] or ""
         text = text.lstrip(" ")
     source = None
     if text.startswith(":"):
@@ -182,7 +172,7 @@ class IrcConnection:
         self.caps: set[str] = set()  # enabled capabilities
         self.offered: dict[str, str] = {}
         self.account: str | None = None  # the account SASL logged us in to
-        self.isupport: dict[str, str] = {}
+        self.features = FeatureSet()  # ISUPPORT (005), parsed by the irc package
         self.registered = False
         self.motd_done = False  # end of MOTD seen: channels may be joined
         self._reader: asyncio.StreamReader | None = None
@@ -197,7 +187,7 @@ class IrcConnection:
     # -- names ---------------------------------------------------------------------------
     @property
     def casemapping(self) -> str:
-        return self.isupport.get("CASEMAPPING", "rfc1459")
+        return str(getattr(self.features, "casemapping", "rfc1459"))
 
     def fold(self, name: str) -> str:
         return casefold(name, self.casemapping)
@@ -206,7 +196,7 @@ class IrcConnection:
         return nick is not None and self.fold(nick) == self.fold(self.nick)
 
     def is_channel(self, target: str) -> bool:
-        return bool(target) and target[0] in self.isupport.get("CHANTYPES", "#&")
+        return bool(target) and target[0] in str(getattr(self.features, "chantypes", "#&"))
 
     def wire_source(self) -> str:
         """Our prefix for the byte budget: the real one when known, else a worst case."""
@@ -339,11 +329,10 @@ class IrcConnection:
 
     def _isupport(self, line: IrcLine) -> None:
         for token in line.params[1:-1]:
-            key, _, value = token.partition("=")
-            if key.startswith("-"):
-                self.isupport.pop(key[1:], None)
+            if not token.startswith("-") and "=" not in token:
+                self.features.set(token)  # a bare flag (WHOX): FeatureSet would skip it
             else:
-                self.isupport[key.upper()] = value
+                self.features.load_feature(token)
 
     def _cap_update(self, line: IrcLine) -> None:
         """CAP ACK/NEW/DEL after registration (cap-notify)."""
@@ -494,7 +483,8 @@ class IrcConnection:
             if not self.is_me(candidate):
                 return candidate
         base = self.net.nick
-        nicklen = int(self.isupport.get("NICKLEN") or 16)
+        nicklen = getattr(self.features, "nicklen", 16)
+        nicklen = nicklen if isinstance(nicklen, int) else 16
         if self.fold(refused) != self.fold(base + "_") and len(base) < nicklen:
             return base + "_"
         suffix = str(random.randint(10, 9999))

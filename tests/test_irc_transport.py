@@ -739,3 +739,16 @@ async def test_ctcp_action_is_plain_language_and_version_ping_clientinfo_answere
     c.send(":ian!i@h PRIVMSG todobot :\x01FINGER\x01", ":ian!i@h PRIVMSG todobot :\x01TIME\x01")
     assert not [ln for ln in await c.sync() if ln.startswith("NOTICE")]
     assert d.messages.empty()
+
+
+async def test_isupport_flags_and_values_through_featureset(server, run):
+    t, _ = await run(network(server.port))
+    c = await server.client()
+    await c.expect("USER ")
+    c.send(":srv CAP * LS :")
+    c.send(":srv 001 todobot :Welcome", ":srv 005 todobot WHOX CASEMAPPING=ascii NICKLEN=30 CHANTYPES=#& :ok",
+           ":srv 422 todobot :no MOTD")
+    await c.expect("JOIN")
+    c.send(":todobot!t@h JOIN #test")
+    assert await c.expect("WHO") == "WHO #test %tna,217"
+    assert t._conn is not None and (t._conn.casemapping, t._conn.is_channel("&x")) == ("ascii", True)
