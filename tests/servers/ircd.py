@@ -104,6 +104,13 @@ def make_certificate(directory: Path, name: str) -> tuple[str, str]:
     return str(cert), str(key)
 
 
+def fingerprint(cert: str) -> str:
+    """The SHA-256 fingerprint as InspIRCd's sslinfo shows it (lower-case hex, no colons)."""
+    out = subprocess.run(["openssl", "x509", "-in", cert, "-noout", "-fingerprint", "-sha256"],
+                         check=True, capture_output=True, text=True).stdout
+    return out.strip().split("=", 1)[1].replace(":", "").lower()
+
+
 def _probe_once(port: int, nick: str, deadline: float) -> str:
     with socket.create_connection((HOST, port), timeout=max(0.5, deadline - time.monotonic())) as s:
         s.sendall(f"CAP LS 302\r\nNICK {nick}\r\nUSER probe 0 * :probe\r\n".encode())
@@ -385,6 +392,8 @@ command {{ service = "NickServ"; name = "LOGOUT"; command = "nickserv/logout"; }
 module {{ name = "ns_info" }}
 command {{ service = "NickServ"; name = "INFO"; command = "nickserv/info"; }}
 module {{ name = "help" }}
+module {{ name = "ns_cert" }}
+command {{ service = "NickServ"; name = "CERT"; command = "nickserv/cert"; }}
 module {{ name = "m_sasl" }}
 module {{ name = "db_flatfile"; database = "anope.db"; keepbackups = 3; fork = no; }}
 module {{ name = "enc_sha256" }}

@@ -12,6 +12,7 @@ import base64
 import itertools
 import os
 import re
+import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -69,10 +70,17 @@ class Human:
 
     @classmethod
     async def connect(cls, server: IrcServer, nick: str, *, account: str | None = None,
-                      identify: str | None = None) -> "Human":
+                      identify: str | None = None,
+                      client_cert: tuple[str, str] | None = None) -> "Human":
         """`account`: log in by SASL PLAIN; `identify`: by `PRIVMSG NickServ :IDENTIFY`
-        after registering (networks without SASL)."""
-        reader, writer = await asyncio.open_connection(server.host, server.port)
+        after registering (networks without SASL); `client_cert`: (cert, key) to connect to
+        the server's TLS listener with."""
+        if client_cert:
+            ctx = ssl.create_default_context(cafile=server.cert)
+            ctx.load_cert_chain(*client_cert)
+            reader, writer = await asyncio.open_connection(server.host, server.tls_port, ssl=ctx)
+        else:
+            reader, writer = await asyncio.open_connection(server.host, server.port)
         h = cls(nick, reader, writer)
         h._task = asyncio.create_task(h._read_loop())
         if account:
