@@ -313,12 +313,7 @@ serverinfo
     pid = "{dir}/anope.pid"
     motd = "{dir}/services.motd"
 }}
-module
-{{
-    name = "inspircd3"
-    use_server_side_mlock = yes
-    use_server_side_topiclock = yes
-}}
+{protocol}
 networkinfo
 {{
     networkname = "{network}"
@@ -441,13 +436,24 @@ def start_inspircd(workdir: Path, *, network: str = "testnet", default_limits: b
     return server
 
 
-def _anope(workdir: Path, network: str, link_port: int) -> Daemon:
+_INSPIRCD_PROTOCOL = """\
+module
+{
+    name = "inspircd3"
+    use_server_side_mlock = yes
+    use_server_side_topiclock = yes
+}"""
+_NGIRCD_PROTOCOL = 'module { name = "ngircd" }'
+
+
+def _anope(workdir: Path, network: str, link_port: int, protocol: str = _INSPIRCD_PROTOCOL) -> Daemon:
     adir = workdir / "anope"
     for sub in ("conf", "data", "data/backups", "logs"):
         (adir / sub).mkdir(parents=True, exist_ok=True)
     (adir / "conf" / "services.motd").write_text("todobot test services\n")
     (adir / "conf" / "services.conf").write_text(ANOPE_CONF.format(
-        link_port=link_port, link_password=LINK_PASSWORD, network=network, dir=adir / "conf"))
+        link_port=link_port, link_password=LINK_PASSWORD, network=network, dir=adir / "conf",
+        protocol=protocol))
     argv = ["anope", "--nofork", f"--confdir={adir / 'conf'}", "--config=services.conf",
             f"--dbdir={adir / 'data'}", f"--logdir={adir / 'logs'}", "--modulesdir=/usr/lib/anope"]
     # Anope runs as root here (it warns and waits a few seconds): pytest's temp directories are
@@ -481,19 +487,38 @@ NGIRCD_CONF = """\
 [Operator]
     Name = {oper}
     Password = {oper_password}
+{services}"""
+
+# Anope links in on the client port (ngIRCd takes servers there too).
+NGIRCD_SERVICES = """\
+[Server]
+    Name = services.test.local
+    MyPassword = {link_password}
+    PeerPassword = {link_password}
+    ServiceMask = *Serv
+    Passive = yes
 """
 
 
-def start_ngircd(workdir: Path, *, network: str = "ngnet", timeout: float = 30.0) -> IrcServer:
-    if missing_binaries("ngircd"):
-        raise ServerUnavailable("not installed: ngircd (run scripts/install-irc-servers.sh)")
+def start_ngircd(workdir: Path, *, network: str = "ngnet", services: bool = False,
+                 timeout: float = 30.0) -> IrcServer:
+    """ngIRCd on a free port; with `services`, Anope linked (NickServ, no SASL): the RFC-only
+    network where accounts are learnt by WHOIS."""
+    missing = missing_binaries("ngircd", *(["anope"] if services else []))
+    if missing:
+        raise ServerUnavailable(f"not installed: {', '.join(missing)} "
+                                "(run scripts/install-irc-servers.sh)")
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    server = IrcServer("ngircd", port, workdir, network)
+    server = IrcServer("ngircd", port, workdir, network, services=services)
     conf = workdir / "ngircd.conf"
-    conf.write_text(NGIRCD_CONF.format(port=port, dir=workdir, uid=os.getuid(), gid=os.getgid(),
-                                       oper=server.oper[0], oper_password=server.oper[1]))
+    conf.write_text(NGIRCD_CONF.format(
+        port=port, dir=workdir, uid=os.getuid(), gid=os.getgid(), oper=server.oper[0],
+        oper_password=server.oper[1],
+        services=NGIRCD_SERVICES.format(link_password=LINK_PASSWORD) if services else ""))
     server.daemons.append(Daemon("ngircd", ["ngircd", "-n", "-f", str(conf)],
                                  workdir / "ngircd.out", workdir))
+    if services:
+        server.daemons.append(_anope(workdir, network, port, _NGIRCD_PROTOCOL))
     server.start(timeout)
     return server

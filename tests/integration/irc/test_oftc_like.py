@@ -78,3 +78,17 @@ async def test_certificate_from_another_ca_is_refused(oftc_like, bot_factory, tm
         assert f"{oftc_like.host}:{oftc_like.tls_port}" in bot.transport.failed
         assert "did not verify" in bot.transport.failed
         assert bot.transport.sessions == 0 and not bot.transport.ready.is_set()
+
+
+async def test_registered_only_channel_is_joined_after_identifying(oftc_like, bot_factory, humans):
+    chan = channel_name("regonly")
+    ian = await humans(oftc_like, "Ian", identify="ijc", channel=chan)  # first in: operator
+    ian.send(f"MODE {chan} +R")
+    await ian.expect(lambda ln: ln.command == "MODE" and ln.param(1) == "+R")
+    # The server counts the bot as logged in by the time it joins. (That the joins wait for
+    # NickServ's answer is shown at the wire level in tests/test_irc_transport.py: here
+    # services answer faster than the MOTD ends.)
+    async with bot_factory(oftc_like, channels=[chan], sasl=False, tls=True,
+                           nickserv_password_env=BOT_PASSWORD_ENV) as bot:
+        assert bot.transport.joined == {chan.lower()}
+        await ian.expect(lambda ln: ln.command == "JOIN" and ln.nick == bot.nick)
