@@ -427,7 +427,7 @@ class IrcTransport(Transport):
         if fut is None or fut.done():
             fut = self._whois_asked[folded] = asyncio.get_running_loop().create_future()
             self._whois_seen.pop(folded, None)
-            conn.send("WHOIS", nick)
+            conn.send("WHOIS", nick, urgent=True)  # ahead of queued replies: a command waits
         return fut
 
     def _on_330(self, conn: IrcConnection, line: IrcLine) -> None:  # RPL_WHOISACCOUNT

@@ -752,3 +752,19 @@ async def test_isupport_flags_and_values_through_featureset(server, run):
     c.send(":todobot!t@h JOIN #test")
     assert await c.expect("WHO") == "WHO #test %tna,217"
     assert t._conn is not None and (t._conn.casemapping, t._conn.is_channel("&x")) == ("ascii", True)
+
+
+async def test_unconfirmed_account_is_said_in_the_refusal(tmp_path):
+    """The dispatcher's refusal for a sender whose account could not be learnt."""
+    from tests.harness import Chat
+    from todobot.commands.messages import Sender
+
+    chat = await Chat.open(tmp_path / "db.sqlite3", admins=["irc:testnet/ijc"])
+    try:
+        sender = Sender(identity="irc:testnet/ijc", nick="ijc", authenticated=False, unconfirmed=True)
+        reply = await chat.dispatcher.handle(Message(transport="irc:testnet", room="#test",
+                                                     sender=sender, text="!blocker 1"))
+        assert reply is not None and reply.outcome == "refused"
+        assert "could not confirm your account" in reply.plain
+    finally:
+        await chat.close()
