@@ -6,6 +6,11 @@ from the server update what we know (our prefix, who is logged in to which accou
 turn PRIVMSGs into `Message`s for a worker task that calls the dispatcher one message at a
 time and sends the rendered reply. Long answers stop after `max_lines` lines; the rest waits
 per channel and nick for `<prefix>more`, which the transport answers itself.
+
+Where the server does not tell accounts (no account-tag, extended-join/account-notify or
+WHOX), a message that needs one carries a WHOIS question to the worker, which waits for the
+answer (bounded) before dispatching. The bot's own NickServ login holds the channel joins
+until services answer.
 """
 
 from __future__ import annotations

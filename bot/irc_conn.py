@@ -1,5 +1,5 @@
-"""One IRC connection: the line parser, the throttled writer, registration (CAP, SASL PLAIN,
-nick fallback) and the keepalive watchdog.
+"""One IRC connection: the line parser, the throttled writer, verified TLS, registration
+(CAP, SASL PLAIN or EXTERNAL, nick fallback) and the keepalive watchdog.
 
 `bot.irc` drives a connection (what to say and when); this module only knows the protocol.
 Every outgoing line goes through `IrcConnection._enqueue`, the single choke point: built
@@ -377,7 +377,7 @@ class IrcConnection:
 
     # -- registration --------------------------------------------------------------------
     async def register(self) -> IrcLine:
-        """CAP LS 302, NICK, USER; request capabilities, SASL PLAIN when configured; fall back
+        """CAP LS 302, NICK, USER; request capabilities, SASL when configured; fall back
         to plain RFC 1459 when the server knows no CAP. Returns the 001 line."""
         self.send("CAP", "LS", "302")
         self.send("NICK", self.nick)
