@@ -103,7 +103,7 @@ def parse_line(text: str) -> IrcLine | None:
         raw_tags, _, text = text[1:].partition(" ")
         for item in raw_tags.split(";"):
             if item:
-                tag = Tag.parse(item)  # unescapes \\s, \\:, \\\\, \\r, \\n
+                tag = Tag.parse(item)  # unescapes \s \: \\ \r \n
                 tags[tag["key"]] = tag["value"] or ""
         text = text.lstrip(" ")
     source = None
@@ -196,7 +196,8 @@ class IrcConnection:
         return nick is not None and self.fold(nick) == self.fold(self.nick)
 
     def is_channel(self, target: str) -> bool:
-        return bool(target) and target[0] in str(getattr(self.features, "chantypes", "#&"))
+        types = getattr(self.features, "chantypes", "#&")  # True: given empty, no channels
+        return bool(target) and isinstance(types, str) and target[0] in types
 
     def wire_source(self) -> str:
         """Our prefix for the byte budget: the real one when known, else a worst case."""

@@ -37,6 +37,10 @@ async def test_nickserv_identities_on_ngircd(ngircd_anope, bot_factory, humans):
         assert conn is not None and conn.account == "todobot" and "sasl" not in conn.offered
 
         ian = await humans(server, "Ian", identify="ijc", channel=chan)
+        # The server shows the bot as identified: an account (330) or a registered nick (307).
+        ian.send(f"WHOIS {bot.nick}")
+        seen = await ian.expect(lambda ln: ln.command in ("330", "307", "318"))
+        assert seen.command in ("330", "307"), seen
         ian.say(chan, "!blocker 1")
         await ian.hear(bot.nick, r"#1.*blocker")
 
