@@ -514,19 +514,23 @@ class IrcTransport(Transport):
         if folded in self._channels and folded not in self.joined and conn.registered:
             conn.send("JOIN", self._channels[folded])
 
-    def _on_474(self, conn: IrcConnection, line: IrcLine) -> None:  # ERR_BANNEDFROMCHAN
+    def _on_474(self, conn: IrcConnection, line: IrcLine) -> None:
+        """Refused a join: banned (474), or full (471), invite-only (473), keyed (475),
+        registered nicks only (477). Try again later, waiting twice as long each time (up to
+        an hour), and say so in the log."""
         folded = self._fold(line.param(1))
         if folded not in self._channels:
             return
         first, cap = BANNED_BACKOFF
         wait = self._ban_backoff.get(folded, first)
         self._ban_backoff[folded] = min(cap, wait * 2)
-        log.warning("%s: banned from %s (%s); trying again in %.0f min", self.name,
-                    line.param(1), line.param(2), wait / 60)
+        why = {"471": "full", "473": "invite only", "474": "banned", "475": "needs a key",
+               "477": "registered nicks only"}.get(line.command, line.command)
+        log.warning("%s: cannot join %s (%s: %s); trying again in %.0f min", self.name,
+                    line.param(1), why, line.param(2), wait / 60)
         self._later(wait, self._rejoin, conn, folded)
 
-    def _on_477(self, conn: IrcConnection, line: IrcLine) -> None:  # ERR_NEEDREGGEDNICK
-        log.warning("%s: %s needs a registered nick: %s", self.name, line.param(1), line.param(2))
+    _on_471 = _on_473 = _on_475 = _on_477 = _on_474
 
     def _on_invite(self, conn: IrcConnection, line: IrcLine) -> None:
         chan = line.param(1)

@@ -693,7 +693,10 @@ async def test_kick_rejoins_after_a_pause_and_ban_backs_off(server, run, monkeyp
     c.send(":srv 474 todobot #test :Cannot join channel (+b)")
     assert await c.expect("JOIN", timeout=5) == "JOIN #test"
     assert t._ban_backoff["#test"] == 0.6  # doubled, capped
-    assert "banned from #test" in caplog.text
+    assert "cannot join #test (banned" in caplog.text
+    c.send(":todobot!todobot@bot.host PART #Rel", ":srv 477 todobot #Rel :Cannot join channel (+r)")
+    assert await c.expect("JOIN", timeout=5) == "JOIN #Rel"
+    assert "cannot join #Rel (registered nicks only" in caplog.text
 
 
 # -- how people address the bot ----------------------------------------------------------------
