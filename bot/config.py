@@ -96,13 +96,19 @@ class IrcNetwork(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(6697, ge=1, le=65535)
     tls: bool = True
-    tls_verify: bool = True
+    tls_verify: bool = True  # a certificate that does not verify stops this network
+    tls_ca: str | None = None  # PEM file of the CA (or self-signed cert) to trust instead of the system's
+    tls_certfile: str | None = None  # client certificate (CertFP); the key too unless tls_keyfile
+    tls_keyfile: str | None = None
     nick: str = "todobot"
     alternates: list[str] = Field(default_factory=list)
     realname: str = "todobot release TODO list"
     username: str = "todobot"
     sasl_account: str | None = None
     sasl_password_env: str | None = None
+    sasl_mechanism: str = Field("PLAIN", pattern="^(PLAIN|EXTERNAL)$")  # EXTERNAL: log in by tls_certfile
+    nickserv_account: str | None = None  # IDENTIFY as this account (default: the nick)
+    nickserv_password_env: str | None = None  # IDENTIFY to NickServ after connecting
     channels: list[str | RoomRelease] = Field(default_factory=list)
     throttle: Throttle = Field(default_factory=Throttle)
     # Where long answers (help, long listings) go: "channel", "notice" (to the user) or "private".
@@ -116,8 +122,37 @@ class IrcNetwork(_Strict):
     def _channels(cls, v: Any) -> Any:
         return v or []
 
+    @model_validator(mode="after")
+    def _one_login(self) -> "IrcNetwork":
+        """At most one way for the bot to log in, each with what it needs."""
+        external = self.sasl_mechanism == "EXTERNAL"
+        methods = [name for name, used in (
+            ("SASL PLAIN (sasl_account)", bool(self.sasl_account or self.sasl_password_env)
+             and not external),
+            ("SASL EXTERNAL", external),
+            ("NickServ IDENTIFY (nickserv_password_env)", bool(self.nickserv_password_env)))
+            if used]
+        if len(methods) > 1:
+            raise ValueError(f"choose one login method, not {' and '.join(methods)}")
+        if external and not self.tls_certfile:
+            raise ValueError("sasl_mechanism EXTERNAL needs tls_certfile (the client certificate)")
+        if external and self.sasl_password_env:
+            raise ValueError("sasl_mechanism EXTERNAL logs in by certificate: drop sasl_password_env")
+        if self.sasl_account and not external and not self.sasl_password_env:
+            raise ValueError("sasl_account needs sasl_password_env")
+        if self.nickserv_account and not self.nickserv_password_env:
+            raise ValueError("nickserv_account needs nickserv_password_env")
+        if (self.tls_certfile or self.tls_keyfile or self.tls_ca) and not self.tls:
+            raise ValueError("tls_certfile, tls_keyfile and tls_ca need tls: true")
+        if self.tls_keyfile and not self.tls_certfile:
+            raise ValueError("tls_keyfile needs tls_certfile")
+        return self
+
     def sasl_password(self) -> str | None:
         return _secret(self.sasl_password_env, f"irc[{self.network}].sasl_password_env")
+
+    def nickserv_password(self) -> str | None:
+        return _secret(self.nickserv_password_env, f"irc[{self.network}].nickserv_password_env")
 
 
 class MatrixRoom(_Strict):

@@ -180,7 +180,9 @@ class Dispatcher:
         """Release-manager commands are refused before anything else is looked at."""
         if cmd is None or cmd.who != "admin" or self.is_admin(msg):
             return None
-        why = "" if msg.sender.authenticated else ", and you are not logged in to an account here"
+        why = ("" if msg.sender.authenticated else
+               ", and I could not confirm your account (services did not answer); try again"
+               if msg.sender.unconfirmed else ", and you are not logged in to an account here")
         return text(f"Only release managers may use {prefix}{cmd.name}{why}.", outcome="refused")
 
     async def _run(self, msg: Message, handler: Callable, args: object, *, write: bool,

@@ -6,22 +6,33 @@ from the server update what we know (our prefix, who is logged in to which accou
 turn PRIVMSGs into `Message`s for a worker task that calls the dispatcher one message at a
 time and sends the rendered reply. Long answers stop after `max_lines` lines; the rest waits
 per channel and nick for `<prefix>more`, which the transport answers itself.
+
+Where the server does not tell accounts (no account-tag, extended-join/account-notify or
+WHOX), a message that needs one carries a WHOIS question to the worker, which waits for the
+answer (bounded) before dispatching. The bot's own NickServ login holds the channel joins
+until services answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import re
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from importlib import metadata
 from typing import TYPE_CHECKING
 
+from irc import ctcp
+
 from .config import Config, ConfigError, IrcNetwork
-from .irc_conn import Backoff, IrcConnection, IrcLine, LinkClosed, nick_of
+from .irc_conn import Backoff, CertificateRefused, IrcConnection, IrcLine, LinkClosed, nick_of
 from .ratelimit import TokenBucket
 from .rooms import room_entry, room_settings
-from .irc_text import casefold, render, strip_formatting, wire_lines
+from .irc_text import budget_for, casefold, render, strip_formatting, wire_lines
+from ..commands import claim_intent, lookup
 from ..commands.messages import Message, Reply, Sender
 from .transport import Transport
 
@@ -35,6 +46,39 @@ PENDING_TTL = 1800.0  # "!more" material is forgotten after this long
 MAX_PENDING = 200
 INBOX_SIZE = 200  # messages waiting for the dispatcher; more are dropped (flood)
 WHOX_TOKEN = "217"
+WHOIS_WAIT = 5.0  # a command waits this long for the server's WHOIS answer
+WHOIS_TTL = 60.0  # a WHOIS answer is trusted this long (no account-notify keeps it fresh)
+WHOIS_CACHE_MAX = 5000
+IDENTIFY_WAIT = 10.0  # channel joins wait this long for services to confirm our IDENTIFY
+REJOIN_AFTER_KICK = 5.0
+BANNED_BACKOFF = (60.0, 3600.0)  # after 474 (banned): first retry, longest wait
+# Commands that are anyone's but whose answer depends on who you are.
+_IDENTITY_COMMANDS = {"whoami", "iam", "claim"}
+# What NickServ says after IDENTIFY (Anope, Atheme, OFTC's services), in a NOTICE to us.
+_NS_OK = re.compile(r"(?i)password accepted|you are now (?:recognized|identified|logged in)"
+                    r"|now identified|successfully identified")
+_NS_FAILED = re.compile(r"(?i)password incorrect|invalid password|incorrect password"
+                        r"|isn't registered|is not registered|not a registered|denied|failed")
+_ADDRESSED = re.compile(r"^\s*([^\s:,]+)[:,]\s*(.*)$", re.DOTALL)
+CTCP_ANSWERED = ("ACTION", "CLIENTINFO", "PING", "VERSION")
+
+
+def _version() -> str:
+    try:
+        return metadata.version("release-todobot")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+@dataclass
+class _Inbound:
+    """A message waiting for the dispatcher; `whois` is set while its sender's account is
+    being asked for."""
+
+    msg: Message
+    reply_to: str
+    whois: asyncio.Future[str | None] | None = None
+    deadline: float = 0.0
 
 
 @dataclass
@@ -66,9 +110,20 @@ class IrcTransport(Transport):
         self._conn: IrcConnection | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._worker: asyncio.Task[None] | None = None
-        self._inbox: asyncio.Queue[tuple[Message, str]] = asyncio.Queue(INBOX_SIZE)
+        self._inbox: asyncio.Queue[_Inbound] = asyncio.Queue(INBOX_SIZE)
         self._stopping = False
         self._accounts: dict[str, str | None] = {}  # folded nick -> account (None: logged out)
+        # WHOIS, where the server does not tell accounts by itself: answers with their time,
+        # questions in flight, and what the current answer has said so far.
+        self._whois_cache: dict[str, tuple[str | None, float]] = {}
+        self._whois_asked: dict[str, asyncio.Future[str | None]] = {}
+        self._whois_seen: dict[str, str | None] = {}
+        self._nickserv_password: str | None = None
+        self._identify_state = ""  # "", "waiting", "done"
+        self._timers: set[asyncio.Task[None]] = set()  # rejoins and the identify timeout
+        self._ban_backoff: dict[str, float] = {}  # folded channel -> next wait after 474
+        self._ctcp_bucket = TokenBucket(3, 0.5, time.monotonic)
+        self.failed: str | None = None  # why this network stopped for good (certificate)
         self._pending: dict[tuple[str, str], _Pending] = {}
         self._last_regain = 0.0
         # Observable state (tests, status): registered sessions so far and channels we are in.
@@ -80,10 +135,13 @@ class IrcTransport(Transport):
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self, dispatcher: "Dispatcher") -> None:
         self._dispatcher = dispatcher
-        if self.net.sasl_account:
-            self._password = self.net.sasl_password()  # ConfigError now rather than at connect
+        # Secrets are read now, so a missing variable stops the start rather than a connect.
+        if self.net.sasl_account and self.net.sasl_mechanism == "PLAIN":
+            self._password = self.net.sasl_password()
             if self._password is None:
                 raise ConfigError(f"irc[{self.net.network}]: sasl_account needs sasl_password_env")
+        if self.net.nickserv_password_env:
+            self._nickserv_password = self.net.nickserv_password()
         self._bind_rooms()
         self._stopping = False
         self._worker = asyncio.create_task(self._work(), name=f"{self.name}:worker")
@@ -123,8 +181,7 @@ class IrcTransport(Transport):
         if conn is None:
             return
         target = self._channels.get(self._fold(room), room)
-        for text in render(reply):
-            conn.say("PRIVMSG", target, text)
+        conn.send_lines(self._wire(conn, "PRIVMSG", target, reply))
 
     # -- rooms -----------------------------------------------------------------------------
     def _fold(self, name: str) -> str:
@@ -178,6 +235,12 @@ class IrcTransport(Transport):
                 await self._session(conn, welcome)
             except asyncio.CancelledError:
                 raise
+            except (CertificateRefused, ConfigError) as exc:
+                # Never fall back to an unverified link, and do not knock forever: this
+                # network stays down until the configuration is fixed.
+                self.failed = str(exc)
+                log.error("%s: giving up on this network: %s", self.name, exc)
+                break
             except (OSError, LinkClosed, asyncio.TimeoutError, EOFError) as exc:
                 log.warning("%s: connection lost: %s", self.name, exc or type(exc).__name__)
             except Exception:
@@ -199,8 +262,13 @@ class IrcTransport(Transport):
     async def _session(self, conn: IrcConnection, welcome: IrcLine) -> None:
         self.sessions += 1
         self._accounts.clear()
+        self._whois_cache.clear()
+        self._whois_seen.clear()
+        self._identify_state = ""
         if conn.account:
             log.info("%s: logged in as %s (SASL)", self.name, conn.account)
+        elif self._nickserv_password:
+            self._identify(conn)
         regain = asyncio.create_task(self._regain_loop(conn), name=f"{self.name}:regain")
         try:
             while True:
@@ -208,6 +276,48 @@ class IrcTransport(Transport):
                 self._on_line(conn, line)
         finally:
             regain.cancel()
+            for task in list(self._timers):
+                task.cancel()
+            self._timers.clear()
+            for fut in self._whois_asked.values():
+                if not fut.done():
+                    fut.cancel()
+            self._whois_asked.clear()
+
+    def _later(self, delay: float, fn, *args) -> None:
+        """Run `fn(*args)` after `delay` seconds, unless the session ends first."""
+        async def run() -> None:
+            await asyncio.sleep(delay)
+            fn(*args)
+        task = asyncio.create_task(run())
+        self._timers.add(task)
+        task.add_done_callback(self._timers.discard)
+
+    # -- the bot's own NickServ login ------------------------------------------------------
+    def _identify(self, conn: IrcConnection) -> None:
+        account = self.net.nickserv_account or self.net.nick
+        log.info("%s: identifying to NickServ as %s", self.name, account)
+        conn.send("PRIVMSG", "NickServ", f"IDENTIFY {account} {self._nickserv_password}",
+                  secret=True)
+        self._identify_state = "waiting"
+        self._later(IDENTIFY_WAIT, self._identify_timeout, conn)
+
+    def _identify_timeout(self, conn: IrcConnection) -> None:
+        if self._identify_state == "waiting":
+            log.warning("%s: NickServ did not confirm the login within %.0fs; joining anyway",
+                        self.name, IDENTIFY_WAIT)
+            self._identified(conn, None)
+
+    def _identified(self, conn: IrcConnection, account: str | None) -> None:
+        """Services answered (or the wait ran out): the joins held back go out now."""
+        if self._identify_state != "waiting":
+            return
+        self._identify_state = "done"
+        if account:
+            conn.account = account
+            log.info("%s: logged in as %s (NickServ)", self.name, account)
+        if conn.motd_done:
+            self._join_all(conn)
 
     async def _regain_loop(self, conn: IrcConnection) -> None:
         while True:
@@ -220,6 +330,8 @@ class IrcTransport(Transport):
             conn.send("NICK", self.net.nick)
 
     def _join_all(self, conn: IrcConnection) -> None:
+        if self._identify_state == "waiting":
+            return  # after services confirm: +r channels need the login
         names = [n for f, n in self._channels.items() if f not in self.joined]
         line: list[str] = []
         for name in names:  # a few per JOIN, so a long list stays under the line limit
@@ -246,9 +358,34 @@ class IrcTransport(Transport):
             self._bind_rooms()
 
     def _on_376(self, conn: IrcConnection, line: IrcLine) -> None:  # end of MOTD
+        if conn.motd_done:
+            return  # a MOTD asked for later
+        conn.motd_done = True
         if conn.source is None:
             conn.send("USERHOST", conn.nick)
         self._join_all(conn)
+
+    def _on_900(self, conn: IrcConnection, line: IrcLine) -> None:  # RPL_LOGGEDIN
+        if self._identify_state == "waiting":
+            self._identified(conn, line.param(2) or None)
+
+    def _on_notice(self, conn: IrcConnection, line: IrcLine) -> None:
+        if self._identify_state != "waiting" or (line.nick or "").casefold() != "nickserv":
+            return
+        text = strip_formatting(line.param(1))
+        account = self.net.nickserv_account or self.net.nick
+        if _NS_FAILED.search(text):
+            log.warning("%s: NickServ login as %s failed: %s; carrying on without an account",
+                        self.name, account, text[:200])
+            self._identified(conn, None)
+        elif _NS_OK.search(text):
+            self._identified(conn, account)
+
+    def _on_mode(self, conn: IrcConnection, line: IrcLine) -> None:
+        # Services mark an identified user +r: as good as their NOTICE.
+        if (self._identify_state == "waiting" and conn.is_me(line.param(0))
+                and "r" in line.param(1).split("-")[0]):
+            self._identified(conn, self.net.nickserv_account or self.net.nick)
 
     _on_422 = _on_376  # no MOTD
 
@@ -272,7 +409,8 @@ class IrcTransport(Transport):
             conn.source = line.source  # the server just showed us our own prefix
             folded = self._fold(chan)
             self.joined.add(folded)
-            if "WHOX" in conn.isupport:
+            self._ban_backoff.pop(folded, None)
+            if getattr(conn.features, "whox", False):
                 conn.send("WHO", chan, f"%tna,{WHOX_TOKEN}")
             if all(f in self.joined for f in self._channels):
                 self.ready.set()
@@ -290,6 +428,64 @@ class IrcTransport(Transport):
         if line.nick:
             account = line.param(0)
             self._accounts[self._fold(line.nick)] = None if account in ("*", "") else account
+            self._forget(line.nick)
+
+    # -- WHOIS: accounts where the server does not tell them -------------------------------
+    def _forget(self, nick: str | None) -> None:
+        if nick:
+            self._whois_cache.pop(self._fold(nick), None)
+
+    def _known_account(self, conn: IrcConnection, line: IrcLine, nick: str) -> tuple[bool, str | None]:
+        """(known, account): what the server has told us about `nick` without asking."""
+        if "account-tag" in conn.caps:
+            return True, line.tags.get("account") or None  # absent: not logged in
+        folded = self._fold(nick)
+        if folded in self._accounts:
+            return True, self._accounts[folded]
+        cached = self._whois_cache.get(folded)
+        if cached is not None and time.monotonic() - cached[1] < WHOIS_TTL:
+            return True, cached[0]
+        return False, None
+
+    def _ask_whois(self, conn: IrcConnection, nick: str) -> asyncio.Future[str | None]:
+        folded = self._fold(nick)
+        fut = self._whois_asked.get(folded)
+        if fut is None or fut.done():
+            fut = self._whois_asked[folded] = asyncio.get_running_loop().create_future()
+            self._whois_seen.pop(folded, None)
+            conn.send("WHOIS", nick, urgent=True)  # ahead of queued replies: a command waits
+        return fut
+
+    def _on_330(self, conn: IrcConnection, line: IrcLine) -> None:  # RPL_WHOISACCOUNT
+        if len(line.params) >= 3:
+            self._whois_seen[self._fold(line.params[1])] = line.params[2]
+
+    def _on_307(self, conn: IrcConnection, line: IrcLine) -> None:  # RPL_WHOISREGNICK
+        # "is a registered nick" / "has identified for this nick": the account is the nick.
+        if len(line.params) >= 2:
+            self._whois_seen.setdefault(self._fold(line.params[1]), line.params[1])
+
+    def _on_318(self, conn: IrcConnection, line: IrcLine) -> None:  # RPL_ENDOFWHOIS
+        if len(line.params) < 2:
+            return
+        for nick in line.params[1].split(","):
+            folded = self._fold(nick)
+            account = self._whois_seen.pop(folded, None)
+            fut = self._whois_asked.pop(folded, None)
+            if fut is None:
+                continue  # not ours (an operator's manual WHOIS, say)
+            self._remember_whois(folded, account)
+            if not fut.done():
+                fut.set_result(account)
+
+    def _remember_whois(self, folded: str, account: str | None) -> None:
+        now = time.monotonic()
+        if len(self._whois_cache) >= WHOIS_CACHE_MAX:
+            self._whois_cache = {k: v for k, v in self._whois_cache.items()
+                                 if now - v[1] < WHOIS_TTL}
+            while len(self._whois_cache) >= WHOIS_CACHE_MAX:
+                del self._whois_cache[next(iter(self._whois_cache))]
+        self._whois_cache[folded] = (account, now)
 
     def _on_nick(self, conn: IrcConnection, line: IrcLine) -> None:
         old, new = line.nick, line.param(0)
@@ -301,6 +497,8 @@ class IrcTransport(Transport):
                 conn.source = new + conn.source[len(nick_of(conn.source)):]
             log.info("%s: now known as %s", self.name, new)
             return
+        self._forget(old)
+        self._forget(new)
         account = self._accounts.pop(self._fold(old), None)
         if account is not None or "extended-join" in conn.caps:
             self._accounts[self._fold(new)] = account
@@ -310,24 +508,57 @@ class IrcTransport(Transport):
     def _on_quit(self, conn: IrcConnection, line: IrcLine) -> None:
         if line.nick:
             self._accounts.pop(self._fold(line.nick), None)
+            self._forget(line.nick)
             if self._fold(line.nick) == self._fold(self.net.nick):
                 self._regain(conn)
 
     def _on_part(self, conn: IrcConnection, line: IrcLine) -> None:
         if conn.is_me(line.nick):
             self.joined.discard(self._fold(line.param(0)))
+        else:
+            # We do not track who shares which channel: forgetting on any PART only costs
+            # one more WHOIS, and never trusts an answer about someone we lost sight of.
+            self._forget(line.nick)
 
     def _on_kick(self, conn: IrcConnection, line: IrcLine) -> None:
-        if conn.is_me(line.param(1)):
-            self.joined.discard(self._fold(line.param(0)))
-            log.warning("%s: kicked from %s by %s: %s", self.name, line.param(0), line.nick,
-                        line.param(2))
+        if not conn.is_me(line.param(1)):
+            self._forget(line.param(1))
+            return
+        folded = self._fold(line.param(0))
+        self.joined.discard(folded)
+        log.warning("%s: kicked from %s by %s: %s; rejoining in %.0fs", self.name, line.param(0),
+                    line.nick, line.param(2), REJOIN_AFTER_KICK)
+        if folded in self._channels:
+            self._later(REJOIN_AFTER_KICK, self._rejoin, conn, folded)
+
+    def _rejoin(self, conn: IrcConnection, folded: str) -> None:
+        if folded in self._channels and folded not in self.joined and conn.registered:
+            conn.send("JOIN", self._channels[folded])
+
+    def _on_474(self, conn: IrcConnection, line: IrcLine) -> None:
+        """Refused a join: banned (474), or full (471), invite-only (473), keyed (475),
+        registered nicks only (477). Try again later, waiting twice as long each time (up to
+        an hour), and say so in the log."""
+        folded = self._fold(line.param(1))
+        if folded not in self._channels:
+            return
+        first, cap = BANNED_BACKOFF
+        wait = self._ban_backoff.get(folded, first)
+        self._ban_backoff[folded] = min(cap, wait * 2)
+        why = {"471": "full", "473": "invite only", "474": "banned", "475": "needs a key",
+               "477": "registered nicks only"}.get(line.command, line.command)
+        log.warning("%s: cannot join %s (%s: %s); trying again in %.0f min", self.name,
+                    line.param(1), why, line.param(2), wait / 60)
+        self._later(wait, self._rejoin, conn, folded)
+
+    _on_471 = _on_473 = _on_475 = _on_477 = _on_474
 
     def _on_invite(self, conn: IrcConnection, line: IrcLine) -> None:
         chan = line.param(1)
         folded = self._fold(chan)
         if folded in self._channels:
             if folded not in self.joined:
+                self._ban_backoff.pop(folded, None)
                 conn.send("JOIN", self._channels[folded])
         else:
             log.info("%s: ignoring invite to %s from %s (not configured)", self.name, chan,
@@ -342,8 +573,6 @@ class IrcTransport(Transport):
                 conn.source = line.source
             return
         target, body = line.params[0], line.params[1]
-        if body.startswith("\x01"):
-            return  # CTCP (ACTION, VERSION, ...): not a command
         if conn.is_channel(target):
             room = self._fold(target)
             if room not in self._channels:
@@ -351,24 +580,60 @@ class IrcTransport(Transport):
             reply_to, private = self._channels[room], False
         else:
             room, reply_to, private = nick, nick, True
-        text = strip_formatting(body)
-        # No msg_id: IRC never replays a message, so recording ids for at-most-once handling
-        # would only cost a write per command.
-        msg = Message(transport=self.name, room=room, sender=self._sender(conn, line, nick),
-                      text=text, private=private, at=_server_time(line.tags.get("time")))
+        if body.startswith(ctcp.DELIMITER):
+            action = self._ctcp(conn, nick, body)
+            if action is None:
+                return
+            # "/me will take this one" is the sender saying "I will take this one"; an action
+            # is never a command.
+            text = "I " + strip_formatting(action).strip()
+        else:
+            text = self._as_command(conn, strip_formatting(body), private)
         if text.strip().casefold() == f"{self.prefix}more".casefold():
             self._more(conn, room, nick, reply_to)
             return
+        known, account = self._known_account(conn, line, nick)
+        # No msg_id: IRC never replays a message, so recording ids for at-most-once handling
+        # would only cost a write per command.
+        msg = Message(transport=self.name, room=room, sender=self._sender(nick, account),
+                      text=text, private=private, at=_server_time(line.tags.get("time")))
+        inbound = _Inbound(msg, reply_to)
+        if not known and self._needs_account(text):
+            inbound.whois = self._ask_whois(conn, nick)
+            inbound.deadline = time.monotonic() + WHOIS_WAIT
         try:
-            self._inbox.put_nowait((msg, reply_to))
+            self._inbox.put_nowait(inbound)
         except asyncio.QueueFull:
             log.warning("%s: too many waiting messages; dropping one from %s", self.name, nick)
 
-    def _sender(self, conn: IrcConnection, line: IrcLine, nick: str) -> Sender:
-        if "account-tag" in conn.caps:
-            account = line.tags.get("account")  # absent: not logged in
+    def _as_command(self, conn: IrcConnection, text: str, private: bool) -> str:
+        """`todobot: blockers` and `todobot, claim 12` (and, in private, a bare `blockers`)
+        as the prefixed command; anything else unchanged."""
+        m = _ADDRESSED.match(text)
+        if m and conn.is_me(m.group(1)):
+            rest = m.group(2).strip()
+        elif private:
+            rest = text.strip()
         else:
-            account = self._accounts.get(self._fold(nick))
+            return text
+        if rest.startswith(self.prefix):
+            return rest
+        word = rest.split(None, 1)[0] if rest else ""
+        if word and (lookup(word) is not None or word.casefold() == "more"):
+            return self.prefix + rest
+        return rest if m and conn.is_me(m.group(1)) else text
+
+    def _needs_account(self, text: str) -> bool:
+        """Whether the answer depends on who the sender is: commands that need more than
+        anyone may do, the few that show or bind identity, and claims."""
+        raw = text.strip()
+        if raw.startswith(self.prefix):
+            words = raw[len(self.prefix):].split(None, 1)
+            cmd = lookup(words[0]) if words else None
+            return cmd is not None and (cmd.who != "anyone" or cmd.name in _IDENTITY_COMMANDS)
+        return len(raw) <= 200 and claim_intent(raw) is not None
+
+    def _sender(self, nick: str, account: str | None, *, unconfirmed: bool = False) -> Sender:
         if account:
             # Named by the account, not the nick: whoever holds the nick later is not them.
             return Sender(identity=f"irc:{self.net.network}/{account}", nick=nick,
@@ -376,21 +641,61 @@ class IrcTransport(Transport):
         # A nick without an account is a weaker identity of its own: it never acts as an
         # owner or release manager, and cannot be confused with the account of that name.
         return Sender(identity=f"irc:{self.net.network}/~{self._fold(nick)}", nick=nick,
-                      authenticated=False)
+                      authenticated=False, unconfirmed=unconfirmed)
+
+    # -- CTCP --------------------------------------------------------------------------------
+    def _ctcp(self, conn: IrcConnection, nick: str, body: str) -> str | None:
+        """Answer VERSION, PING and CLIENTINFO (by NOTICE, rate limited); return the text of
+        an ACTION; ignore every other request."""
+        for part in ctcp.dequote(body):
+            if not isinstance(part, tuple):
+                continue
+            tag, data = part[0].upper(), (part[1] if len(part) > 1 else "")
+            if tag == "ACTION":
+                return data
+            answer = {"VERSION": f"todobot {_version()}",
+                      "PING": data,
+                      "CLIENTINFO": " ".join(CTCP_ANSWERED)}.get(tag)
+            if answer is None or not self._ctcp_bucket.try_take():
+                continue
+            reply = f"{ctcp.DELIMITER}{tag} {answer}".rstrip() + ctcp.DELIMITER
+            try:
+                conn.send("NOTICE", nick, reply)
+            except ValueError:
+                pass  # a nick that cannot be a target
+        return None
 
     # -- answering -------------------------------------------------------------------------
     async def _work(self) -> None:
         """Hand messages to the dispatcher one at a time, in arrival order."""
         assert self._dispatcher is not None
         while True:
-            msg, reply_to = await self._inbox.get()
+            inbound = await self._inbox.get()
+            msg = await self._identified_message(inbound)
             try:
                 reply = await self._dispatcher.handle(msg)
             except Exception:  # the dispatcher answers errors itself; a last guard
                 log.exception("%s: unhandled error for %r", self.name, msg.text[:200])
                 continue
             if reply is not None:
-                self._deliver(msg, reply_to, reply)
+                self._deliver(msg, inbound.reply_to, reply)
+
+    async def _identified_message(self, inbound: _Inbound) -> Message:
+        """The message with its sender's account, once WHOIS answered (bounded wait)."""
+        msg, fut = inbound.msg, inbound.whois
+        if fut is None:
+            return msg
+        nick = msg.sender.nick
+        try:
+            account = await asyncio.wait_for(asyncio.shield(fut),
+                                             max(0.0, inbound.deadline - time.monotonic()))
+        except (asyncio.TimeoutError, asyncio.CancelledError):
+            if asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                raise
+            log.warning("%s: no WHOIS answer for %s within %.0fs; treating as not logged in",
+                        self.name, nick, WHOIS_WAIT)
+            return dataclasses.replace(msg, sender=self._sender(nick, None, unconfirmed=True))
+        return dataclasses.replace(msg, sender=self._sender(nick, account))
 
     def _deliver(self, msg: Message, reply_to: str, reply: Reply) -> None:
         conn = self._conn
@@ -402,14 +707,20 @@ class IrcTransport(Transport):
         if reply.long and not msg.private and self.net.long_replies != "channel":
             command = "NOTICE" if self.net.long_replies == "notice" else "PRIVMSG"
             target = nick
-        source = conn.wire_source()
-        lines = [wl for text in render(reply) for wl in wire_lines(command, target, text, source)]
+        lines = self._wire(conn, command, target, reply)
         key = (msg.room, self._fold(nick))
         limit = self.net.max_lines
         if len(lines) > limit:
             self._remember(key, _Pending(lines[limit:], command, target, time.monotonic()))
             lines = lines[:limit] + self._offer(conn, command, target, len(lines) - limit)
         conn.send_lines(lines)
+
+    @staticmethod
+    def _wire(conn: IrcConnection, command: str, target: str, reply: Reply) -> list[bytes]:
+        """The reply as wire lines: listings packed to the line budget, then split to it."""
+        source = conn.wire_source()
+        budget = budget_for(command, target, source)
+        return [wl for text in render(reply, budget) for wl in wire_lines(command, target, text, source)]
 
     def _offer(self, conn: IrcConnection, command: str, target: str, left: int) -> list[bytes]:
         text = (f"({left} more line{'s' * (left != 1)}: say \x02{self.prefix}more\x02)")

@@ -1,5 +1,5 @@
-"""One IRC connection: the line parser, the throttled writer, registration (CAP, SASL PLAIN,
-nick fallback) and the keepalive watchdog.
+"""One IRC connection: the line parser, the throttled writer, verified TLS, registration
+(CAP, SASL PLAIN or EXTERNAL, nick fallback) and the keepalive watchdog.
 
 `bot.irc` drives a connection (what to say and when); this module only knows the protocol.
 Every outgoing line goes through `IrcConnection._enqueue`, the single choke point: built
@@ -19,7 +19,11 @@ import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from .config import IrcNetwork
+from irc.client import NickMask
+from irc.features import FeatureSet
+from irc.message import Tag
+
+from .config import ConfigError, IrcNetwork
 from .ratelimit import TokenBucket
 from .irc_text import MAX_LINE, casefold, clean, pessimistic_source, wire_lines
 
@@ -36,6 +40,29 @@ READ_LIMIT = 64 * 1024  # message tags may make a line far longer than 512 bytes
 
 class LinkClosed(ConnectionError):
     """The server closed the connection, sent ERROR, or stopped answering."""
+
+
+class CertificateRefused(ConnectionError):
+    """The server's TLS certificate did not verify: this network is not trusted."""
+
+
+def tls_context(net: IrcNetwork) -> ssl.SSLContext:
+    """Verified TLS against the system store or `tls_ca`; a client certificate for CertFP.
+    A missing or unreadable file is a ConfigError naming the key."""
+    try:
+        context = ssl.create_default_context(cafile=net.tls_ca)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"irc[{net.network}].tls_ca: cannot load {net.tls_ca}: {exc}") from None
+    if not net.tls_verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if net.tls_certfile:
+        try:
+            context.load_cert_chain(net.tls_certfile, net.tls_keyfile)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"irc[{net.network}].tls_certfile: cannot load {net.tls_certfile}"
+                              f"{' / ' + net.tls_keyfile if net.tls_keyfile else ''}: {exc}") from None
+    return context
 
 
 # -- lines -----------------------------------------------------------------------------------
@@ -57,7 +84,7 @@ class IrcLine:
 
 
 def nick_of(source: str) -> str:
-    return source.split("!", 1)[0].split("@", 1)[0]
+    return NickMask(source).nick.split("@", 1)[0]  # also "nick@host", which some servers send
 
 
 def decode_line(raw: bytes) -> str:
@@ -78,20 +105,6 @@ def decode_line(raw: bytes) -> str:
         return raw.decode("latin-1")
 
 
-_TAG_ESCAPES = {":": ";", "s": " ", "\\": "\\", "r": "\r", "n": "\n"}
-
-
-def _unescape_tag(value: str) -> str:
-    out, chars = [], iter(value)
-    for ch in chars:
-        if ch == "\\":
-            nxt = next(chars, "")
-            out.append(_TAG_ESCAPES.get(nxt, nxt))
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
 def parse_line(text: str) -> IrcLine | None:
     """`@tags :source COMMAND params :trailing` into its parts; None for an empty line."""
     tags: dict[str, str] = {}
@@ -99,9 +112,9 @@ def parse_line(text: str) -> IrcLine | None:
     if text.startswith("@"):
         raw_tags, _, text = text[1:].partition(" ")
         for item in raw_tags.split(";"):
-            key, _, value = item.partition("=")
-            if key:
-                tags[key] = _unescape_tag(value)
+            if item:
+                tag = Tag.parse(item)  # unescapes \s \: \\ \r \n
+                tags[tag["key"]] = tag["value"] or ""
         text = text.lstrip(" ")
     source = None
     if text.startswith(":"):
@@ -169,11 +182,12 @@ class IrcConnection:
         self.caps: set[str] = set()  # enabled capabilities
         self.offered: dict[str, str] = {}
         self.account: str | None = None  # the account SASL logged us in to
-        self.isupport: dict[str, str] = {}
+        self.features = FeatureSet()  # ISUPPORT (005), parsed by the irc package
         self.registered = False
+        self.motd_done = False  # end of MOTD seen: channels may be joined
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
-        self._queue: asyncio.PriorityQueue[tuple[int, int, bytes]] = asyncio.PriorityQueue()
+        self._queue: asyncio.PriorityQueue[tuple[int, int, bytes, bool]] = asyncio.PriorityQueue()
         self._seq = itertools.count()
         self._write_task: asyncio.Task[None] | None = None
         self._nicks = iter([*net.alternates])
@@ -183,7 +197,7 @@ class IrcConnection:
     # -- names ---------------------------------------------------------------------------
     @property
     def casemapping(self) -> str:
-        return self.isupport.get("CASEMAPPING", "rfc1459")
+        return str(getattr(self.features, "casemapping", "rfc1459"))
 
     def fold(self, name: str) -> str:
         return casefold(name, self.casemapping)
@@ -192,7 +206,8 @@ class IrcConnection:
         return nick is not None and self.fold(nick) == self.fold(self.nick)
 
     def is_channel(self, target: str) -> bool:
-        return bool(target) and target[0] in self.isupport.get("CHANTYPES", "#&")
+        types = getattr(self.features, "chantypes", "#&")  # True: given empty, no channels
+        return bool(target) and isinstance(types, str) and target[0] in types
 
     def wire_source(self) -> str:
         """Our prefix for the byte budget: the real one when known, else a worst case."""
@@ -200,15 +215,19 @@ class IrcConnection:
 
     # -- transport -----------------------------------------------------------------------
     async def open(self, timeout: float = 30.0) -> None:
-        context = None
-        if self.net.tls:
-            context = ssl.create_default_context()
-            if not self.net.tls_verify:
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-        self._reader, self._writer = await asyncio.wait_for(asyncio.open_connection(
-            self.net.host, self.net.port, ssl=context, limit=READ_LIMIT,
-            server_hostname=self.net.host if context else None), timeout)
+        """Connect; with TLS, a server certificate that does not verify is a
+        `CertificateRefused` (never a silent fallback to an unverified link)."""
+        context = tls_context(self.net) if self.net.tls else None
+        try:
+            self._reader, self._writer = await asyncio.wait_for(asyncio.open_connection(
+                self.net.host, self.net.port, ssl=context, limit=READ_LIMIT,
+                server_hostname=self.net.host if context else None), timeout)
+        except ssl.SSLCertVerificationError as exc:
+            raise CertificateRefused(
+                f"the TLS certificate of {self.net.host}:{self.net.port} did not verify "
+                f"({exc.verify_message or exc.reason}); "
+                + ("check tls_ca" if self.net.tls_ca else "set tls_ca to trust a private CA")
+            ) from None
         self._write_task = asyncio.create_task(self._write_loop(),
                                                name=f"irc-writer:{self.net.network}")
 
@@ -236,16 +255,17 @@ class IrcConnection:
             log.warning("%s: %d lines still queued at close", self.net.network, self._queue.qsize())
 
     # -- sending: the one choke point ------------------------------------------------------
-    def _enqueue(self, line: bytes, urgent: bool = False) -> None:
+    def _enqueue(self, line: bytes, urgent: bool = False, secret: bool = False) -> None:
         body = line[:-2] if line.endswith(b"\r\n") else line
         if any(c in body for c in (b"\r", b"\n", b"\0")) or len(body) > MAX_LINE - 2:
             # Never reached through send()/say(); a guard against a future caller.
             log.error("%s: refusing malformed outgoing line %r", self.net.network, body[:80])
             return
-        self._queue.put_nowait((0 if urgent else 1, next(self._seq), body + b"\r\n"))
+        self._queue.put_nowait((0 if urgent else 1, next(self._seq), body + b"\r\n", secret))
 
-    def send(self, command: str, *params: str, urgent: bool = False) -> None:
-        self._enqueue(build_line(command, *params), urgent)
+    def send(self, command: str, *params: str, urgent: bool = False, secret: bool = False) -> None:
+        """One line; `secret` lines (passwords) are never written to the log."""
+        self._enqueue(build_line(command, *params), urgent, secret)
 
     def say(self, command: str, target: str, text: str) -> list[bytes]:
         """PRIVMSG/NOTICE `text`, split to fit; returns the lines (for later `send_lines`)."""
@@ -260,10 +280,11 @@ class IrcConnection:
     async def _write_loop(self) -> None:
         assert self._writer is not None
         while True:
-            _, _, data = await self._queue.get()
+            _, _, data, secret = await self._queue.get()
             try:
                 await self.bucket.acquire()
-                log.debug("%s >> %r", self.net.network, data)
+                log.debug("%s >> %r", self.net.network,
+                          data.split(b" ", 1)[0] + b" <secret>" if secret else data)
                 self._writer.write(data)
                 await self._writer.drain()
             except (OSError, ssl.SSLError) as exc:
@@ -297,7 +318,8 @@ class IrcConnection:
             line = parse_line(decode_line(raw.rstrip(b"\r\n").replace(b"\0", b"")))
             if line is None:
                 continue
-            log.debug("%s << %r", self.net.network, raw)
+            log.debug("%s << %r", self.net.network,
+                      b"(a line naming IDENTIFY, not logged)" if b"IDENTIFY" in raw.upper() else raw)
             if line.command == "PING":
                 self.send("PONG", *line.params[:1] or ["todobot"], urgent=True)
                 continue
@@ -318,11 +340,10 @@ class IrcConnection:
 
     def _isupport(self, line: IrcLine) -> None:
         for token in line.params[1:-1]:
-            key, _, value = token.partition("=")
-            if key.startswith("-"):
-                self.isupport.pop(key[1:], None)
+            if not token.startswith("-") and "=" not in token:
+                self.features.set(token)  # a bare flag (WHOX): FeatureSet would skip it
             else:
-                self.isupport[key.upper()] = value
+                self.features.load_feature(token)
 
     def _cap_update(self, line: IrcLine) -> None:
         """CAP ACK/NEW/DEL after registration (cap-notify)."""
@@ -350,13 +371,13 @@ class IrcConnection:
                     self.caps.add(name)
             if "sasl" in names and self.account is None and not self._late_sasl:
                 self._late_sasl = "mechanism"
-                self.send("AUTHENTICATE", "PLAIN")
+                self.send("AUTHENTICATE", self.sasl_mechanism)
 
     def _late_sasl_step(self, line: IrcLine) -> None:
         """SASL after registration, when services appear later than we connected."""
         if line.command == "AUTHENTICATE" and self._late_sasl == "mechanism":
             self._late_sasl = "sent"
-            self._send_sasl_plain()
+            self._send_sasl_response()
         elif line.command == "900":
             self.account = line.param(2) or None
             log.info("%s: logged in as %s", self.net.network, self.account)
@@ -367,7 +388,7 @@ class IrcConnection:
 
     # -- registration --------------------------------------------------------------------
     async def register(self) -> IrcLine:
-        """CAP LS 302, NICK, USER; request capabilities, SASL PLAIN when configured; fall back
+        """CAP LS 302, NICK, USER; request capabilities, SASL when configured; fall back
         to plain RFC 1459 when the server knows no CAP. Returns the 001 line."""
         self.send("CAP", "LS", "302")
         self.send("NICK", self.nick)
@@ -401,7 +422,7 @@ class IrcConnection:
                             self.caps.add(name)
                     if "sasl" in self.caps and not sasl_step:
                         sasl_step = "mechanism"
-                        self.send("AUTHENTICATE", "PLAIN")
+                        self.send("AUTHENTICATE", self.sasl_mechanism)
                     elif cap_open and not sasl_step:
                         self.send("CAP", "END")
                         cap_open = False
@@ -413,14 +434,15 @@ class IrcConnection:
                         cap_open = False
             elif cmd == "AUTHENTICATE" and sasl_step == "mechanism" and line.param(0) == "+":
                 sasl_step = "sent"
-                self._send_sasl_plain()
+                self._send_sasl_response()
             elif cmd == "900":
                 self.account = line.param(2) or None
             elif cmd in SASL_DONE or cmd in SASL_FAILED:
                 if cmd in SASL_FAILED:
-                    log.warning("%s: SASL login as %s failed (%s %s); continuing without an "
-                                "account", self.net.network, self.net.sasl_account, cmd,
-                                line.params[-1] if line.params else "")
+                    log.warning("%s: SASL %s login%s failed (%s %s); continuing without an "
+                                "account", self.net.network, self.sasl_mechanism,
+                                f" as {self.net.sasl_account}" if self.net.sasl_account else "",
+                                cmd, line.params[-1] if line.params else "")
                 if cap_open and cmd != "908":  # 908 (mechanism list) precedes 904
                     self.send("CAP", "END")
                     cap_open = False
@@ -437,18 +459,32 @@ class IrcConnection:
                     self.source = words[-1]
                 return line
 
+    @property
+    def sasl_mechanism(self) -> str:
+        return self.net.sasl_mechanism
+
     def _sasl_wanted(self) -> bool:
-        if "sasl" not in self.offered or not (self.net.sasl_account and self.password):
+        if "sasl" not in self.offered:
+            return False
+        if self.sasl_mechanism == "EXTERNAL":
+            if not self.net.tls_certfile:
+                return False
+        elif not (self.net.sasl_account and self.password):
             return False
         mechs = self.offered["sasl"]
-        return not mechs or "PLAIN" in mechs.upper().split(",")
+        return not mechs or self.sasl_mechanism in mechs.upper().split(",")
 
-    def _send_sasl_plain(self) -> None:
+    def _send_sasl_response(self) -> None:
+        """The answer to the server's `AUTHENTICATE +`: PLAIN credentials, or for EXTERNAL
+        an empty response (the server takes the account from our client certificate)."""
+        if self.sasl_mechanism == "EXTERNAL":
+            self.send("AUTHENTICATE", "+")
+            return
         account = self.net.sasl_account or ""
         payload = base64.b64encode(f"{account}\0{account}\0{self.password}".encode()).decode()
         chunks = [payload[i:i + 400] for i in range(0, len(payload), 400)]
         for chunk in chunks:
-            self.send("AUTHENTICATE", chunk)
+            self.send("AUTHENTICATE", chunk, secret=True)
         if not chunks or len(chunks[-1]) == 400:
             self.send("AUTHENTICATE", "+")
 
@@ -458,7 +494,8 @@ class IrcConnection:
             if not self.is_me(candidate):
                 return candidate
         base = self.net.nick
-        nicklen = int(self.isupport.get("NICKLEN") or 16)
+        nicklen = getattr(self.features, "nicklen", 16)
+        nicklen = nicklen if isinstance(nicklen, int) else 16
         if self.fold(refused) != self.fold(base + "_") and len(base) < nicklen:
             return base + "_"
         suffix = str(random.randint(10, 9999))

@@ -57,7 +57,7 @@ def _span_text(span: Span) -> str:
     return label  # mentions are just the name: IRC highlights on the nick itself
 
 
-def _render_line(line: Line) -> str:
+def _render_body(line: Line) -> str:
     heading = line.kind == "heading"
     runs: list[list] = []  # [text, bold], adjacent runs of the same weight merged
     for span in line.spans:
@@ -69,13 +69,78 @@ def _render_line(line: Line) -> str:
             runs[-1][0] += piece
         else:
             runs.append([piece, weight])
-    body = "".join(f"{BOLD}{t}{BOLD}" if b else t for t, b in runs)
-    return "  " * line.level + ("• " if line.kind == "bullet" else "") + body
+    return "".join(f"{BOLD}{t}{BOLD}" if b else t for t, b in runs)
 
 
-def render(reply: Reply) -> list[str]:
-    """One IRC text line per `Line` (not yet cleaned or split to the byte budget)."""
-    return [_render_line(line) for line in reply.lines]
+def _render_line(line: Line) -> str:
+    return "  " * line.level + ("• " if line.kind == "bullet" else "") + _render_body(line)
+
+
+ITEM_SEP = " · "
+
+
+def _utf8_bytes(text: str) -> int:
+    return len(text.encode("utf-8", "replace"))
+
+
+def _entries(bullets: list[Line]) -> list[str]:
+    """Bullets as packed entries: each top-level bullet with its deeper ones in "(sub: …)"."""
+    def walk(i: int, level: int) -> tuple[list[str], int]:
+        out: list[str] = []
+        while i < len(bullets) and bullets[i].level >= level:
+            text = _render_body(bullets[i]).rstrip(":").rstrip()
+            i += 1
+            if i < len(bullets) and bullets[i].level > level:
+                subs, i = walk(i, bullets[i].level)
+                text += f" (sub: {ITEM_SEP.join(subs)})"
+            out.append(text)
+        return out, i
+
+    entries, _ = walk(0, min(b.level for b in bullets))
+    return entries
+
+
+def _pack(head: str, entries: list[str], budget: int) -> list[str]:
+    """`head` then the entries joined by ITEM_SEP, a new line whenever the next entry would
+    pass `budget` bytes. An entry longer than a line goes alone (the splitter cuts it)."""
+    lines: list[str] = []
+    current = head
+    for entry in entries:
+        if not current:
+            current = entry
+        elif _utf8_bytes(current) + len(ITEM_SEP.encode()) + _utf8_bytes(entry) <= budget:
+            current += (" " if current is head else ITEM_SEP) + entry
+        else:
+            lines.append(current)
+            current = entry
+    if current:
+        lines.append(current)
+    return lines
+
+
+def render(reply: Reply, budget: int | None = None) -> list[str]:
+    """IRC text lines for a reply (not yet cleaned or split to the byte budget).
+
+    Without `budget`, one line per `Line`. With it, listings are packed as IRC users expect:
+    a heading followed by bullets becomes one line per heading ("tools, blockers: #1 … · #4 …",
+    sub-items in "(sub: …)"), each line filled up to `budget` bytes."""
+    if budget is None:
+        return [_render_line(line) for line in reply.lines]
+    out: list[str] = []
+    lines = reply.lines
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        j = i + 1
+        while j < len(lines) and lines[j].kind == "bullet":
+            j += 1
+        if line.kind == "heading" and j > i + 1:
+            out.extend(_pack(_render_body(line), _entries(list(lines[i + 1:j])), budget))
+            i = j
+        else:
+            out.append(_render_line(line))
+            i += 1
+    return out
 
 
 # -- splitting ----------------------------------------------------------------------------------

@@ -25,6 +25,9 @@ class Sender:
     nick: str
     authenticated: bool = True
     display_name: str | None = None  # a protocol-provided default (e.g. Matrix displayname)
+    # Not authenticated because the transport could not find out (IRC services did not
+    # answer in time), rather than because the sender is not logged in.
+    unconfirmed: bool = False
 
 
 @dataclass(frozen=True)

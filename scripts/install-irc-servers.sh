@@ -1,10 +1,11 @@
 #!/bin/sh
-# Install the IRC servers the integration tests start themselves: InspIRCd + Anope, ngIRCd.
+# Install the IRC servers the integration tests start themselves: InspIRCd + Anope, ngIRCd
+# (and openssl, which the TLS fixtures use to make certificates).
 # Idempotent and quick when everything is present. Debian 12, run as root.
 # The packages' own services must not keep running: the tests start private instances.
 set -eu
 
-PACKAGES="inspircd anope ngircd"
+PACKAGES="inspircd anope ngircd openssl"
 
 missing=""
 for pkg in $PACKAGES; do

@@ -184,3 +184,28 @@ async def test_a_missing_secret_stops_the_start(tmp_path, monkeypatch):
             await app.initialize()
             await app.start()  # (loopback only, were it to get this far)
         await app.stop()
+
+
+@pytest.mark.parametrize("net,message", [
+    ({"sasl_account": "bot", "sasl_password_env": "P", "nickserv_password_env": "N"},
+     "choose one login method, not SASL PLAIN (sasl_account) and NickServ IDENTIFY"),
+    ({"sasl_mechanism": "EXTERNAL", "tls_certfile": "c.pem", "nickserv_password_env": "N"},
+     "choose one login method, not SASL EXTERNAL and NickServ IDENTIFY"),
+    ({"sasl_mechanism": "EXTERNAL"}, "sasl_mechanism EXTERNAL needs tls_certfile"),
+    ({"sasl_account": "bot"}, "sasl_account needs sasl_password_env"),
+    ({"nickserv_account": "bot"}, "nickserv_account needs nickserv_password_env"),
+    ({"tls": False, "tls_ca": "ca.pem"}, "need tls: true"),
+    ({"sasl_mechanism": "SCRAM"}, "irc[0].sasl_mechanism: String should match pattern"),
+])
+def test_irc_login_methods_are_exclusive(net, message):
+    with pytest.raises(ConfigError) as err:
+        parse_config({"irc": [{"network": "oftc", **net}]}, "cfg")
+    assert message in str(err.value) and "cfg: irc[0]" in str(err.value)
+
+
+def test_irc_login_methods_each_alone_are_valid():
+    for net in ({"sasl_account": "bot", "sasl_password_env": "P"},
+                {"sasl_mechanism": "EXTERNAL", "tls_certfile": "c.pem", "tls_keyfile": "k.pem"},
+                {"nickserv_password_env": "N", "nickserv_account": "bot"},
+                {"tls_certfile": "c.pem"}):  # CertFP without SASL: services know the fingerprint
+        parse_config({"irc": [{"network": "oftc", **net}]}, "cfg")

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from todobot.bot.irc_text import (
     BOLD,
+    ITEM_SEP,
     MAX_LINE,
     budget_for,
     casefold,
@@ -384,3 +385,69 @@ def test_casefold_strict_rfc1459():
 
 def test_casefold_unknown_mapping_falls_back_to_rfc1459():
     assert casefold("A[^", "something-new") == "a{~"
+
+
+# -- packed listings ----------------------------------------------------------------------------
+
+async def _seed_reply(tmp_path, command: str):
+    from tests.harness import Chat
+    from todobot.bot.cli import import_list, seed_text
+    from todobot.storage.mail import parse_mail
+
+    db = tmp_path / "seed.sqlite3"
+    await import_list(str(db), parse_mail(seed_text(), "4.2"), "4.2", actor="test")
+    chat = await Chat.open(db, default_release="4.2")
+    try:
+        return await chat.reply(command)
+    finally:
+        await chat.close()
+
+
+async def test_seed_blockers_pack_into_few_full_lines(tmp_path):
+    reply = await _seed_reply(tmp_path, "!blockers")
+    assert reply is not None
+    source = pessimistic_source("todobot", "todobot")
+    budget = budget_for("PRIVMSG", "#xen-devel", source)
+    packed = render(reply, budget)
+    wire = [w for t in packed for w in wire_lines("PRIVMSG", "#xen-devel", t, source)]
+    assert len(wire) <= 3
+    assert all(len(f":{source} ".encode()) + len(w) <= MAX_LINE for w in wire)
+    text = " ".join(w.decode() for w in wire)
+    for item_id in (1, 2, 4, 5, 8, 10):
+        assert f"\x02#{item_id}\x02" in text
+    assert "(sub: \x02#2\x02 Interfaces which may need to be async)" in text
+    assert " · \x02#4\x02 xl compatibility with xm · " in text
+    assert packed[1].startswith("\x02tools, blockers:\x02 \x02#1\x02 libxl stable API")
+
+
+async def test_packed_todo_one_line_per_area_and_every_id(tmp_path):
+    reply = await _seed_reply(tmp_path, "!todo")
+    assert reply is not None
+    budget = 400
+    packed = render(reply, budget)
+    heads = [p for p in packed if p.startswith(BOLD) and ", " in p.split(BOLD)[1]]
+    assert len(heads) == 3  # tools blockers, hypervisor nice, tools nice
+    assert not [p for p in packed if p.lstrip().startswith("•")]  # no bullet lines left
+    assert len(packed) <= 7
+    text = " ".join(packed)
+    for item_id in reply.items:
+        assert f"\x02#{item_id}\x02" in text
+    # Lines are filled: only an entry longer than the budget makes a line longer.
+    for p in packed:
+        assert len(p.encode()) <= budget or ITEM_SEP not in p
+
+
+def test_packing_without_budget_keeps_one_line_per_line():
+    r = Reply().heading("tools, blockers:").bullet("a").bullet("b", level=1)
+    assert render(r) == ["\x02tools, blockers:\x02", "• a", "  • b"]
+    assert render(r, 400) == ["\x02tools, blockers:\x02 a (sub: b)"]
+
+
+def test_packing_starts_a_new_line_when_full():
+    r = Reply().heading("h:")
+    for i in range(10):
+        r.bullet(f"entry{i} " + "x" * 30)
+    packed = render(r, 100)
+    assert 3 < len(packed) < 10 and all(len(p.encode()) <= 100 for p in packed)
+    assert packed[0].startswith("\x02h:\x02 entry0 ") and ITEM_SEP in packed[1]
+    assert " · ".join(packed).count("entry") == 10

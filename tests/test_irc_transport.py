@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
+import ssl
+import subprocess
 
 import pytest
 
@@ -63,8 +65,8 @@ class FakeServer:
         self.server: asyncio.Server | None = None
         self.port = 0
 
-    async def start(self) -> None:
-        self.server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+    async def start(self, ssl_context=None) -> None:
+        self.server = await asyncio.start_server(self._accept, "127.0.0.1", 0, ssl=ssl_context)
         self.port = self.server.sockets[0].getsockname()[1]
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -488,3 +490,292 @@ async def test_stop_sends_quit(server, run):
     await c.sync()
     await t.stop()
     assert await c.expect("QUIT") == "QUIT :todobot stopping"
+
+
+# -- identity by WHOIS (no account capabilities) ---------------------------------------------
+
+
+async def test_whois_learns_the_account_before_an_admin_command(server, run):
+    t, d = await run(network(server.port))
+    c = await registered(server)
+    c.send(":Ian!i@h PRIVMSG #test :!blocker 1")
+    assert await c.expect("WHOIS") == "WHOIS Ian"
+    assert d.messages.empty()  # the command waits for the answer
+    c.send(":srv 311 todobot Ian i h * :Ian", ":srv 330 todobot Ian ijc :is logged in as",
+           ":srv 318 todobot Ian :End of /WHOIS list.")
+    m = await d.next()
+    assert (m.sender.identity, m.sender.authenticated) == ("irc:testnet/ijc", True)
+    # Cached: the next command does not ask again.
+    c.send(":Ian!i@h PRIVMSG #test :!done 1")
+    assert (await d.next()).sender.identity == "irc:testnet/ijc"
+    assert not [ln for ln in await c.sync() if ln.startswith("WHOIS")]
+    # A nick change forgets it: the new nick is asked about.
+    c.send(":Ian!i@h NICK ijc_away", ":ijc_away!i@h PRIVMSG #test :!done 1")
+    assert await c.expect("WHOIS") == "WHOIS ijc_away"
+    c.send(":srv 318 todobot ijc_away :End of /WHOIS list.")
+    m = await d.next()
+    assert (m.sender.identity, m.sender.authenticated) == ("irc:testnet/~ijc_away", False)
+
+
+async def test_whois_registered_nick_means_the_nick_is_the_account(server, run):
+    _, d = await run(network(server.port))
+    c = await registered(server)
+    c.send(":george!g@h PRIVMSG todobot :!whoami")
+    assert await c.expect("WHOIS") == "WHOIS george"
+    c.send(":srv 307 todobot george :is a registered nick", ":srv 318 todobot george :End")
+    m = await d.next()
+    assert (m.sender.identity, m.sender.authenticated) == ("irc:testnet/george", True)
+
+
+async def test_whois_is_forgotten_on_quit_part_and_account(server, run):
+    t, d = await run(network(server.port))
+    c = await registered(server)
+    for event in (":ian!i@h QUIT :bye", ":ian!i@h PART #test", ":op!o@h KICK #test ian :x",
+                  ":ian!i@h ACCOUNT *"):
+        c.send(":ian!i@h PRIVMSG #test :!whoami")
+        await c.expect("WHOIS ian")
+        c.send(":srv 330 todobot ian ijc :is logged in as", ":srv 318 todobot ian :End")
+        assert (await d.next()).sender.identity == "irc:testnet/ijc"
+        c.send(event)
+        await c.sync()
+        assert "ian" not in t._whois_cache, event
+
+
+async def test_reading_commands_and_chat_never_ask_whois(server, run):
+    _, d = await run(network(server.port))
+    c = await registered(server)
+    c.send(":ian!i@h PRIVMSG #test :!blockers", ":ian!i@h PRIVMSG #test :hello there")
+    assert (await d.next()).sender.authenticated is False
+    assert (await d.next()).text == "hello there"
+    assert not [ln for ln in await c.sync() if ln.startswith("WHOIS")]
+
+
+async def test_whois_without_answer_is_unconfirmed_not_a_grant(server, run, monkeypatch):
+    monkeypatch.setattr("todobot.bot.irc.WHOIS_WAIT", 0.3)
+    _, d = await run(network(server.port))
+    c = await registered(server)
+    c.send(":ijc!i@h PRIVMSG #test :!blocker 1")
+    await c.expect("WHOIS ijc")
+    m = await d.next()
+    assert (m.sender.identity, m.sender.authenticated, m.sender.unconfirmed) == (
+        "irc:testnet/~ijc", False, True)
+
+
+async def test_account_tag_needs_no_whois(server, run):
+    _, d = await run(network(server.port))
+    c = await server.client()
+    await c.expect("USER ")
+    c.send(":srv CAP * LS :account-tag")
+    await c.expect("CAP REQ")
+    c.send(":srv CAP * ACK :account-tag")
+    c.welcome()
+    await c.expect("JOIN")
+    c.send(":ijc!i@h PRIVMSG #test :!blocker 1")
+    assert (await d.next()).sender.authenticated is False
+    assert not [ln for ln in await c.sync() if ln.startswith("WHOIS")]
+
+
+# -- the bot's own login ------------------------------------------------------------------------
+
+
+async def test_nickserv_identify_holds_joins_until_confirmed(server, run, monkeypatch, caplog):
+    monkeypatch.setenv("TODOBOT_TEST_NS", "s3cret-ns")
+    caplog.set_level("DEBUG")
+    t, _ = await run(network(server.port, nickserv_password_env="TODOBOT_TEST_NS",
+                             nickserv_account="botacct"))
+    c = await server.client()
+    await c.expect("USER ")
+    c.send(":srv CAP * LS :")
+    await c.expect("CAP END")
+    c.welcome()
+    assert await c.expect("PRIVMSG") == "PRIVMSG NickServ :IDENTIFY botacct s3cret-ns"
+    sent = await c.sync()
+    assert not [ln for ln in sent if ln.startswith("JOIN")]
+    c.send(":NickServ!services@services NOTICE todobot :Password accepted - you are now recognized.")
+    assert await c.expect("JOIN") == "JOIN #test,#Rel"
+    assert t._conn is not None and t._conn.account == "botacct"
+    assert "s3cret-ns" not in caplog.text and "NickServ" in caplog.text
+
+
+async def test_nickserv_failure_is_logged_and_the_bot_carries_on(server, run, monkeypatch, caplog):
+    monkeypatch.setenv("TODOBOT_TEST_NS", "wrong")
+    t, _ = await run(network(server.port, nickserv_password_env="TODOBOT_TEST_NS"))
+    c = await server.client()
+    await c.expect("USER ")
+    c.send(":srv CAP * LS :")
+    await c.expect("CAP END")
+    c.welcome()
+    assert await c.expect("PRIVMSG") == "PRIVMSG NickServ :IDENTIFY todobot wrong"
+    c.send(":NickServ!s@s NOTICE todobot :Password incorrect.")
+    assert await c.expect("JOIN") == "JOIN #test,#Rel"
+    assert t._conn is not None and t._conn.account is None
+    assert "NickServ login as todobot failed" in caplog.text and "wrong" not in caplog.text
+
+
+async def test_nickserv_silence_joins_after_the_wait(server, run, monkeypatch):
+    monkeypatch.setenv("TODOBOT_TEST_NS", "pw")
+    monkeypatch.setattr("todobot.bot.irc.IDENTIFY_WAIT", 0.3)
+    await run(network(server.port, nickserv_password_env="TODOBOT_TEST_NS"))
+    c = await server.client()
+    await c.expect("USER ")
+    c.send(":srv CAP * LS :")
+    c.welcome()
+    await c.expect("PRIVMSG NickServ")
+    assert await c.expect("JOIN", timeout=5) == "JOIN #test,#Rel"
+
+
+def make_cert(directory, name: str) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1 (cert, key), made with openssl."""
+    cert, key = directory / f"{name}.pem", directory / f"{name}.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                    "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    return str(cert), str(key)
+
+
+@pytest.fixture
+async def tls_server(tmp_path):
+    """A fake server behind TLS with a certificate of its own; asks for a client certificate."""
+    cert, key = make_cert(tmp_path, "server")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    ctx.verify_mode = ssl.CERT_OPTIONAL
+    ctx.load_verify_locations(make_cert(tmp_path, "client")[0])
+    s = FakeServer()
+    await s.start(ctx)
+    s.cert = cert  # type: ignore[attr-defined]
+    yield s
+    await s.close()
+
+
+async def test_tls_verified_with_tls_ca(tls_server, run):
+    t, _ = await run(network(tls_server.port, tls=True, tls_ca=tls_server.cert))
+    c = await tls_server.client()
+    await c.expect("USER ")
+    assert t.failed is None
+
+
+async def test_tls_certificate_that_does_not_verify_stops_the_network(tls_server, run, tmp_path,
+                                                                       caplog):
+    other_ca, _ = make_cert(tmp_path, "other")
+    t, _ = await run(network(tls_server.port, tls=True, tls_ca=other_ca))
+    async with asyncio.timeout(WAIT):
+        while t.failed is None:
+            await asyncio.sleep(0.05)
+    assert "127.0.0.1" in t.failed and "did not verify" in t.failed
+    assert "giving up on this network" in caplog.text
+    await asyncio.sleep(3)  # no retry loop: one attempt, then down until the config is fixed
+    assert t.attempts == 1 and tls_server.clients.empty()
+
+
+async def test_sasl_external_sends_an_empty_response(tls_server, run, tmp_path):
+    cert, key = str(tmp_path / "client.pem"), str(tmp_path / "client.key")
+    await run(network(tls_server.port, tls=True, tls_ca=tls_server.cert, tls_certfile=cert,
+                      tls_keyfile=key, sasl_mechanism="EXTERNAL"))
+    c = await tls_server.client()
+    assert c.writer.get_extra_info("peercert") is not None  # the server saw our certificate
+    await c.expect("USER ")
+    c.send(":srv CAP * LS :sasl=PLAIN,EXTERNAL")
+    assert await c.expect("CAP REQ") == "CAP REQ sasl"
+    c.send(":srv CAP * ACK :sasl")
+    assert await c.expect("AUTHENTICATE") == "AUTHENTICATE EXTERNAL"
+    c.send("AUTHENTICATE +")
+    assert await c.expect("AUTHENTICATE") == "AUTHENTICATE +"
+    c.send(":srv 900 * todobot!t@h botacct :You are now logged in", ":srv 903 * :ok")
+    await c.expect("CAP END")
+
+
+# -- staying in the channel --------------------------------------------------------------------
+
+
+async def test_kick_rejoins_after_a_pause_and_ban_backs_off(server, run, monkeypatch, caplog):
+    monkeypatch.setattr("todobot.bot.irc.REJOIN_AFTER_KICK", 0.2)
+    monkeypatch.setattr("todobot.bot.irc.BANNED_BACKOFF", (0.3, 0.6))
+    t, _ = await run(network(server.port))
+    c = await registered(server)
+    await c.sync()
+    c.send(":op!o@h KICK #test todobot :out")
+    assert await c.expect("JOIN", timeout=5) == "JOIN #test"
+    c.send(":srv 474 todobot #test :Cannot join channel (+b)")
+    assert await c.expect("JOIN", timeout=5) == "JOIN #test"
+    c.send(":srv 474 todobot #test :Cannot join channel (+b)")
+    assert await c.expect("JOIN", timeout=5) == "JOIN #test"
+    assert t._ban_backoff["#test"] == 0.6  # doubled, capped
+    assert "cannot join #test (banned" in caplog.text
+    c.send(":todobot!todobot@bot.host PART #Rel", ":srv 477 todobot #Rel :Cannot join channel (+r)")
+    assert await c.expect("JOIN", timeout=5) == "JOIN #Rel"
+    assert "cannot join #Rel (registered nicks only" in caplog.text
+
+
+# -- how people address the bot ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("said,seen", [
+    ("todobot: blockers", "!blockers"),
+    ("TodoBot, claim 12", "!claim 12"),
+    ("todobot: !todo", "!todo"),
+    ("todobot: I'll take it", "I'll take it"),
+    ("george: blockers", "george: blockers"),
+    ("blockers", "blockers"),
+])
+async def test_commands_addressed_by_nick(server, run, said, seen):
+    _, d = await run(network(server.port))
+    d.answer = lambda msg: None
+    c = await registered(server)
+    c.send(f"@account=x :ian!i@h PRIVMSG #test :{said}")
+    assert (await d.next()).text == seen
+
+
+async def test_no_prefix_needed_in_private(server, run):
+    _, d = await run(network(server.port))
+    d.answer = lambda msg: None
+    c = await registered(server)
+    c.send(":ian!i@h PRIVMSG todobot :todo mine", ":ian!i@h PRIVMSG todobot :hello")
+    assert (await d.next()).text == "!todo mine"
+    assert (await d.next()).text == "hello"
+
+
+async def test_ctcp_action_is_plain_language_and_version_ping_clientinfo_answered(server, run):
+    _, d = await run(network(server.port))
+    d.answer = lambda msg: None
+    c = await registered(server)
+    c.send(":ian!i@h PRIVMSG #test :\x01ACTION will take this one\x01")
+    assert (await d.next()).text == "I will take this one"
+    c.send(":ian!i@h PRIVMSG todobot :\x01VERSION\x01")
+    assert re.fullmatch("NOTICE ian :\x01VERSION todobot \\S+\x01", await c.expect("NOTICE"))
+    c.send(":ian!i@h PRIVMSG todobot :\x01PING 12345 678\x01")
+    assert await c.expect("NOTICE") == "NOTICE ian :\x01PING 12345 678\x01"
+    c.send(":ian!i@h PRIVMSG todobot :\x01CLIENTINFO\x01")
+    assert await c.expect("NOTICE") == "NOTICE ian :\x01CLIENTINFO ACTION CLIENTINFO PING VERSION\x01"
+    c.send(":ian!i@h PRIVMSG todobot :\x01FINGER\x01", ":ian!i@h PRIVMSG todobot :\x01TIME\x01")
+    assert not [ln for ln in await c.sync() if ln.startswith("NOTICE")]
+    assert d.messages.empty()
+
+
+async def test_isupport_flags_and_values_through_featureset(server, run):
+    t, _ = await run(network(server.port))
+    c = await server.client()
+    await c.expect("USER ")
+    c.send(":srv CAP * LS :")
+    c.send(":srv 001 todobot :Welcome", ":srv 005 todobot WHOX CASEMAPPING=ascii NICKLEN=30 CHANTYPES=#& :ok",
+           ":srv 422 todobot :no MOTD")
+    await c.expect("JOIN")
+    c.send(":todobot!t@h JOIN #test")
+    assert await c.expect("WHO") == "WHO #test %tna,217"
+    assert t._conn is not None and (t._conn.casemapping, t._conn.is_channel("&x")) == ("ascii", True)
+
+
+async def test_unconfirmed_account_is_said_in_the_refusal(tmp_path):
+    """The dispatcher's refusal for a sender whose account could not be learnt."""
+    from tests.harness import Chat
+    from todobot.commands.messages import Sender
+
+    chat = await Chat.open(tmp_path / "db.sqlite3", admins=["irc:testnet/ijc"])
+    try:
+        sender = Sender(identity="irc:testnet/~ijc", nick="ijc", authenticated=False, unconfirmed=True)
+        reply = await chat.dispatcher.handle(Message(transport="irc:testnet", room="#test",
+                                                     sender=sender, text="!blocker 1"))
+        assert reply is not None and reply.outcome == "refused"
+        assert "could not confirm your account" in reply.plain
+    finally:
+        await chat.close()

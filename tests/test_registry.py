@@ -65,7 +65,9 @@ def _irc_sender(nick: str, account: str | None) -> Sender:
     conn = SimpleNamespace(caps={"account-tag"})
     tags = {"account": account} if account else {}
     line = IrcLine("PRIVMSG", ["#chan", "x"], f"{nick}!u@h", tags)
-    return IrcTransport._sender(transport, conn, line, nick)
+    known, found = IrcTransport._known_account(transport, conn, line, nick)
+    assert known
+    return IrcTransport._sender(transport, nick, found)
 
 
 @pytest.mark.parametrize("cmd", _commands("anyone", "owner", "admin"))

@@ -61,6 +61,56 @@ def probe(port: int, *, timeout: float = 20.0, want_cap: str | None = None) -> s
     raise ServerUnavailable(f"IRC server on port {port} not ready: {last_error}")
 
 
+def probe_nick(port: int, nick: str, *, timeout: float = 20.0) -> None:
+    """Wait until `nick` (a service) is on the network: services have linked."""
+    deadline = time.monotonic() + timeout
+    n = 0
+    while time.monotonic() < deadline:
+        n += 1
+        try:
+            with socket.create_connection((HOST, port), timeout=5) as s:
+                me = f"svcprobe{os.getpid() % 1000}x{n}"
+                s.sendall(f"NICK {me}\r\nUSER probe 0 * :probe\r\n".encode())
+                buf = b""
+                while time.monotonic() < deadline:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    buf += chunk
+                    while b"\r\n" in buf:
+                        raw, buf = buf.split(b"\r\n", 1)
+                        parts = raw.decode("utf-8", "replace").split(" ")
+                        cmd = parts[1] if parts[0].startswith(":") and len(parts) > 1 else parts[0]
+                        if cmd == "PING":
+                            s.sendall(b"PONG " + raw.split(b" ", 1)[1] + b"\r\n")
+                        elif cmd == "001":
+                            s.sendall(f"WHOIS {nick}\r\n".encode())
+                        elif cmd == "311":
+                            s.sendall(b"QUIT :probe done\r\n")
+                            return
+                        elif cmd == "401":
+                            raise OSError(f"{nick} is not on the network yet")
+        except OSError:
+            time.sleep(0.5)
+    raise ServerUnavailable(f"{nick} never appeared on port {port}")
+
+
+def make_certificate(directory: Path, name: str) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1 (cert, key): what a private CA would issue."""
+    cert, key = directory / f"{name}.pem", directory / f"{name}.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    return str(cert), str(key)
+
+
+def fingerprint(cert: str) -> str:
+    """The SHA-256 fingerprint as InspIRCd's sslinfo shows it (lower-case hex, no colons)."""
+    out = subprocess.run(["openssl", "x509", "-in", cert, "-noout", "-fingerprint", "-sha256"],
+                         check=True, capture_output=True, text=True).stdout
+    return out.strip().split("=", 1)[1].replace(":", "").lower()
+
+
 def _probe_once(port: int, nick: str, deadline: float) -> str:
     with socket.create_connection((HOST, port), timeout=max(0.5, deadline - time.monotonic())) as s:
         s.sendall(f"CAP LS 302\r\nNICK {nick}\r\nUSER probe 0 * :probe\r\n".encode())
@@ -165,6 +215,9 @@ class IrcServer:
     daemons: list[Daemon] = field(default_factory=list)
     services: bool = False
     oper: tuple[str, str] = ("testoper", "operpass")
+    ready_cap: str | None = None  # what the probe waits for (services linked), else NickServ
+    tls_port: int | None = None  # a TLS listener besides the plain one
+    cert: str | None = None  # its certificate (self-signed for 127.0.0.1): the bot's tls_ca
 
     @property
     def host(self) -> str:
@@ -174,7 +227,9 @@ class IrcServer:
         for d in self.daemons:
             d.start()
         try:
-            probe(self.port, timeout=timeout, want_cap="sasl" if self.services else None)
+            probe(self.port, timeout=timeout, want_cap=self.ready_cap)
+            if self.services and self.ready_cap is None:
+                probe_nick(self.port, "NickServ", timeout=timeout)
         except ServerUnavailable as exc:
             logs = "\n".join(f"--- {d.name} ---\n{d.tail()}" for d in self.daemons)
             self.stop()
@@ -204,6 +259,13 @@ _INSPIRCD_MODULES = ("cap", "ircv3", "ircv3_accounttag", "ircv3_batch", "ircv3_c
                      "monitor", "setname", "hidechans", "chghost", "chgident", "chgname",
                      "svshold", "servprotect")
 
+# A network shaped like OFTC: services accounts, but no SASL and none of the IRCv3 account
+# capabilities (no account-tag, extended-join or account-notify); Anope's inspircd3 module
+# needs hidechans, chghost, chgident and chgname to link.
+_OFTC_LIKE_MODULES = ("cap", "services_account", "spanningtree", "svshold", "servprotect",
+                      "hidechans", "chghost", "chgident", "chgname", "monitor")
+_TLS_MODULES = ("ssl_gnutls", "sslinfo")
+
 # Flood limits lifted for most tests; `default_limits=True` keeps InspIRCd's own.
 _LIFTED = 'threshold="1000000" commandrate="1000000" fakelag="no" recvq="65536"'
 
@@ -213,6 +275,7 @@ INSPIRCD_CONF = """\
 <admin name="test" nick="test" email="test@test.local">
 <bind address="127.0.0.1" port="{port}" type="clients">
 <bind address="127.0.0.1" port="{link_port}" type="servers">
+{tls}
 <dns server="127.0.0.1" timeout="1">
 <pid file="{dir}/inspircd.pid">
 <files motd="{dir}/motd.txt">
@@ -250,12 +313,7 @@ serverinfo
     pid = "{dir}/anope.pid"
     motd = "{dir}/services.motd"
 }}
-module
-{{
-    name = "inspircd3"
-    use_server_side_mlock = yes
-    use_server_side_topiclock = yes
-}}
+{protocol}
 networkinfo
 {{
     networkname = "{network}"
@@ -329,6 +387,8 @@ command {{ service = "NickServ"; name = "LOGOUT"; command = "nickserv/logout"; }
 module {{ name = "ns_info" }}
 command {{ service = "NickServ"; name = "INFO"; command = "nickserv/info"; }}
 module {{ name = "help" }}
+module {{ name = "ns_cert" }}
+command {{ service = "NickServ"; name = "CERT"; command = "nickserv/cert"; }}
 module {{ name = "m_sasl" }}
 module {{ name = "db_flatfile"; database = "anope.db"; keepbackups = 3; fork = no; }}
 module {{ name = "enc_sha256" }}
@@ -336,20 +396,36 @@ module {{ name = "enc_sha256" }}
 
 
 def start_inspircd(workdir: Path, *, network: str = "testnet", default_limits: bool = False,
-                   services: bool = True, timeout: float = 60.0) -> IrcServer:
-    """InspIRCd on a free port, with Anope linked (SASL, NickServ) unless services=False."""
+                   services: bool = True, oftc_like: bool = False, tls: bool = False,
+                   timeout: float = 60.0) -> IrcServer:
+    """InspIRCd on a free port, with Anope linked (SASL, NickServ) unless services=False.
+
+    `oftc_like`: no SASL and no IRCv3 account capabilities (NickServ IDENTIFY only).
+    `tls`: also a TLS listener (`tls_port`) with a certificate made here (`cert`), which
+    asks for client certificates and shows their fingerprints (sslinfo)."""
     missing = missing_binaries("inspircd", *(["anope"] if services else []))
     if missing:
         raise ServerUnavailable(f"not installed: {', '.join(missing)} "
                                 "(run scripts/install-irc-servers.sh)")
     workdir.mkdir(parents=True, exist_ok=True)
     port, link_port = free_port(), free_port()
-    server = IrcServer("inspircd", port, workdir, network, services=services)
-    modules = "\n".join(f'<module name="{m}">' for m in _INSPIRCD_MODULES)
+    server = IrcServer("inspircd", port, workdir, network, services=services,
+                       ready_cap="sasl" if services and not oftc_like else None)
+    names = _OFTC_LIKE_MODULES if oftc_like else _INSPIRCD_MODULES
+    tls_conf = ""
+    if tls:
+        server.tls_port = free_port()
+        server.cert, key = make_certificate(workdir, "server")
+        names = (*names, *_TLS_MODULES)
+        tls_conf = (f'<sslprofile name="tls" provider="gnutls" certfile="{server.cert}" '
+                    f'keyfile="{key}" hash="sha256" requestclientcert="yes">\n'
+                    f'<bind address="127.0.0.1" port="{server.tls_port}" type="clients" '
+                    f'sslprofile="tls">')
+    modules = "\n".join(f'<module name="{m}">' for m in names)
     (workdir / "motd.txt").write_text("todobot test server\n")
     conf = workdir / "inspircd.conf"
     conf.write_text(INSPIRCD_CONF.format(
-        network=network, port=port, link_port=link_port, dir=workdir, modules=modules,
+        network=network, port=port, link_port=link_port, dir=workdir, modules=modules, tls=tls_conf,
         flood="" if default_limits else _LIFTED, link_password=LINK_PASSWORD,
         oper=server.oper[0], oper_password=server.oper[1]))
     server.daemons.append(Daemon("inspircd", ["inspircd", f"--config={conf}", "--nofork",
@@ -360,13 +436,24 @@ def start_inspircd(workdir: Path, *, network: str = "testnet", default_limits: b
     return server
 
 
-def _anope(workdir: Path, network: str, link_port: int) -> Daemon:
+_INSPIRCD_PROTOCOL = """\
+module
+{
+    name = "inspircd3"
+    use_server_side_mlock = yes
+    use_server_side_topiclock = yes
+}"""
+_NGIRCD_PROTOCOL = 'module { name = "ngircd" }'
+
+
+def _anope(workdir: Path, network: str, link_port: int, protocol: str = _INSPIRCD_PROTOCOL) -> Daemon:
     adir = workdir / "anope"
     for sub in ("conf", "data", "data/backups", "logs"):
         (adir / sub).mkdir(parents=True, exist_ok=True)
     (adir / "conf" / "services.motd").write_text("todobot test services\n")
     (adir / "conf" / "services.conf").write_text(ANOPE_CONF.format(
-        link_port=link_port, link_password=LINK_PASSWORD, network=network, dir=adir / "conf"))
+        link_port=link_port, link_password=LINK_PASSWORD, network=network, dir=adir / "conf",
+        protocol=protocol))
     argv = ["anope", "--nofork", f"--confdir={adir / 'conf'}", "--config=services.conf",
             f"--dbdir={adir / 'data'}", f"--logdir={adir / 'logs'}", "--modulesdir=/usr/lib/anope"]
     # Anope runs as root here (it warns and waits a few seconds): pytest's temp directories are
@@ -400,19 +487,38 @@ NGIRCD_CONF = """\
 [Operator]
     Name = {oper}
     Password = {oper_password}
+{services}"""
+
+# Anope links in on the client port (ngIRCd takes servers there too).
+NGIRCD_SERVICES = """\
+[Server]
+    Name = services.test.local
+    MyPassword = {link_password}
+    PeerPassword = {link_password}
+    ServiceMask = *Serv
+    Passive = yes
 """
 
 
-def start_ngircd(workdir: Path, *, network: str = "ngnet", timeout: float = 30.0) -> IrcServer:
-    if missing_binaries("ngircd"):
-        raise ServerUnavailable("not installed: ngircd (run scripts/install-irc-servers.sh)")
+def start_ngircd(workdir: Path, *, network: str = "ngnet", services: bool = False,
+                 timeout: float = 30.0) -> IrcServer:
+    """ngIRCd on a free port; with `services`, Anope linked (NickServ, no SASL): the RFC-only
+    network where accounts are learnt by WHOIS."""
+    missing = missing_binaries("ngircd", *(["anope"] if services else []))
+    if missing:
+        raise ServerUnavailable(f"not installed: {', '.join(missing)} "
+                                "(run scripts/install-irc-servers.sh)")
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    server = IrcServer("ngircd", port, workdir, network)
+    server = IrcServer("ngircd", port, workdir, network, services=services)
     conf = workdir / "ngircd.conf"
-    conf.write_text(NGIRCD_CONF.format(port=port, dir=workdir, uid=os.getuid(), gid=os.getgid(),
-                                       oper=server.oper[0], oper_password=server.oper[1]))
+    conf.write_text(NGIRCD_CONF.format(
+        port=port, dir=workdir, uid=os.getuid(), gid=os.getgid(), oper=server.oper[0],
+        oper_password=server.oper[1],
+        services=NGIRCD_SERVICES.format(link_password=LINK_PASSWORD) if services else ""))
     server.daemons.append(Daemon("ngircd", ["ngircd", "-n", "-f", str(conf)],
                                  workdir / "ngircd.out", workdir))
+    if services:
+        server.daemons.append(_anope(workdir, network, port, _NGIRCD_PROTOCOL))
     server.start(timeout)
     return server

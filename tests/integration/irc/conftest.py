@@ -12,6 +12,7 @@ import base64
 import itertools
 import os
 import re
+import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -68,8 +69,18 @@ class Human:
         self.account: str | None = None
 
     @classmethod
-    async def connect(cls, server: IrcServer, nick: str, *, account: str | None = None) -> "Human":
-        reader, writer = await asyncio.open_connection(server.host, server.port)
+    async def connect(cls, server: IrcServer, nick: str, *, account: str | None = None,
+                      identify: str | None = None,
+                      client_cert: tuple[str, str] | None = None) -> "Human":
+        """`account`: log in by SASL PLAIN; `identify`: by `PRIVMSG NickServ :IDENTIFY`
+        after registering (networks without SASL); `client_cert`: (cert, key) to connect to
+        the server's TLS listener with."""
+        if client_cert:
+            ctx = ssl.create_default_context(cafile=server.cert)
+            ctx.load_cert_chain(*client_cert)
+            reader, writer = await asyncio.open_connection(server.host, server.tls_port, ssl=ctx)
+        else:
+            reader, writer = await asyncio.open_connection(server.host, server.port)
         h = cls(nick, reader, writer)
         h._task = asyncio.create_task(h._read_loop())
         if account:
@@ -89,6 +100,11 @@ class Human:
             h.send("CAP END")
         welcome = await h.expect(lambda ln: ln.command in ("001", "433"))
         assert welcome.command == "001", f"{nick} could not register: {welcome}"
+        if identify:
+            h.say("NickServ", f"IDENTIFY {identify} {password_for(identify)}")
+            said = await h.hear("NickServ", r"(?i)password|recogni[sz]ed|identified", command="NOTICE")
+            assert "accepted" in said.lower(), f"IDENTIFY as {identify} failed: {said}"
+            h.account = identify
         return h
 
     async def _read_loop(self) -> None:
@@ -201,6 +217,20 @@ def inspircd_default_limits(tmp_path_factory) -> IrcServer:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def oftc_like(tmp_path_factory) -> IrcServer:
+    """InspIRCd + Anope shaped like OFTC: NickServ accounts, no SASL, no IRCv3 account
+    capabilities; a TLS listener with a certificate of its own. Accounts todobot, ijc."""
+    server = _launch(start_inspircd, tmp_path_factory.mktemp("oftc"), "inspircd", "anope",
+                     "openssl", network="oftcnet", oftc_like=True, tls=True,
+                     default_limits=True)
+    try:
+        _register_accounts_sync(server, "todobot", "ijc")
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def inspircd_private(tmp_path) -> IrcServer:
     """An InspIRCd + Anope of this test's own (to restart it mid-test)."""
@@ -270,10 +300,15 @@ def bot_factory(tmp_path, monkeypatch):
     async def make(server: IrcServer, *, channels: list, sasl: bool = True, nick: str = "todobot",
                    alternates: list[str] | None = None, throttle: Throttle | None = None,
                    admins: list[str] | None = None, seed: Callable | None = None,
-                   wait: bool = True, config_kw: dict | None = None,
+                   wait: bool = True, config_kw: dict | None = None, tls: bool = False,
                    **net_kw: Any) -> AsyncIterator[Bot]:
+        """`tls`: connect to the server's TLS listener, verifying its certificate
+        (`tls_ca` defaults to the server's own)."""
+        if tls:
+            net_kw.setdefault("tls_ca", server.cert)
         net = IrcNetwork(
-            network=server.network, host=server.host, port=server.port, tls=False, nick=nick,
+            network=server.network, host=server.host, port=server.tls_port if tls else server.port,
+            tls=tls, nick=nick,
             alternates=alternates or [f"{nick}2"], channels=channels,
             sasl_account="todobot" if sasl else None,
             sasl_password_env=BOT_PASSWORD_ENV if sasl else None,
@@ -305,8 +340,8 @@ async def humans():
     made: list[Human] = []
 
     async def connect(server: IrcServer, nick: str, *, account: str | None = None,
-                      channel: str | None = None) -> Human:
-        h = await Human.connect(server, nick, account=account)
+                      identify: str | None = None, channel: str | None = None) -> Human:
+        h = await Human.connect(server, nick, account=account, identify=identify)
         made.append(h)
         if channel:
             await h.join(channel)

@@ -96,9 +96,10 @@ async def test_long_todo_at_default_flood_limits(inspircd_default_limits, bot_fa
         rel = await s.create_release("4.2")
         for i in range(200):
             await s.add_item(rel, area=f"area{i % 7}", severity="blocker" if i % 3 else "nice",
-                             title=f"item number {i} with a reasonably long title to fill lines")
+                             title=f"item number {i} " + "with a title long enough to fill " * 8)
 
     # The bot's own default throttle (burst 4, then 1 line/s) against InspIRCd's defaults.
+    # Titles of ~270 bytes: even packed, one item a line, so the answer needs !more.
     async with bot_factory(server, channels=[chan], sasl=False, throttle=Throttle(),
                            seed=seed) as bot:
         ian = await humans(server, "ian", channel=chan)
