@@ -7,6 +7,7 @@ import time
 from .messages import Reply, bold, item_ref, link
 
 from .context import Context, parse_id, split_id
+from .links import safe_url
 from .format import LIST_LIMIT, SEVERITY_TITLE, STATE_MARK, item_spans, list_reply, owners_text, summary
 from .registry import UsageError, command
 
@@ -79,7 +80,7 @@ async def show(ctx: Context, args: str) -> Reply:
     if item.duplicate_of is not None:
         reply.add("Duplicate of ", item_ref(item.duplicate_of))
     for url in item.links:
-        reply.add("Link: ", link(url) if url.startswith(("http://", "https://")) else url)
+        reply.add("Link: ", link(url) if safe_url(url) else url)
     children = await ctx.s.children(item.id)
     for child in children:
         reply.bullet(*item_spans(child), level=1)
