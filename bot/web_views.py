@@ -178,7 +178,8 @@ class Row:
 
 
 def ordered(items: list[Item]) -> list[tuple[Item, int]]:
-    """Items in the mail's order: blockers first, areas in order of first appearance, each
+    """Items in the mail's order: blockers first, then by area in order of first appearance
+    (within each severity, as the mail's sections `tools, blockers:` come), each
     item followed by its sub-items (an item whose parent is not shown starts its own line)."""
     shown = {it.id for it in items}
     children: dict[int, list[Item]] = {}
@@ -188,10 +189,15 @@ def ordered(items: list[Item]) -> list[tuple[Item, int]]:
             children.setdefault(it.parent, []).append(it)
         else:
             roots.append(it)
-    areas: dict[str, int] = {}
+    sections: dict[tuple[bool, str], int] = {}  # (nice?, area) in order of first appearance
     for it in roots:
-        areas.setdefault(it.area.casefold(), len(areas))
-    roots.sort(key=lambda it: (it.severity != "blocker", areas[it.area.casefold()]))
+        sections.setdefault((it.severity != "blocker", it.area.casefold()), len(sections))
+
+    def section(it: Item) -> tuple[bool, int]:
+        nice = it.severity != "blocker"
+        return nice, sections[(nice, it.area.casefold())]
+
+    roots.sort(key=section)
     out: list[tuple[Item, int]] = []
 
     def walk(it: Item, depth: int) -> None:
