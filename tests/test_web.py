@@ -146,6 +146,7 @@ class Dom(HTMLParser):
         self.section_text: dict[str, list[str]] = {}
         self.attrs: dict[str, dict[str, str | None]] = {}  # by id
         self.row_text: dict[str, list[str]] = {}
+        self.section_hrefs: dict[str, list[str]] = {}
         self._stack: list[str] = []
         self._row: str | None = None
         self.feed(text)
@@ -163,6 +164,8 @@ class Dom(HTMLParser):
             self.rows.setdefault(self._stack[-1] if self._stack else "", []).append(a["id"])
         if tag == "a" and "href" in a:
             self.hrefs.append(a["href"])
+            for container in self._stack:
+                self.section_hrefs.setdefault(container, []).append(a["href"])
         if tag == "img":
             self.imgs.append(a.get("src", ""))
 
@@ -338,6 +341,9 @@ async def test_pages_escape_everything(site):
     assert dom.imgs == ["/release/4.2/burndown.svg"]
     assert "Weekly          -- RCN+1 until release" in dom.all_text
     assert "Mallory <m@x>" in dom.row("item-11")
+    # the mail's order: blockers first, areas as they first appear (#7 became a blocker, #3 not)
+    assert dom.ids_in("open") == [5, 6, 12, 7, 3, 11, 9, 10]
+    assert dom.ids_in("closed") == [1, 2, 4, 8]
 
     status, ctype, txt = await get(server.url + "/release/4.2.txt")
     assert status == 200 and ctype.startswith("text/plain")
@@ -476,7 +482,8 @@ async def test_item_page_shows_everything(xen):
     # message-ids through web.archive_url; other links as they are
     status, _, page = await get(server.url + "/release/4.2/item/10")
     dom = Dom(page)
-    assert "https://lore.kernel.org/r/20502.39440.969619.824976@mariner.uk.xensource.com" in dom.hrefs
+    assert "https://lore.kernel.org/r/20502.39440.969619.824976@mariner.uk.xensource.com" \
+        in dom.section_hrefs["links"]
     notes = " ".join(dom.section("notes").split())
     assert "needs a backport <i>soon</i>" in notes and "console:ijc" in notes and "5 days ago" in notes
     assert "<i>soon" not in page and "https://example.org/n" in dom.hrefs
@@ -485,8 +492,9 @@ async def test_item_page_shows_everything(xen):
     assert "/release/4.2/item/2" in dom.hrefs and "done" in dom.all_text
     dom = Dom((await get(server.url + "/release/4.2/item/19"))[2])
     assert "done (was open)" in dom.section("history")
-    assert "https://lore.kernel.org/r/E4558C0C96688748837EB1B05BEED75A0FD5574A@SHSMSX102.ccr.corp.intel.com" \
-        in dom.hrefs and "http://bugzilla.xen.org/bugzilla/show_bug.cgi?id=1826" in dom.hrefs
+    assert dom.section_hrefs["links"] == [
+        "http://bugzilla.xen.org/bugzilla/show_bug.cgi?id=1826",
+        "https://lore.kernel.org/r/E4558C0C96688748837EB1B05BEED75A0FD5574A@SHSMSX102.ccr.corp.intel.com"]
 
 
 async def test_item_pages_of_other_releases_are_404(xen):
