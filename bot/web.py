@@ -32,7 +32,7 @@ from aiohttp import web
 
 from ..commands.digest import effective_milestones
 from ..commands.format import SEVERITY_TITLE, STATE_MARK
-from ..commands.links import link_target, message_id_url, safe_url, segments
+from ..commands.links import message_id_url, safe_url, segments
 from ..commands.timeline import summary_line, timeline_lines
 from ..storage import NotFound, Release, Session, digests
 from ..storage.formats import to_json
@@ -341,4 +341,4 @@ class StatusServer:
         return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
-__all__ = ["StatusServer", "burndown_svg", "link_target", "parse_listen", "release_path", "templates"]
+__all__ = ["StatusServer", "burndown_svg", "parse_listen", "release_path", "templates"]

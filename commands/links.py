@@ -42,11 +42,6 @@ def message_id_url(link: str, archive_url: str | None) -> str | None:
     return safe_url(archive_url.replace("{msgid}", quote(m.group(1), safe="@!$&'()*+,;=:~._-")))
 
 
-def link_target(link: str, archive_url: str | None = None) -> str | None:
-    """Where a stored link (URL or message-id) points, or None when it is not safe to follow."""
-    return message_id_url(link, archive_url) or safe_url(link)
-
-
 def segments(text: str, archive_url: str | None = None) -> list[tuple[str, str | None]]:
     """Prose split into (text, url) pieces: url is set for the pieces that are safe links (and
     for message-ids, with an archive URL). Renderers escape every piece themselves."""
@@ -71,4 +66,4 @@ def segments(text: str, archive_url: str | None = None) -> list[tuple[str, str |
     return out
 
 
-__all__ = ["MESSAGE_ID", "URL_IN_TEXT", "link_target", "message_id_url", "safe_url", "segments"]
+__all__ = ["MESSAGE_ID", "URL_IN_TEXT", "message_id_url", "safe_url", "segments"]

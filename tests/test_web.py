@@ -5,6 +5,7 @@ browser tests are in tests/test_web_browser.py."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -271,8 +272,11 @@ def test_templates_escape_and_are_package_data():
 @pytest.mark.slow
 def test_templates_load_from_a_built_wheel(tmp_path):
     """The wheel carries the templates, and the page renders from the installed package."""
+    src = tmp_path / "src"  # a copy: building in the worktree would leave build/ behind
+    shutil.copytree(REPO_ROOT, src, ignore=shutil.ignore_patterns(
+        ".*", "build", "*.egg-info", "test-output", "tests", "bench", "docs", "__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path),
-                    str(REPO_ROOT)], check=True, capture_output=True)
+                    str(src)], check=True, capture_output=True)
     wheel = next(tmp_path.glob("*.whl"))
     site = tmp_path / "site"
     with zipfile.ZipFile(wheel) as zf:
