@@ -107,6 +107,17 @@ class Browser:
             raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
         return result["result"].get("value")
 
+    async def click(self, selector: str) -> None:
+        """A real mouse click in the middle of the element (as a user would, not a script)."""
+        box = await self.eval(f"(() => {{ const r = document.querySelector({json.dumps(selector)})"
+                              ".getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()")
+        for kind in ("mousePressed", "mouseReleased"):
+            await self.send("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1],
+                            button="left", clickCount=1)
+
+    async def type(self, text: str) -> None:
+        await self.send("Input.insertText", text=text)
+
     async def screenshot(self, path: Path, *, full_page: bool = True) -> bytes:
         params: dict[str, Any] = {"format": "png"}
         if full_page:
