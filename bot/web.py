@@ -39,7 +39,7 @@ from ..storage.formats import to_json
 
 from . import web_views as views
 from .rooms import room_settings
-from .web_chart import burndown_svg
+from .web_chart import SIZES, burndown_svg
 
 if TYPE_CHECKING:
     from ..storage import Repository
@@ -323,13 +323,16 @@ class StatusServer:
     async def burndown(self, request: web.Request) -> web.Response:
         async with self.repo.session("web", write=False) as s:
             rel = await self._named_release(s, request)
-            etag, modified = self._validators(request, await s.last_change(rel), s.now)
+            size = request.query.get("size", "wide")
+            if size not in SIZES:
+                raise web.HTTPBadRequest(text=f"size is {' or '.join(SIZES)}, not {size[:40]!r}")
+            etag, modified = self._validators(request, await s.last_change(rel), s.now, size)
             if self._fresh(request, etag, modified):
                 return self._respond(request, etag, modified)
             days = self._days(rel, s.now)
             ends = [views.end_of_day(d, self.tz, s.now) for d in days]
             counts = await digests.burndown_counts(s, rel, ends)
-        svg = await asyncio.to_thread(burndown_svg, rel.name, days, counts)
+        svg = await asyncio.to_thread(burndown_svg, rel.name, days, counts, size)
         return self._respond(request, etag, modified, body=svg, content_type="image/svg+xml")
 
     def _days(self, rel: Release, now: float) -> list[date]:

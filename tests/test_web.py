@@ -458,6 +458,8 @@ async def test_filter_links_keep_the_other_filters(xen):
 
 async def test_bad_filters_get_one_line(xen):
     server, _, _ = xen
+    status, _, body = await get(server.url + "/release/4.2/burndown.svg?size=huge")
+    assert status == 400 and body == "size is wide or narrow, not 'huge'"
     for query, words in (("severity=urgent", "severity is blocker or nice"),
                          ("state=finished", "state is one of"), ("q=" + "x" * 300, "longer than")):
         status, ctype, body = await get(f"{server.url}/release/4.2?{query}")
@@ -579,7 +581,8 @@ async def test_feed_escapes_and_uses_the_public_url(tmp_path):
 # -- conditional GET ---------------------------------------------------------------------------
 
 PAGES = ("/", "/release/4.2", "/release/4.2?severity=blocker", "/release/4.2/item/1",
-         "/release/4.2/feed.atom", "/release/4.2/burndown.svg", "/release/4.2.txt", "/release/4.2.json")
+         "/release/4.2/feed.atom", "/release/4.2/burndown.svg", "/release/4.2/burndown.svg?size=narrow",
+         "/release/4.2.txt", "/release/4.2.json")
 
 
 async def test_etag_and_last_modified_revalidate(xen):

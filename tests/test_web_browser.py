@@ -58,7 +58,8 @@ LAYOUT = """((W) => {
     closedOpen: q('#closed') ? q('#closed').open : null,
     rowDisplay: css(q('#open tbody tr'), 'display'),
     headDisplay: css(q('#open thead'), 'display'),
-    chart: img ? {complete: img.complete, natural: img.naturalWidth, width: img.getBoundingClientRect().width}
+    chart: img ? {complete: img.complete, natural: img.naturalWidth, width: img.getBoundingClientRect().width,
+             src: img.currentSrc}
                : null,
     background: css(document.body, 'backgroundColor'), color: css(document.body, 'color'),
     summary: q('#summary') ? q('#summary').textContent : null,
@@ -107,6 +108,7 @@ async def test_desktop(browser, xen_site):
     assert page["openRows"] == OPEN and page["closedRows"] == CLOSED and page["closedOpen"] is False
     assert page["rowDisplay"] == "table-row" and page["headDisplay"] != "none"  # a real table
     assert page["chart"]["complete"] and page["chart"]["natural"] > 0  # the SVG loads under the CSP
+    assert page["chart"]["src"].endswith("/release/4.2/burndown.svg")
     assert page["scrollWidth"] <= page["viewport"] and not page["overflowing"]
     assert page["summary"] == "6 open blockers (5 unclaimed), 7 nice to have"
     assert "Generated 2012-08-08 09:00 UTC" in page["generated"]
@@ -138,8 +140,9 @@ async def test_phone(browser, xen_site):
     assert page["rowDisplay"] == "block" and page["headDisplay"] == "none"
     assert page["label"] == '"Area" ": "' or page["label"].startswith('"Area')
     assert page["openRows"] == OPEN
-    # the chart scales down to the column
+    # the chart scales down to the column, and a narrower drawing with larger text is used
     assert page["chart"]["natural"] > 0 and 300 < page["chart"]["width"] <= 390
+    assert page["chart"]["src"].endswith("/release/4.2/burndown.svg?size=narrow")
     OUTPUT.mkdir(exist_ok=True)
     shot = await browser.screenshot(OUTPUT / "status-page-phone.png")
     assert shot[:8] == b"\x89PNG\r\n\x1a\n" and len(shot) > 10_000
