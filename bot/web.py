@@ -175,9 +175,12 @@ class StatusServer:
             return web.Response(text=body, headers=headers, content_type=content_type, charset="utf-8")
         return web.Response(body=body, headers=headers, content_type=content_type)
 
-    def _page(self, template: str, **context: Any) -> str:
+    async def _page(self, template: str, **context: Any) -> str:
+        """A rendered template. In a worker thread: a long table takes a while to render, and
+        the chat transports share this event loop."""
         now = context.pop("now")
-        return self.env.get_template(template).render(
+        return await asyncio.to_thread(
+            self.env.get_template(template).render,
             generated=views.stamp(now, self.tz), generated_iso=views.iso(now, self.tz), **context)
 
     def _base(self, request: web.Request) -> str:
@@ -199,7 +202,7 @@ class StatusServer:
                 return self._respond(request, etag, modified)
             rels = [(r, await summary_line(s, r)) for r in await s.releases()]
             now = s.now
-        text = self._page("index.html", title="todobot releases", releases=rels, now=now)
+        text = await self._page("index.html", title="todobot releases", releases=rels, now=now)
         return self._respond(request, etag, modified, body=text, content_type="text/html")
 
     async def _release(self, s: Session, name: str) -> tuple[Release, str]:
@@ -244,7 +247,7 @@ class StatusServer:
             everything = await s.items(rel, states=None)
         shown = [it for it in everything if f.matches(it)]
         show_open = f.state in (None, "open", "all")
-        text = self._page(
+        text = await self._page(
             "release.html", title=f"{rel.name} TODO", release=rel, base=release_path(rel.name),
             summary=summary, timeline=timeline_lines(milestones), f=f,
             choices=views.Choices.of(everything), total=len(everything), shown=len(shown),
@@ -280,7 +283,7 @@ class StatusServer:
             return {"when": views.relative_day(at, now, tz), "at": views.stamp(at, tz),
                     "iso": views.iso(at, tz)}
 
-        text = self._page(
+        text = await self._page(
             "item.html", title=f"#{it.id} {it.title} — {rel.name} TODO", release=rel,
             base=release_path(rel.name), it=it, f=f, parent=parent,
             state_label=STATE_MARK.get(it.state, it.state).lower(),
@@ -315,8 +318,8 @@ class StatusServer:
                 link, title, content = page_url, ev.what, ev.what
             entries.append({"event": ev, "link": link, "title": title, "content": content})
         updated = views.iso(last[1] or rel.created_at or now, self.tz)
-        text = self.env.get_template("feed.xml").render(
-            release=rel, summary=summary, feed_url=f"{page_url}/feed.atom", page_url=page_url,
+        text = await asyncio.to_thread(
+            self.env.get_template("feed.xml").render, release=rel, summary=summary, feed_url=f"{page_url}/feed.atom", page_url=page_url,
             updated=updated, entries=entries)
         return self._respond(request, etag, modified, body=text, content_type="application/atom+xml")
 

@@ -9,6 +9,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from functools import lru_cache
 from datetime import datetime, timedelta, tzinfo
 from urllib.parse import urlencode
 
@@ -74,9 +75,7 @@ class Filters:
 
     def toggle(self, name: str, value: str) -> str:
         """The link of a filter choice: sets it, or drops it when it is the current one."""
-        current = getattr(self, name)
-        on = current is not None and current.casefold() == value.casefold()
-        return self.href(**{name: None if on else value})
+        return _toggle(self, name, value)
 
     def is_on(self, name: str, value: str) -> bool:
         current = getattr(self, name)
@@ -114,6 +113,11 @@ class Filters:
                                  it.area, " ".join(it.owners), " ".join(it.links)]).casefold()
             return all(word in haystack for word in self.q.casefold().split())
         return True
+
+
+@lru_cache(maxsize=4096)  # a long table links the same few areas and owners on every row
+def _toggle(filters: Filters, name: str, value: str) -> str:
+    return filters.href(**{name: None if filters.is_on(name, value) else value})
 
 
 # -- times ---------------------------------------------------------------------------------------
