@@ -578,6 +578,20 @@ async def test_feed_escapes_and_uses_the_public_url(tmp_path):
         await db.close()
 
 
+def test_relative_days_are_calendar_days():
+    from zoneinfo import ZoneInfo
+
+    from todobot.bot.web_views import relative_day
+    now = ts(2012, 8, 8, 9)
+    assert relative_day(ts(2012, 8, 8, 0, 30), now, UTC) == "today"
+    assert relative_day(ts(2012, 8, 7, 23, 59), now, UTC) == "yesterday"
+    assert relative_day(ts(2012, 8, 5, 12), now, UTC) == "3 days ago"
+    assert relative_day(ts(2012, 7, 20), now, UTC) == "2 weeks ago"
+    assert relative_day(ts(2012, 3, 19), now, UTC) == "19 Mar 2012"
+    # 23:30 UTC on the 7th is already the 8th in Berlin
+    assert relative_day(ts(2012, 8, 7, 23, 30), now, ZoneInfo("Europe/Berlin")) == "today"
+
+
 # -- conditional GET ---------------------------------------------------------------------------
 
 PAGES = ("/", "/release/4.2", "/release/4.2?severity=blocker", "/release/4.2/item/1",
@@ -613,6 +627,11 @@ async def test_etag_and_last_modified_revalidate(xen):
         assert status == 200 and headers["ETag"] != first[path], path
         assert headers["Last-Modified"] == "Wed, 08 Aug 2012 10:00:00 GMT", path
     _, headers, _ = await fetch(server.url + "/release/4.2")
+    async with aiohttp.ClientSession() as http:
+        async with http.head(server.url + "/release/4.2", headers={"If-None-Match": headers["ETag"]}) as resp:
+            assert resp.status == 304
+        async with http.head(server.url + "/release/4.2/item/5") as resp:
+            assert resp.status == 200 and resp.headers["ETag"] and resp.headers["Last-Modified"]
     clock.now += 86400  # nothing changed, but "yesterday" is "2 days ago" now
     status, later, _ = await fetch(server.url + "/release/4.2", **{"If-None-Match": headers["ETag"]})
     assert status == 200 and later["ETag"] != headers["ETag"]
