@@ -66,6 +66,16 @@ class Web(_Strict):
 
     listen: str = "127.0.0.1:8080"  # HOST:PORT; loopback unless you mean to publish it
     public_url: str | None = None  # how people reach it (behind a proxy); linked from digests
+    archive_url: str | None = None  # where a mail message-id links, e.g. https://lore.kernel.org/r/{msgid}
+
+    @field_validator("archive_url")
+    @classmethod
+    def _archive(cls, value: str | None) -> str | None:
+        from ..commands.links import safe_url
+        if value is not None and ("{msgid}" not in value or not safe_url(value.replace("{msgid}", "x"))):
+            raise ValueError("an http(s) URL with {msgid} where the message-id goes, "
+                             "like https://lore.kernel.org/r/{msgid}")
+        return value
 
     @field_validator("listen")
     @classmethod

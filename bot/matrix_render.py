@@ -1,16 +1,18 @@
 """A `Reply` as a Matrix message: a plain `body` and an HTML `formatted_body`.
 
 The HTML is built from escaped text only: nothing a user typed can open a tag, and only
-http/https targets become links. Bullets become nested `<ul>` lists, ids and headings bold,
-and owners with a Matrix identity become pills (matrix.to links that clients render as names).
+http/https targets become links (commands/links.py, the status page's rule too). Bullets
+become nested `<ul>` lists, ids and headings bold, and owners with a Matrix identity become
+pills (matrix.to links that clients render as names).
 """
 
 from __future__ import annotations
 
 import html
 import re
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
+from ..commands.links import safe_url
 from ..commands.messages import Line, Reply, Span
 
 HTML_FORMAT = "org.matrix.custom.html"
@@ -25,19 +27,6 @@ def _clean(s: str) -> str:
 
 def _esc(s: str) -> str:
     return html.escape(_clean(s), quote=True)
-
-
-def safe_url(url: str) -> str | None:
-    """The URL when it is an http(s) link with a host, else None (shown as plain text)."""
-    try:
-        parts = urlsplit(url.strip())
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-        return None
-    if any(ch.isspace() or ord(ch) < 32 for ch in url.strip()):
-        return None
-    return url.strip()
 
 
 def pill_url(mention: str | None) -> str | None:

@@ -21,6 +21,7 @@ from ..storage.dates import parse_when
 from ..storage.repository import list_tree
 
 from .context import Context
+from .links import safe_url, segments
 from .format import item_spans, list_reply, owners_text, summary
 from .args import Count, Word
 from .registry import command
@@ -394,7 +395,6 @@ def render_text(data: DigestData, *, status_url: str | None = None) -> str:
     return "\n\n".join(b.rstrip() for b in blocks) + "\n"
 
 
-_URL = re.compile(r"https?://[^\s<>\"]+")
 _MD_ACTIVE = re.compile(r"([\\`*_{}\[\]<>#|])")
 
 
@@ -404,8 +404,9 @@ def _md(text: str) -> str:
 
 def _span_md(sp: Span) -> str:
     body = _md(sp.text)
-    if sp.link and _safe_url(sp.link):
-        body = f"[{body}](<{sp.link}>)"
+    target = safe_url(sp.link)
+    if target:
+        body = f"[{body}](<{target}>)"
     return f"**{body}**" if sp.bold and body.strip() else body
 
 
@@ -435,36 +436,32 @@ def render_markdown(data: DigestData, *, status_url: str | None = None) -> str:
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
 
 
-def _safe_url(url: str) -> bool:
-    return url.startswith(("http://", "https://"))
+def _a(url: str, label: str) -> str:
+    return f'<a href="{html.escape(url)}" rel="nofollow noopener">{html.escape(label)}</a>'
 
 
 def text_html(text: str) -> str:
-    """Escaped text with its http(s) URLs as links (other schemes stay text)."""
-    out, pos = [], 0
-    for m in _URL.finditer(text):
-        url = m.group(0).rstrip(".,;:!?')")
-        end = m.start() + len(url)
-        out.append(html.escape(text[pos:m.start()]))
-        out.append(f'<a href="{html.escape(url)}" rel="nofollow noopener">{html.escape(url)}</a>')
-        pos = end
-    out.append(html.escape(text[pos:]))
-    return "".join(out)
+    """Escaped text with its safe URLs as links (commands/links.py decides; the rest is text)."""
+    return "".join(_a(url, piece) if url else html.escape(piece) for piece, url in segments(text))
 
 
-def span_html(sp: Span) -> str:
+def span_html(sp: Span, item_base: str | None = None) -> str:
+    """One span; an item id links to `item_base`/ID (the status page) or to `#item-ID`."""
+    target = safe_url(sp.link)
     if sp.item is not None:
-        body = f'<a class="id" href="#item-{sp.item}">{html.escape(sp.text)}</a>'
-    elif sp.link and _safe_url(sp.link):
-        body = f'<a href="{html.escape(sp.link)}" rel="nofollow noopener">{html.escape(sp.text)}</a>'
+        href = f"{item_base}/{sp.item}" if item_base else f"#item-{sp.item}"
+        body = f'<a class="id" href="{html.escape(href)}">{html.escape(sp.text)}</a>'
+    elif target:
+        body = _a(target, sp.text)
     else:
         body = text_html(sp.text)
     return f"<b>{body}</b>" if sp.bold else body
 
 
-def reply_html(reply: Reply, *, anchors: bool = False) -> str:
+def reply_html(reply: Reply, *, anchors: bool = False, item_base: str | None = None) -> str:
     """Headings, nested bullet lists and paragraphs. With `anchors`, a bullet that starts with
-    an item id gets `id="item-N"` so `#item-N` links land on it."""
+    an item id gets `id="item-N"` so `#item-N` links land on it. With `item_base` (the status
+    page's `/release/NAME/item`), ids link to the item pages."""
     out: list[str] = []
     depth = 0  # open <ul> levels
 
@@ -475,7 +472,7 @@ def reply_html(reply: Reply, *, anchors: bool = False) -> str:
             depth -= 1
 
     for ln in reply.lines:
-        body = "".join(span_html(sp) for sp in ln.spans)
+        body = "".join(span_html(sp, item_base) for sp in ln.spans)
         if ln.kind != "bullet":
             close_to(0)
             out.append(f"<h3>{body}</h3>" if ln.kind == "heading" else f"<p>{body}</p>")
@@ -504,9 +501,10 @@ def render_html(data: DigestData, *, status_url: str | None = None) -> str:
     if data.milestones:
         parts.append("<h3>Timeline</h3><pre>" + html.escape("\n".join(timeline_lines(data.milestones)))
                      + "</pre>")
-    parts.append(reply_html(changes_reply(data)))
-    parts.append(reply_html(stale_reply(data)))
-    parts.append(reply_html(items_reply(data), anchors=True))
+    item_base = f"{url}/item" if url else None
+    parts.append(reply_html(changes_reply(data), item_base=item_base))
+    parts.append(reply_html(stale_reply(data), item_base=item_base))
+    parts.append(reply_html(items_reply(data), anchors=True, item_base=item_base))
     return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" + title
             + "</title></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Headless Chromium for the status page's browser test (tests/test_web.py).
+# Headless Chromium for the status page's browser tests (tests/test_web_browser.py).
 # Idempotent: does nothing but say so when chromium is already installed. Debian 12, as root.
 set -euo pipefail
 

@@ -148,8 +148,16 @@ class _Timeline:
 
 
 async def open_counts(s: Session, release: Release, instants: list[float]) -> list[tuple[int, int]]:
-    """(open blockers, open nice-to-haves) of the release at each instant, replayed from the
-    history table: each item's current values, undone change by change back to its creation."""
+    """(open blockers, open nice-to-haves) of the release at each instant."""
+    return [(b, n) for b, n, _ in await burndown_counts(s, release, instants)]
+
+
+async def burndown_counts(s: Session, release: Release,
+                          instants: list[float]) -> list[tuple[int, int, int]]:
+    """(open blockers, open nice-to-haves, scope) of the release at each instant, replayed from
+    the history table: each item's current values, undone change by change back to its
+    creation. Scope counts every item in the release then, whatever its state: the items
+    added so far, less those moved to another release."""
     async with s.conn.execute(
             "SELECT items.id, items.state, items.severity, items.created_at, releases.name AS rel"
             " FROM items JOIN releases ON releases.id = items.release_id"
@@ -158,7 +166,7 @@ async def open_counts(s: Session, release: Release, instants: list[float]) -> li
             (release.id, release.name)) as cur:
         items = list(await cur.fetchall())
     if not items:
-        return [(0, 0) for _ in instants]
+        return [(0, 0, 0) for _ in instants]
     ids = [r["id"] for r in items]
     changes: dict[int, list] = {i: [] for i in ids}
     created: dict[int, float] = {r["id"]: r["created_at"] for r in items}
@@ -186,14 +194,17 @@ async def open_counts(s: Session, release: Release, instants: list[float]) -> li
         timelines.append(_Timeline([p[0] for p in points], [p[1] for p in points]))  # type: ignore[misc]
     out = []
     for t in instants:
-        blockers = nice = 0
+        blockers = nice = scope = 0
         for tl in timelines:
             v = tl.at(t)
-            if v is None or v[0] != "open" or v[2] != release.name:
+            if v is None or v[2] != release.name:
+                continue
+            scope += 1
+            if v[0] != "open":
                 continue
             if v[1] == "blocker":
                 blockers += 1
             else:
                 nice += 1
-        out.append((blockers, nice))
+        out.append((blockers, nice, scope))
     return out

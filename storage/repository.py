@@ -388,6 +388,23 @@ class Session(PeopleSession):
         return [Change(r["id"], r["at"], r["actor"], r["item_id"], r["field"], r["before"],
                        r["after"]) for r in rows]
 
+    async def recent_changes(self, release: Release, limit: int = 50) -> list[Change]:
+        """The release's newest changes, newest first (the status page's feed)."""
+        rows = await self._all(
+            "SELECT * FROM history WHERE release_id = ? ORDER BY id DESC LIMIT ?", release.id, limit)
+        return [Change(r["id"], r["at"], r["actor"], r["item_id"], r["field"], r["before"],
+                       r["after"]) for r in rows]
+
+    async def last_change(self, release: Release | None = None) -> tuple[int, float]:
+        """(id, time) of the newest history row of the release (of any release: None), or
+        (0, 0.0): what a cached copy of a page about it is checked against."""
+        if release is None:
+            row = await self._one("SELECT MAX(id), MAX(at) FROM history")
+        else:
+            row = await self._one("SELECT MAX(id), MAX(at) FROM history WHERE release_id = ?",
+                                  release.id)
+        return (row[0] or 0, row[1] or 0.0)
+
     # -- transport bookkeeping ------------------------------------------------------------------
     async def record_event(self, transport: str, event_id: str) -> bool:
         """Mark an event handled; False when it already was (the caller must not act again)."""
