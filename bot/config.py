@@ -120,6 +120,9 @@ class Matrix(_Strict):
     device_name: str = "todobot"
     data_dir: str = "todobot-matrix"
     e2ee: bool = True
+    max_events: int = Field(5, ge=1, le=50)  # events of one answer before "!more"
+    gap_fetch_max: int = Field(1000, ge=0, le=100_000)  # events fetched back after a sync gap
+    reply_claim_max_age: float = Field(86400.0, gt=0)  # seconds: older replied-to messages name nothing
 
     @model_validator(mode="after")
     def _one_secret(self) -> "Matrix":

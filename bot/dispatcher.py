@@ -85,8 +85,12 @@ class Dispatcher:
     def is_admin(self, msg: Message) -> bool:
         return msg.sender.authenticated and msg.sender.identity in self.config.admins
 
+    def throttle(self, msg: Message) -> Reply | None | bool:
+        """The cooldown, for every command (refused ones too, and those a transport answers
+        itself): False when the sender may go on; else the one warning, then None (quiet)."""
+        return self._flooding(msg)
+
     def _flooding(self, msg: Message) -> Reply | None | bool:
-        """False when the sender may go on; else the one warning, then None (quiet)."""
         if msg.transport == "console":
             return False
         who = msg.sender.identity
@@ -96,8 +100,9 @@ class Dispatcher:
                 self._buckets = {k: b for k, b in self._buckets.items() if not b.full()}
             bucket = self._buckets[who] = TokenBucket(self.config.cooldown.burst,
                                                       self.config.cooldown.rate, self.clock)
+        if who in self._warned and bucket.full():
+            self._warned.discard(who)  # quiet long enough to refill: a new flood warns again
         if bucket.try_take():
-            self._warned.discard(who)
             return False
         if who in self._warned:
             return None
@@ -131,7 +136,7 @@ class Dispatcher:
             if intent is None:
                 return None
             reply = await self._natural_claim(msg, intent.item_id)
-        if reply is not None:
+        if reply is not None and msg.thread is None:  # a thread's items stay in the thread
             self.remember(msg.transport, msg.room, reply.items)
         return reply
 
@@ -159,22 +164,26 @@ class Dispatcher:
         candidates: tuple[int, ...]
         if item_id is not None:
             candidates = (item_id,)
-        elif msg.refers_to:
+        elif msg.refers_to is not None:  # the transport knows what the message answers
             candidates = msg.refers_to
+            if not candidates:
+                return await self._finish(msg, text(
+                    f"Which one? Say {self.prefix}claim ID.", outcome="refused"))
         else:
             candidates = self.recent_items(msg.transport, msg.room)
         if not candidates:
             return None  # nothing was being discussed: a remark, not a claim
         if len(candidates) > 1:
             if len(candidates) > 5:
-                return text(f"Which one? Say {self.prefix}claim ID.", outcome="refused")
+                return await self._finish(msg, text(f"Which one? Say {self.prefix}claim ID.",
+                                                    outcome="refused"))
             parts: list = ["Which one: "]
             for i, c in enumerate(candidates):
                 if i:
                     parts.append(" or " if i == len(candidates) - 1 else ", ")
                 parts.append(item_ref(c))
             parts.append(f"? Say {self.prefix}claim ID.")
-            return text(*parts, outcome="refused", items=candidates)
+            return await self._finish(msg, text(*parts, outcome="refused", items=candidates))
         target = candidates[0]
 
         async def run(ctx: Context) -> Reply:

@@ -10,6 +10,8 @@ from .context import Context
 from .registry import Refused, UsageError, command
 
 # Owner names live inside "(A, B / C, progress)" groups in the mail: keep them parseable.
+# A name shaped like a Matrix user id (@user:server) would pass for that account.
+_MXID = re.compile(r"@[^\s:]+:\S+")
 _NAME = re.compile(r"[^\s,/()\[\]<>#][^,/()\[\]<>]{0,62}[^\s,/()\[\]<>]|[^\s,/()\[\]<>#]")
 
 
@@ -21,6 +23,8 @@ async def iam(ctx: Context, args: str) -> Reply:
         raise UsageError()
     if not _NAME.fullmatch(name):
         raise UsageError("a name is 1-64 characters without , / ( ) [ ] < > and does not start with #")
+    if _MXID.fullmatch(name):
+        raise Refused("That is a Matrix user id, not a name: say a name, like !iam Ada Lovelace.")
     if not ctx.message.sender.authenticated:
         raise Refused("Log in to your account first: a name is bound to an account, not a nick.")
     holder = await ctx.s.identity_of(name)

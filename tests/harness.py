@@ -45,10 +45,11 @@ class Chat:
 
     async def reply(self, text: str, nick: str = "ijc", *, authenticated: bool = True,
                     room: str = "console", transport: str = "console", msg_id: str | None = None,
-                    refers_to: tuple[int, ...] = ()) -> Reply | None:
+                    refers_to: tuple[int, ...] | None = None,
+                    actions: frozenset[str] = frozenset()) -> Reply | None:
         sender = Sender(identity=f"{transport}:{nick}", nick=nick, authenticated=authenticated)
         msg = Message(transport=transport, room=room, sender=sender, text=text, msg_id=msg_id,
-                      refers_to=refers_to)
+                      refers_to=refers_to, actions=actions)
         return await self.dispatcher.handle(msg)
 
     async def say(self, text: str, nick: str = "ijc", **kw) -> str | None:
