@@ -139,8 +139,9 @@ class Matrix(_Strict):
 
 class Cooldown(_Strict):
     """Per-person command rate on networked transports: `burst` commands at once, then
-    `rate` per second. Past it the bot says so once, then ignores that person until the
-    bucket refills. The console is exempt."""
+    `rate` per second. Every command counts, refused ones too. Past it the bot says so
+    once, then drops that person's commands beyond the rate, and warns again only after
+    they were quiet long enough for the bucket to refill. The console is exempt."""
 
     burst: int = Field(10, ge=1, le=1000)
     rate: float = Field(1.0, gt=0, le=1000)
