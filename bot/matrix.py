@@ -6,6 +6,10 @@ What the loop guarantees:
 - `next_batch` lives in the bot's SQLite database; the backlog before the very first sync is
   skipped, and every event is handled at most once (the dispatcher records the event id in the
   same transaction as the command's effect);
+- a sync whose timeline is `limited` (a long downtime) is completed by paging back with
+  /messages to the previous token, within `gap_fetch_max` events and 24 h;
+- answers are cut into events far under the 64 KiB event limit, `max_events` at a time, the
+  rest on `!more`; a reply or thread message means the item(s) the message it answers named;
 - a homeserver that fails is retried after 5 s, doubling to 320 s, reset by the first good
   sync; one that is unreachable costs one TCP connect per probe interval, and the loop resumes
   as soon as it accepts connections again; HTTP 429 waits the `retry_after_ms` it names;
@@ -57,7 +61,7 @@ BACKOFF_MAX = 320.0
 PROBE_INTERVAL = 5.0  # while the homeserver is unreachable: one TCP connect this often
 SYNC_TIMEOUT_MS = 30_000
 SEND_ATTEMPTS = 30
-# Enough timeline per room that a short outage or restart loses nothing to a "limited" gap.
+# Most restarts fit in one sync's timeline; longer gaps are paged back (`_fetch_gap`).
 SYNC_FILTER = {"room": {"timeline": {"limit": 100}}, "presence": {"not_types": ["*"]}}
 CANNOT_READ = ("I cannot read encrypted messages (end-to-end encryption support is not "
                "installed), so I cannot answer in this room.")
@@ -429,7 +433,7 @@ class MatrixTransport(Transport):
                     log.debug("matrix: sync: %d events in %s%s", len(info.timeline.events),
                               room_id, " (limited)" if info.timeline.limited else "")
                     events = list(info.timeline.events)
-                    if (info.timeline.limited and info.timeline.prev_batch
+                    if (info.timeline.limited and info.timeline.prev_batch and since
                             and room_id in self._known_rooms):
                         events = await self._fetch_gap(room_id, info.timeline.prev_batch,
                                                        since) + events

@@ -101,3 +101,27 @@ async def test_a_gap_after_kill_9_is_applied_once(humans, synapse, tmp_path, bot
     finally:
         for p in procs:
             _stop(p)
+
+
+async def test_what_lies_beyond_the_bound_is_logged_not_handled(humans, synapse, tmp_path,
+                                                                bot_user, caplog):
+    alice = await humans("alice")
+    room = await alice.create_room([bot_user])
+    config = bot_config(synapse, tmp_path, bot_user, rooms=[room], admins=[alice.user_id],
+                        gap_fetch_max=5)
+    app = await start_bot(config)
+    await wait_bot_synced(config.database, bot_user)
+    await app.stop()
+    early = await alice.say(room, "!add tools nice too-far-back")
+    for i in range(CHATTER):
+        await alice.say(room, f"just chatting, message {i}")
+    app = await start_bot(config)
+    try:
+        ping = await alice.say(room, "!todo")
+        await alice.reply_to(ping, bot_user, timeout=90)
+        assert app.transports[-1].gap_fetched == 5
+        assert "stopped at the limit of 5 events" in caplog.text
+        assert alice.replies_to(early, bot_user) == []
+        assert await items_titled(config.database, "too-far-back") == []
+    finally:
+        await app.stop()
