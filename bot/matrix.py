@@ -626,8 +626,7 @@ class MatrixTransport(Transport):
         client = self.client
         assert client is not None
         resp = await client.room_get_event(room_id, event_id)
-        if not isinstance(resp, RoomGetEventResponse):
-            self._check_rate_limit(resp)
+        if not isinstance(resp, RoomGetEventResponse):  # (any failure: the person is asked)
             log.info("matrix: %s is not an event of %s (%s)", event_id, room_id,
                      getattr(resp, "status_code", resp))
             return ()
