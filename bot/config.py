@@ -181,6 +181,9 @@ class Matrix(_Strict):
     device_name: str = "todobot"
     data_dir: str = "todobot-matrix"
     e2ee: bool = True
+    max_events: int = Field(5, ge=1, le=50)  # events of one answer before "!more"
+    gap_fetch_max: int = Field(1000, ge=0, le=100_000)  # events fetched back after a sync gap
+    reply_claim_max_age: float = Field(86400.0, gt=0)  # seconds: older replied-to messages name nothing
 
     @model_validator(mode="after")
     def _one_secret(self) -> "Matrix":
@@ -197,8 +200,9 @@ class Matrix(_Strict):
 
 class Cooldown(_Strict):
     """Per-person command rate on networked transports: `burst` commands at once, then
-    `rate` per second. Past it the bot says so once, then ignores that person until the
-    bucket refills. The console is exempt."""
+    `rate` per second. Every command counts, refused ones too. Past it the bot says so
+    once, then drops that person's commands beyond the rate, and warns again only after
+    they were quiet long enough for the bucket to refill. The console is exempt."""
 
     burst: int = Field(10, ge=1, le=1000)
     rate: float = Field(1.0, gt=0, le=1000)

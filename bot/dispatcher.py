@@ -99,8 +99,12 @@ class Dispatcher:
     def is_admin(self, msg: Message) -> bool:
         return msg.sender.authenticated and msg.sender.identity in self.config.admins
 
+    def throttle(self, msg: Message) -> Reply | None | bool:
+        """The cooldown, for every command (refused ones too, and those a transport answers
+        itself): False when the sender may go on; else the one warning, then None (quiet)."""
+        return self._flooding(msg)
+
     def _flooding(self, msg: Message) -> Reply | None | bool:
-        """False when the sender may go on; else the one warning, then None (quiet)."""
         if msg.transport == "console":
             return False
         who = msg.sender.identity
@@ -110,9 +114,9 @@ class Dispatcher:
                 self._buckets = {k: b for k, b in self._buckets.items() if not b.full()}
             bucket = self._buckets[who] = TokenBucket(self.config.cooldown.burst,
                                                       self.config.cooldown.rate, self.clock)
+        if who in self._warned and bucket.full():
+            self._warned.discard(who)  # quiet long enough to refill: a new flood warns again
         if bucket.try_take():
-            if bucket.full():  # quiet long enough: a new flood gets a new warning
-                self._warned.discard(who)
             return False
         if who in self._warned:
             return None
@@ -150,7 +154,7 @@ class Dispatcher:
                 return flood  # type: ignore[return-value]
             pat, match = found
             reply = await self._run(msg, pat.handler, (match,), write=True, usage="", who=pat.who)
-        if reply is not None:
+        if reply is not None and msg.thread is None:  # a thread's items stay in the thread
             self.remember(msg.transport, msg.room, reply.items)
         return reply
 

@@ -6,6 +6,10 @@ What the loop guarantees:
 - `next_batch` lives in the bot's SQLite database; the backlog before the very first sync is
   skipped, and every event is handled at most once (the dispatcher records the event id in the
   same transaction as the command's effect);
+- a sync whose timeline is `limited` (a long downtime) is completed by paging back with
+  /messages to the previous token, within `gap_fetch_max` events and 24 h;
+- answers are cut into events far under the 64 KiB event limit, `max_events` at a time, the
+  rest on `!more`; a reply or thread message means the item(s) the message it answers named;
 - a homeserver that fails is retried after 5 s, doubling to 320 s, reset by the first good
   sync; one that is unreachable costs one TCP connect per probe interval, and the loop resumes
   as soon as it accepts connections again; HTTP 429 waits the `retry_after_ms` it names;
@@ -23,25 +27,28 @@ import os
 import re
 import time
 import uuid
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from aiohttp import ClientConnectionError
 from nio import (AsyncClient, AsyncClientConfig, InviteMemberEvent, JoinResponse, LoginResponse,
-                 MatrixRoom, MegolmEvent, RoomMemberEvent, RoomMessageText, RoomResolveAliasResponse,
-                 RoomSendResponse, SyncResponse, WhoamiResponse)
+                 MatrixRoom, MegolmEvent, MessageDirection, RoomGetEventResponse, RoomMemberEvent,
+                 RoomMessagesResponse, RoomMessageText, RoomResolveAliasResponse, RoomSendResponse,
+                 RoomUpgradeEvent, SyncResponse, WhoamiResponse)
 from nio.api import Api
 from nio.crypto import ENCRYPTION_ENABLED
 from nio.exceptions import LocalProtocolError
 
 from ..storage import Repository
 
+from ..commands import claim_intent
 from ..commands.settings import Settings
 from .config import Config, Matrix
 from .rooms import room_entry, room_settings
-from .matrix_render import render
-from ..commands.messages import Message, Reply, Sender, text
+from .matrix_render import render, split_reply
+from ..commands.messages import Message, Reply, Sender, Span, text
 from .transport import Transport
 
 if TYPE_CHECKING:
@@ -54,12 +61,48 @@ BACKOFF_MAX = 320.0
 PROBE_INTERVAL = 5.0  # while the homeserver is unreachable: one TCP connect this often
 SYNC_TIMEOUT_MS = 30_000
 SEND_ATTEMPTS = 30
-# Enough timeline per room that a short outage or restart loses nothing to a "limited" gap.
+# Most restarts fit in one sync's timeline; longer gaps are paged back (`_fetch_gap`).
 SYNC_FILTER = {"room": {"timeline": {"limit": 100}}, "presence": {"not_types": ["*"]}}
 CANNOT_READ = ("I cannot read encrypted messages (end-to-end encryption support is not "
                "installed), so I cannot answer in this room.")
 _REPLY_FALLBACK = re.compile(r"\A(?:>[^\n]*\n)+\n?", re.DOTALL)
+_ITEM_ID = re.compile(r"(?<![\w#])#(\d{1,12})\b")
+GAP_MAX_AGE = 86400.0  # a gap is fetched back at most this far (seconds)
+GAP_PAGE = 100  # events per /messages request
+PENDING_TTL = 1800.0  # "!more" material is forgotten after this long
+MAX_PENDING = 1000
+MAX_THREADS = 1000  # threads whose last named items we remember
 _TRANSIENT = (ClientConnectionError, asyncio.TimeoutError, TimeoutError, OSError)
+
+
+@dataclass
+class _Pending:
+    """The parts of a long answer not sent yet, waiting for `!more`."""
+
+    parts: list[Reply]
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True)
+class _Where:
+    """Where an answer goes: the room, the event it answers, the thread that event is in."""
+
+    room: str
+    event_id: str | None = None
+    thread: str | None = None
+
+    def relation(self) -> dict[str, Any] | None:
+        if self.thread:  # in the thread, and a reply for clients without threads
+            return {"rel_type": "m.thread", "event_id": self.thread, "is_falling_back": True,
+                    "m.in_reply_to": {"event_id": self.event_id or self.thread}}
+        if self.event_id:
+            return {"m.in_reply_to": {"event_id": self.event_id}}
+        return None
+
+
+def item_ids(body: str) -> tuple[int, ...]:
+    """The `#id`s a message names, each once, in order."""
+    return tuple(dict.fromkeys(int(m) for m in _ITEM_ID.findall(body)))
 
 
 class MatrixLoginError(ValueError):
@@ -133,6 +176,9 @@ class MatrixTransport(Transport):
         self._known_rooms: set[str] = set()
         self._handling = False
         self._recovering = False
+        self._pending: dict[tuple[str, str], _Pending] = {}  # (room, identity): !more material
+        self._thread_named: dict[tuple[str, str], tuple[int, ...]] = {}  # (room, root): items
+        self.gap_fetched = 0  # events fetched back after sync gaps (logs and tests)
         self.synced = asyncio.Event()  # set after each good sync (tests wait on it)
         if logging.getLogger("nio").level == logging.NOTSET:
             logging.getLogger("nio").setLevel(logging.WARNING)  # INFO is a line per event
@@ -183,7 +229,9 @@ class MatrixTransport(Transport):
             await self.client.close()
 
     async def post(self, room: str, reply: Reply) -> None:
-        await self._send_reply(room, reply)
+        """An unsolicited answer (the digest): in as many events as it takes, no `!more`."""
+        for part in split_reply(reply):
+            await self._send_part(_Where(room), part)
 
     # -- login ------------------------------------------------------------------------------------
     def _kv(self, what: str) -> str:
@@ -334,6 +382,14 @@ class MatrixTransport(Transport):
             self._room_ids[room] = room_id
             self.room_release[room_id] = settings
             self.dispatcher.bind_room(self.name, room_id, settings)
+            # A room upgraded while we served it: its successor, with the same settings.
+            for _ in range(20):
+                newer = await self._kv_get(f"upgraded:{room_id}")
+                if not newer:
+                    break
+                room_id = newer
+                self.room_release[room_id] = settings
+                self.dispatcher.bind_room(self.name, room_id, settings)
             resp = await self.client.join(room_id)
             if not isinstance(resp, JoinResponse):
                 self._check_rate_limit(resp)
@@ -375,6 +431,7 @@ class MatrixTransport(Transport):
         if self.e2ee:
             await self._crypto_housekeeping()
         first_ever = self._next_batch is None
+        since = self._next_batch
         full = not self._synced_once  # a fresh process needs the rooms' state (encryption!)
         # After a failure, a sync that returns at once shows we are back (and catches up).
         quick = full or self._recovering
@@ -400,7 +457,12 @@ class MatrixTransport(Transport):
                 for room_id, info in resp.rooms.join.items():
                     log.debug("matrix: sync: %d events in %s%s", len(info.timeline.events),
                               room_id, " (limited)" if info.timeline.limited else "")
-                    await self._handle_timeline(room_id, info.timeline.events)
+                    events = list(info.timeline.events)
+                    if (info.timeline.limited and info.timeline.prev_batch and since
+                            and room_id in self._known_rooms):
+                        events = await self._fetch_gap(room_id, info.timeline.prev_batch,
+                                                       since) + events
+                    await self._handle_timeline(room_id, events)
             finally:
                 self._handling = False
         self._known_rooms = (self._known_rooms | set(resp.rooms.join)) - set(resp.rooms.leave)
@@ -412,6 +474,55 @@ class MatrixTransport(Transport):
             async with self.repo.session("matrix") as s:
                 await s.kv_set(self._kv("next_batch"), resp.next_batch)
         self.synced.set()
+
+    async def _fetch_gap(self, room_id: str, prev_batch: str, since: str) -> list[Any]:
+        """The events a `limited` sync left out, oldest first: paged back with /messages from
+        the timeline's start to the token of our previous sync, at most `gap_fetch_max` of
+        them and none older than GAP_MAX_AGE. What lies beyond is logged, not handled."""
+        client = self.client
+        assert client is not None
+        most = self.mcfg.gap_fetch_max
+        oldest = time.time() - GAP_MAX_AGE
+        got: list[Any] = []
+        token, beyond = prev_batch, ""
+        while True:
+            if len(got) >= most:
+                beyond = f"the limit of {most} events"
+                break
+            resp = await client.room_messages(room_id, start=token, end=since,
+                                              direction=MessageDirection.back,
+                                              limit=min(GAP_PAGE, most - len(got)))
+            if not isinstance(resp, RoomMessagesResponse):
+                self._check_rate_limit(resp)
+                beyond = f"an error ({resp.status_code} {resp.message})"
+                break
+            for ev in resp.chunk:  # newest first
+                if getattr(ev, "server_timestamp", 0) / 1000 < oldest:
+                    beyond = f"{GAP_MAX_AGE / 3600:.0f} h back"
+                    break
+                got.append(ev)
+            if beyond or not resp.chunk or not resp.end or resp.end == token:
+                break
+            token = resp.end
+        self.gap_fetched += len(got)
+        log.info("matrix: gap in %s: fetched %d missed event%s", room_id, len(got),
+                 "s" * (len(got) != 1))
+        if beyond:
+            log.warning("matrix: gap in %s: stopped at %s; anything said earlier in the gap is "
+                        "not handled", room_id, beyond)
+        got.reverse()
+        return got
+
+    async def _kv_get(self, what: str) -> str | None:
+        if self.repo is None:
+            return None
+        async with self.repo.session("matrix", write=False) as s:
+            return await s.kv_get(self._kv(what))
+
+    async def _kv_set(self, what: str, value: str) -> None:
+        if self.repo is not None:
+            async with self.repo.session("matrix") as s:
+                await s.kv_set(self._kv(what), value)
 
     async def _crypto_housekeeping(self) -> None:
         client = self.client
@@ -482,6 +593,9 @@ class MatrixTransport(Transport):
         assert client is not None and self.dispatcher is not None
         if getattr(ev, "sender", None) == client.user_id:
             return
+        if isinstance(ev, RoomUpgradeEvent):
+            await self._follow_upgrade(room.room_id, ev)
+            return
         if isinstance(ev, MegolmEvent):
             if not self.e2ee:
                 await self._say_cannot_read(room.room_id)
@@ -495,58 +609,179 @@ class MatrixTransport(Transport):
         relation = content.get("m.relates_to") or {}
         if relation.get("rel_type") == "m.replace":
             return  # an edit: the command already ran (or was ignored) as first written
-        reply_to = (relation.get("m.in_reply_to") or {}).get("event_id")
-        body = strip_reply_fallback(ev.body) if reply_to else ev.body
+        thread = relation.get("event_id") if relation.get("rel_type") == "m.thread" else None
+        in_reply = (relation.get("m.in_reply_to") or {}).get("event_id")
+        # In a thread, m.in_reply_to is only the fallback for older clients unless it says not.
+        reply_to = None if thread and relation.get("is_falling_back") is True else in_reply
+        body = strip_reply_fallback(ev.body) if in_reply else ev.body
+        # The identity is the user id, always; the display name is only a label to show.
         display = room.user_name(ev.sender)
         sender = Sender(identity=f"matrix:{ev.sender}", nick=display or ev.sender,
                         authenticated=True, display_name=display)
-        refers: tuple[int, ...] = ()
-        if reply_to and self.repo is not None:
-            async with self.repo.session(sender.identity, write=False) as s:
-                refers = await s.sent_items(self.name, reply_to)
         msg = Message(transport=self.name, room=room.room_id, sender=sender, text=body,
-                      msg_id=ev.event_id, refers_to=refers,
+                      msg_id=ev.event_id, thread=thread, actions=frozenset({"leave"}),
                       private=room.member_count <= 2 and room.room_id not in self.room_release,
                       at=ev.server_timestamp / 1000)
-        if await self._leave_command(room, msg):
+        where = _Where(room.room_id, ev.event_id, thread)
+        if body.strip().casefold() == f"{self.dispatcher.prefix}more".casefold():
+            await self._more(msg, where)
             return
+        said = body.strip()
+        intent = claim_intent(said) if len(said) <= 200 else None
+        if intent is not None and intent.item_id is None and (reply_to or thread):
+            msg = replace(msg, refers_to=await self._referred(room.room_id, reply_to, thread))
         reply = await self.dispatcher.handle(msg)
         if reply is not None:
-            await self._send_reply(room.room_id, reply, reply_to=ev.event_id)
+            await self._answer(msg, where, reply)
 
-    async def _leave_command(self, room: MatrixRoom, msg: Message) -> bool:
-        """`!leave` from a release manager: the transport's own command."""
-        assert self.dispatcher is not None and self.client is not None
-        if msg.text.strip() != f"{self.dispatcher.prefix}leave":
-            return False
+    # -- what "this one" means -------------------------------------------------------------------
+    async def _referred(self, room_id: str, reply_to: str | None,
+                        thread: str | None) -> tuple[int, ...]:
+        """The items a reply or thread message may mean: those the replied-to message named;
+        in a thread, those the bot named last in it, else those its root named."""
+        if reply_to:
+            return await self._named_by(room_id, reply_to)
+        assert thread is not None
+        return self._thread_named.get((room_id, thread)) or await self._named_by(room_id, thread)
+
+    async def _named_by(self, room_id: str, event_id: str) -> tuple[int, ...]:
+        """Items an event of this room names: the bot's own answers as recorded when sent,
+        anyone else's by the `#id`s in it. Nothing for an event of another room (the server
+        does not find it here) or one older than `reply_claim_max_age`."""
+        client = self.client
+        assert client is not None
+        resp = await client.room_get_event(room_id, event_id)
+        if not isinstance(resp, RoomGetEventResponse):  # (any failure: the person is asked)
+            log.info("matrix: %s is not an event of %s (%s)", event_id, room_id,
+                     getattr(resp, "status_code", resp))
+            return ()
+        ev = resp.event
+        if time.time() - getattr(ev, "server_timestamp", 0) / 1000 > self.mcfg.reply_claim_max_age:
+            return ()
+        if getattr(ev, "sender", None) == client.user_id:
+            if self.repo is None:
+                return ()
+            async with self.repo.session("matrix", write=False) as s:
+                return await s.sent_items(self.name, event_id)
+        body = getattr(ev, "body", None)
+        if not isinstance(body, str):
+            return ()
+        return item_ids(strip_reply_fallback(body))
+
+    # -- sending ----------------------------------------------------------------------------------
+    async def _answer(self, msg: Message, where: _Where, reply: Reply) -> None:
+        """Send an answer in events under the size limit: `max_events` of them now, the rest
+        when the person says `!more`. Then the reaction and the reply's action, if any."""
+        assert self.client is not None
+        parts = split_reply(reply)
+        limit = self.mcfg.max_events
+        if len(parts) > limit:
+            rest = parts[limit:]
+            self._remember((msg.room, msg.sender.identity), _Pending(rest))
+            parts = parts[:limit - 1] + [self._with_tail(parts[limit - 1], rest)]
+        for part in parts:
+            await self._send_part(where, part)
+        room = self.client.rooms.get(msg.room)
+        if reply.reaction and where.event_id:
+            if room is not None and room.encrypted:
+                # matrix-nio sends reactions unencrypted; in an encrypted room that would tell
+                # which commands succeeded. The answer itself says it.
+                log.debug("matrix: no reaction in encrypted room %s", msg.room)
+            else:
+                await self._send(msg.room, "m.reaction", {"m.relates_to": {
+                    "rel_type": "m.annotation", "event_id": where.event_id,
+                    "key": reply.reaction}})
+        if reply.action == "leave":
+            await self.client.room_leave(msg.room)
+            log.info("matrix: left %s as %s asked", msg.room, msg.sender.identity)
+
+    def _with_tail(self, part: Reply, rest: list[Reply]) -> Reply:
+        assert self.dispatcher is not None
+        left = sum(len(p.lines) for p in rest)
+        tail = Reply(lines=list(part.lines), outcome=part.outcome, items=part.items)
+        return tail.add(f"({left} more line{'s' * (left != 1)}: say ",
+                        Span(f"{self.dispatcher.prefix}more", bold=True), ")")
+
+    def _remember(self, key: tuple[str, str], pending: _Pending) -> None:
+        now = time.monotonic()
+        for k in [k for k, p in self._pending.items() if now - p.at > PENDING_TTL]:
+            del self._pending[k]
+        while len(self._pending) >= MAX_PENDING:
+            del self._pending[next(iter(self._pending))]
+        self._pending[key] = pending
+
+    async def _more(self, msg: Message, where: _Where) -> None:
+        """`!more`: the next parts of this person's last long answer in this room."""
+        assert self.dispatcher is not None
+        flood = self.dispatcher.throttle(msg)
+        if flood is not False:
+            if flood is not None:
+                await self._answer(msg, where, flood)  # type: ignore[arg-type]
+            return
         if self.repo is not None and msg.msg_id:
             async with self.repo.session(msg.sender.identity) as s:
                 if not await s.record_event(self.name, msg.msg_id):
-                    return True
-        if not self.dispatcher.is_admin(msg):
-            await self._send_reply(room.room_id, text(
-                "Only release managers may tell me to leave.", outcome="refused"),
-                reply_to=msg.msg_id)
-            return True
-        await self._send_reply(room.room_id, text("Leaving this room."), reply_to=msg.msg_id)
-        await self.client.room_leave(room.room_id)
-        log.info("matrix: left %s as %s asked", room.room_id, msg.sender.identity)
-        return True
+                    return
+        key = (msg.room, msg.sender.identity)
+        pending = self._pending.get(key)
+        if pending is None or time.monotonic() - pending.at > PENDING_TTL:
+            self._pending.pop(key, None)
+            await self._send_part(where, text("There is nothing more to show."))
+            return
+        limit = self.mcfg.max_events
+        parts, rest = pending.parts[:limit], pending.parts[limit:]
+        if rest:
+            pending.parts, pending.at = rest, time.monotonic()
+            parts[-1] = self._with_tail(parts[-1], rest)
+        else:
+            del self._pending[key]
+        for part in parts:
+            await self._send_part(where, part)
 
-    # -- sending ----------------------------------------------------------------------------------
-    async def _send_reply(self, room_id: str, reply: Reply, reply_to: str | None = None) -> None:
-        content: dict[str, Any] = render(reply)
-        if reply_to:
-            content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_to}}
-        event_id = await self._send(room_id, "m.room.message", content)
+    async def _send_part(self, where: _Where, part: Reply) -> None:
+        """One event: the rendered part, related to what it answers; its items recorded so
+        that a reply to it can claim them."""
+        content: dict[str, Any] = render(part)
+        relation = where.relation()
+        if relation:
+            content["m.relates_to"] = relation
+        event_id = await self._send(where.room, "m.room.message", content)
         if event_id is None:
             return
+        if where.thread and part.items:
+            key = (where.room, where.thread)
+            self._thread_named.pop(key, None)
+            if len(self._thread_named) >= MAX_THREADS:
+                del self._thread_named[next(iter(self._thread_named))]
+            self._thread_named[key] = part.items
         if self.repo is not None:
             async with self.repo.session("matrix") as s:
-                await s.record_sent(self.name, room_id, event_id, reply.items)
-        if reply.reaction and reply_to:
-            await self._send(room_id, "m.reaction", {"m.relates_to": {
-                "rel_type": "m.annotation", "event_id": reply_to, "key": reply.reaction}})
+                await s.record_sent(self.name, where.room, event_id, part.items)
+
+    # -- room upgrades ----------------------------------------------------------------------------
+    async def _follow_upgrade(self, room_id: str, ev: RoomUpgradeEvent) -> None:
+        """A configured room was upgraded: serve its replacement with the same settings, now
+        and after restarts."""
+        client = self.client
+        assert client is not None and self.dispatcher is not None
+        settings = self.room_release.get(room_id)
+        new = ev.replacement_room
+        if settings is None or not new or not new.startswith("!"):
+            log.info("matrix: %s was upgraded to %s; not a configured room, not following",
+                     room_id, new or "?")
+            return
+        if new in self.room_release:
+            return
+        self.room_release[new] = settings
+        self.dispatcher.bind_room(self.name, new, settings)
+        await self._kv_set(f"upgraded:{room_id}", new)
+        log.info("matrix: %s was upgraded to %s (by %s); joining it with the same settings",
+                 room_id, new, ev.sender)
+        joined = await client.join(new)
+        if not isinstance(joined, JoinResponse):
+            self._check_rate_limit(joined)
+            log.warning("matrix: cannot join %s yet (%s %s); waiting for an invite", new,
+                        joined.status_code, joined.message)
 
     async def _send(self, room_id: str, event_type: str, content: dict[str, Any], *,
                     in_the_clear: bool = False) -> str | None:

@@ -88,8 +88,12 @@ async def casual_claim(ctx: Context, intent: ClaimIntent) -> Reply | None:
     talked about; several candidates get a question, none gets silence."""
     if intent.item_id is not None:
         candidates: tuple[int, ...] = (intent.item_id,)
+    elif ctx.refers_to is not None:  # the transport knows what the message answers
+        candidates = ctx.refers_to
+        if not candidates:
+            return text(f"Which one? Say {ctx.prefix}claim ID.", outcome="refused")
     else:
-        candidates = ctx.refers_to or ctx.recent
+        candidates = ctx.recent
     if not candidates:
         return None  # nothing was being discussed: a remark, not a claim
     if len(candidates) > 1:

@@ -27,7 +27,9 @@ class Context:
     # Items the conversation is about: named by the message this one answers, else by the
     # bot in this room a moment ago ("I can take this one").
     recent: tuple[int, ...] = ()
-    refers_to: tuple[int, ...] = field(default=())
+    # What the transport knows this message answers: None when it knows nothing (use
+    # `recent`); () when it answers something that names no single item (ask which).
+    refers_to: tuple[int, ...] | None = field(default=None)
 
     @property
     def prefix(self) -> str:

@@ -41,8 +41,14 @@ class Message:
     # Wire id of a message the protocol may deliver again (a Matrix event id): the dispatcher
     # records it with the command's effect and skips a message it has already handled.
     msg_id: str | None = None
-    # Items named by the message this one answers (a Matrix reply to a bot message).
-    refers_to: tuple[int, ...] = ()
+    # What "this one" means, when the transport knows (a Matrix reply or thread): the items
+    # the message answered named. None: the room's last named item; (): ask for the id.
+    refers_to: tuple[int, ...] | None = None
+    # The thread this message is in (Matrix m.thread root): items named there are not
+    # remembered as the room's last named ones.
+    thread: str | None = None
+    # What the transport can do besides answering (Reply.action), e.g. {"leave"}.
+    actions: frozenset[str] = frozenset()
     private: bool = False  # a direct/private message rather than a room
     at: float = field(default_factory=time.time)
 
@@ -92,6 +98,8 @@ class Reply:
     long: bool = False
     # A reaction to put on the user's message, where the protocol has them.
     reaction: str | None = None
+    # Something the transport does after sending the reply (one of Message.actions).
+    action: str | None = None
 
     @property
     def plain(self) -> str:

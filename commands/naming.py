@@ -13,8 +13,14 @@ _NAME = re.compile(r"[^\s,/()\[\]<>#@][^,/()\[\]<>]{0,62}[^\s,/()\[\]<>]|[^\s,/(
 IDENTITY = re.compile(r"(console:[^\s/]+|irc:[^\s/]+/[^\s/]+|matrix:@[^\s:]+:\S+|mail:[^\s@]+@[^\s@]+)")
 
 
+# A name shaped like a Matrix user id (@user:server) would pass for that account.
+_MXID = re.compile(r"@[^\s:]+:\S+")
+
+
 def check_name(name: str) -> str:
     """A name a person may be shown as, or a UsageError/Refused saying why not."""
+    if _MXID.fullmatch(name):
+        raise Refused("That is a Matrix user id, not a name: say a name, like !iam Ada Lovelace.")
     if IDENTITY.fullmatch(name):
         raise Refused("That is an account, not a name: say the name people know you by.")
     if not _NAME.fullmatch(name) or not visible(name):

@@ -50,12 +50,13 @@ class Chat:
 
     async def reply(self, text: str, nick: str = "ijc", *, authenticated: bool = True,
                     room: str = "console", transport: str = "console", msg_id: str | None = None,
-                    refers_to: tuple[int, ...] = (), identity: str | None = None,
+                    refers_to: tuple[int, ...] | None = None,
+                    actions: frozenset[str] = frozenset(), identity: str | None = None,
                     sender: Sender | None = None) -> Reply | None:
         sender = sender or Sender(identity=identity or f"{transport}:{nick}", nick=nick,
                                   authenticated=authenticated)
         msg = Message(transport=transport, room=room, sender=sender, text=text, msg_id=msg_id,
-                      refers_to=refers_to)
+                      refers_to=refers_to, actions=actions)
         return await self.dispatcher.handle(msg)
 
     async def say(self, text: str, nick: str = "ijc", **kw) -> str | None:

@@ -63,8 +63,7 @@ async def test_look_alike_and_reserved_names_are_refused(chat):
     for word in ("unclaimed", "DONE", "none", "?"):
         assert "is a word the list uses" in await chat.say(f"!iam {word}", "mallory")
     assert await chat.say("!iam @alice:example.org", "mallory") == (
-        "Usage: !iam NAME — a name is 1-64 characters without , / ( ) [ ] < > and does not "
-        "start with # or @")
+        "That is a Matrix user id, not a name: say a name, like !iam Ada Lovelace.")
     assert await chat.say("!iam irc:oftc/jan", "mallory") == (
         "That is an account, not a name: say the name people know you by.")
 

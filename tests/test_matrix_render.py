@@ -118,3 +118,61 @@ def test_formatted_body_shows_the_same_text_as_body(lines):
         reply.add(*parts, kind=kind, level=level if kind == "bullet" else 0)
     out = render(reply)
     assert _visible(out["formatted_body"]) == _plain_lines(out["body"])
+
+
+# -- answers over several events ------------------------------------------------------------------
+def _long_list(n: int, title_chars: int) -> Reply:
+    reply = Reply(items=tuple(range(1, n + 1)))
+    reply.heading("Open items for 4.2:")
+    for i in range(1, n + 1):
+        reply.bullet(item_ref(i), " " + "<x&y> " * (title_chars // 6))
+        reply.bullet(item_ref(1000 + i), " a sub-item", level=1)
+        if i % 10 == 0:
+            reply.heading(f"area {i}:")
+    return reply
+
+
+def test_a_long_answer_is_split_between_items_under_the_limit():
+    from todobot.bot.matrix_render import MAX_EVENT_CHARS, split_reply
+    reply = _long_list(55, 1900)
+    parts = split_reply(reply)
+    assert len(parts) > 5
+    for part in parts:
+        out = render(part)
+        assert len(out["body"]) + len(out["formatted_body"]) <= MAX_EVENT_CHARS
+        _well_formed(out["formatted_body"])
+        assert part.lines[0].kind != "bullet" or part.lines[0].level == 0  # sub-items stay put
+        assert part.lines[-1].kind != "heading"  # a heading goes with what follows it
+        named = {s.item for ln in part.lines for s in ln.spans if s.item is not None}
+        assert set(part.items) == named & set(reply.items)
+    assert [ln for p in parts for ln in p.lines] == reply.lines  # nothing lost, same order
+
+
+def test_a_short_answer_stays_one_event_and_a_huge_line_is_cut():
+    from todobot.bot.matrix_render import MAX_EVENT_CHARS, split_reply
+    small = _long_list(3, 60)
+    assert split_reply(small) == [small]
+    huge = Reply().add("note: " + "é<" * 40_000)
+    parts = split_reply(huge)
+    assert len(parts) > 1
+    assert "".join(ln.plain for p in parts for ln in p.lines) == huge.plain
+    for part in parts:
+        out = render(part)
+        assert len(out["body"]) + len(out["formatted_body"]) <= MAX_EVENT_CHARS
+
+
+def _well_formed(html_text: str) -> None:
+    class Check(HTMLParser):
+        stack: list[str] = []
+
+        def handle_starttag(self, tag, attrs):
+            if tag != "br":
+                self.stack.append(tag)
+
+        def handle_endtag(self, tag):
+            assert self.stack and self.stack.pop() == tag, html_text[:200]
+
+    c = Check()
+    c.stack = []
+    c.feed(html_text)
+    assert c.stack == []

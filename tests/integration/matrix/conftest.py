@@ -175,19 +175,22 @@ async def humans(synapse: Synapse, tmp_path: Path) -> AsyncIterator[Callable[...
 
 def bot_config(synapse: Synapse, tmp_path: Path, bot_user: str, *, rooms: list[Any] = (),
                admins: list[str] = (), inviters: list[str] = (), e2ee: bool = True,
-               homeserver: str | None = None, token_env: str | None = None) -> Config:
+               homeserver: str | None = None, token_env: str | None = None,
+               cooldown: dict[str, Any] | None = None, **matrix: Any) -> Config:
+    """`matrix` adds keys of the `matrix:` section (max_events=2, ...)."""
     secret = {"access_token_env": token_env} if token_env else {"password_env": PASSWORD_ENV}
     return parse_config({
         "database": str(tmp_path / "todo.sqlite3"),
         "default_release": RELEASE,
         "admins": [f"matrix:{a}" for a in admins],
         "log_level": "DEBUG",
-        "cooldown": {"burst": 1000, "rate": 1000},  # bursts here test the transport, not flood control
+        # Bursts here test the transport, not flood control (unless a test says otherwise).
+        "cooldown": cooldown or {"burst": 1000, "rate": 1000},
         "max_adds_per_hour": None,
         "matrix": {"homeserver": homeserver or synapse.url, "user_id": bot_user, **secret,
                    "rooms": list(rooms),
                    "allowed_inviters": list(inviters), "data_dir": str(tmp_path / "matrix-data"),
-                   "e2ee": e2ee},
+                   "e2ee": e2ee, **matrix},
     })
 
 

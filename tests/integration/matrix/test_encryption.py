@@ -27,12 +27,19 @@ async def test_encrypted_command_gets_encrypted_answer(humans, synapse, tmp_path
         assert added.body.startswith("Added #") and added.body.endswith("secret plans")
         assert added.source["content"]["msgtype"] == "m.notice"
         assert "<b>#" in added.source["content"]["formatted_body"]
-        # Nothing the bot said in this room travelled in the clear (reactions aside).
-        plain = [e for e in alice.from_user(bot_user, room)
-                 if hasattr(e, "body") and not getattr(e, "decrypted", False)]
-        assert plain == []
         [item] = await items_titled(config.database, "secret plans")
         assert item.severity == "blocker"
+        # A claim would get a ✅ reaction; here it cannot be encrypted, so there is none.
+        ev = await alice.say(room, f"!claim {item.id}")
+        claimed = await alice.reply_to(ev, bot_user, timeout=90)
+        assert claimed.decrypted and claimed.body.startswith(f"#{item.id} claimed by")
+        await asyncio.sleep(2)
+        assert alice.reactions_to(ev, bot_user) == []
+        # Nothing the bot sent into this room travelled in the clear.
+        plain = [e for e in alice.from_user(bot_user, room)
+                 if e.source.get("type") in ("m.room.message", "m.reaction")
+                 and not getattr(e, "decrypted", False)]
+        assert plain == []
     finally:
         await app.stop()
 

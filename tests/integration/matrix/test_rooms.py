@@ -103,3 +103,72 @@ async def test_login_with_an_access_token(humans, synapse, tmp_path, monkeypatch
         assert creds["device_id"] == reg["device_id"]
     finally:
         await app.stop()
+
+
+async def test_refused_commands_count_for_the_cooldown(humans, synapse, tmp_path, bot_user):
+    alice = await humans("alice")
+    mallory = await humans("mallory")
+    room = await alice.create_room([mallory.user_id, bot_user])
+    await mallory.join(room)
+    config = bot_config(synapse, tmp_path, bot_user, rooms=[room], admins=[alice.user_id],
+                        cooldown={"burst": 3, "rate": 0.05})
+    app = await start_bot(config)
+    try:
+        await wait_bot_synced(config.database, bot_user)
+        await alice.wait_until(lambda: room in app.transports[-1].rooms())
+        sent = [await mallory.say(room, "!leave") for _ in range(30)]
+        await mallory.wait_until(lambda: any("too many commands" in e.body
+                                             for s in sent for e in mallory.replies_to(s, bot_user)))
+        await asyncio.sleep(3)
+        said = [e.body for s in sent for e in mallory.replies_to(s, bot_user)]
+        assert sum("too many commands" in b for b in said) == 1, said
+        assert sum(b.startswith("Only release managers") for b in said) <= 4, said
+        assert room in app.transports[-1].rooms()
+    finally:
+        await app.stop()
+
+
+async def _upgrade(person, synapse, room: str) -> str:
+    """The homeserver's own room upgrade (POST /rooms/{id}/upgrade): the new room's id."""
+    import aiohttp
+    from urllib.parse import quote
+    url = f"{synapse.url}/_matrix/client/v3/rooms/{quote(room)}/upgrade"
+    headers = {"Authorization": f"Bearer {person.client.access_token}"}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url, json={"new_version": "10"}, headers=headers) as resp:
+            body = await resp.json()
+            assert resp.status == 200, body
+            return body["replacement_room"]
+
+
+async def test_an_upgraded_room_is_followed_with_its_settings(humans, synapse, tmp_path,
+                                                                bot_user):
+    from nio import RoomPreset
+    alice = await humans("alice")
+    created = await alice.client.room_create(invite=[bot_user], preset=RoomPreset.public_chat)
+    room = created.room_id
+    config = bot_config(synapse, tmp_path, bot_user, admins=[alice.user_id],
+                        rooms=[{"room": room, "release": "4.3"}])
+    await prepare_db(config.database, extra_release="4.3")
+    app = await start_bot(config)
+    try:
+        await wait_bot_synced(config.database, bot_user)
+        await alice.wait_until(lambda: room in app.transports[-1].rooms())
+        new = await _upgrade(alice, synapse, room)
+        await alice.wait_until(lambda: new in app.transports[-1].rooms())
+        await alice.wait_until(lambda: new in alice.client.rooms)
+        ev = await alice.say(new, "!add tools nice said-in-the-new-room")
+        await alice.reply_to(ev, bot_user)
+        [item] = await items_titled(config.database, "said-in-the-new-room", release="4.3")
+        assert item.release == "4.3"
+    finally:
+        await app.stop()
+    app = await start_bot(config)  # after a restart, the new room still tracks 4.3
+    try:
+        await wait_bot_synced(config.database, bot_user)
+        ev = await alice.say(new, "!add tools nice after-a-restart")
+        await alice.reply_to(ev, bot_user)
+        [item] = await items_titled(config.database, "after-a-restart", release="4.3")
+        assert item.release == "4.3"
+    finally:
+        await app.stop()

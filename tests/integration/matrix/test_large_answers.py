@@ -1,0 +1,101 @@
+"""Answers of any size: split into events under Matrix's 64 KiB limit, paged with !more;
+the digest posts in as many events as it needs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from todobot.bot.matrix_render import split_reply
+from todobot.commands.digest import collect, render_reply
+
+from .conftest import RELEASE, bot_config, open_repo, prepare_db, start_bot, wait_bot_synced
+
+pytestmark = pytest.mark.integration
+EVENT_LIMIT = 65536
+
+
+async def _seed(path: str, n: int, chars: int) -> list[str]:
+    """`n` open items in tools whose titles are `chars` long (and full of HTML to escape)."""
+    await prepare_db(path)
+    db, repo = await open_repo(path)
+    titles = [f"long-{i:02d} " + "<b>&amp;'\" " * (chars // 12) for i in range(n)]
+    try:
+        async with repo.session("test") as s:
+            rel = await s.require_release(RELEASE)
+            for title in titles:
+                await s.add_item(rel, area="tools", severity="nice", title=title)
+    finally:
+        await db.close()
+    return titles
+
+
+def _size(ev) -> int:
+    return len(json.dumps(ev.source, ensure_ascii=False).encode())
+
+
+async def test_a_long_list_arrives_in_pages_each_under_the_limit(humans, synapse, tmp_path,
+                                                                 bot_user):
+    alice = await humans("alice")
+    room = await alice.create_room([bot_user])
+    config = bot_config(synapse, tmp_path, bot_user, rooms=[room], admins=[alice.user_id])
+    titles = await _seed(config.database, 55, 1900)
+    app = await start_bot(config)
+    try:
+        await wait_bot_synced(config.database, bot_user)
+        ev = await alice.say(room, "!todo tools")
+        got = []
+        for _ in range(10):
+            page = await alice.wait_until(lambda: (lambda r: r if r and (
+                "say !more)" in r[-1].body or "… and 5 more." in r[-1].body) else None)(
+                    alice.replies_to(ev, bot_user)), timeout=90)
+            got += page
+            assert len(page) <= 5  # max_events
+            if "… and 5 more." in page[-1].body:
+                break
+            assert page[-1].body.splitlines()[-1].endswith("more lines: say !more)")
+            ev = await alice.say(room, "!more")
+        assert len(got) > 5
+        for part in got:
+            assert _size(part) < EVENT_LIMIT // 2, _size(part)
+            assert part.source["content"]["formatted_body"].count("<li>") >= 1
+        text = "\n".join(p.body for p in got)
+        for title in titles[:50]:  # !todo lists 50 and says how many more
+            assert text.count(title) == 1, title[:10]
+        ev = await alice.say(room, "!more")
+        nothing = await alice.reply_to(ev, bot_user)
+        assert nothing.body == "There is nothing more to show."
+    finally:
+        await app.stop()
+
+
+async def test_a_large_digest_posts_in_as_many_events_as_it_needs(humans, synapse, tmp_path,
+                                                                   bot_user):
+    alice = await humans("alice")
+    room = await alice.create_room([bot_user])
+    config = bot_config(synapse, tmp_path, bot_user, rooms=[room], admins=[alice.user_id])
+    titles = await _seed(config.database, 80, 1500)
+    app = await start_bot(config)
+    try:
+        await wait_bot_synced(config.database, bot_user)
+        await alice.wait_until(lambda: room in app.transports[-1].rooms())
+        db, repo = await open_repo(config.database)
+        try:
+            async with repo.session("test", write=False) as s:
+                data = await collect(s, await s.require_release(RELEASE), since=0)
+        finally:
+            await db.close()
+        reply = render_reply(data, "full")
+        expected = len(split_reply(reply))
+        assert expected > 5  # more than one answer's worth: the digest has no !more
+        await app.transports[-1].post(room, reply)
+        said = await alice.wait_until(
+            lambda: (lambda r: r if len(r) >= expected else None)(
+                [e for e in alice.from_user(bot_user, room) if hasattr(e, "body")]), timeout=90)
+        assert len(said) == expected
+        assert all(_size(e) < EVENT_LIMIT // 2 for e in said)
+        text = "\n".join(e.body for e in said)
+        assert all(t in text for t in titles)  # (the changes name them too)
+    finally:
+        await app.stop()
