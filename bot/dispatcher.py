@@ -12,7 +12,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ..commands import Context, Refused, UsageError, claim_intent, lookup
@@ -31,6 +31,11 @@ log = logging.getLogger(__name__)
 RECENT_SECONDS = 600
 _NAME = re.compile(r"[A-Za-z][\w-]{0,31}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+# One action of a message that carries several (a mail): gets the context and the replies
+# of the steps before it; returns its own reply (None: nothing to say).
+Step = Callable[[Context, list[Reply]], Awaitable[Reply | None]]
 
 
 @dataclass
@@ -134,6 +139,73 @@ class Dispatcher:
         if reply is not None:
             self.remember(msg.transport, msg.room, reply.items)
         return reply
+
+    # -- several actions in one message (mail) ----------------------------------------------
+    def command_step(self, line: str) -> Step:
+        """`!status 8 patch posted` as a step of `run_steps`, with the same rights and answers
+        as in a room."""
+        body = line.strip()[len(self.prefix):]
+        name = _NAME.match(body)
+
+        async def step(ctx: Context, done: list[Reply]) -> Reply | None:
+            if not name or body[name.end():name.end() + 1] not in ("", " ", "\t"):
+                return text(f"Not a command: {line.strip()[:80]}", outcome="refused")
+            cmd = lookup(name.group(0))
+            if cmd is None:
+                return await self._command(ctx.message, name.group(0), "")
+            if cmd.who == "admin" and not ctx.is_admin:
+                why = ("" if ctx.message.sender.authenticated
+                       else ", and this message is not authenticated")
+                return text(f"Only release managers may use {self.prefix}{cmd.name}{why}.",
+                            outcome="refused")
+            args = _CONTROL.sub(" ", body[name.end():]).strip()
+            try:
+                return await cmd.handler(ctx, args)
+            except UsageError as exc:
+                detail = f" — {exc}" if str(exc) else ""
+                raise UsageError(f"Usage: {cmd.usage_line(self.prefix)}{detail}") from None
+        return step
+
+    async def run_steps(self, msg: Message, steps: list[Step]) -> list[Reply] | None:
+        """Run the actions of one message in ONE transaction, recorded by its `msg_id`, so a
+        replay or a second process never applies any of them twice. Each step runs under a
+        savepoint: a refused or failing one is undone alone and answered with the reason.
+        None when the message was handled before."""
+        replies: list[Reply] = []
+        sender = msg.sender
+        async with self.repo.session(sender.identity) as s:
+            if msg.msg_id is not None and not await s.record_event(msg.transport, msg.msg_id):
+                log.info("skipping %s message %s: already handled", msg.transport, msg.msg_id)
+                return None
+            name = await s.display_name(sender.identity)
+            release = self.release_for(msg.transport, msg.room)
+            if release is None and (latest := await s.latest_release()) is not None:
+                release = self._pinned.setdefault((msg.transport, msg.room), latest.name)
+            ctx = Context(s=s, message=msg, prefix=self.prefix, release_name=release,
+                          is_admin=self.is_admin(msg), has_name=name is not None,
+                          me=name or sender.display_name or sender.nick,
+                          settings=self.settings_for(msg.transport, msg.room))
+            for n, step in enumerate(steps):
+                await s.conn.execute(f"SAVEPOINT step{n}")
+                try:
+                    reply = await step(ctx, replies)
+                    if reply is not None and reply.outcome in ("refused", "error"):
+                        await s.conn.execute(f"ROLLBACK TO step{n}")
+                except UsageError as exc:
+                    await s.conn.execute(f"ROLLBACK TO step{n}")
+                    reply = text(str(exc) or "Usage error", outcome="refused")
+                except (Refused, NotFound) as exc:
+                    await s.conn.execute(f"ROLLBACK TO step{n}")
+                    reply = text(str(exc), outcome="refused")
+                except Exception:
+                    await s.conn.execute(f"ROLLBACK TO step{n}")
+                    ref = uuid.uuid4().hex[:8]
+                    log.exception("internal error %s in step %d of %s %s from %s", ref, n,
+                                  msg.transport, msg.msg_id, sender.identity)
+                    reply = text(f"internal error, logged as {ref}", outcome="error")
+                await s.conn.execute(f"RELEASE step{n}")
+                replies.append(reply if reply is not None else Reply())
+        return replies
 
     async def _command(self, msg: Message, name: str, args: str) -> Reply | None:
         cmd = lookup(name)
