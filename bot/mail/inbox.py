@@ -117,18 +117,36 @@ class Inbox:
         await asyncio.wait_for(idle, 30)
 
     async def _drain(self, imap: aioimaplib.IMAP4) -> None:
-        response = await imap.uid_search("UNSEEN", charset=None)
-        _ok(response, "search")
-        uids = [int(u) for line in response.lines[:-1] for u in bytes(line).split() if u.isdigit()]
-        for uid in sorted(uids):
-            fetched = await imap.uid("fetch", str(uid), "(BODY.PEEK[])")
-            _ok(fetched, f"fetch {uid}")
-            raw = next((bytes(x) for x in fetched.lines if isinstance(x, bytearray)), None)
-            if raw is None:
-                log.warning("mail %s: message uid %d has no body; flagging it seen", self.where, uid)
-            else:
-                await self.handle(raw)  # never raises: the transport logs and recovers
-            _ok(await imap.uid("store", str(uid), "+FLAGS.SILENT", r"(\Seen)"), f"store {uid}")
+        """Handle UNSEEN messages until a pass finds none. A message that arrives during a
+        pass is announced in the untagged part of some response (and not again in IDLE), so
+        any `EXISTS` seen means: look again."""
+        again = True
+        while again:
+            response = await imap.uid_search("UNSEEN", charset=None)
+            _ok(response, "search")
+            again = _announces_mail(response)
+            uids = [int(u) for line in response.lines[:-1] if not _announces_mail_line(line)
+                    for u in bytes(line).split() if u.isdigit()]
+            for uid in sorted(uids):
+                again = True
+                fetched = await imap.uid("fetch", str(uid), "(BODY.PEEK[])")
+                _ok(fetched, f"fetch {uid}")
+                raw = next((bytes(x) for x in fetched.lines if isinstance(x, bytearray)), None)
+                if raw is None:
+                    log.warning("mail %s: message uid %d has no body; flagging it seen",
+                                self.where, uid)
+                else:
+                    await self.handle(raw)  # never raises: the transport logs and recovers
+                stored = await imap.uid("store", str(uid), "+FLAGS.SILENT", r"(\Seen)")
+                _ok(stored, f"store {uid}")
+
+
+def _announces_mail_line(line) -> bool:
+    return not isinstance(line, bytearray) and bytes(line).endswith((b" EXISTS", b" RECENT"))
+
+
+def _announces_mail(response) -> bool:
+    return any(_announces_mail_line(line) for line in response.lines)
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:

@@ -106,11 +106,8 @@ def start_dovecot(workdir: Path, users: dict[str, str]) -> Dovecot:
     for sub in ("run", "state", "mail"):
         (workdir / sub).mkdir(exist_ok=True)
     # Dovecot's login and mail processes run as dovenull: they must reach the config and
-    # the mail directory (temp dirs are 700).
-    p = workdir
-    while p != p.parent and p != Path("/tmp"):
-        os.chmod(p, os.stat(p).st_mode | 0o755)
-        p = p.parent
+    # the mail directory (temp dirs are 700; every directory above must be searchable too).
+    os.chmod(workdir, 0o755)
     shutil.chown(workdir / "mail", "dovenull", "dovenull")
     port = free_port()
     (workdir / "users").write_text("".join(f"{u}:{{PLAIN}}{pw}::::::\n" for u, pw in users.items()))

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -50,13 +52,18 @@ def unavailable(reason: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def dovecot(tmp_path_factory) -> Dovecot:
+def dovecot() -> Dovecot:
+    # Not under pytest's temp root: pytest keeps that at mode 700, and Dovecot's processes
+    # (dovenull) must reach their files.
+    workdir = Path(tempfile.mkdtemp(prefix="todobot-dovecot-"))
     try:
-        server = start_dovecot(tmp_path_factory.mktemp("dovecot"), {BOT: BOT_PASSWORD})
+        server = start_dovecot(workdir, {BOT: BOT_PASSWORD})
     except FileNotFoundError:
+        shutil.rmtree(workdir, ignore_errors=True)
         unavailable("dovecot is not installed (run scripts/install-mail-servers.sh)")
     yield server
     server.stop()
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 # -- the list's SMTP server -------------------------------------------------------------------
