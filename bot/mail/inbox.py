@@ -24,6 +24,7 @@ from ..config import MailImap
 
 log = logging.getLogger(__name__)
 
+COMMAND_TIMEOUT = 30.0  # seconds an IMAP command may take
 RETRY_MAX = 5.0  # seconds between reconnection attempts, at most
 IDLE_CYCLE = 300.0  # re-issue IDLE this often (servers drop IDLE after 30 min)
 _UID = re.compile(rb"UID (\d+)")
@@ -74,21 +75,22 @@ class Inbox:
         context = None
         if cfg.tls:
             context = self.ssl_context or ssl.create_default_context()
-        imap = aioimaplib.IMAP4(cfg.host, cfg.port, timeout=30, ssl_context=context,
+        imap = aioimaplib.IMAP4(cfg.host, cfg.port, timeout=COMMAND_TIMEOUT, ssl_context=context,
                                 conn_lost_cb=lambda exc: lost.set())
+        call = _Caller(lost)
         try:
-            await imap.wait_hello_from_server()
+            await call(imap.wait_hello_from_server())
             if cfg.username:
-                _ok(await imap.login(cfg.username, self.password or ""), "login")
-            _ok(await imap.select(cfg.folder), f"select {cfg.folder}")
+                _ok(await call(imap.login(cfg.username, self.password or "")), "login")
+            _ok(await call(imap.select(cfg.folder)), f"select {cfg.folder}")
             self.connected.set()
             idle = imap.has_capability("IDLE")
             log.info("mail %s: reading %s on %s:%d (%s)", self.where, cfg.folder, cfg.host,
                      cfg.port, "IDLE" if idle else f"polling every {cfg.poll_seconds:.0f} s")
             while not lost.is_set():
-                await self._drain(imap)
+                await self._drain(imap, call)
                 if idle:
-                    await self._idle(imap, lost)
+                    await self._idle(imap, lost, call)
                 else:
                     await _wait(lost, cfg.poll_seconds)
             raise ImapError("connection lost")
@@ -101,8 +103,8 @@ class Inbox:
             if imap.protocol is not None and imap.protocol.transport is not None:
                 imap.protocol.transport.close()
 
-    async def _idle(self, imap: aioimaplib.IMAP4, lost: asyncio.Event) -> None:
-        idle = await imap.idle_start(timeout=IDLE_CYCLE + 60)
+    async def _idle(self, imap: aioimaplib.IMAP4, lost: asyncio.Event, call: "_Caller") -> None:
+        idle = await call(imap.idle_start(timeout=IDLE_CYCLE + 60))
         push = asyncio.ensure_future(imap.wait_server_push(timeout=IDLE_CYCLE))
         gone = asyncio.ensure_future(lost.wait())
         try:
@@ -114,22 +116,22 @@ class Inbox:
             idle.cancel()
             return
         imap.idle_done()
-        await asyncio.wait_for(idle, 30)
+        await call(idle)
 
-    async def _drain(self, imap: aioimaplib.IMAP4) -> None:
+    async def _drain(self, imap: aioimaplib.IMAP4, call: "_Caller") -> None:
         """Handle UNSEEN messages until a pass finds none. A message that arrives during a
         pass is announced in the untagged part of some response (and not again in IDLE), so
         any `EXISTS` seen means: look again."""
         again = True
         while again:
-            response = await imap.uid_search("UNSEEN", charset=None)
+            response = await call(imap.uid_search("UNSEEN", charset=None))
             _ok(response, "search")
             again = _announces_mail(response)
             uids = [int(u) for line in response.lines[:-1] if not _announces_mail_line(line)
                     for u in bytes(line).split() if u.isdigit()]
             for uid in sorted(uids):
                 again = True
-                fetched = await imap.uid("fetch", str(uid), "(BODY.PEEK[])")
+                fetched = await call(imap.uid("fetch", str(uid), "(BODY.PEEK[])"))
                 _ok(fetched, f"fetch {uid}")
                 raw = next((bytes(x) for x in fetched.lines if isinstance(x, bytearray)), None)
                 if raw is None:
@@ -137,8 +139,31 @@ class Inbox:
                                 self.where, uid)
                 else:
                     await self.handle(raw)  # never raises: the transport logs and recovers
-                stored = await imap.uid("store", str(uid), "+FLAGS.SILENT", r"(\Seen)")
+                stored = await call(imap.uid("store", str(uid), "+FLAGS.SILENT", r"(\Seen)"))
                 _ok(stored, f"store {uid}")
+
+
+class _Caller:
+    """Awaits one IMAP command, but gives up when the connection is lost or the command
+    takes too long: aioimaplib leaves a command pending forever when the server goes away
+    before answering (IDLE's continuation, notably)."""
+
+    def __init__(self, lost: asyncio.Event) -> None:
+        self.lost = lost
+
+    async def __call__(self, awaitable):
+        work = asyncio.ensure_future(awaitable)
+        gone = asyncio.ensure_future(self.lost.wait())
+        try:
+            done, _ = await asyncio.wait({work, gone}, timeout=COMMAND_TIMEOUT,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+        if work in done:
+            return work.result()
+        work.cancel()
+        raise ImapError("connection lost" if self.lost.is_set() else
+                        f"no answer within {COMMAND_TIMEOUT:.0f} s")
 
 
 def _announces_mail_line(line) -> bool:
