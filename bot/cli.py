@@ -114,7 +114,7 @@ def cmd_console(args: argparse.Namespace, config: Config) -> int:
 def cmd_run(args: argparse.Namespace, config: Config) -> int:
     async def main() -> None:
         app = App(config, database=args.db)
-        if args.console or not (config.irc or config.matrix):
+        if args.console or not (config.irc or config.matrix or config.mail):
             app.transports.append(ConsoleTransport(user=_login(), room=config.console.room,
                                                    settings=console_settings(config),
                                                    on_eof=app.request_stop))
@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(getattr(args, "config", None))
         on_console = args.command in ("demo", "console") or (
-            args.command == "run" and (args.console or not (config.irc or config.matrix)))
+            args.command == "run" and (args.console or not (config.irc or config.matrix or config.mail)))
         # One-shot commands (import, export, backup) speak through their output, not INFO logs.
         level = config.log_level if args.command in ("demo", "console", "run") else "WARNING"
         _setup_logging(level, quiet_console=on_console)
