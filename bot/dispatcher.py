@@ -166,14 +166,16 @@ class Dispatcher:
                 raise UsageError(f"Usage: {cmd.usage_line(self.prefix)}{detail}") from None
         return step
 
-    async def run_steps(self, msg: Message, steps: list[Step]) -> list[Reply] | None:
+    async def run_steps(self, msg: Message, steps: list[Step], *,
+                        actor: str | None = None) -> list[Reply] | None:
         """Run the actions of one message in ONE transaction, recorded by its `msg_id`, so a
         replay or a second process never applies any of them twice. Each step runs under a
         savepoint: a refused or failing one is undone alone and answered with the reason.
+        `actor` is what history records as the author (default: the sender's identity).
         None when the message was handled before."""
         replies: list[Reply] = []
         sender = msg.sender
-        async with self.repo.session(sender.identity) as s:
+        async with self.repo.session(actor or sender.identity) as s:
             if msg.msg_id is not None and not await s.record_event(msg.transport, msg.msg_id):
                 log.info("skipping %s message %s: already handled", msg.transport, msg.msg_id)
                 return None

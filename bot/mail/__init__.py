@@ -197,7 +197,9 @@ class MailTransport(Transport):
                           text=str(msg.get("Subject", "")), msg_id=message_id)
         steps = steps_for(actions, self.dispatcher, link=message_id)
         steps.append(self._ack_step(msg, sender.identity, message_id, refs, actions))
-        replies = await self.dispatcher.run_steps(message, steps)
+        # History names the mail: "mail:jan@suse.com via <5028C2F3...@nat28.tlf.novell.com>".
+        replies = await self.dispatcher.run_steps(message, steps,
+                                                  actor=f"{sender.identity} via {message_id}")
         if replies is None:
             return
         log.info("mail %s: %s from %s (%s): %d action(s)", self.cfg.list, message_id,

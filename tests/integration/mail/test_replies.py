@@ -9,6 +9,7 @@ import time
 import pytest
 
 from todobot.commands.digest import collect
+from todobot.commands.messages import Message, Sender
 
 from .conftest import AUTHSERV, LIST, WAIT, eml, mail
 
@@ -73,7 +74,12 @@ async def test_the_seed_threads_replies_add_what_they_propose(bot_factory, mailb
         assert pod_patch.progress.startswith("draft patch for 4.0.x exists")
         async with bot.repo.session("test", write=False) as s:
             hist = await s.history(pod.id)
-        assert {c.actor for c in hist} == {"mail:george.dunlap@eu.citrix.com"}
+        by = "mail:george.dunlap@eu.citrix.com via <george-20120806161700@eu.citrix.com>"
+        assert {c.actor for c in hist} == {by}
+        # ... and a chat room of the release sees it as any change.
+        console = await bot.app.dispatcher.handle(Message(
+            "console", "console", Sender("console:ijc", "ijc"), f"!history {pod.id}"))
+        assert f"{by} created" in console.plain and "owners" in console.plain
 
         # One private acknowledgement each to George and Jan; nothing to the list, nothing
         # for the discussion replies.
