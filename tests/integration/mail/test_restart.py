@@ -57,9 +57,9 @@ async def test_restart_applies_nothing_twice_and_loses_no_acknowledgement(
 @pytest.mark.slow
 async def test_imap_down_for_30_s_then_back_within_10_s(bot_factory, mailbox, dovecot, smtp_sink):
     async with bot_factory(seed=_weekly_sent) as bot:
-        dovecot.stop()
+        await asyncio.to_thread(dovecot.stop)
         await asyncio.sleep(30)
-        dovecot.start()
+        await asyncio.to_thread(dovecot.start)
         back = time.monotonic()
         await mailbox.deliver(mail("Ian Jackson <Ian.Jackson@eu.citrix.com>", "!claim 10\n",
                                    message_id="<after-outage@citrix.com>", in_reply_to=WEEKLY))
