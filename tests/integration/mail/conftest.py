@@ -202,6 +202,7 @@ def mail_config(tmp_path: Path, dovecot: Dovecot, sink: SmtpSink, folder: str, *
              "imap": {"host": "127.0.0.1", "port": dovecot.port, "tls": False, "username": BOT,
                       "password_env": PASSWORD_ENV, "folder": folder}}
     entry.update(extra.pop("entry", {}))
+    entry["imap"].update(extra.pop("imap", {}))
     return Config(database=str(tmp_path / "todo.sqlite3"), default_release="4.2",
                   admins=["mail:Ian.Campbell@citrix.com"], mail=[entry], **extra)
 
