@@ -150,6 +150,9 @@ class Dispatcher:
         async def step(ctx: Context, done: list[Reply]) -> Reply | None:
             if not name or body[name.end():name.end() + 1] not in ("", " ", "\t"):
                 return text(f"Not a command: {line.strip()[:80]}", outcome="refused")
+            if len(line) > self.config.max_input_chars:
+                return text(f"That command is too long ({len(line)} characters; the limit is "
+                            f"{self.config.max_input_chars}).", outcome="refused")
             cmd = lookup(name.group(0))
             if cmd is None:
                 return await self._command(ctx.message, name.group(0), "")

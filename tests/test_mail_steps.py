@@ -3,7 +3,7 @@ and what the sender is told about them (the acknowledgement)."""
 
 from __future__ import annotations
 
-from todobot.bot.mail.handling import ack_text, steps_for
+from todobot.bot.mail.handling import ack_text, limit, steps_for
 from todobot.bot.mail.replies import Claim, Command, Propose, parse_reply
 from todobot.commands.messages import Message, Sender
 
@@ -78,3 +78,14 @@ def test_acknowledgement_says_what_was_applied_refused_and_not_understood():
         "Not applied:\n\n  * !frob 1: Unknown command !frob.\n\n"
         "!show 1\n#1 libxl stable API\n")
     assert ack_text([], []) is None
+
+
+async def test_a_mail_applies_at_most_fifty_actions_and_says_so(chat):
+    d = chat.dispatcher
+    actions = limit([Command(f"!note 1 n{i}") for i in range(60)])
+    replies = await d.run_steps(mail_msg("<m5@x>"), steps_for(actions, d, link=None))
+    assert len(replies) == 51 and replies[-1].outcome == "refused"
+    assert "Only the first 50" in replies[-1].plain
+    assert len((await chat.item(1)).notes) == 50
+    long = await d.run_steps(mail_msg("<m6@x>"), [d.command_step("!note 1 " + "x" * 3000)])
+    assert long[0].plain.startswith("That command is too long (3008 characters")

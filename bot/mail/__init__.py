@@ -30,7 +30,7 @@ from ..rooms import room_settings
 from ..transport import Transport
 from . import outbox
 from .auth import automated, message_ids, sender_of
-from .handling import ack_text, steps_for
+from .handling import ack_text, limit, steps_for
 from .inbox import Inbox
 from .replies import parse_reply
 from .weekly import weekly_body
@@ -185,7 +185,7 @@ class MailTransport(Transport):
         why = automated(msg, replies_to_bot=bool(to_bot), own_addresses=self.own)
         sender = sender_of(msg, authserv_id=self.cfg.authserv_id)
         body = _plain_body(msg)
-        actions = parse_reply(body, prefix=self.dispatcher.prefix) if body and not why else []
+        actions = limit(parse_reply(body, prefix=self.dispatcher.prefix)) if body and not why else []
         if why or sender is None or not actions:
             if why:
                 log.info("mail %s: ignoring %s from %s: %s", self.cfg.list, message_id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+from dataclasses import dataclass
 
 from ...commands import Context
 from ...commands.claims import claim_item
@@ -69,10 +70,37 @@ def _claim_step(action: Claim) -> Step:
     return step
 
 
-def steps_for(actions: list[Action], dispatcher: Dispatcher, *, link: str | None) -> list[Step]:
+MAX_ACTIONS = 50  # per mail; a reply is a conversation, not a batch job
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """The actions past MAX_ACTIONS, left out (the sender is told)."""
+
+    count: int
+
+
+def limit(actions: list[Action]) -> list[Action | Skipped]:
+    """At most MAX_ACTIONS actions, then one saying how many were left out."""
+    if len(actions) <= MAX_ACTIONS:
+        return list(actions)
+    return [*actions[:MAX_ACTIONS], Skipped(len(actions) - MAX_ACTIONS)]
+
+
+def _skipped_step(action: Skipped) -> Step:
+    async def step(ctx: Context, done: list[Reply]) -> Reply:
+        return text(f"Only the first {MAX_ACTIONS} items, claims and commands of a mail are "
+                    f"applied; {action.count} more were ignored.", outcome="refused")
+    return step
+
+
+def steps_for(actions: list[Action | Skipped], dispatcher: Dispatcher, *,
+              link: str | None) -> list[Step]:
     out: list[Step] = []
     for action in actions:
-        if isinstance(action, Propose):
+        if isinstance(action, Skipped):
+            out.append(_skipped_step(action))
+        elif isinstance(action, Propose):
             out.append(_propose_step(action, link))
         elif isinstance(action, Claim):
             out.append(_claim_step(action))
@@ -89,7 +117,7 @@ def _wrap(line: str) -> list[str]:
                          break_long_words=False, break_on_hyphens=False) or ["  *"]
 
 
-def ack_text(actions: list[Action], replies: list[Reply]) -> str | None:
+def ack_text(actions: list[Action | Skipped], replies: list[Reply]) -> str | None:
     """The private acknowledgement: what was applied, what was refused and why, what else a
     command answered. None when the mail asked for nothing (ordinary discussion)."""
     applied: list[str] = []
