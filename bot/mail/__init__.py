@@ -162,15 +162,18 @@ class MailTransport(Transport):
         await outbox.send(self.cfg, msg, password=self.smtp_password, ssl_context=self.ssl_context)
 
     # -- in -----------------------------------------------------------------------------------
-    async def handle_raw(self, raw: bytes) -> None:
-        """One message from the mailbox. Never raises: a bad mail is logged and skipped."""
+    async def handle_raw(self, raw: bytes) -> bool:
+        """One message from the mailbox; False when it could not be handled (logged; the
+        inbox leaves it unseen, to be tried again after a restart). Never raises."""
         try:
             await self._handle(raw)
+            return True
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("mail %s: could not handle a message of %d bytes; skipped",
+            log.exception("mail %s: could not handle a message of %d bytes; left unseen",
                           self.cfg.list, len(raw))
+            return False
 
     async def _handle(self, raw: bytes) -> None:
         assert self.dispatcher is not None

@@ -42,7 +42,7 @@ def _ok(response, what: str) -> None:
 
 class Inbox:
     def __init__(self, cfg: MailImap, *, password: str | None,
-                 handle: Callable[[bytes], Awaitable[None]], where: str,
+                 handle: Callable[[bytes], Awaitable[bool]], where: str,
                  ssl_context: ssl.SSLContext | None = None) -> None:
         self.cfg = cfg
         self.password = password
@@ -50,6 +50,7 @@ class Inbox:
         self.where = where  # for logs: the list this mailbox serves
         self.ssl_context = ssl_context
         self.connected = asyncio.Event()  # set while logged in and selected (tests, status)
+        self.failed: set[int] = set()  # UIDs whose handling failed: left unseen, not retried here
 
     async def run(self) -> None:
         delay = 1.0
@@ -129,7 +130,7 @@ class Inbox:
             again = _announces_mail(response)
             uids = [int(u) for line in response.lines[:-1] if not _announces_mail_line(line)
                     for u in bytes(line).split() if u.isdigit()]
-            for uid in sorted(uids):
+            for uid in sorted(set(uids) - self.failed):
                 again = True
                 fetched = await call(imap.uid("fetch", str(uid), "(BODY.PEEK[])"))
                 _ok(fetched, f"fetch {uid}")
@@ -137,8 +138,9 @@ class Inbox:
                 if raw is None:
                     log.warning("mail %s: message uid %d has no body; flagging it seen",
                                 self.where, uid)
-                else:
-                    await self.handle(raw)  # never raises: the transport logs and recovers
+                elif not await self.handle(raw):  # never raises; False: it failed (logged)
+                    self.failed.add(uid)  # not again in this process; unseen for the next
+                    continue
                 stored = await call(imap.uid("store", str(uid), "+FLAGS.SILENT", r"(\Seen)"))
                 _ok(stored, f"store {uid}")
 

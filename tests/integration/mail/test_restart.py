@@ -66,3 +66,29 @@ async def test_imap_down_for_30_s_then_back_within_10_s(bot_factory, mailbox, do
         await handled(bot, "<after-outage@citrix.com>", timeout=WAIT)
         took = time.monotonic() - back
         assert took < 10, f"handled {took:.1f} s after the server's return"
+
+
+async def test_a_mail_that_fails_is_left_unseen_and_handled_after_a_restart(
+        bot_factory, mailbox, smtp_sink):
+    async with bot_factory(seed=_weekly_sent) as bot:
+        real = bot.transport._handle
+
+        async def flaky(raw: bytes) -> None:
+            if b"<fails@citrix.com>" in raw:
+                raise RuntimeError("database unavailable")
+            await real(raw)
+
+        bot.transport._handle = flaky
+        await mailbox.deliver(mail("Ian Jackson <Ian.Jackson@eu.citrix.com>", "!claim 10\n",
+                                   message_id="<fails@citrix.com>", in_reply_to=WEEKLY))
+        await mailbox.deliver(mail("Ian Jackson <Ian.Jackson@eu.citrix.com>", "!claim 8\n",
+                                   message_id="<works@citrix.com>", in_reply_to=WEEKLY))
+        await handled(bot, "<works@citrix.com>")
+        await asyncio.sleep(0.5)
+        flags = await mailbox.flags()
+        assert b"\\Seen" not in flags[0] and b"\\Seen" in flags[1]
+    async with bot_factory() as bot:
+        await handled(bot, "<fails@citrix.com>")
+        await mailbox.wait_all_seen(2)
+        async with bot.repo.session("test", write=False) as s:
+            assert (await s.get(10)).owners == ["Ian Jackson"]
