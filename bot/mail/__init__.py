@@ -13,12 +13,16 @@ transaction and deleted once sent, so a crash in between delays it but never los
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import logging
 import ssl
+import time
+from email import message_from_bytes
 from email.message import EmailMessage
 from email.parser import BytesParser
+from email.policy import SMTP
 from email.policy import default as default_policy
 from email.utils import parseaddr
 from typing import TYPE_CHECKING, Any
@@ -44,6 +48,7 @@ log = logging.getLogger(__name__)
 TRANSPORT = "mail"
 _PENDING = "mail.ack-pending/"  # kv: acknowledgements committed but not yet sent
 _SENT = "mail.sent/"  # kv: Message-IDs of mails the bot wrote (replies to them are for us)
+_RETRY = "mail.weekly-retry/"  # kv: weekly mails whose first attempt failed, still being retried
 
 
 def _thread_key(list_addr: str, release: str) -> str:
@@ -55,6 +60,8 @@ class MailTransport(Transport):
 
     def __init__(self, cfg: MailList, config: Config, *, ssl_context: ssl.SSLContext | None = None,
                  retry_base: float = 5.0, retry_for: float = 6 * 3600.0) -> None:
+        # A weekly mail that fails is retried from `retry_base` seconds apart (doubling, at
+        # most 30 min) for `retry_for` seconds, across restarts; later it would be stale.
         self.cfg = cfg
         self.config = config
         self.ssl_context = ssl_context  # tests: trust a test CA; default: the system's
@@ -75,6 +82,7 @@ class MailTransport(Transport):
         dispatcher.bind_room(TRANSPORT, self.cfg.list, room_settings(
             self.config, release=self.cfg.release, digest=self.cfg.digest))
         self._spawn(self._flush_pending(), "mail-acks")
+        self._spawn(self._resume_retries(), "mail-retries")
         if self.cfg.imap is not None:
             self.inbox = Inbox(self.cfg.imap, password=self.imap_password, handle=self.handle_raw,
                                where=self.cfg.list, ssl_context=self.ssl_context)
@@ -125,7 +133,13 @@ class MailTransport(Transport):
         except Exception as exc:
             log.warning("mail %s: sending the weekly mail %s failed (%s); retrying in the "
                         "background", self.cfg.list, message_id, exc)
-            self._spawn(self._retry(msg, key), f"mail-retry {message_id}")
+            # Kept until sent or given up, so a restart goes on retrying the same mail.
+            until = time.time() + self.retry_for
+            async with self.repo.session(f"{TRANSPORT}:{self.cfg.list}") as s:
+                await s.kv_set(_RETRY + message_id, json.dumps(
+                    {"key": key, "until": until,
+                     "mail": base64.b64encode(msg.as_bytes()).decode("ascii")}))
+            self._spawn(self._retry(msg, key, until), f"mail-retry {message_id}")
             return f"mail {message_id}: first attempt failed, retrying"
         await self._threaded(key, message_id)
         log.info("mail %s: weekly mail %s sent", self.cfg.list, message_id)
@@ -136,14 +150,24 @@ class MailTransport(Transport):
             chain = json.loads(await s.kv_get(key) or "[]")
             chain = (chain[:1] + chain[1:][-(outbox.MAX_REFERENCES - 2):] + [message_id])
             await s.kv_set(key, json.dumps(chain))
+            await s.kv_delete(_RETRY + message_id)
 
-    async def _retry(self, msg: EmailMessage, key: str) -> None:
+    async def _resume_retries(self) -> None:
+        """Weekly mails whose sending failed before a restart: retried until their deadline."""
+        async with self.repo.session(f"{TRANSPORT}:{self.cfg.list}", write=False) as s:
+            pending = await s.kv_prefixed(_RETRY)
+        for _, value in pending:
+            p = json.loads(value)
+            msg = message_from_bytes(base64.b64decode(p["mail"]), policy=SMTP)
+            if not str(msg.get("To", "")).lower() == self.cfg.list.lower():
+                continue  # another list's
+            self._spawn(self._retry(msg, p["key"], p["until"]), f"mail-retry {msg['Message-ID']}")
+
+    async def _retry(self, msg: EmailMessage, key: str, until: float) -> None:
         """The same mail (same Message-ID, so a list that did get it can tell), with backoff,
-        within `retry_for` seconds."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.retry_for
+        until `until` (epoch seconds)."""
         delay = self.retry_base
-        while loop.time() + delay < deadline:
+        while time.time() + delay < until:
             await asyncio.sleep(delay)
             try:
                 await self._send(msg)
@@ -155,8 +179,10 @@ class MailTransport(Transport):
             await self._threaded(key, str(msg["Message-ID"]))
             log.info("mail %s: weekly mail %s sent after retrying", self.cfg.list, msg["Message-ID"])
             return
-        log.error("mail %s: the weekly mail %s could not be sent within %.0f s; given up (not "
-                  "re-sent later: it would be stale)", self.cfg.list, msg["Message-ID"], self.retry_for)
+        async with self.repo.session(f"{TRANSPORT}:{self.cfg.list}") as s:
+            await s.kv_delete(_RETRY + str(msg["Message-ID"]))
+        log.error("mail %s: the weekly mail %s could not be sent in time; given up (not re-sent "
+                  "later: it would be stale)", self.cfg.list, msg["Message-ID"])
 
     async def _send(self, msg: EmailMessage) -> None:
         await outbox.send(self.cfg, msg, password=self.smtp_password, ssl_context=self.ssl_context)

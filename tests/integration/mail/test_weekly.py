@@ -84,3 +84,25 @@ async def test_failed_send_is_retried_with_the_same_message_id(bot_factory, smtp
         while time.monotonic() < time_left:  # and never a second copy
             assert len(smtp_sink.received) == 1
             await asyncio.sleep(0.1)
+
+
+async def test_retries_go_on_after_a_restart_and_send_once(bot_factory, smtp_sink):
+    smtp_sink.refuse = 10**6
+    async with bot_factory() as bot:
+        bot.transport.retry_base = 0.2
+        async with bot.repo.session("test", write=False) as s:
+            data = await collect(s, await s.require_release("4.2"), since=time.time() - 60)
+        detail = await bot.transport.post_digest(LIST, data)
+        await asyncio.sleep(1.0)
+        assert smtp_sink.refused >= 2 and smtp_sink.received == []
+    smtp_sink.refuse = 0
+    async with bot_factory() as bot:
+        [got] = await smtp_sink.wait(1, timeout=20)  # the first retry after start: 5 s
+        assert got.msg["Message-ID"] in detail
+        assert "Roger Pau Monné" in got.msg.get_content()
+        async with bot.repo.session("test", write=False) as s:
+            assert not await s.kv_prefixed("mail.weekly-retry/")
+            key = f"mail.weekly/{LIST}/4.2"
+            assert await s.kv_get(key) == f'["{got.msg["Message-ID"]}"]'  # threads from here
+        await asyncio.sleep(1.0)
+        assert len(smtp_sink.received) == 1
