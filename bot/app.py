@@ -68,6 +68,9 @@ class App:
         if self.config.matrix is not None:
             from .matrix import MatrixTransport
             out.append(MatrixTransport(self.config.matrix, self.config, self.repo))
+        if self.config.mail:
+            from .mail import MailTransport
+            out.extend(MailTransport(entry, self.config) for entry in self.config.mail)
         return out
 
     async def start(self) -> None:

@@ -124,9 +124,9 @@ def cmd_console(args: argparse.Namespace, config: Config) -> int:
 
 def check_run(args: argparse.Namespace, config: Config) -> None:
     """Config mistakes `run` reports before it logs a line or opens the database."""
-    if not (config.irc or config.matrix or config.web or args.console):
-        raise ConfigError(f"{config.source}: nothing to serve: configure irc:, matrix: or web: "
-                          "(or use `todobot console` for the terminal)")
+    if not (config.irc or config.matrix or config.mail or config.web or args.console):
+        raise ConfigError(f"{config.source}: nothing to serve: configure irc:, matrix:, mail: or "
+                          "web: (or use `todobot console` for the terminal)")
     check_serving(config)
 
 
@@ -140,8 +140,8 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
                                                    settings=console_settings(config),
                                                    on_eof=app.request_stop,
                                                    settings_for=console_settings))
-        served = [s for s, on in (("IRC", config.irc), ("Matrix", config.matrix), ("web", config.web),
-                                  ("console", args.console)) if on]
+        served = [s for s, on in (("IRC", config.irc), ("Matrix", config.matrix), ("mail", config.mail),
+                                  ("web", config.web), ("console", args.console)) if on]
         log.info("todobot %s serving %s from %s", _version(), ", ".join(served), app.database_path)
         if config.matrix is not None and config.matrix.e2ee and not encryption_available():
             log.warning("matrix: end-to-end encryption is off: the encryption extra is not "

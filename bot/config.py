@@ -198,6 +198,73 @@ class Matrix(_Strict):
         return _secret(self.access_token_env, "matrix.access_token_env")
 
 
+class MailSmtp(_Strict):
+    """Where the weekly mail and acknowledgements are sent from (bot/mail/outbox.py)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(587, ge=1, le=65535)
+    starttls: bool = True  # upgrade a plain connection; the certificate is verified
+    tls: bool = False  # TLS from the first byte (port 465); verified
+    username: str | None = None  # none for an MTA on localhost
+    password_env: str | None = None
+    timeout: float = Field(30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_tls(self) -> "MailSmtp":
+        if self.tls and self.starttls:
+            raise ValueError("set tls (TLS from the start) or starttls, not both")
+        return self
+
+    def password(self, where: str) -> str | None:
+        return _secret(self.password_env, f"{where}.smtp.password_env")
+
+
+class MailImap(_Strict):
+    """The mailbox replies arrive in (bot/mail/inbox.py)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(993, ge=1, le=65535)
+    tls: bool = True  # verified; false only for a server on localhost
+    username: str | None = None
+    password_env: str | None = None
+    folder: str = "INBOX"
+    poll_seconds: float = Field(30.0, gt=0, le=3600)  # when the server has no IDLE
+
+    def password(self, where: str) -> str | None:
+        return _secret(self.password_env, f"{where}.imap.password_env")
+
+
+class MailList(_Strict):
+    """A mailing list that gets the weekly mail and whose replies act like chat (bot/mail/)."""
+
+    list: str  # To: of the weekly mail; the "room" of this transport
+    from_: str = Field(alias="from")  # "todobot <todobot@example.org>"
+    release: str | None = None
+    subject: str = "Xen {release} TODO / Release Plan"
+    authserv_id: str | None = None  # whose Authentication-Results to trust; None: trust none
+    smtp: MailSmtp = Field(default_factory=MailSmtp)
+    imap: MailImap | None = None  # None: send only
+    digest: DigestRoom | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("list")
+    @classmethod
+    def _address(cls, v: str) -> str:
+        if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", v):
+            raise ValueError(f"{v!r} is not a mail address (like xen-devel@lists.example.org)")
+        return v
+
+    @field_validator("subject")
+    @classmethod
+    def _subject(cls, v: str) -> str:
+        try:
+            v.format(release="4.2")
+        except (KeyError, IndexError, ValueError):
+            raise ValueError("subject may use only {release}") from None
+        return v
+
+
 class Cooldown(_Strict):
     """Per-person command rate on networked transports: `burst` commands at once, then
     `rate` per second. Every command counts, refused ones too. Past it the bot says so
@@ -231,11 +298,12 @@ class Config(_Strict):
     matrix: Matrix | None = None
     digest: Digest | None = None
     web: Web | None = None
+    mail: list[MailList] = Field(default_factory=list)
 
     # The file it was read from ("" when built in code): named in errors found after parsing.
     _source: str = PrivateAttr(default="")
 
-    @field_validator("admins", "irc", mode="before")
+    @field_validator("admins", "irc", "mail", mode="before")
     @classmethod
     def _none_is_empty(cls, v: Any) -> Any:
         return v or []
@@ -243,6 +311,12 @@ class Config(_Strict):
     @property
     def source(self) -> str:
         return self._source or "config"
+
+    @field_validator("admins")
+    @classmethod
+    def _mail_admins(cls, v: list[str]) -> list[str]:
+        # Mail identities are lowercased addresses (bot/mail/), so `mail:Ian@X` matches too.
+        return [a.lower() if a.startswith("mail:") else a for a in v]
 
 
 def _secret(var: str | None, where: str) -> str | None:

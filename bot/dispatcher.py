@@ -15,13 +15,13 @@ import re
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ..commands import Context, Refused, UsageError, lookup
 from ..commands.args import convert
 from ..commands.registry import PATTERNS, Command, Pattern, all_commands
-from ..storage import Item, NameTaken, NotFound, Repository
+from ..storage import Item, NameTaken, NotFound, Repository, Session
 
 from ..commands.settings import Settings
 from .config import Config
@@ -34,6 +34,11 @@ log = logging.getLogger(__name__)
 RECENT_SECONDS = 600
 _NAME = re.compile(r"[A-Za-z][\w-]{0,31}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+# One action of a message that carries several (a mail): gets the context and the replies
+# of the steps before it; returns its own reply (None: nothing to say).
+Step = Callable[[Context, list[Reply]], Awaitable[Reply | None]]
 
 
 @dataclass
@@ -153,7 +158,7 @@ class Dispatcher:
             if flood is not False:
                 return flood  # type: ignore[return-value]
             pat, match = found
-            reply = await self._run(msg, pat.handler, (match,), write=True, usage="", who=pat.who)
+            reply = await self._run(msg, pat.handler, (match,), write=True, usage="")
         if reply is not None and msg.thread is None:  # a thread's items stay in the thread
             self.remember(msg.transport, msg.room, reply.items)
         return reply
@@ -168,75 +173,145 @@ class Dispatcher:
                 return pat, match
         return None
 
+    def _unknown(self, prefix: str, name: str) -> Reply:
+        names = [c.name for c in all_commands()]
+        close = difflib.get_close_matches(name.casefold(), names, n=1)
+        hint = f" Did you mean {prefix}{close[0]}?" if close else ""
+        return text(f"Unknown command {prefix}{name}.{hint} Say {prefix}help for the list.",
+                    outcome="refused")
+
     async def _command(self, msg: Message, prefix: str, name: str, args: str) -> Reply | None:
         cmd = lookup(name)
         if cmd is None:
-            names = [c.name for c in all_commands()]
-            close = difflib.get_close_matches(name.casefold(), names, n=1)
-            hint = f" Did you mean {prefix}{close[0]}?" if close else ""
-            return await self._finish(msg, text(
-                f"Unknown command {prefix}{name}.{hint} Say {prefix}help for the list.",
-                outcome="refused"))
-        return await self._run(msg, cmd.handler, args, write=cmd.writes,
-                               usage=cmd.usage_line(prefix), who=cmd.who, cmd=cmd)
+            return await self._finish(msg, self._unknown(prefix, name))
+        refusal = self._refusal(msg, cmd, prefix)
+        if refusal is not None:  # before any transaction: a stranger costs nothing
+            return await self._finish(msg, refusal)
 
-    def _refusal(self, msg: Message, cmd: Command | None, prefix: str) -> Reply | None:
+        async def run(ctx: Context) -> Reply | None:
+            return await self._invoke(ctx, cmd, args)
+
+        return await self._run(msg, run, write=cmd.writes, usage=cmd.usage_line(prefix))
+
+    def _refusal(self, msg: Message, cmd: Command, prefix: str) -> Reply | None:
         """Release-manager commands are refused before anything else is looked at."""
-        if cmd is None or cmd.who != "admin" or self.is_admin(msg):
+        if cmd.who != "admin" or self.is_admin(msg):
             return None
-        why = ("" if msg.sender.authenticated else
+        sender = msg.sender
+        why = ("" if sender.authenticated else
                ", and I could not confirm your account (services did not answer); try again"
-               if msg.sender.unconfirmed else ", and you are not logged in to an account here")
+               if sender.unconfirmed else f", and {sender.unverified}")
         return text(f"Only release managers may use {prefix}{cmd.name}{why}.", outcome="refused")
 
-    async def _run(self, msg: Message, handler: Callable, args: object, *, write: bool,
-                   usage: str, who: str, cmd: Command | None = None) -> Reply | None:
-        sender = msg.sender
-        settings = self.settings_for(msg.transport, msg.room)
-        refusal = self._refusal(msg, cmd, settings.prefix)
+    async def _invoke(self, ctx: Context, cmd: Command, args: str) -> Reply | None:
+        """Run one command in an open context: its rights, its declared arguments, then the
+        handler. The one place a command runs, from a room and from a mail alike."""
+        refusal = self._refusal(ctx.message, cmd, ctx.prefix)
         if refusal is not None:
-            return await self._finish(msg, refusal)
+            raise Refused(refusal.plain)
+        values = await convert(ctx, cmd.args, args)
+        if cmd.who == "owner":
+            item = next((v for v in values if isinstance(v, Item)), None)
+            if item is not None:
+                ctx.require_owner(item, cmd.does or f"use {ctx.prefix}{cmd.name} on it")
+        return await cmd.handler(ctx, *values)
+
+    async def _context(self, s: Session, msg: Message) -> Context:
+        release = self.release_for(msg.transport, msg.room)
+        if release is None:
+            # No release configured: the newest one when the room first needs one, pinned, so
+            # a release created later (by !defer) does not take the room.
+            latest = await s.latest_release()
+            if latest is not None:
+                release = self._pinned.setdefault((msg.transport, msg.room), latest.name)
+        return Context(s=s, message=msg, settings=self.settings_for(msg.transport, msg.room),
+                       release_name=release, is_admin=self.is_admin(msg),
+                       person=await s.person_of(msg.sender.identity),
+                       recent=self.recent_items(msg.transport, msg.room), refers_to=msg.refers_to)
+
+    async def _run(self, msg: Message, handler: Callable, args: tuple = (), *, write: bool,
+                   usage: str, who: str = "anyone") -> Reply | None:
+        """`handler(ctx, *args)` in one transaction, recorded with the message's wire id;
+        every exception becomes a one-line answer."""
+        sender = msg.sender
         write = write or msg.msg_id is not None
         try:
             async with self.repo.session(sender.identity, write=write) as s:
                 if msg.msg_id is not None and not await s.record_event(msg.transport, msg.msg_id):
                     log.info("skipping %s event %s: already handled", msg.transport, msg.msg_id)
                     return None
-                release = self.release_for(msg.transport, msg.room)
-                if release is None:
-                    # No release configured: the newest one when the room first needs one,
-                    # pinned, so a release created later (by !defer) does not take the room.
-                    latest = await s.latest_release()
-                    if latest is not None:
-                        release = latest.name
-                        self._pinned[(msg.transport, msg.room)] = release
-                ctx = Context(s=s, message=msg, settings=settings, release_name=release,
-                              is_admin=self.is_admin(msg), person=await s.person_of(sender.identity),
-                              recent=self.recent_items(msg.transport, msg.room),
-                              refers_to=msg.refers_to)
-                if cmd is None:
-                    return await handler(ctx, *args)  # type: ignore[misc]
-                values = await convert(ctx, cmd.args, args)  # type: ignore[arg-type]
-                if who == "owner":
-                    item = next((v for v in values if isinstance(v, Item)), None)
-                    if item is not None:
-                        ctx.require_owner(item, cmd.does or f"use {settings.prefix}{cmd.name} on it")
-                return await handler(ctx, *values)
-        except UsageError as exc:
-            detail = f" — {exc}" if str(exc) else ""
-            reply = text(f"Usage: {usage}{detail}", outcome="refused")
-        except (Refused, NotFound) as exc:
-            reply = text(str(exc), outcome="refused")
-        except NameTaken as exc:
-            reply = text(f"{exc.holder.name} is a name someone else has.", outcome="refused")
-        except sqlite3.Error as exc:
-            reply = self._database_trouble(exc, msg)
-        except Exception:
-            ref = uuid.uuid4().hex[:8]
-            log.exception("internal error %s handling %r from %s in %s/%s", ref, msg.text[:200],
-                          sender.identity, msg.transport, msg.room)
-            reply = text(f"internal error, logged as {ref}", outcome="error")
+                return await handler(await self._context(s, msg), *args)
+        except Exception as exc:  # noqa: BLE001 — each kind gets its own one-line answer
+            reply = self._answer_for(exc, msg, usage)
         return await self._finish(msg, reply)
+
+    def _answer_for(self, exc: Exception, msg: Message, usage: str) -> Reply:
+        if isinstance(exc, UsageError):
+            detail = f" — {exc}" if str(exc) else ""
+            return text(f"Usage: {usage}{detail}", outcome="refused")
+        if isinstance(exc, (Refused, NotFound)):
+            return text(str(exc), outcome="refused")
+        if isinstance(exc, NameTaken):
+            return text(f"{exc.holder.name} is a name someone else has.", outcome="refused")
+        if isinstance(exc, sqlite3.Error):
+            return self._database_trouble(exc, msg)
+        ref = uuid.uuid4().hex[:8]
+        log.error("internal error %s handling %r from %s in %s/%s", ref, msg.text[:200],
+                  msg.sender.identity, msg.transport, msg.room, exc_info=exc)
+        return text(f"internal error, logged as {ref}", outcome="error")
+
+    # -- several actions in one message (mail) ----------------------------------------------
+    def command_step(self, line: str) -> Step:
+        """`!status 8 patch posted` as a step of `run_steps`, with the same rights, arguments
+        and answers as in a room."""
+        prefix = self.prefix
+        body = line.strip()[len(prefix):]
+        name = _NAME.match(body)
+
+        async def step(ctx: Context, done: list[Reply]) -> Reply | None:
+            if not name or body[name.end():name.end() + 1] not in ("", " ", "\t"):
+                return text(f"Not a command: {line.strip()[:80]}", outcome="refused")
+            if len(line) > self.config.max_input_chars:
+                return text(f"That command is too long ({len(line)} characters; the limit is "
+                            f"{self.config.max_input_chars}).", outcome="refused")
+            cmd = lookup(name.group(0))
+            if cmd is None:
+                return self._unknown(ctx.prefix, name.group(0))
+            args = _CONTROL.sub(" ", body[name.end():]).strip()
+            try:
+                return await self._invoke(ctx, cmd, args)
+            except UsageError as exc:
+                return self._answer_for(exc, ctx.message, cmd.usage_line(ctx.prefix))
+        return step
+
+    async def run_steps(self, msg: Message, steps: list[Step], *,
+                        actor: str | None = None) -> list[Reply] | None:
+        """Run the actions of one message in ONE transaction, recorded by its `msg_id`, so a
+        replay or a second process never applies any of them twice. Each step runs under a
+        savepoint: a refused or failing one is undone alone and answered with the reason.
+        `actor` is what history records as the author (default: the sender's identity).
+        None when the message was handled before."""
+        replies: list[Reply] = []
+        async with self.repo.session(actor or msg.sender.identity) as s:
+            if msg.msg_id is not None and not await s.record_event(msg.transport, msg.msg_id):
+                log.info("skipping %s message %s: already handled", msg.transport, msg.msg_id)
+                return None
+            ctx = await self._context(s, msg)
+            for n, step in enumerate(steps):
+                await s.conn.execute(f"SAVEPOINT step{n}")
+                try:
+                    reply = await step(ctx, replies)
+                    if reply is not None and reply.outcome in ("refused", "error"):
+                        await s.conn.execute(f"ROLLBACK TO step{n}")
+                except Exception as exc:  # noqa: BLE001
+                    await s.conn.execute(f"ROLLBACK TO step{n}")
+                    reply = self._answer_for(exc, msg, "")
+                if reply is not None and reply.outcome in ("refused", "error"):
+                    # What the step wrote is gone, the sender's person too if it made one.
+                    ctx.person = await s.person_of(msg.sender.identity)
+                await s.conn.execute(f"RELEASE step{n}")
+                replies.append(reply if reply is not None else Reply())
+        return replies
 
     @staticmethod
     def _database_trouble(exc: sqlite3.Error, msg: Message) -> Reply:

@@ -242,10 +242,17 @@ class DigestScheduler:
                     data = await collect(s, release, since=since, stale_days=settings.stale_days,
                                          transport=target.transport.name, room=target.room,
                                          tz=settings.tz)
-                form = "short" if settings.compact else "full"
-                reply = render_reply(data, form, prefix=settings.prefix,
-                                     status_url=settings.status_url)
-                await target.transport.post(target.room, reply)
+                # A transport that writes the digest itself (mail: the release's own layout)
+                # gets the data; the others get the chat Reply.
+                post_digest = getattr(target.transport, "post_digest", None)
+                if post_digest is not None:
+                    detail = await post_digest(target.room, data)
+                else:
+                    form = "short" if settings.compact else "full"
+                    reply = render_reply(data, form, prefix=settings.prefix,
+                                         status_url=settings.status_url)
+                    await target.transport.post(target.room, reply)
+                    detail = f"{len(reply.lines)} lines, {form}"
             except Exception as exc:
                 log.exception("digest for %s in %s %s, period %s: posting failed; not retried",
                               target.release, target.transport.name, target.room, _iso(slot))
@@ -253,7 +260,7 @@ class DigestScheduler:
                     await digests.mark(s, key, "failed", f"{type(exc).__name__}: {exc}"[:500])
                 return
             async with self.repo.session(self.ACTOR) as s:
-                await digests.mark(s, key, "sent", f"{len(reply.lines)} lines, {form}")
+                await digests.mark(s, key, "sent", detail)
                 await digests.record_pings(s, target.transport.name, target.room,
                                            data.new_stale_keys)
             log.info("digest for %s posted in %s %s (period %s)", target.release,
@@ -301,4 +308,5 @@ def wants_digest(config: "Config") -> bool:
         overrides += [getattr(c, "digest", None) for c in net.channels if not isinstance(c, str)]
     if config.matrix is not None:
         overrides += [getattr(r, "digest", None) for r in config.matrix.rooms if not isinstance(r, str)]
+    overrides += [m.digest for m in config.mail]
     return any(o is not None and o.every and o.enabled for o in overrides)

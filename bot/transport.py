@@ -36,6 +36,10 @@ class Transport(ABC):
     async def post(self, room: str, reply: Reply) -> None:
         """Send an unsolicited reply (the weekly digest) to one of this transport's rooms."""
 
+    # Optional: `async def post_digest(self, room, data: DigestData) -> str` — a transport that
+    # writes the digest itself (mail) gets the data instead of the chat Reply; the string it
+    # returns is kept in the slot's record.
+
     def rooms(self) -> list[str]:
         """The rooms this transport serves now (for scheduled posts)."""
         return []

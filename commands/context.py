@@ -51,7 +51,7 @@ class Context:
         if not acceptable(name):  # a display name "unclaimed", "@x:y" or with look-alikes
             name = sender.nick if acceptable(sender.nick) else re.sub(
                 r"[,/()\[\]<>#@]", "_", self.identity.split(":", 1)[-1]).strip("_") or "someone"
-        return name if sender.authenticated else f"{name} (not logged in)"
+        return name
 
     @property
     def me(self) -> str:

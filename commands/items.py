@@ -36,7 +36,7 @@ def check_title(title: str) -> str:
     return title
 
 
-async def _check_rate(ctx: Context) -> None:
+async def check_rate(ctx: Context) -> None:
     """Anyone may add, but not without end: a per-person limit per hour (release managers
     are exempt), counted from the history, so adding under several names does not help."""
     limit = ctx.settings.max_adds_per_hour
@@ -61,7 +61,7 @@ async def add(ctx: Context, area: str, severity: str, rest: str) -> Reply:
     tags, title = split_tags(rest)
     title = check_title(title)
     rel = await ctx.release()
-    await _check_rate(ctx)
+    await check_rate(ctx)
     item = await ctx.s.add_item(rel, area=area, severity=severity, title=title, tags=tags,
                                 links=LINK.findall(title))
     return text("Added ", item_ref(item.id), f" ({area}, {SEVERITY_TITLE[severity]}): "
@@ -76,7 +76,7 @@ async def sub(ctx: Context, parent: Item, rest: str) -> Reply:
     tags, title = split_tags(rest)
     title = check_title(title)
     await _check_depth(ctx, parent)
-    await _check_rate(ctx)
+    await check_rate(ctx)
     rel = await ctx.s.require_release(parent.release)
     item = await ctx.s.add_item(rel, area=parent.area, severity=parent.severity, title=title,
                                 tags=tags, parent=parent.id, links=LINK.findall(title))

@@ -28,6 +28,8 @@ class Sender:
     # Not authenticated because the transport could not find out (IRC services did not
     # answer in time), rather than because the sender is not logged in.
     unconfirmed: bool = False
+    # Why an unauthenticated sender is not, in the transport's words (for refusals).
+    unverified: str = "you are not logged in to an account here"
 
 
 @dataclass(frozen=True)

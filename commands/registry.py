@@ -61,7 +61,6 @@ class Pattern:
     name: str
     match: Callable[[str], Any]
     handler: Handler
-    who: Who = "anyone"
 
 
 COMMANDS: dict[str, Command] = {}
@@ -83,9 +82,11 @@ def command(name: str, *args: Arg, help: str, example: str = "", who: Who = "any
     return register
 
 
-def pattern(name: str, match: Callable[[str], Any], *, who: Who = "anyone") -> Callable[[Handler], Handler]:
+def pattern(name: str, match: Callable[[str], Any]) -> Callable[[Handler], Handler]:
+    """Plain language anyone may use; what it does is checked by the domain operation it
+    calls (a casual claim never joins someone else's item)."""
     def register(fn: Handler) -> Handler:
-        PATTERNS.append(Pattern(name, match, fn, who))
+        PATTERNS.append(Pattern(name, match, fn))
         return fn
     return register
 

@@ -421,6 +421,14 @@ class Session(PeopleSession):
         await self.conn.execute("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key)"
                                 " DO UPDATE SET value = excluded.value", (key, value))
 
+    async def kv_prefixed(self, prefix: str) -> list[tuple[str, str]]:
+        rows = await self._all("SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key",
+                               prefix, prefix + "\U0010ffff")
+        return [(r["key"], r["value"]) for r in rows]
+
+    async def kv_delete(self, key: str) -> None:
+        await self.conn.execute("DELETE FROM kv WHERE key = ?", (key,))
+
     async def record_sent(self, transport: str, room: str, msg_id: str, items: Iterable[int]) -> None:
         await self.conn.execute(
             "INSERT OR REPLACE INTO sent_messages (transport, msg_id, room, items, at)"

@@ -82,7 +82,7 @@ async def test_the_nick_holder_is_not_the_account(chat):
 async def test_an_unauthenticated_nick_may_claim_but_never_act_as_owner(chat):
     unauth = dict(transport="irc:oftc", identity="irc:oftc/~drive-by", authenticated=False)
     assert (await chat.say("!claim 1", "drive-by", **unauth)).startswith(
-        "#1 claimed by drive-by (not logged in)")
+        "#1 claimed by drive-by")
     assert (await chat.say("!unclaim 1", "drive-by", **unauth)).startswith("Log in to your account")
 
 

@@ -56,7 +56,7 @@ async def test_basic_scenario_without_cap_or_sasl(ngircd, bot_factory, humans):
         repo: Repository = bot.repo
         async with repo.session("test", write=False) as s:
             item = await s.get(3)
-        assert (item.owners, item.progress, item.state) == (["ian (not logged in)"], "patch posted", "open")
+        assert (item.owners, item.progress, item.state) == (["ian"], "patch posted", "open")
         assert item.title == "xl migrate must not leak fds"
         assert item.created_by == "irc:ngnet/~george"
         from_bot = [r for r in ian.raw if r.startswith(f":{bot.nick}!".encode())]

@@ -1,0 +1,293 @@
+"""Mail as a transport: the weekly mail goes to a list, replies on the list act like chat.
+
+One `MailTransport` per configured list (`mail:` in the config). Its one "room" is the list
+address. Out: the scheduler hands it the digest data (`post_digest`), which it mails in the
+release's mail layout (weekly.py) with threading headers; a failed send is retried with
+backoff in the background. In: inbox.py reads the mailbox; each message is checked
+(auth.py), read into actions (replies.py) and applied in one transaction recorded by its
+Message-ID (handling.py, `Dispatcher.run_steps`); a private acknowledgement goes to the
+sender when something changed or was refused. The acknowledgement is stored in the same
+transaction and deleted once sent, so a crash in between delays it but never loses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import logging
+import ssl
+import time
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.policy import SMTP
+from email.policy import default as default_policy
+from email.utils import parseaddr
+from typing import TYPE_CHECKING, Any
+
+from ...commands.messages import Message, Reply
+
+from ..config import Config, MailList
+from ..rooms import room_settings
+from ..transport import Transport
+from . import outbox
+from .auth import automated, message_ids, sender_of
+from .handling import ack_text, limit, steps_for
+from .inbox import Inbox
+from .replies import parse_reply
+from .weekly import weekly_body
+
+if TYPE_CHECKING:
+    from ...commands.digest import DigestData
+    from ..dispatcher import Dispatcher, Step
+
+log = logging.getLogger(__name__)
+
+TRANSPORT = "mail"
+_PENDING = "mail.ack-pending/"  # kv: acknowledgements committed but not yet sent
+_SENT = "mail.sent/"  # kv: Message-IDs of mails the bot wrote (replies to them are for us)
+_RETRY = "mail.weekly-retry/"  # kv: weekly mails whose first attempt failed, still being retried
+
+
+def _thread_key(list_addr: str, release: str) -> str:
+    return f"mail.weekly/{list_addr.lower()}/{release}"
+
+
+class MailTransport(Transport):
+    name = TRANSPORT
+
+    def __init__(self, cfg: MailList, config: Config, *, ssl_context: ssl.SSLContext | None = None,
+                 retry_base: float = 5.0, retry_for: float = 6 * 3600.0) -> None:
+        # A weekly mail that fails is retried from `retry_base` seconds apart (doubling, at
+        # most 30 min) for `retry_for` seconds, across restarts; later it would be stale.
+        self.cfg = cfg
+        self.config = config
+        self.ssl_context = ssl_context  # tests: trust a test CA; default: the system's
+        self.retry_base = retry_base
+        self.retry_for = retry_for
+        where = f"mail[{cfg.list}]"
+        self.smtp_password = cfg.smtp.password(where)  # a missing secret stops the start
+        self.imap_password = cfg.imap.password(where) if cfg.imap is not None else None
+        self.own = {parseaddr(cfg.from_)[1].lower()}
+        self.dispatcher: Dispatcher | None = None
+        self.inbox: Inbox | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._flushing = asyncio.Lock()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def start(self, dispatcher: "Dispatcher") -> None:
+        self.dispatcher = dispatcher
+        dispatcher.bind_room(TRANSPORT, self.cfg.list, room_settings(
+            self.config, release=self.cfg.release, digest=self.cfg.digest))
+        self._spawn(self._flush_pending(), "mail-acks")
+        self._spawn(self._resume_retries(), "mail-retries")
+        if self.cfg.imap is not None:
+            self.inbox = Inbox(self.cfg.imap, password=self.imap_password, handle=self.handle_raw,
+                               where=self.cfg.list, ssl_context=self.ssl_context)
+            self._spawn(self.inbox.run(), f"mail-inbox {self.cfg.list}")
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def rooms(self) -> list[str]:
+        return [self.cfg.list]
+
+    @property
+    def repo(self):
+        assert self.dispatcher is not None, "start() first"
+        return self.dispatcher.repo
+
+    # -- out ----------------------------------------------------------------------------------
+    async def post(self, room: str, reply: Reply) -> None:
+        """Anything else the bot posts unprompted goes to the list as a plain mail."""
+        release = self.dispatcher.release_for(TRANSPORT, room) if self.dispatcher else None
+        await self._send_weekly(reply.plain + "\n", release or "")
+
+    async def post_digest(self, room: str, data: "DigestData") -> str:
+        """The weekly mail (the scheduler prefers this to `post`). Returns what happened, for
+        the slot's record. A failed first attempt is retried in the background."""
+        settings = self.dispatcher.settings_for(TRANSPORT, room) if self.dispatcher else None
+        body = weekly_body(data, status_url=settings.status_url if settings else None)
+        return await self._send_weekly(body, data.release.name)
+
+    async def _send_weekly(self, body: str, release: str) -> str:
+        key = _thread_key(self.cfg.list, release)
+        message_id = outbox.new_message_id(self.cfg)
+        async with self.repo.session(f"{TRANSPORT}:{self.cfg.list}") as s:
+            previous = json.loads(await s.kv_get(key) or "[]")
+            await s.kv_set(_SENT + message_id, "weekly")  # before sending: replies may be fast
+        msg = outbox.weekly_message(self.cfg, release=release, body=body, message_id=message_id,
+                                    previous=previous)
+        try:
+            await self._send(msg)
+        except Exception as exc:
+            log.warning("mail %s: sending the weekly mail %s failed (%s); retrying in the "
+                        "background", self.cfg.list, message_id, exc)
+            # Kept until sent or given up, so a restart goes on retrying the same mail.
+            until = time.time() + self.retry_for
+            async with self.repo.session(f"{TRANSPORT}:{self.cfg.list}") as s:
+                await s.kv_set(_RETRY + message_id, json.dumps(
+                    {"key": key, "until": until,
+                     "mail": base64.b64encode(msg.as_bytes()).decode("ascii")}))
+            self._spawn(self._retry(msg, key, until), f"mail-retry {message_id}")
+            return f"mail {message_id}: first attempt failed, retrying"
+        await self._threaded(key, message_id)
+        log.info("mail %s: weekly mail %s sent", self.cfg.list, message_id)
+        return f"mail {message_id}"
+
+    async def _threaded(self, key: str, message_id: str) -> None:
+        async with self.repo.session(f"{TRANSPORT}:{self.cfg.list}") as s:
+            chain = json.loads(await s.kv_get(key) or "[]")
+            chain = (chain[:1] + chain[1:][-(outbox.MAX_REFERENCES - 2):] + [message_id])
+            await s.kv_set(key, json.dumps(chain))
+            await s.kv_delete(_RETRY + message_id)
+
+    async def _resume_retries(self) -> None:
+        """Weekly mails whose sending failed before a restart: retried until their deadline."""
+        async with self.repo.session(f"{TRANSPORT}:{self.cfg.list}", write=False) as s:
+            pending = await s.kv_prefixed(_RETRY)
+        for _, value in pending:
+            p = json.loads(value)
+            msg = message_from_bytes(base64.b64decode(p["mail"]), policy=SMTP)
+            if not str(msg.get("To", "")).lower() == self.cfg.list.lower():
+                continue  # another list's
+            self._spawn(self._retry(msg, p["key"], p["until"]), f"mail-retry {msg['Message-ID']}")
+
+    async def _retry(self, msg: EmailMessage, key: str, until: float) -> None:
+        """The same mail (same Message-ID, so a list that did get it can tell), with backoff,
+        until `until` (epoch seconds)."""
+        delay = self.retry_base
+        while time.time() + delay < until:
+            await asyncio.sleep(delay)
+            try:
+                await self._send(msg)
+            except Exception as exc:
+                log.warning("mail %s: retrying %s failed (%s); next try in %.0f s", self.cfg.list,
+                            msg["Message-ID"], exc, min(delay * 2, 1800))
+                delay = min(delay * 2, 1800)
+                continue
+            await self._threaded(key, str(msg["Message-ID"]))
+            log.info("mail %s: weekly mail %s sent after retrying", self.cfg.list, msg["Message-ID"])
+            return
+        async with self.repo.session(f"{TRANSPORT}:{self.cfg.list}") as s:
+            await s.kv_delete(_RETRY + str(msg["Message-ID"]))
+        log.error("mail %s: the weekly mail %s could not be sent in time; given up (not re-sent "
+                  "later: it would be stale)", self.cfg.list, msg["Message-ID"])
+
+    async def _send(self, msg: EmailMessage) -> None:
+        await outbox.send(self.cfg, msg, password=self.smtp_password, ssl_context=self.ssl_context)
+
+    # -- in -----------------------------------------------------------------------------------
+    async def handle_raw(self, raw: bytes) -> bool:
+        """One message from the mailbox; False when it could not be handled (logged; the
+        inbox leaves it unseen, to be tried again after a restart). Never raises."""
+        try:
+            await self._handle(raw)
+            return True
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("mail %s: could not handle a message of %d bytes; left unseen",
+                          self.cfg.list, len(raw))
+            return False
+
+    async def _handle(self, raw: bytes) -> None:
+        assert self.dispatcher is not None
+        msg = BytesParser(policy=default_policy).parsebytes(raw)
+        ids = message_ids(str(msg.get("Message-ID", "")))
+        message_id = ids[0] if ids else "<sha256:" + hashlib.sha256(raw).hexdigest() + ">"
+        refs = message_ids(str(msg.get("In-Reply-To", ""))) + message_ids(str(msg.get("References", "")))
+        async with self.repo.session(f"{TRANSPORT}:{self.cfg.list}", write=False) as s:
+            if await s.seen_event(TRANSPORT, message_id):
+                return
+            to_bot = [r for r in refs if await s.kv_get(_SENT + r) is not None]
+        why = automated(msg, replies_to_bot=bool(to_bot), own_addresses=self.own)
+        sender = sender_of(msg, authserv_id=self.cfg.authserv_id)
+        body = _plain_body(msg)
+        actions = limit(parse_reply(body, prefix=self.dispatcher.prefix)) if body and not why else []
+        if why or sender is None or not actions:
+            if why:
+                log.info("mail %s: ignoring %s from %s: %s", self.cfg.list, message_id,
+                         msg.get("From", "?"), why)
+            async with self.repo.session(f"{TRANSPORT}:{self.cfg.list}") as s:
+                await s.record_event(TRANSPORT, message_id)
+            return
+        message = Message(transport=TRANSPORT, room=self.cfg.list, sender=sender,
+                          text=str(msg.get("Subject", "")), msg_id=message_id)
+        steps = steps_for(actions, self.dispatcher, link=message_id)
+        steps.append(self._ack_step(msg, sender.identity, message_id, refs, actions))
+        # History names the mail: "mail:jan@suse.com via <5028C2F3...@nat28.tlf.novell.com>".
+        replies = await self.dispatcher.run_steps(message, steps,
+                                                  actor=f"{sender.identity} via {message_id}")
+        if replies is None:
+            return
+        log.info("mail %s: %s from %s (%s): %d action(s)", self.cfg.list, message_id,
+                 sender.identity, "authenticated" if sender.authenticated else "unauthenticated",
+                 len(actions))
+        self._spawn(self._flush_pending(), "mail-acks")  # the inbox never waits on SMTP
+
+    def _ack_step(self, msg: EmailMessage, identity: str, message_id: str, refs: list[str],
+                  actions: list) -> "Step":
+        """The last step: store the acknowledgement with the effects it reports."""
+        name = sender_of(msg, authserv_id=None)
+        to = identity.removeprefix("mail:")
+
+        async def step(ctx, done: list[Reply]) -> None:
+            body = ack_text(actions, done)
+            if body is None:
+                return None
+            ack_id = outbox.new_message_id(self.cfg)
+            pending = {"to": to, "name": name.display_name if name else "",
+                       "subject": str(msg.get("Subject", "")), "in_reply_to": message_id,
+                       "references": refs, "body": body, "message_id": ack_id}
+            await ctx.s.kv_set(_PENDING + message_id, json.dumps(pending))
+            await ctx.s.kv_set(_SENT + ack_id, "ack")
+            return None
+        return step
+
+    async def _flush_pending(self) -> None:
+        """Send the acknowledgements committed but not yet sent (also after a restart)."""
+        async with self._flushing:
+            await self._flush_pending_locked()
+
+    async def _flush_pending_locked(self) -> None:
+        async with self.repo.session(f"{TRANSPORT}:{self.cfg.list}", write=False) as s:
+            rows = await s.kv_prefixed(_PENDING)
+        for key, value in rows:
+            p = json.loads(value)
+            ack = outbox.ack_message(self.cfg, to=p["to"], to_name=p["name"], subject=p["subject"],
+                                     in_reply_to=p["in_reply_to"], references=p["references"],
+                                     body=p["body"], message_id=p["message_id"])
+            for attempt in range(3):
+                try:
+                    await self._send(ack)
+                    break
+                except Exception as exc:
+                    log.warning("mail %s: acknowledgement to %s failed (%s)", self.cfg.list,
+                                p["to"], exc)
+                    await asyncio.sleep(self.retry_base * (attempt + 1))
+            else:
+                continue  # kept: tried again with the next message or at restart
+            async with self.repo.session(f"{TRANSPORT}:{self.cfg.list}") as s:
+                await s.kv_delete(key)
+
+
+def _plain_body(msg: EmailMessage) -> str | None:
+    part = msg.get_body(preferencelist=("plain",))
+    if part is None:
+        return None
+    try:
+        return part.get_content()
+    except (LookupError, ValueError):  # an unknown charset: read what can be read
+        payload = part.get_payload(decode=True) or b""
+        return payload.decode("utf-8", "replace")

@@ -1,0 +1,149 @@
+"""From the actions of a reply (replies.py) to dispatcher steps, and from their replies to the
+private acknowledgement. The steps run in one transaction (`Dispatcher.run_steps`)."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from dataclasses import dataclass
+
+from ...commands import Context
+from ...commands.claims import claim_item
+from ...commands.format import SEVERITY_TITLE, summary
+from ...commands.items import split_tags
+from ...commands.messages import Reply, item_ref, text
+from ...commands.proposals import add_proposed
+
+from ..dispatcher import Dispatcher, Step
+from .replies import Action, Claim, Command, Propose
+
+
+def _norm(s: str) -> str:
+    return " ".join(s.casefold().split()).rstrip(".")
+
+
+async def _quoted_item(ctx: Context, quoted: str) -> int | None:
+    """The open item of the room's release whose title the quoted bullet starts with."""
+    _, body = split_tags(quoted)
+    q = _norm(body)
+    rel = await ctx.release()
+    found = [it for it in await ctx.s.items(rel) if it.title and q.startswith(_norm(it.title))]
+    if not found:
+        return None
+    best = max(len(_norm(it.title)) for it in found)
+    found = [it for it in found if len(_norm(it.title)) == best]
+    return found[0].id if len(found) == 1 else None
+
+
+def _propose_step(action: Propose, link: str | None) -> Step:
+    async def step(ctx: Context, done: list[Reply]) -> Reply:
+        _, reply = await add_proposed(ctx, action.area, action.severity, action.text, link=link)
+        return reply
+    return step
+
+
+def _claim_step(action: Claim) -> Step:
+    async def step(ctx: Context, done: list[Reply]) -> Reply | None:
+        if action.proposal is not None:
+            added = done[action.proposal] if action.proposal < len(done) else None
+            if added is None or added.outcome != "changed" or not added.items:
+                return None  # the proposal was refused: that answer says why
+            item = await ctx.item(added.items[0])
+            reply = await claim_item(ctx, item, explicit=False)
+            if reply.outcome == "changed":  # one line: "Added #20 (...) and claimed it for ..."
+                item = await ctx.item(item.id)
+                done[action.proposal] = text(
+                    "Added ", item_ref(item.id), f" ({item.area}, {SEVERITY_TITLE[item.severity]})"
+                    f" and claimed it for {ctx.me}: {summary(item)}", outcome="changed",
+                    items=(item.id,))
+                return None
+            return reply
+        item_id = action.item_id
+        if item_id is None and action.quoted:
+            item_id = await _quoted_item(ctx, action.quoted)
+            if item_id is None:
+                return text(f"“{action.said}”: I could not tell which item the quoted text is; "
+                            f"say {ctx.prefix}claim ID.", outcome="refused")
+        if item_id is None:
+            return None
+        return await claim_item(ctx, await ctx.item(item_id), explicit=False)
+    return step
+
+
+MAX_ACTIONS = 50  # per mail; a reply is a conversation, not a batch job
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """The actions past MAX_ACTIONS, left out (the sender is told)."""
+
+    count: int
+
+
+def limit(actions: list[Action]) -> list[Action | Skipped]:
+    """At most MAX_ACTIONS actions, then one saying how many were left out."""
+    if len(actions) <= MAX_ACTIONS:
+        return list(actions)
+    return [*actions[:MAX_ACTIONS], Skipped(len(actions) - MAX_ACTIONS)]
+
+
+def _skipped_step(action: Skipped) -> Step:
+    async def step(ctx: Context, done: list[Reply]) -> Reply:
+        return text(f"Only the first {MAX_ACTIONS} items, claims and commands of a mail are "
+                    f"applied; {action.count} more were ignored.", outcome="refused")
+    return step
+
+
+def steps_for(actions: list[Action | Skipped], dispatcher: Dispatcher, *,
+              link: str | None) -> list[Step]:
+    out: list[Step] = []
+    for action in actions:
+        if isinstance(action, Skipped):
+            out.append(_skipped_step(action))
+        elif isinstance(action, Propose):
+            out.append(_propose_step(action, link))
+        elif isinstance(action, Claim):
+            out.append(_claim_step(action))
+        elif isinstance(action, Command):
+            out.append(dispatcher.command_step(action.line))
+    return out
+
+
+_WIDTH = 72
+
+
+def _wrap(line: str) -> list[str]:
+    return textwrap.wrap(line, _WIDTH, initial_indent="  * ", subsequent_indent="    ",
+                         break_long_words=False, break_on_hyphens=False) or ["  *"]
+
+
+def ack_text(actions: list[Action | Skipped], replies: list[Reply]) -> str | None:
+    """The private acknowledgement: what was applied, what was refused and why, what else a
+    command answered. None when the mail asked for nothing (ordinary discussion)."""
+    applied: list[str] = []
+    refused: list[str] = []
+    answers: list[str] = []
+    for action, reply in zip(actions, replies):
+        if not reply.lines:
+            continue
+        said = action.line if isinstance(action, Command) else None
+        body = reply.plain
+        if reply.outcome == "changed":
+            applied.append(body)
+        elif reply.outcome in ("refused", "error"):
+            refused.append(f"{said}: {body}" if said else body)
+        else:
+            answers.append(f"{said}\n{body}" if said else body)
+    if not (applied or refused or answers):
+        return None
+    out: list[str] = []
+    for title, entries in (("Applied:", applied), ("Not applied:", refused)):
+        if entries:
+            out += [title, ""]
+            for entry in entries:
+                first, *rest = entry.split("\n")
+                out += _wrap(first) + ["    " + r for r in rest]
+            out.append("")
+    for entry in answers:
+        out += [re.sub(r"\s+$", "", ln) for ln in entry.split("\n")] + [""]
+    return "\n".join(out).rstrip() + "\n"

@@ -1,0 +1,81 @@
+"""Mails the bot writes (the weekly mail, acknowledgements) and sending them with aiosmtplib.
+
+Every mail gets a real Message-ID from the bot's own domain; the weekly mails thread through
+In-Reply-To / References. Acknowledgements carry `Auto-Submitted: auto-replied` so that no
+other robot answers them (RFC 3834), and go to the sender only.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, formatdate, make_msgid, parseaddr
+from datetime import datetime, timezone
+
+import aiosmtplib
+
+from ..config import MailList
+
+MAX_REFERENCES = 10  # keep References short: the thread's root and the latest weeks
+
+
+def domain_of(cfg: MailList) -> str:
+    return parseaddr(cfg.from_)[1].rsplit("@", 1)[-1] or "todobot.invalid"
+
+
+def new_message_id(cfg: MailList) -> str:
+    return make_msgid(domain=domain_of(cfg))
+
+
+def _message(cfg: MailList, *, to: str, subject: str, body: str, message_id: str,
+             at: float | None) -> EmailMessage:
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = cfg.from_
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg["Date"] = (format_datetime(datetime.fromtimestamp(at, timezone.utc)) if at is not None
+                   else formatdate(time.time(), usegmt=True))
+    msg["Message-ID"] = message_id
+    # UTF-8 text sent as written (8BITMIME, which every current server offers), so the lines
+    # the list reads are the lines the layout wrote, never re-wrapped by an encoding.
+    cte = "7bit" if body.isascii() else "8bit"
+    msg.set_content(body, charset="utf-8", cte=cte)
+    return msg
+
+
+def weekly_message(cfg: MailList, *, release: str, body: str, message_id: str,
+                   previous: list[str], at: float | None = None) -> EmailMessage:
+    msg = _message(cfg, to=cfg.list, subject=cfg.subject.format(release=release), body=body,
+                   message_id=message_id, at=at)
+    if previous:
+        refs = previous[:1] + previous[1:][-(MAX_REFERENCES - 1):]
+        msg["In-Reply-To"] = previous[-1]
+        msg["References"] = " ".join(dict.fromkeys(refs))
+    return msg
+
+
+def ack_message(cfg: MailList, *, to: str, to_name: str, subject: str, in_reply_to: str | None,
+                references: list[str], body: str, message_id: str) -> EmailMessage:
+    subject = subject if subject.lower().startswith("re:") else f"Re: {subject}".strip()
+    recipient = str(Address(to_name, addr_spec=to)) if to_name else to
+    msg = _message(cfg, to=recipient, subject=subject, body=body, message_id=message_id, at=None)
+    msg["Auto-Submitted"] = "auto-replied"
+    if in_reply_to:
+        msg["In-Reply-To"] = in_reply_to
+        msg["References"] = " ".join(dict.fromkeys(references[-(MAX_REFERENCES - 1):] + [in_reply_to]))
+    return msg
+
+
+async def send(cfg: MailList, msg: EmailMessage, *, password: str | None,
+               ssl_context: ssl.SSLContext | None = None) -> None:
+    """One attempt; raises on failure. TLS (from the start, or STARTTLS) is verified against
+    the system's CAs unless the caller supplies its own context."""
+    smtp = cfg.smtp
+    context = ssl_context or (ssl.create_default_context() if smtp.tls or smtp.starttls else None)
+    await aiosmtplib.send(msg, hostname=smtp.host, port=smtp.port, use_tls=smtp.tls,
+                          start_tls=smtp.starttls if not smtp.tls else False,
+                          tls_context=context, username=smtp.username, password=password,
+                          timeout=smtp.timeout)

@@ -1,0 +1,13 @@
+"""The body of the weekly mail: the one place that decides its layout.
+
+For now the 4.2 writer (the digest's plain-text form, whose list part is the release mail
+format itself); when releases carry their own mail layout, this is where it is chosen.
+"""
+
+from __future__ import annotations
+
+from ...commands.digest import DigestData, render_text
+
+
+def weekly_body(data: DigestData, *, status_url: str | None = None) -> str:
+    return render_text(data, status_url=status_url)
