@@ -144,7 +144,7 @@ class StatusServer:
         return None
 
     async def release(self, request: web.Request) -> web.Response:
-        from ..storage.mail import render_mail
+        from ..storage.layouts import render
 
         name = request.match_info["name"]
         async with self.repo.session("web", write=False) as s:
@@ -156,7 +156,7 @@ class StatusServer:
                 return web.Response(text=to_json(await s.export_list(rel)),
                                     content_type="application/json", charset="utf-8")
             if form == "txt":
-                return web.Response(text=render_mail(await s.export_list(rel), ids=True),
+                return web.Response(text=render(await s.export_list(rel), ids=True),
                                     content_type="text/plain", charset="utf-8")
             summary = await summary_line(s, rel)
             now = s.now

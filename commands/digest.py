@@ -278,7 +278,8 @@ async def collect(s: Session, release: Release, *, since: float, stale_days: int
         if transport is not None and room is not None:
             done = await digests.pinged(s, transport, room, [c.key for c in stale])
             stale = [c for c in stale if c.key not in done]
-    open_list = ReleaseList(release.name, [], _open_tree(list_tree(everything)), "")
+    open_list = ReleaseList(release.name, [], _open_tree(list_tree(everything)), "",
+                            layout=release.layout)
     return DigestData(release, now, since, tz, await summary_line(s, release), milestones,
                       changes, items, stale_days, stale, open_list)
 
@@ -402,8 +403,8 @@ def _wrapped(text: str, first: str, rest: str, width: int = 72) -> str:
 
 
 def render_text(data: DigestData, *, status_url: str | None = None) -> str:
-    """The digest as a plain-text mail: the list part is the release mail format itself."""
-    from ..storage.mail import render_mail
+    """The digest as a plain-text mail: the list part is the release's own mail layout."""
+    from ..storage.layouts import render
 
     blocks = [head_reply(data).plain]
     url = release_url(status_url, data.release.name)
@@ -417,7 +418,7 @@ def render_text(data: DigestData, *, status_url: str | None = None) -> str:
             blocks.append("\n".join([head.plain] + ([""] if bullets else [])
                                     + [_wrapped(ln.plain, "    * ", "      ") for ln in bullets]))
     if data.items:
-        blocks.append("The open items:\n\n" + render_mail(data.open_list, ids=True).rstrip("\n"))
+        blocks.append("The open items:\n\n" + render(data.open_list, ids=True).rstrip("\n"))
     else:
         blocks.append("No open items.")
     return "\n\n".join(b.rstrip() for b in blocks) + "\n"

@@ -1,4 +1,4 @@
-"""JSON and Markdown forms of a release list (the mail form lives in `mail.py`).
+"""JSON and Markdown forms of a release list (the mail forms live in `layouts/`).
 
 The JSON form is stable and documented in the README: items are flat, in list order, with
 `parent` and `duplicate_of` as ids.
@@ -32,6 +32,7 @@ def to_json(lst: ReleaseList) -> str:
                    "title": it.title, "details": it.details, "owners": it.owners,
                    "progress": it.progress, "state": it.state, "parent": parent,
                    "duplicate_of": it.duplicate_of, "links": it.links, "notes": it.notes}
+                  | ({"section": it.section} if it.section else {})
                   for it, parent in _flatten(lst.items)],
     }
     return json.dumps(doc, ensure_ascii=False, indent=2) + "\n"
@@ -51,7 +52,7 @@ def from_json(text: str) -> ReleaseList:
                           owners=list(raw.get("owners", [])), progress=raw.get("progress", ""),
                           state=raw.get("state", "open"), links=list(raw.get("links", [])),
                           notes=list(raw.get("notes", [])), id=raw.get("id"),
-                          duplicate_of=raw.get("duplicate_of"))
+                          duplicate_of=raw.get("duplicate_of"), section=raw.get("section", ""))
             if it.id is not None:
                 nodes[it.id] = it
             parent = nodes.get(raw.get("parent")) if raw.get("parent") is not None else None

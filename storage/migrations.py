@@ -128,6 +128,12 @@ STEPS: list[str] = [
         PRIMARY KEY (transport, room, item_id, updated_at)
     ) WITHOUT ROWID;
     """,
+    # 4: mail layouts — the layout a release is exported in, and the heading an item was listed
+    # under in layouts that name their sections ("Completed", "Bugs"); '' in the 4.2 layout
+    """
+    ALTER TABLE releases ADD COLUMN layout TEXT NOT NULL DEFAULT 'xen-4.2';
+    ALTER TABLE items ADD COLUMN section TEXT NOT NULL DEFAULT '';
+    """,
 ]
 
 LATEST = len(STEPS)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from todobot.storage.formats import from_json, to_json
-from todobot.storage.mail import parse_mail, render_mail
+from todobot.storage.layouts.xen42 import parse_mail, render_mail
 
 SEED = (Path(__file__).resolve().parent.parent / "storage" / "seed" / "xen-4.2.txt").read_text()
 

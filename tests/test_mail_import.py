@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from todobot.storage.mail import MailFormatError, parse_mail
+from todobot.storage.layouts.xen42 import MailFormatError, parse_mail
 from todobot.storage.models import ListItem, Milestone
 
 SEED = Path(__file__).resolve().parent.parent / "storage" / "seed" / "xen-4.2.txt"
@@ -257,8 +257,8 @@ def test_hostile_bullet_does_not_crash():
     title = "a\x00b\u202ec\u200f d\x07\x1b[31m"
     lst = parse_mail(f"tools, blockers:\n\n    * {title}\rmore (\u202eIan C)\n")
     [it] = lst.items
-    # An RTL override is not an uppercase letter, so the group reads as progress, not a name.
-    assert (it.title, it.progress) == ("a\x00b\u202ec\u200f d\x07\x1b[31m more", "\u202eIan C")
+    # An RTL override is not an uppercase letter: no name, no progress word, so it is title.
+    assert (it.title, it.progress) == ("a\x00b\u202ec\u200f d\x07\x1b[31m more (\u202eIan C)", "")
     lst = parse_mail("tools, blockers:\n\n    * " + "((((" * 500 + "<<@" * 500 + ". " * 500 + "\n")
     assert len(lst.items) == 1
 

@@ -17,7 +17,7 @@ import pytest
 from todobot.bot.config import Config
 from todobot.bot.web import StatusServer, parse_listen
 from todobot.storage import Database, Milestone, Repository, digests
-from todobot.storage.mail import render_mail
+from todobot.storage.layouts.xen42 import render_mail
 from tests.harness import Clock, ts
 
 UTC = timezone.utc
