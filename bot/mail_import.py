@@ -67,8 +67,10 @@ async def _describe(s, mark: int) -> list[str]:
     out = []
     for c in await s.history_after(mark):
         if c.item_id is None:
-            if c.field in ("intro", "milestones", "layout"):
-                out.append(f"release: {c.field} changed")
+            if c.field == "layout":
+                out.append(f"release layout: {c.before} -> {c.after}")
+            elif c.field in ("intro", "milestones"):
+                out.append(f"release {'timeline' if c.field == 'milestones' else 'intro'} changed")
             continue
         title = (await s.get(c.item_id)).title[:60]
         if c.field == "created":

@@ -404,13 +404,16 @@ def _wrapped(text: str, first: str, rest: str, width: int = 72) -> str:
 
 def render_text(data: DigestData, *, status_url: str | None = None) -> str:
     """The digest as a plain-text mail: the list part is the release's own mail layout."""
+    from ..storage.layouts import DEFAULT as DEFAULT_LAYOUT
     from ..storage.layouts import render
 
     blocks = [head_reply(data).plain]
     url = release_url(status_url, data.release.name)
     if url:
         blocks.append(f"Status page: {url}")
-    if data.milestones:
+    if data.milestones and data.release.layout != DEFAULT_LAYOUT:  # the timeline in its layout too
+        blocks.append(render(ReleaseList(None, data.milestones), layout=data.release.layout).rstrip())
+    elif data.milestones:
         blocks.append("The time line is as follows:\n\n" + "\n".join(timeline_lines(data.milestones)))
     for part in (changes_reply(data), stale_reply(data)):
         if part.lines:

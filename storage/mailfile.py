@@ -16,6 +16,7 @@ from email.utils import parsedate_to_datetime
 # A subject that looks like a release list mail: "4.2 TODO / Release Plan",
 # "Xen 4.3 development update", "[ANNOUNCE] status of 4.3".
 _LIST_SUBJECT = re.compile(r"todo|status|release plan|development update|dev update", re.I)
+_REPLY = re.compile(r"\s*(?:re|aw|sv)\s*:", re.I)
 _HEADER_LINE = re.compile(rb"[A-Za-z][A-Za-z0-9-]*:[ \t]")
 _MBOX_FROM = re.compile(rb"^From \S+.*$", re.M)
 
@@ -80,6 +81,8 @@ def _pick(messages: list[EmailMessage], message_id: str | None) -> EmailMessage:
                 return msg
         raise LookupError(f"no message {message_id} in the mbox")
     listy = [m for m in messages if _LIST_SUBJECT.search(str(m.get("Subject", "")))]
+    # A reply carries the list's subject but not the list: the list itself is preferred.
+    listy = [m for m in listy if not _REPLY.match(str(m.get("Subject", "")))] or listy
     if not listy:
         raise LookupError("no message in the mbox has a TODO or status subject; "
                           "choose one with --message-id")
@@ -97,7 +100,7 @@ def _from_message(msg: EmailMessage) -> MailText:
     part = msg.get_body(preferencelist=("plain",))
     if part is None:
         raise LookupError("the message has no text/plain part")
-    text = part.get_content()
+    text = part.get_content().replace("\r\n", "\n")
     if str(part.get_param("format", "")).lower() == "flowed":
         text = _unflow(text, str(part.get_param("delsp", "")).lower() == "yes")
     mid = str(msg.get("Message-ID", "")).strip()

@@ -25,7 +25,8 @@ parenthesised group holds owners (leading parts that look like names), progress 
 and a state word: DONE, DEFERRED, DROPPED, DUPLICATE or `DUPLICATE of #7`. The group is
 only taken when it has an owner, a state word or reads as progress (a word like "patch",
 "posted", "WIP", "v2", "review", "pending", "ping"); otherwise (`(qemu)`, `(external)`,
-`(>10 individuals)`, a URL or message-id) it stays in the title. The text splits into title and details at the
+`(>10 individuals)`, `(Linux)`, a URL or message-id) it stays in the title. A name is 1-4
+capitalised words, no digits, no all-caps word of 3+ letters, no OS/vendor/project word. The text splits into title and details at the
 first " -- " (dropped) or ". " (the period stays with the title). URLs and message-ids in
 title, details and progress become `links`; they also stay in the text. A bullet that is
 only "None", "No known issues", "N/A" or "Nothing" is no item. Lines quoted with `>` are
@@ -98,6 +99,8 @@ _PROGRESS = re.compile(
     r".*\b(?:patch(?:es)?|posted|wip|progress|review(?:ed|ing)?|pending|ping(?:ed)?|sent|"
     r"discussion|v[0-9]+|rfc|ack(?:ed)?|applied|committed|tbd|blocked|waiting|testing|fixed|"
     r"needs?|plan(?:ned)?|investigating|draft)\b.*", re.I)
+_NOT_NAMES = {"linux", "netbsd", "freebsd", "windows", "arm", "x86", "intel", "amd", "xen",
+              "qemu", "debian", "fedora", "suse", "opensuse", "ubuntu"}
 _PARTICLES = {"de", "van", "von", "da", "der", "den", "di", "du", "del", "la", "le"}
 _STATE_WORD = {"done": "DONE", "duplicate": "DUPLICATE", "deferred": "DEFERRED", "dropped": "DROPPED"}
 
@@ -113,6 +116,8 @@ def _is_placeholder(body: str) -> bool:
 def _is_name(part: str) -> bool:
     words = part.split(" ")
     if not 1 <= len(words) <= 4 or any(c.isdigit() for c in part):
+        return False
+    if any(w.casefold() in _NOT_NAMES for w in words):  # "(Linux)", "(Xen ARM)"
         return False
     # "WIP", "TBD", "RFC": all-caps words of 3+ letters are progress, not people.
     return all(w in _PARTICLES or (w[0].isupper() and not (len(w) > 2 and w.isupper()))
