@@ -139,9 +139,11 @@ def test_dev_update_warnings_name_their_lines():
 
 
 def test_dev_update_quoted_reply_and_signature_skipped():
-    text = "> == Bugs ==\n> * quoted\n\n== Open ==\n\n* real\n  > http://x.org/1\n\n-- \nGeorge\n* after\n"
+    text = ("== Open ==\n\n* real\n  > http://x.org/1\n\n> == Bugs ==\n> * quoted\n>   owner: X\n\n"
+            "I had a look.\n\n-- \nGeorge\n* after\n")
     lst = devupdate.parse(text, "r")
-    assert [(it.title, it.links) for it in lst.items] == [("real", ["http://x.org/1"])]
+    assert [(it.title, it.links, it.owners) for it in lst.items] == [("real", ["http://x.org/1"], [])]
+    assert lst.warnings == ['line 10: not understood: "I had a look."']
 
 
 def test_dev_update_refuses_prose():
