@@ -257,3 +257,19 @@ def test_dev_update_export_import_export_is_byte_identical(lst, ids):
 @given(release_lists(), st.booleans())
 def test_xen42_export_import_export_is_byte_identical(lst, ids):
     _db_round_trip(replace(lst, layout="xen-4.2"), ids)
+
+
+def test_the_readme_examples_read_as_their_layouts():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### The mail formats")[1].split("\n### ")[0]
+    old, new = section.split("```")[1::2][:2]
+    assert detect(old).NAME == "xen-4.2" and detect(new).NAME == "xen-dev-update"
+    a, b = (detect(text).parse(text, "r") for text in (old, new))
+    assert a.warnings == [] and b.warnings == []
+    assert [m.current for m in b.milestones] == [False, True]
+    [bug, test] = b.items
+    assert (bug.severity, bug.owners, bug.progress, bug.links) == (
+        "blocker", [], "patches posted", ["http://marc.info/?l=xen-devel&m=136001232423525"])
+    assert (test.section, test.area, test.notes, [c.title for c in test.children]) == (
+        "Backlog", "Testing coverage", ["@IanJ to ask the test system to grow a case"],
+        ["on ARM too (external)"])
