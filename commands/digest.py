@@ -296,9 +296,22 @@ def head_reply(data: DigestData) -> Reply:
     return Reply().add(bold(f"{data.release.name} TODO digest"), ": ", data.summary)
 
 
+def _layout_lines(data: DigestData, lst: ReleaseList) -> list[str] | None:
+    """The list's lines in the release's own mail layout; None for the 4.2 layout, which the
+    Reply forms already follow (with bold ids and links)."""
+    from ..storage.layouts import DEFAULT, render
+    if data.release.layout == DEFAULT:
+        return None
+    return [ln for ln in render(lst, ids=True, layout=data.release.layout).splitlines() if ln.strip()]
+
+
 def timeline_reply(data: DigestData) -> Reply:
     reply = Reply()
-    if data.milestones:
+    if data.milestones and (lines := _layout_lines(data, ReleaseList(None, data.milestones))):
+        reply.heading(lines[0])
+        for line in lines[1:]:
+            reply.add(line)
+    elif data.milestones:
         reply.heading("Timeline:")
         for line in timeline_lines(data.milestones):
             reply.add(line)
@@ -345,6 +358,12 @@ def stale_reply(data: DigestData) -> Reply:
 
 
 def items_reply(data: DigestData) -> Reply:
+    if data.items and (lines := _layout_lines(data, data.open_list)):
+        reply = Reply(long=True).add("Open items:")
+        for line in lines:
+            reply.add(line)
+        reply.items = tuple(it.id for it in data.items)
+        return reply
     return list_reply(data.items, heading="Open items:", empty="No open items.")
 
 

@@ -87,7 +87,9 @@ def list_reply(items: list[Item], *, heading: str, empty: str, total: int | None
             walk(child, level + 1)
 
     for (area, sev), its in sections.items():
-        reply.heading(f"{area}, {SEVERITY_TITLE[sev]}:")
+        # Items of a development update without a subsection have no area.
+        title = SEVERITY_TITLE[sev]
+        reply.heading(f"{area}, {title}:" if area else f"{title[0].upper()}{title[1:]}:")
         for it in its:
             walk(it, 0)
     if total is not None and total > len(items):
