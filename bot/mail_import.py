@@ -37,7 +37,11 @@ def read_list(path: str, release: str, *, layout: str | None = None,
     mail = read_mail_file(raw, message_id)
     if path.endswith(".json") or mail.text.lstrip().startswith("{"):
         return from_json(mail.text), mail.source, mail.message_id
-    return layouts.parse(mail.text, release, layout), mail.source, mail.message_id
+    lst = layouts.parse(mail.text, release, layout)
+    if not lst.items and not lst.milestones:  # headings alone: nothing to import
+        raise MailFormatError("no TODO list found: no items and no timeline",
+                              warnings=lst.warnings[:5])
+    return lst, mail.source, mail.message_id
 
 
 async def import_list(db_path: str, lst: ReleaseList, release: str, *, replace: bool = False,
@@ -106,6 +110,8 @@ def run(args, db_path: str) -> int:
             print("The first lines, none of them part of a list:", file=sys.stderr)
             for n, text in exc.unread:
                 print(f"  line {n}: {text[:72]}", file=sys.stderr)
+        for w in exc.warnings:
+            print(f"  {w}", file=sys.stderr)
         return 1
     existed = Path(db_path).exists()
     target = db_path if existed or not args.dry_run else ":memory:"  # a dry run creates nothing

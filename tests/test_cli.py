@@ -261,3 +261,16 @@ def test_partly_understood_import_warns_with_line_numbers_and_exits_0(tmp_path):
         "todobot: 2 warning(s), these lines were not imported:",
         '  line 5: not understood: "#368544, #368667"',
         '  line 6: not understood: "xl does something odd"']
+
+
+def test_headings_without_items_or_timeline_are_refused(tmp_path):
+    text = "tools, blockers:\n\n  some words under it\n\n    * None\n"
+    proc = todobot("import", "-", "--release", "4.2", "--db", "t.sqlite3", stdin=text, cwd=tmp_path,
+                   check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == ["todobot: no TODO list found: no items and no timeline",
+                                        '  line 3: not understood: "some words under it"']
+    assert not (tmp_path / "t.sqlite3").exists()
+    proc = todobot("import", "-", "--layout", "xen-dev-update", "--release", "4.3", "--db", "t.sqlite3",
+                   stdin="Just prose.\n", cwd=tmp_path, check=False)
+    assert proc.returncode == 1 and proc.stderr.splitlines()[-1] == "  line 1: Just prose."

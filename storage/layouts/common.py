@@ -7,11 +7,14 @@ import re
 
 class MailFormatError(ValueError):
     """The text is not a TODO list at all. The message is one line; `unread` holds the first
-    lines that were not understood, as (line number, text), for the caller to show."""
+    lines that were not understood, as (line number, text), and `warnings` what reading the
+    text reported, for the caller to show."""
 
-    def __init__(self, message: str, unread: list[tuple[int, str]] | None = None) -> None:
+    def __init__(self, message: str, unread: list[tuple[int, str]] | None = None,
+                 warnings: list[str] | None = None) -> None:
         super().__init__(message)
         self.unread = unread or []
+        self.warnings = warnings or []
 
 
 def normalise(s: str) -> str:

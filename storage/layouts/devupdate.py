@@ -194,8 +194,9 @@ def parse(text: str, release: str | None = None) -> ReleaseList:
         else:
             warnings.append(f'line {number}: not understood: "{line[:60]}"')
     if not headings:
+        prose = [(n, normalise(ln)) for n, ln in enumerate(text.split("\n"), 1) if normalise(ln)]
         raise MailFormatError("no TODO list found: expected headings such as '= Timeline =' "
-                              "or '== Open =='")
+                              "or '== Open =='", prose[:5])
     for it in _walk(items):
         it.details = " ".join(details.get(id(it), []))
     paras = _paragraphs(intro) + _paragraphs(after)
