@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..commands.settings import Settings
 from ..storage import Database, Repository
-from ..storage.layouts import LAYOUTS
+from ..storage.layouts import LAYOUTS, devupdate
 
 from .app import App
 from .config import Config, ConfigError, load_config
@@ -235,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = load_config(getattr(args, "config", None))
+        devupdate.add_sections(config.mail_sections)
         on_console = args.command in ("demo", "console") or (
             args.command == "run" and (args.console or not (config.irc or config.matrix)))
         # One-shot commands (import, export, backup) speak through their output, not INFO logs.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -162,6 +162,9 @@ class Config(_Strict):
     matrix: Matrix | None = None
     digest: Digest | None = None
     web: Web | None = None
+    # More `== Heading ==` sections of the development-update mail layout, and what their
+    # items are: {"Wishlist": nice, "Regressions": blocker, "Fixed": done}.
+    mail_sections: dict[str, Literal["done", "blocker", "nice"]] = Field(default_factory=dict)
 
     @field_validator("admins", "irc", mode="before")
     @classmethod

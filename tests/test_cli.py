@@ -274,3 +274,21 @@ def test_headings_without_items_or_timeline_are_refused(tmp_path):
     proc = todobot("import", "-", "--layout", "xen-dev-update", "--release", "4.3", "--db", "t.sqlite3",
                    stdin="Just prose.\n", cwd=tmp_path, check=False)
     assert proc.returncode == 1 and proc.stderr.splitlines()[-1] == "  line 1: Just prose."
+
+
+def test_config_adds_section_headings(tmp_path):
+    (tmp_path / "bot.yaml").write_text("mail_sections: {Regressions: blocker, Fixed: done}\n")
+    text = "== Regressions ==\n\n* S3 resume hangs\n\n== Fixed ==\n\n* Old bug\n"
+    proc = todobot("import", "-", "-c", "bot.yaml", "--release", "4.3", "--db", "t.sqlite3",
+                   stdin=text, cwd=tmp_path)
+    assert proc.stderr == ""
+    items = export_json(tmp_path, "t.sqlite3", "4.3")["items"]
+    assert [(it["section"], it["severity"], it["state"]) for it in items] == [
+        ("Regressions", "blocker", "open"), ("Fixed", "nice", "done")]
+    mail = todobot("export", "-c", "bot.yaml", "--release", "4.3", "--no-ids", "--db", "t.sqlite3",
+                   cwd=tmp_path).stdout
+    assert mail == text
+    (tmp_path / "bad.yaml").write_text("mail_sections: {Wishlist: later}\n")
+    proc = todobot("import", "-", "-c", "bad.yaml", "--release", "4.3", stdin=text, cwd=tmp_path,
+                   check=False)
+    assert proc.returncode == 2 and "mail_sections.Wishlist" in proc.stderr

@@ -60,6 +60,15 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "open": ("open", "nice"), "backlog": ("open", "nice"), "features on-track": ("open", "nice"),
     "nice to have": ("open", "nice"), "features": ("open", "nice"),
 }
+_KINDS = {"done": ("done", "nice"), "blocker": ("open", "blocker"), "nice": ("open", "nice")}
+
+
+def add_sections(headings: dict[str, str]) -> None:
+    """More headings, from the config: {"Wishlist": "nice", "Fixed": "done", ...}."""
+    for heading, kind in headings.items():
+        SECTIONS[normalise(heading).casefold()] = _KINDS[kind]
+
+
 _DEFAULT_HEADING = {("done", "nice"): "Completed", ("done", "blocker"): "Completed",
                     ("open", "blocker"): "Bugs", ("open", "nice"): "Open"}
 
