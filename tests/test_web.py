@@ -232,3 +232,15 @@ async def test_status_page_in_headless_chromium(site, tmp_path):
                        "--window-size=1100,1500", "--virtual-time-budget=5000", url + "#item-11")
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+async def test_mail_text_of_a_development_update_release_is_in_its_layout(site):
+    from todobot.storage.layouts import devupdate
+    server, repo = site
+    text = (REPO_ROOT / "tests" / "data" / "xen-4.3-dev-update.txt").read_text(encoding="utf-8")
+    async with repo.session("console:ijc") as s:
+        await s.import_list("4.3", devupdate.parse(text, "4.3"))
+    status, _, txt = await get(server.url + "/release/4.3.txt")
+    assert status == 200 and "= Timeline =" in txt and "== Bugs ==" in txt
+    async with repo.session("t", write=False) as s:
+        assert txt == devupdate.render(await s.export_list(await s.require_release("4.3")))
