@@ -18,7 +18,8 @@ from email.utils import parsedate_to_datetime
 _LIST_SUBJECT = re.compile(r"todo|status|release plan|development update|dev update", re.I)
 _REPLY = re.compile(r"\s*(?:re|aw|sv)\s*:", re.I)
 _HEADER_LINE = re.compile(rb"[A-Za-z][A-Za-z0-9-]*:[ \t]")
-_MBOX_FROM = re.compile(rb"^From \S+.*$", re.M)
+# "From sender@example.org Mon May 13 12:00:00 2013": the line that starts each mbox message.
+_MBOX_FROM = re.compile(rb"^From \S+ +\w{3} \w{3} +\d.*$", re.M)
 
 
 @dataclass
@@ -31,7 +32,7 @@ class MailText:
 def read_mail_file(raw: bytes, message_id: str | None = None) -> MailText:
     """The list text of a file: the body of a message (the newest list-looking one of an
     mbox, or the one with `message_id`), or the file itself when it is plain text."""
-    if raw.startswith(b"From "):
+    if _MBOX_FROM.match(raw):
         return _from_message(_pick(_mbox_messages(raw), message_id))
     if _looks_like_message(raw):
         msg = _parse(raw)

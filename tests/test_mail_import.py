@@ -403,3 +403,23 @@ def test_trailing_group_that_is_no_names_nor_progress_stays_in_the_title(group):
     it = one(f"    * Default to QEMU upstream {group}")
     assert (it.title, it.owners, it.progress, it.state) == (f"Default to QEMU upstream {group}",
                                                             [], "", "open")
+
+
+# ---------------------------------------------------------------- mail files
+
+
+def test_mail_file_kinds():
+    from todobot.storage.mailfile import read_mail_file
+    plain = "From the release manager: tools, blockers:\n\n    * x\n"
+    got = read_mail_file(plain.encode())
+    assert (got.text, got.source, got.message_id) == (plain, None, None)
+    eml = (b"From: Ian <i@x>\r\nSubject: 4.2 TODO\r\nMessage-ID: <a@b>\r\n"
+           b"Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n"
+           b"\r\ntools, blockers:\r\n\r\n    * x (Roger Pau Monn=E9, DONE)\r\n")
+    got = read_mail_file(eml)
+    assert got.text == "tools, blockers:\n\n    * x (Roger Pau Monn\u00e9, DONE)\n"
+    assert (got.source, got.message_id) == ("Message-ID <a@b>", "<a@b>")
+    with pytest.raises(LookupError, match="no message <c@d> in the file"):
+        read_mail_file(eml, "<c@d>")
+    with pytest.raises(LookupError, match="needs a .eml or mbox"):
+        read_mail_file(plain.encode(), "<a@b>")
