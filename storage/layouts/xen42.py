@@ -57,7 +57,9 @@ normalised (`normalise(s) == s`: no newlines, single spaces, no leading/trailing
 tags and links contain no whitespace or brackets; owners contain no `,`; items are grouped by
 (area, severity) and children share their parent's area and severity; milestone `when`s are
 at most 24 characters without "--" and names contain no "<<"; intro lines do not look like
-timeline lines, section headers or quotes. The release name is not part of the mail body.
+timeline lines, section headers or quotes. When no intro paragraph names the time line, the
+writer puts `Timeline:` before the timeline (a lone `DATE -- NAME` line would be prose) and the
+reader drops it again. The release name is not part of the mail body.
 With `ids=False` neither `#id`s nor `DUPLICATE of #id` references are written. A list with
 no items and no milestones is written with an `all, blockers:` section holding `* None`, so
 that it still reads back as a (empty) list.
