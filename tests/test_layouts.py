@@ -117,6 +117,13 @@ def test_dev_update_done_item_moves_to_completed_and_blocker_to_bugs():
     moved = {it.title: (it.section, it.state, it.severity) for it in again.items}
     assert moved["Race condition in claim hypercall (Linux)"] == ("Completed", "done", "nice")
     assert moved["Test migration with the upstream qemu"] == ("Bugs", "open", "blocker")
+    # A blocker marked done moves to Completed and stays a blocker.
+    lst.items[2].state = "done"
+    out = devupdate.render(lst)
+    assert "* xl, compat mode, and older kernels\n  status: patches posted\n  severity: blocker\n" in out
+    assert out.index("xl, compat mode") < out.index("== Bugs ==")
+    fixed = next(it for it in devupdate.parse(out, "4.3").items if it.title.startswith("xl, compat"))
+    assert (fixed.section, fixed.state, fixed.severity) == ("Completed", "done", "blocker")
 
 
 def test_dev_update_sub_line_forms():
@@ -173,6 +180,8 @@ HEADINGS = ["Completed", "Finished", "Bugs", "Blockers", "Open", "Backlog", "Nic
 @st.composite
 def dev_items(draw, heading: str, area: str, depth: int = 0) -> ListItem:
     implied, severity = devupdate.SECTIONS[heading.casefold()]
+    if implied == "done" and depth == 0:  # a done blocker is written with `severity: blocker`
+        severity = draw(st.sampled_from(["nice", "blocker"]))
     others = ["deferred", "dropped", "duplicate"]
     state = draw(st.sampled_from([implied] * 3 + others)) if depth == 0 else draw(st.sampled_from(STATES))
     it = ListItem(area=area, severity=severity, title=draw(_lead_ok | st.just("")), state=state,
@@ -186,7 +195,8 @@ def dev_items(draw, heading: str, area: str, depth: int = 0) -> ListItem:
     if it.state == "duplicate" and draw(st.booleans()):
         it.duplicate_of = draw(st.integers(1, 10**6))
     if depth < 2:
-        it.children = draw(st.lists(dev_items(heading, area, depth + 1), max_size=2 - depth))
+        it.children = [replace(c, severity=severity) for c in
+                       draw(st.lists(dev_items(heading, area, depth + 1), max_size=2 - depth))]
     return it
 
 

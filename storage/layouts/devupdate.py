@@ -17,6 +17,7 @@ As a release manager writes it and as `render` writes it::
       owner: George Dunlap, Jan Beulich           <- owners (`?`, `???`, `none`: unclaimed)
       status: patches posted                      <- progress
       state: deferred                             <- only when the section does not say it
+      severity: blocker                           <- likewise (a done blocker in Completed)
       free text, the item's details
       > http://marc.info/?l=xen-devel&m=1         <- a link
       > a note                                    <- a note
@@ -46,7 +47,6 @@ milestone names contain no `:` and no `<==`; intro paragraphs do not start with 
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 
 from ..models import ListItem, Milestone, ReleaseList
 from .common import LINK_ONLY, MailFormatError, normalise
@@ -75,7 +75,8 @@ _DEFAULT_HEADING = {("done", "nice"): "Completed", ("done", "blocker"): "Complet
 _HEADING = re.compile(r"(=+) (\S(?:.*\S)?) (=+)")
 _MARK = re.compile(r"(.*?) ?<== ?(DONE|WE ARE HERE)", re.I)
 _BULLET = re.compile(r"([*-])(?: (.*))?")
-_SUBLINE = re.compile(r"(owners?|status|state):(?: (.*))?", re.I)
+_SUBLINE = re.compile(r"(owners?|status|state|severity):(?: (.*))?", re.I)
+_SEVERITY = {"blocker": "blocker", "blockers": "blocker", "nice": "nice", "nice to have": "nice"}
 _STATE = re.compile(r"(open|done|duplicate|deferred|dropped)(?: of #([0-9]+))?", re.I)
 _ID = re.compile(r"#([0-9]+)(?: |$)")
 _TAG = re.compile(r"\[([^\[\]\s]+)\] ?")
@@ -124,6 +125,10 @@ def _subline(it: ListItem, line: str, details: dict[int, list[str]]) -> None:
         if key.startswith("owner"):
             it.owners += [o for o in (normalise(p) for p in value.split(","))
                           if o and o.casefold() not in _UNCLAIMED]
+        elif key == "severity" and value.casefold() in _SEVERITY:
+            it.severity = _SEVERITY[value.casefold()]
+            for child in _walk(it.children):
+                child.severity = it.severity
         elif key == "status":
             it.progress = f"{it.progress}; {value}" if it.progress else value
         elif (s := _STATE.fullmatch(value)):
@@ -279,7 +284,7 @@ def render(lst: ReleaseList, *, ids: bool = True, width: int = 72) -> str:
     if not groups and not lst.milestones:
         groups["Open"] = {"": []}  # an empty list still reads back as a list
     for heading, areas in groups.items():
-        implied = SECTIONS.get(heading.casefold(), ("open", "nice"))[0]
+        implied = SECTIONS.get(heading.casefold(), ("open", "nice"))
         blocks.append(f"== {heading} ==")
         for area, items in areas.items():
             if area:
@@ -295,7 +300,9 @@ def _render_milestone(m: Milestone) -> str:
     return line + "".join(f"  <== {k}" for k in marks)
 
 
-def _render_item(it: ListItem, depth: int, implied: str, ids: bool, width: int) -> list[str]:
+def _render_item(it: ListItem, depth: int, implied: tuple[str, str], ids: bool,
+                 width: int) -> list[str]:
+    """`implied`: the (state, severity) a reader gives the item from where it is written."""
     lead = "* " if depth == 0 else " " * (2 * depth) + "- "
     sub = " " * (2 * depth + 2)
     prefix = ([f"#{it.id}"] if ids and it.id is not None else []) + [f"[{t}]" for t in it.tags]
@@ -305,7 +312,9 @@ def _render_item(it: ListItem, depth: int, implied: str, ids: bool, width: int) 
     if it.progress:
         out.append(f"{sub}status: {it.progress}")
     dup = ids and it.duplicate_of is not None
-    if it.state != implied or dup:
+    if it.severity != implied[1]:  # a done blocker under "Completed"; sub-items follow
+        out.append(f"{sub}severity: {it.severity}")
+    if it.state != implied[0] or dup:
         ref = f" of #{it.duplicate_of}" if dup else ""
         out.append(f"{sub}state: {it.state}{ref}")
     if it.details:
@@ -313,7 +322,7 @@ def _render_item(it: ListItem, depth: int, implied: str, ids: bool, width: int) 
     out += [f"{sub}> {link}" for link in it.links]
     out += [f"{sub}{note}" if note.startswith("@") else f"{sub}> {note}" for note in it.notes]
     for child in it.children:
-        out += _render_item(replace(child), depth + 1, implied, ids, width)
+        out += _render_item(child, depth + 1, (implied[0], it.severity), ids, width)
     return out
 
 
