@@ -27,7 +27,7 @@ import aiohttp  # noqa: E402
 from todobot.bot.config import Config  # noqa: E402
 from todobot.bot.web import StatusServer  # noqa: E402
 from todobot.storage import Database, Repository  # noqa: E402
-from todobot.storage.mail import parse_mail  # noqa: E402
+from todobot.storage.layouts.xen42 import parse_mail  # noqa: E402
 
 SEED = Path(__file__).resolve().parent.parent / "storage" / "seed" / "xen-4.2.txt"
 AREAS = ["hypervisor", "tools", "docs", "qemu", "xl", "libxl"]

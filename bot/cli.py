@@ -14,8 +14,9 @@ from importlib import resources
 from pathlib import Path
 
 from ..commands.settings import Settings
-from ..storage import MAX_DEPTH, Database, DatabaseProblem, Repository, ReleaseList
+from ..storage import Database, DatabaseProblem, Repository
 from ..storage import backups
+from ..storage.layouts import LAYOUTS, devupdate
 
 from .app import App
 from .config import E2E_EXTRA, Config, ConfigError, check_serving, encryption_available, load_config
@@ -25,6 +26,7 @@ from .rooms import room_settings
 
 log = logging.getLogger("todobot")
 
+LAYOUT_NAMES = tuple(LAYOUTS)
 DEMO_DB = "todobot-demo.sqlite3"
 DEMO_RELEASE = "4.2"
 
@@ -55,31 +57,12 @@ def seed_text() -> str:
     return (resources.files("todobot.storage") / "seed" / "xen-4.2.txt").read_text(encoding="utf-8")
 
 
-def read_list(path: str, release: str) -> ReleaseList:
-    from ..storage.formats import from_json
-    from ..storage.mail import parse_mail
-    raw = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8", errors="replace")
-    if path.endswith(".json") or raw.lstrip().startswith("{"):
-        return from_json(raw)
-    return parse_mail(raw, release)
-
-
 async def _open(db_path: str, *, must_exist: bool = False,
                 full_check: bool = False) -> tuple[Database, Repository]:
     if must_exist and not Path(db_path).exists():
         raise FileNotFoundError(f"No database at {db_path}")
     db = await Database.open(db_path, full_check=full_check)
     return db, Repository(db)
-
-
-async def import_list(db_path: str, lst: ReleaseList, release: str, *, replace: bool = False,
-                      actor: str = "cli:import", max_depth: int = MAX_DEPTH) -> dict[str, int]:
-    db, repo = await _open(db_path)
-    try:
-        async with repo.session(actor) as s:
-            return await s.import_list(release, lst, replace=replace, max_depth=max_depth)
-    finally:
-        await db.close()
 
 
 def console_settings(config: Config, release: str | None = None) -> Settings:
@@ -102,11 +85,12 @@ async def _console(config: Config, db_path: str, user: str, release: str | None,
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from ..storage.mail import parse_mail
+    from ..storage.layouts import xen42
+    from .mail_import import import_list
     user = args.user or _login()
     db_path = args.db or DEMO_DB
     if not Path(db_path).exists():
-        asyncio.run(import_list(db_path, parse_mail(seed_text(), DEMO_RELEASE), DEMO_RELEASE,
+        asyncio.run(import_list(db_path, xen42.parse(seed_text(), DEMO_RELEASE), DEMO_RELEASE,
                                 actor="demo:seed"))
     config = Config(database=db_path, admins=[f"console:{user}"], default_release=DEMO_RELEASE)
     banner = [f"todobot demo: the Xen {DEMO_RELEASE} TODO list in {db_path}; you are {user}, a "
@@ -152,16 +136,13 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_import(args: argparse.Namespace, config: Config) -> int:
-    lst = read_list(args.file, args.release)
-    stats = asyncio.run(import_list(args.db or config.database, lst, args.release,
-                                    replace=args.replace, max_depth=config.max_depth))
-    print(f"Imported into {args.release}: " + ", ".join(f"{v} {k}" for k, v in stats.items()))
-    return 0
+    from . import mail_import
+    return mail_import.run(args, args.db or config.database, max_depth=config.max_depth)
 
 
 def cmd_export(args: argparse.Namespace, config: Config) -> int:
     from ..storage.formats import to_json, to_markdown
-    from ..storage.mail import render_mail
+    from ..storage.layouts import render
 
     async def export() -> str:
         db, repo = await _open(args.db or config.database, must_exist=True, full_check=args.check)
@@ -174,7 +155,7 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
             return to_json(lst)
         if args.format == "markdown":
             return to_markdown(lst)
-        return render_mail(lst, ids=not args.no_ids)
+        return render(lst, ids=not args.no_ids, layout=args.layout)
 
     sys.stdout.write(asyncio.run(export()))
     return 0
@@ -294,10 +275,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("import", help="import a release mail (or JSON export) into a release")
     common(i)
-    i.add_argument("file", help="the mail as plain text, a .json export, or - for stdin")
+    i.add_argument("file", help="the mail as plain text, .eml or mbox, a .json export, or - for stdin")
     release(i)
     i.add_argument("--replace", action="store_true",
                    help="drop the release's items the file does not name")
+    i.add_argument("--layout", choices=LAYOUT_NAMES, help="the mail's layout (default: detected)")
+    i.add_argument("--message-id", help="in an mbox, the message to import (default: the newest "
+                   "whose subject looks like a TODO or status mail)")
+    i.add_argument("--dry-run", action="store_true",
+                   help="print what the import would add, change and drop; write nothing")
 
     e = sub.add_parser("export", help="print a release as a mail, JSON or Markdown")
     common(e)
@@ -305,6 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--format", choices=("mail", "json", "markdown"), default="mail",
                    help="output format (default: mail)")
     e.add_argument("--no-ids", action="store_true", help="mail without #ids, for posting")
+    e.add_argument("--layout", choices=LAYOUT_NAMES,
+                   help="mail layout (default: the one the release was imported from)")
 
     g = sub.add_parser("digest", help="print a release's digest, for pasting into a mailing list")
     common(g)
@@ -333,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = load_config(getattr(args, "config", None))
+        devupdate.add_sections(config.mail_sections)
         on_console = args.command in ("demo", "console") or (args.command == "run" and args.console)
         # One-shot commands (import, export, backup) speak through their output, not INFO logs.
         if args.command == "run":

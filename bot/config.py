@@ -16,7 +16,7 @@ import types
 import typing
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator,
@@ -299,6 +299,9 @@ class Config(_Strict):
     digest: Digest | None = None
     web: Web | None = None
     mail: list[MailList] = Field(default_factory=list)
+    # More `== Heading ==` sections of the development-update mail layout, and what their
+    # items are: {"Wishlist": nice, "Regressions": blocker, "Fixed": done}.
+    mail_sections: dict[str, Literal["done", "blocker", "nice"]] = Field(default_factory=dict)
 
     # The file it was read from ("" when built in code): named in errors found after parsing.
     _source: str = PrivateAttr(default="")

@@ -224,7 +224,7 @@ class StatusServer:
         return rel
 
     async def release(self, request: web.Request) -> web.Response:
-        from ..storage.mail import render_mail
+        from ..storage.layouts import render
 
         async with self.repo.session("web", write=False) as s:
             rel, form = await self._release(s, request.match_info["name"])
@@ -237,7 +237,7 @@ class StatusServer:
                                      content_type="application/json")
             if form == "txt":
                 return self._respond(request, etag, modified,
-                                     body=render_mail(await s.export_list(rel), ids=True),
+                                     body=render(await s.export_list(rel), ids=True),
                                      content_type="text/plain")
             summary = await summary_line(s, rel)
             now = s.now

@@ -250,7 +250,8 @@ async def collect(s: Session, release: Release, *, since: float, stale_days: int
         if transport is not None and room is not None:
             done = await digests.pinged(s, transport, room, [c.key for c in stale])
             stale = [c for c in stale if c.key not in done]
-    open_list = ReleaseList(release.name, [], _open_tree(list_tree(everything)), "")
+    open_list = ReleaseList(release.name, [], _open_tree(list_tree(everything)), "",
+                            layout=release.layout)
     return DigestData(release, now, since, tz, await summary_line(s, release), milestones,
                       changes, items, stale_days, stale, open_list)
 
@@ -267,9 +268,22 @@ def head_reply(data: DigestData) -> Reply:
     return Reply().add(bold(f"{data.release.name} TODO digest"), ": ", data.summary)
 
 
+def _layout_lines(data: DigestData, lst: ReleaseList) -> list[str] | None:
+    """The list's lines in the release's own mail layout; None for the 4.2 layout, which the
+    Reply forms already follow (with bold ids and links)."""
+    from ..storage.layouts import DEFAULT, render
+    if data.release.layout == DEFAULT:
+        return None
+    return [ln for ln in render(lst, ids=True, layout=data.release.layout).splitlines() if ln.strip()]
+
+
 def timeline_reply(data: DigestData) -> Reply:
     reply = Reply()
-    if data.milestones:
+    if data.milestones and (lines := _layout_lines(data, ReleaseList(None, data.milestones))):
+        reply.heading(lines[0])
+        for line in lines[1:]:
+            reply.add(line)
+    elif data.milestones:
         reply.heading("Timeline:")
         for line in timeline_lines(data.milestones):
             reply.add(line)
@@ -316,6 +330,12 @@ def stale_reply(data: DigestData) -> Reply:
 
 
 def items_reply(data: DigestData) -> Reply:
+    if data.items and (lines := _layout_lines(data, data.open_list)):
+        reply = Reply(long=True).add("Open items:")
+        for line in lines:
+            reply.add(line)
+        reply.items = tuple(it.id for it in data.items)
+        return reply
     return list_reply(data.items, heading="Open items:", empty="No open items.")
 
 
@@ -374,14 +394,17 @@ def _wrapped(text: str, first: str, rest: str, width: int = 72) -> str:
 
 
 def render_text(data: DigestData, *, status_url: str | None = None) -> str:
-    """The digest as a plain-text mail: the list part is the release mail format itself."""
-    from ..storage.mail import render_mail
+    """The digest as a plain-text mail: the list part is the release's own mail layout."""
+    from ..storage.layouts import DEFAULT as DEFAULT_LAYOUT
+    from ..storage.layouts import render
 
     blocks = [head_reply(data).plain]
     url = release_url(status_url, data.release.name)
     if url:
         blocks.append(f"Status page: {url}")
-    if data.milestones:
+    if data.milestones and data.release.layout != DEFAULT_LAYOUT:  # the timeline in its layout too
+        blocks.append(render(ReleaseList(None, data.milestones), layout=data.release.layout).rstrip())
+    elif data.milestones:
         blocks.append("The time line is as follows:\n\n" + "\n".join(timeline_lines(data.milestones)))
     for part in (changes_reply(data), stale_reply(data)):
         if part.lines:
@@ -389,7 +412,7 @@ def render_text(data: DigestData, *, status_url: str | None = None) -> str:
             blocks.append("\n".join([head.plain] + ([""] if bullets else [])
                                     + [_wrapped(ln.plain, "    * ", "      ") for ln in bullets]))
     if data.items:
-        blocks.append("The open items:\n\n" + render_mail(data.open_list, ids=True).rstrip("\n"))
+        blocks.append("The open items:\n\n" + render(data.open_list, ids=True).rstrip("\n"))
     else:
         blocks.append("No open items.")
     return "\n\n".join(b.rstrip() for b in blocks) + "\n"

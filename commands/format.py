@@ -82,7 +82,9 @@ def list_reply(items: list[Item], *, heading: str, empty: str, total: int | None
     order: list[int] = []
 
     for (area, sev), its in sections.items():
-        reply.heading(f"{area}, {SEVERITY_TITLE[sev]}:")
+        # Items of a development update without a subsection have no area.
+        title = SEVERITY_TITLE[sev]
+        reply.heading(f"{area}, {title}:" if area else f"{title[0].upper()}{title[1:]}:")
         # Depth first without recursion; past RENDER_DEPTH levels stop indenting further.
         stack = [(it, 0) for it in reversed(its)]
         while stack:

@@ -10,7 +10,8 @@ import re
 
 from .messages import Reply, item_ref, text
 from ..storage import Item
-from ..storage.mail import MailFormatError, parse_mail
+from ..storage.layouts.common import MailFormatError
+from ..storage.layouts.xen42 import parse_mail
 
 from .context import Context
 from .format import SEVERITY_TITLE, summary

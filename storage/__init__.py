@@ -1,5 +1,5 @@
 """Persistence of the release TODO list: SQLite, schema migrations, the repository API and
-the plain-text mail format."""
+the mail layouts (`layouts/`)."""
 
 from .db import Database, DatabaseProblem
 from .models import MAX_DEPTH, Change, Item, ListItem, Milestone, Release, ReleaseList

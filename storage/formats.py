@@ -1,4 +1,4 @@
-"""JSON and Markdown forms of a release list (the mail form lives in `mail.py`).
+"""JSON and Markdown forms of a release list (the mail forms live in `layouts/`).
 
 The JSON form is stable and documented in the README: items are flat, in list order, with
 `parent` and `duplicate_of` as ids.
@@ -35,6 +35,7 @@ def to_json(lst: ReleaseList) -> str:
                    "title": it.title, "details": it.details, "owners": it.owners,
                    "progress": it.progress, "state": it.state, "parent": parent,
                    "duplicate_of": it.duplicate_of, "links": it.links, "notes": it.notes}
+                  | ({"section": it.section} if it.section else {})
                   for it, parent in _flatten(lst.items)],
     }
     return json.dumps(doc, ensure_ascii=False, indent=2) + "\n"
@@ -120,7 +121,8 @@ def from_json(text: str) -> ReleaseList:
                       details=_text(raw, "details", where), owners=_texts(raw, "owners", where),
                       progress=_text(raw, "progress", where), state=state, links=links,
                       notes=_texts(raw, "notes", where), id=item_id,
-                      duplicate_of=_id(raw.get("duplicate_of"), where, "duplicate_of"))
+                      duplicate_of=_id(raw.get("duplicate_of"), where, "duplicate_of"),
+                      section=_text(raw, "section", where))
         parent_id = _id(raw.get("parent"), where, "parent")
         if item_id is not None:
             if item_id in nodes:

@@ -192,6 +192,12 @@ STEPS: list[Step] = [
     ) WITHOUT ROWID;
     """,
     _people,
+    # 5: mail layouts — the layout a release is exported in, and the heading an item was listed
+    # under in layouts that name their sections ("Completed", "Bugs"); '' in the 4.2 layout
+    """
+    ALTER TABLE releases ADD COLUMN layout TEXT NOT NULL DEFAULT 'xen-4.2';
+    ALTER TABLE items ADD COLUMN section TEXT NOT NULL DEFAULT '';
+    """,
 ]
 
 LATEST = len(STEPS)

@@ -36,6 +36,7 @@ class Item:
     duplicate_of: int | None = None
     links: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    section: str = ""  # see ListItem.section
     created_by: str = ""
     created_at: float = 0.0
     updated_by: str = ""
@@ -66,6 +67,10 @@ class ListItem:
     id: int | None = None
     duplicate_of: int | None = None
     children: list["ListItem"] = field(default_factory=list)
+    # The heading the item was listed under when the layout names sections itself
+    # ("Completed", "Bugs" in the development-update layout); "" in the 4.2 layout, whose
+    # sections are just (area, severity).
+    section: str = ""
 
 
 @dataclass
@@ -76,6 +81,9 @@ class ReleaseList:
     milestones: list[Milestone] = field(default_factory=list)
     items: list[ListItem] = field(default_factory=list)  # top-level items, in list order
     intro: str = ""  # prose before the timeline and sections ("Plan for a 4.2 release: ...")
+    # Where the list came from and what reading it noticed: not part of the list itself.
+    layout: str = field(default="", compare=False)  # a storage.layouts name; "" = unknown
+    warnings: list[str] = field(default_factory=list, compare=False)  # one line each
 
 
 @dataclass
@@ -84,6 +92,7 @@ class Release:
     name: str
     intro: str = ""
     created_at: float = 0.0
+    layout: str = "xen-4.2"  # the mail layout it is exported and digested in
 
 
 @dataclass

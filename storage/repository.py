@@ -31,7 +31,7 @@ class NotFound(LookupError):
 
 _JSON_FIELDS = ("tags", "owners", "links")
 _ITEM_FIELDS = ("area", "severity", "tags", "title", "details", "owners", "progress", "state",
-                "parent", "duplicate_of", "links")
+                "parent", "duplicate_of", "links", "section")
 _COLUMN = {"parent": "parent_id"}
 
 
@@ -64,8 +64,18 @@ def _item(row: aiosqlite.Row, release: str, notes: list[str] | None = None) -> I
         owners=_list(row["owner_names"]), owner_ids=_list(row["owners"]),
         progress=row["progress"], state=row["state"],
         parent=row["parent_id"], duplicate_of=row["duplicate_of"], links=_list(row["links"]),
-        notes=notes or [], created_by=row["created_by"], created_at=row["created_at"],
+        notes=notes or [], section=row["section"], created_by=row["created_by"], created_at=row["created_at"],
         updated_by=row["updated_by"], updated_at=row["updated_at"])
+
+
+def _release(row: aiosqlite.Row) -> Release:
+    return Release(row["id"], row["name"], row["intro"], row["created_at"], row["layout"])
+
+
+def section_key(it: Item | ListItem) -> tuple[str, str, str]:
+    """Which section of the list an item is in, for matching on re-import: the named heading
+    where the layout has one, else (severity, area) as in the 4.2 layout."""
+    return (it.section.casefold(), "" if it.section else it.severity, it.area.casefold())
 
 
 def list_tree(items: list[Item], notes: dict[int, list[str]] | None = None) -> list[ListItem]:
@@ -74,7 +84,8 @@ def list_tree(items: list[Item], notes: dict[int, list[str]] | None = None) -> l
     nodes = {it.id: ListItem(
         area=it.area, severity=it.severity, title=it.title, tags=it.tags, details=it.details,
         owners=it.owners, progress=it.progress, state=it.state, links=it.links,
-        notes=notes.get(it.id, []), id=it.id, duplicate_of=it.duplicate_of) for it in items}
+        notes=notes.get(it.id, []), id=it.id, duplicate_of=it.duplicate_of, section=it.section)
+        for it in items}
     roots: list[ListItem] = []
     depth: dict[int, int] = {}
     parent_of = {it.id: it.parent for it in items}
@@ -134,7 +145,7 @@ class Session(PeopleSession):
     # -- releases -------------------------------------------------------------------------------
     async def release(self, name: str) -> Release | None:
         row = await self._one("SELECT * FROM releases WHERE name = ?", name)
-        return Release(row["id"], row["name"], row["intro"], row["created_at"]) if row else None
+        return _release(row) if row else None
 
     async def require_release(self, name: str) -> Release:
         rel = await self.release(name)
@@ -144,18 +155,24 @@ class Session(PeopleSession):
 
     async def releases(self) -> list[Release]:
         rows = await self._all("SELECT * FROM releases ORDER BY created_at DESC, id DESC")
-        return [Release(r["id"], r["name"], r["intro"], r["created_at"]) for r in rows]
+        return [_release(r) for r in rows]
 
     async def latest_release(self) -> Release | None:
         rels = await self.releases()
         return rels[0] if rels else None
 
-    async def create_release(self, name: str, intro: str = "") -> Release:
+    async def create_release(self, name: str, intro: str = "", layout: str = "xen-4.2") -> Release:
         cur = await self.conn.execute(
-            "INSERT INTO releases (name, intro, created_by, created_at) VALUES (?, ?, ?, ?)",
-            (name, intro, self.actor, self.now))
+            "INSERT INTO releases (name, intro, created_by, created_at, layout) VALUES (?, ?, ?, ?, ?)",
+            (name, intro, self.actor, self.now, layout))
         await self._history(cur.lastrowid, None, "release", None, name)
-        return Release(cur.lastrowid, name, intro, self.now)
+        return Release(cur.lastrowid, name, intro, self.now, layout)
+
+    async def set_layout(self, release: Release, layout: str) -> Release:
+        if layout != release.layout:
+            await self.conn.execute("UPDATE releases SET layout = ? WHERE id = ?", (layout, release.id))
+            await self._history(release.id, None, "layout", release.layout, layout)
+        return replace(release, layout=layout)
 
     async def ensure_release(self, name: str) -> Release:
         return await self.release(name) or await self.create_release(name)
@@ -286,18 +303,18 @@ class Session(PeopleSession):
                        tags: Iterable[str] = (), details: str = "", owners: Iterable[int] = (),
                        progress: str = "", state: str = "open", parent: int | None = None,
                        links: Iterable[str] = (), duplicate_of: int | None = None,
-                       item_id: int | None = None) -> Item:
+                       item_id: int | None = None, section: str = "") -> Item:
         if severity not in SEVERITIES:
             raise ValueError(f"severity must be one of {SEVERITIES}")
         if state not in STATES:
             raise ValueError(f"state must be one of {STATES}")
         cur = await self.conn.execute(
             "INSERT INTO items (id, release_id, area, severity, tags, title, details, owners,"
-            " progress, state, parent_id, duplicate_of, links, created_by, created_at,"
-            " updated_by, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " progress, state, parent_id, duplicate_of, links, section, created_by, created_at,"
+            " updated_by, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (item_id, release.id, area, severity, _dump(list(tags)), title, details,
              _dump(list(owners)), progress, state, parent, duplicate_of, _dump(list(links)),
-             self.actor, self.now, self.actor, self.now))
+             section, self.actor, self.now, self.actor, self.now))
         new_id = cur.lastrowid
         await self._history(release.id, new_id, "created", None, title)
         return await self.get(new_id)
@@ -448,16 +465,20 @@ class Session(PeopleSession):
                 " WHERE items.release_id = ? ORDER BY notes.id", release.id):
             notes.setdefault(row["item_id"], []).append(row["text"])
         return ReleaseList(release.name, await self.milestones(release), list_tree(items, notes),
-                           release.intro)
+                           release.intro, layout=release.layout)
 
     async def import_list(self, name: str, lst: ReleaseList, *, replace: bool = False,
-                          max_depth: int = MAX_DEPTH) -> dict[str, int]:
+                          source: str | None = None, max_depth: int = MAX_DEPTH) -> dict[str, int]:
         """Merge a list into release `name`, creating it when new.
 
         Items are matched by id when the list carries ids (and the id belongs to this
-        release), else by title (then title + details) among the release's items; matched
-        items are updated, the rest added. Nothing is deleted unless `replace`, which drops
-        (state `dropped`) the release's items the list no longer names.
+        release); the others by stable identity, in passes that each take the first unmatched
+        candidate in list order: same title, section, details and owners; same title and
+        section; same title anywhere (an item moved from "Open" to "Completed"). So two items
+        with one title keep their own owners when the mail reorders them. Matched items are
+        updated, the rest added. Nothing is deleted unless `replace`, which drops (state
+        `dropped`) the release's items the list no longer names. The release takes the list's
+        layout when it has one; `source` (the mail's Message-ID and date) goes to the history.
         """
         deepest = list_depth(lst.items)
         if deepest > max_depth:
@@ -465,37 +486,31 @@ class Session(PeopleSession):
         release = await self.release(name)
         stats = {"added": 0, "updated": 0, "unchanged": 0, "dropped": 0}
         if release is None:
-            release = await self.create_release(name, lst.intro)
-        elif lst.intro and lst.intro != release.intro:
-            await self.conn.execute("UPDATE releases SET intro = ? WHERE id = ?", (lst.intro, release.id))
-            await self._history(release.id, None, "intro", release.intro, lst.intro)
+            release = await self.create_release(name, lst.intro, lst.layout or "xen-4.2")
+        else:
+            if lst.intro and lst.intro != release.intro:
+                await self.conn.execute("UPDATE releases SET intro = ? WHERE id = ?",
+                                        (lst.intro, release.id))
+                await self._history(release.id, None, "intro", release.intro, lst.intro)
+            if lst.layout:
+                release = await self.set_layout(release, lst.layout)
+        if source:
+            await self._history(release.id, None, "import", None, source)
         if lst.milestones:
             await self.set_milestones(release, lst.milestones)
         existing = await self.items(release, states=None)
-        by_id = {it.id: it for it in existing}
-        by_title: dict[str, list[Item]] = {}
-        for it in existing:
-            by_title.setdefault(it.title.casefold(), []).append(it)
+        matches = _match_items(existing, lst.items)
         seen: set[int] = set()
         pending_dups: list[tuple[int, int]] = []
         id_map: dict[int, int] = {}  # ids as the file names them -> ids in this database
-
-        def match(li: ListItem) -> Item | None:
-            if li.id is not None and li.id in by_id:
-                return by_id[li.id]
-            candidates = [c for c in by_title.get(li.title.casefold(), []) if c.id not in seen]
-            if len(candidates) > 1:
-                exact = [c for c in candidates if c.details == li.details]
-                candidates = exact or candidates
-            return candidates[0] if candidates else None
 
         async def walk(nodes: list[ListItem], parent: int | None) -> None:
             for li in nodes:
                 owners = [(await self.owner_named(name)).id for name in li.owners]
                 fields = dict(area=li.area, severity=li.severity, title=li.title, tags=li.tags,
                               details=li.details, owners=owners, progress=li.progress,
-                              state=li.state, links=li.links, parent=parent)
-                found = match(li)
+                              state=li.state, links=li.links, section=li.section, parent=parent)
+                found = matches.get(id(li))
                 if found is None:
                     free_id = li.id if li.id is not None and not await self._id_taken(li.id) else None
                     fields.pop("parent")
@@ -529,8 +544,56 @@ class Session(PeopleSession):
                     stats["dropped"] += 1
         return stats
 
+    async def history_mark(self) -> int:
+        """The newest history row id: `history_after(mark)` is then what happened since."""
+        row = await self._one("SELECT COALESCE(MAX(id), 0) FROM history")
+        return int(row[0])
+
+    async def history_after(self, mark: int) -> list[Change]:
+        rows = await self._all("SELECT * FROM history WHERE id > ? ORDER BY id", mark)
+        return [Change(r["id"], r["at"], r["actor"], r["item_id"], r["field"], r["before"],
+                       r["after"]) for r in rows]
+
     async def _id_taken(self, item_id: int) -> bool:
         # sqlite_sequence also covers ids of deleted rows: ids are never reused.
         if await self._one("SELECT 1 FROM items WHERE id = ?", item_id):
             return True
         return False
+
+
+def _flat(nodes: list[ListItem]) -> list[ListItem]:
+    out: list[ListItem] = []
+    for li in nodes:
+        out.append(li)
+        out.extend(_flat(li.children))
+    return out
+
+
+def _match_items(existing: list[Item], incoming: list[ListItem]) -> dict[int, Item]:
+    """id(list item) -> the stored item it updates (see `Session.import_list`)."""
+    by_id = {it.id: it for it in existing}
+    flat = _flat(incoming)
+    found: dict[int, Item] = {}
+    used: set[int] = set()
+    for li in flat:
+        if li.id is not None and li.id in by_id and li.id not in used:
+            found[id(li)] = by_id[li.id]
+            used.add(li.id)
+    passes: list[Callable[[Any], tuple]] = [
+        lambda x: (x.title.casefold(), section_key(x), x.details, tuple(x.owners)),
+        lambda x: (x.title.casefold(), section_key(x)),
+        lambda x: (x.title.casefold(),),
+    ]
+    for key in passes:
+        buckets: dict[tuple, list[Item]] = {}
+        for it in existing:
+            if it.id not in used:
+                buckets.setdefault(key(it), []).append(it)
+        for li in flat:
+            if id(li) in found:
+                continue
+            candidates = [c for c in buckets.get(key(li), []) if c.id not in used]
+            if candidates:
+                found[id(li)] = candidates[0]
+                used.add(candidates[0].id)
+    return found

@@ -69,7 +69,9 @@ def test_console_without_a_release_says_how_to_get_one(tmp_path):
 
 def test_import_console_export_round_trip(tmp_path):
     proc = todobot("import", str(SEED), "--release", "4.2", "--db", "t.sqlite3", cwd=tmp_path)
-    assert proc.stdout.strip() == "Imported into 4.2: 19 added, 0 updated, 0 unchanged, 0 dropped"
+    assert proc.stdout.splitlines() == [
+        "Created release 4.2", "Imported into 4.2: 19 added, 0 updated, 0 unchanged, 0 dropped",
+        f"Database: {tmp_path / 't.sqlite3'}"]
     script = ("<george> !iam George Dunlap\n"
               "!add tools nice [BUG] vcpu-set doesn't take effect on guest\n"
               "<george> I can take this one\n"
@@ -103,7 +105,7 @@ def test_import_console_export_round_trip(tmp_path):
     assert doc2 == doc
     # And into the same database: everything matches by id, nothing changes.
     proc = todobot("import", "export.txt", "--release", "4.2", "--db", "t.sqlite3", cwd=tmp_path)
-    assert proc.stdout.strip() == "Imported into 4.2: 0 added, 0 updated, 20 unchanged, 0 dropped"
+    assert proc.stdout.splitlines()[0] == "Imported into 4.2: 0 added, 0 updated, 20 unchanged, 0 dropped"
 
 
 def test_backup_cli(tmp_path):
@@ -175,8 +177,9 @@ def test_export_unknown_release_or_database(tmp_path):
 def test_import_garbage_is_refused_cleanly(tmp_path, content):
     (tmp_path / "junk.txt").write_text(content)
     proc = todobot("import", "junk.txt", "--release", "4.2", "--db", "t.sqlite3", cwd=tmp_path, check=False)
-    assert proc.returncode == 1 and proc.stderr.startswith("todobot: ")
+    assert proc.returncode == 1 and proc.stderr.startswith("todobot: no TODO list found")
     assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "t.sqlite3").exists()
 
 
 def test_version():
@@ -197,3 +200,166 @@ def test_every_option_of_every_subcommand_has_help():
         for action in sp._actions:
             if not isinstance(action, argparse._SubParsersAction):
                 assert action.help, f"{name} {action.option_strings or action.dest} has no help"
+
+
+# ---------------------------------------------------------------- mail files and a safe import
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def export_json(tmp_path: Path, db: str, release: str) -> dict:
+    return json.loads(todobot("export", "--release", release, "--format", "json", "--db", db,
+                              cwd=tmp_path).stdout)
+
+
+def history(tmp_path: Path, db: str, where: str = "1") -> list[tuple]:
+    import sqlite3
+    with sqlite3.connect(tmp_path / db) as conn:
+        return conn.execute(f"SELECT actor, field, after FROM history WHERE {where} ORDER BY id").fetchall()
+
+
+def test_quoted_printable_eml_imports_exactly_like_the_plain_text(tmp_path):
+    todobot("import", str(SEED), "--release", "4.2", "--db", "plain.sqlite3", cwd=tmp_path)
+    todobot("import", str(DATA / "xen-4.2-todo.eml"), "--release", "4.2", "--db", "eml.sqlite3",
+            cwd=tmp_path)
+    assert b"=C3=A9" in (DATA / "xen-4.2-todo.eml").read_bytes()
+    doc = export_json(tmp_path, "eml.sqlite3", "4.2")
+    assert doc == export_json(tmp_path, "plain.sqlite3", "4.2")
+    assert any(it["owners"] == ["Roger Pau Monné"] for it in doc["items"])
+    # The message is the import's source in the history.
+    mid = "<1344243480.24568.14.camel@zakaz.uk.xensource.com>"
+    rows = history(tmp_path, "eml.sqlite3")
+    assert all(actor == f"mail-import:{mid}" for actor, _, _ in rows)
+    assert ("mail-import:" + mid, "import",
+            f"Message-ID {mid}, Date Mon, 06 Aug 2012 09:58:00 +0100") in rows
+
+
+def test_mbox_takes_the_newest_list_mail_or_the_one_named(tmp_path):
+    # The newest messages are a reply quoting the list and an unrelated one: neither is taken.
+    proc = todobot("import", str(DATA / "xen-devel.mbox"), "--release", "4.3", "--db", "t.sqlite3",
+                   cwd=tmp_path)
+    assert proc.stdout.splitlines()[:2] == [
+        "Created release 4.3", "Imported into 4.3: 10 added, 0 updated, 0 unchanged, 0 dropped"]
+    doc = export_json(tmp_path, "t.sqlite3", "4.3")
+    # base64 in ISO-8859-1 inside multipart/alternative: the text part, decoded.
+    assert any(it["owners"] == ["Roger Pau Monné"] for it in doc["items"])
+    assert ("mail-import:<new@example.org>", "import",
+            "Message-ID <new@example.org>, Date Mon, 13 May 2013 12:00:00 +0100") in history(tmp_path, "t.sqlite3")
+    proc = todobot("import", str(DATA / "xen-devel.mbox"), "--release", "old", "--db", "t.sqlite3",
+                   "--message-id", "old@example.org", cwd=tmp_path)
+    assert [it["title"] for it in export_json(tmp_path, "t.sqlite3", "old")["items"]] == [
+        "an item of the old week"]
+    proc = todobot("import", str(DATA / "xen-devel.mbox"), "--release", "x", "--db", "t.sqlite3",
+                   "--message-id", "<nope@x>", cwd=tmp_path, check=False)
+    assert proc.returncode == 1 and proc.stderr.strip() == "todobot: no message <nope@x> in the mbox"
+
+
+def test_format_flowed_is_unwrapped(tmp_path):
+    todobot("import", str(DATA / "xen-4.3-flowed.eml"), "--release", "4.3", "--db", "t.sqlite3",
+            cwd=tmp_path)
+    titles = [it["title"] for it in export_json(tmp_path, "t.sqlite3", "4.3")["items"]]
+    assert "Race condition in claim hypercall between the toolstack and the (Linux)" in titles
+
+
+def test_a_release_is_exported_and_digested_in_its_own_layout(tmp_path):
+    dev = (DATA / "xen-4.3-dev-update.txt").read_text(encoding="utf-8")
+    todobot("import", "-", "--release", "4.3", "--db", "t.sqlite3", stdin=dev, cwd=tmp_path)
+    todobot("import", str(SEED), "--release", "4.2", "--db", "t.sqlite3", cwd=tmp_path)
+    mail = todobot("export", "--release", "4.3", "--db", "t.sqlite3", cwd=tmp_path).stdout
+    assert "= Timeline =" in mail and "== Bugs ==" in mail and "tools, blockers:" not in mail
+    # export -> import into a fresh database -> export: the same bytes.
+    (tmp_path / "e.txt").write_text(mail)
+    todobot("import", "e.txt", "--release", "4.3", "--db", "u.sqlite3", cwd=tmp_path)
+    assert todobot("export", "--release", "4.3", "--db", "u.sqlite3", cwd=tmp_path).stdout == mail
+    digest = todobot("digest", "--release", "4.3", "--db", "t.sqlite3", cwd=tmp_path).stdout
+    assert "= Timeline =\n\n* Feature freeze: 25 March 2013\n" in digest
+    assert "The open items:\n\n== Bugs ==\n\n* #6 xl, compat mode, and older kernels\n" in digest
+    assert "tools, blockers:" in todobot("export", "--release", "4.2", "--db", "t.sqlite3",
+                                         cwd=tmp_path).stdout
+    # --layout forces one, on import and on export.
+    forced = todobot("export", "--release", "4.2", "--layout", "xen-dev-update", "--db", "t.sqlite3",
+                     cwd=tmp_path).stdout
+    assert "== Bugs ==" in forced
+    proc = todobot("import", str(SEED), "--layout", "xen-dev-update", "--release", "9",
+                   "--db", "t.sqlite3", cwd=tmp_path, check=False)
+    assert proc.returncode == 1 and "no TODO list found" in proc.stderr
+
+
+def test_dry_run_says_what_would_change_and_writes_nothing(tmp_path):
+    dev = (DATA / "xen-4.3-dev-update.txt").read_text(encoding="utf-8")
+    proc = todobot("import", "-", "--release", "4.3", "--db", "t.sqlite3", "--dry-run", stdin=dev,
+                   cwd=tmp_path)
+    assert proc.stdout.splitlines()[:4] == [
+        "Would create release 4.3",
+        f"Dry run, nothing written to {tmp_path / 't.sqlite3'}: 10 added, 0 updated, 0 unchanged, 0 dropped",
+        "  release timeline changed",
+        "  add #1: Serial console improvements"]
+    assert not (tmp_path / "t.sqlite3").exists()
+    todobot("import", "-", "--release", "4.3", "--db", "t.sqlite3", stdin=dev, cwd=tmp_path)
+    before = export_json(tmp_path, "t.sqlite3", "4.3")
+    rows = len(history(tmp_path, "t.sqlite3"))
+    edited = dev.replace("owner: Ian Campbell", "owner: Ian Jackson").replace(
+        "* ARM v7 server port (>10 individuals)\n  owner: ?\n", "* A new one\n")
+    proc = todobot("import", "-", "--release", "4.3", "--db", "t.sqlite3", "--dry-run", "--replace",
+                   stdin=edited, cwd=tmp_path)
+    assert proc.stdout.splitlines() == [
+        f"Dry run, nothing written to {tmp_path / 't.sqlite3'}: 1 added, 1 updated, 8 unchanged, 1 dropped",
+        "  change #1 owners: Ian Campbell -> Ian Jackson",
+        "  add #11: A new one",
+        "  drop #10: ARM v7 server port (>10 individuals)"]
+    assert export_json(tmp_path, "t.sqlite3", "4.3") == before
+    assert len(history(tmp_path, "t.sqlite3")) == rows
+
+
+def test_prose_is_refused_and_leaves_nothing_behind(tmp_path):
+    prose = "Hi all -- a quick note.\n\nThe release is close -- thanks for the testing.\n"
+    proc = todobot("import", "-", "--release", "4.3", "--db", "t.sqlite3", stdin=prose,
+                   cwd=tmp_path, check=False)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.splitlines() == [
+        "todobot: no TODO list found: expected a timeline or a section header such as 'tools, blockers:'",
+        "The first lines, none of them part of a list:",
+        "  line 1: Hi all -- a quick note.",
+        "  line 3: The release is close -- thanks for the testing."]
+    assert not (tmp_path / "t.sqlite3").exists()
+
+
+def test_partly_understood_import_warns_with_line_numbers_and_exits_0(tmp_path):
+    text = "tools, blockers:\n\n    * real item\n\n#368544, #368667\n    xl does something odd\n"
+    proc = todobot("import", "-", "--release", "4.2", "--db", "t.sqlite3", stdin=text, cwd=tmp_path)
+    assert proc.stdout.splitlines()[-1] == f"Database: {tmp_path / 't.sqlite3'}"
+    assert proc.stderr.splitlines() == [
+        "todobot: 2 warning(s), these lines were not imported:",
+        '  line 5: not understood: "#368544, #368667"',
+        '  line 6: not understood: "xl does something odd"']
+
+
+def test_headings_without_items_or_timeline_are_refused(tmp_path):
+    text = "tools, blockers:\n\n  some words under it\n\n    * None\n"
+    proc = todobot("import", "-", "--release", "4.2", "--db", "t.sqlite3", stdin=text, cwd=tmp_path,
+                   check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == ["todobot: no TODO list found: no items and no timeline",
+                                        '  line 3: not understood: "some words under it"']
+    assert not (tmp_path / "t.sqlite3").exists()
+    proc = todobot("import", "-", "--layout", "xen-dev-update", "--release", "4.3", "--db", "t.sqlite3",
+                   stdin="Just prose.\n", cwd=tmp_path, check=False)
+    assert proc.returncode == 1 and proc.stderr.splitlines()[-1] == "  line 1: Just prose."
+
+
+def test_config_adds_section_headings(tmp_path):
+    (tmp_path / "bot.yaml").write_text("mail_sections: {Regressions: blocker, Fixed: done}\n")
+    text = "== Regressions ==\n\n* S3 resume hangs\n\n== Fixed ==\n\n* Old bug\n"
+    proc = todobot("import", "-", "-c", "bot.yaml", "--release", "4.3", "--db", "t.sqlite3",
+                   stdin=text, cwd=tmp_path)
+    assert proc.stderr == ""
+    items = export_json(tmp_path, "t.sqlite3", "4.3")["items"]
+    assert [(it["section"], it["severity"], it["state"]) for it in items] == [
+        ("Regressions", "blocker", "open"), ("Fixed", "nice", "done")]
+    mail = todobot("export", "-c", "bot.yaml", "--release", "4.3", "--no-ids", "--db", "t.sqlite3",
+                   cwd=tmp_path).stdout
+    assert mail == text
+    (tmp_path / "bad.yaml").write_text("mail_sections: {Wishlist: later}\n")
+    proc = todobot("import", "-", "-c", "bad.yaml", "--release", "4.3", stdin=text, cwd=tmp_path,
+                   check=False)
+    assert proc.returncode == 2 and "mail_sections.Wishlist" in proc.stderr

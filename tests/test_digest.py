@@ -340,3 +340,22 @@ async def test_app_posts_the_digest_into_console_and_other_transports(tmp_path):
         assert {r.status for r in rows} <= {"sent", "skipped"}
     finally:
         await db.close()
+
+
+async def test_digest_of_a_development_update_release_is_in_its_layout(tmp_path):
+    from pathlib import Path
+
+    from tests.harness import Chat
+    from todobot.storage.layouts import devupdate
+    text = (Path(__file__).resolve().parent / "data" / "xen-4.3-dev-update.txt").read_text(encoding="utf-8")
+    chat = await Chat.open(tmp_path / "t.sqlite3", admins=["console:ijc"], default_release="4.3")
+    try:
+        async with chat.repo.session("t") as s:
+            await s.import_list("4.3", devupdate.parse(text, "4.3"))
+        lines = (await chat.say("!digest preview")).splitlines()
+        assert "= Timeline =" in lines and "* First RC: 6 May 2013  <== WE ARE HERE" in lines
+        assert "== Bugs ==" in lines and "* #6 xl, compat mode, and older kernels" in lines
+        assert "=== Testing coverage ===" in lines and "tools, blockers:" not in lines
+        assert "Nice to have:" in (await chat.say("!todo")).splitlines()
+    finally:
+        await chat.close()

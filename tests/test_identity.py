@@ -99,7 +99,7 @@ async def test_sub_items_nest_eight_deep_at_most(chat):
 async def test_a_1100_deep_chain_from_an_older_version_still_renders(chat, tmp_path):
     from todobot.commands.digest import collect, full_reply, render_html, render_markdown, render_text
     from todobot.storage.formats import to_json, to_markdown
-    from todobot.storage.mail import render_mail
+    from todobot.storage.layouts.xen42 import render_mail
 
     async with chat.repo.session("old version") as s:
         rel = await s.require_release("4.2")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from todobot.storage.formats import from_json, to_json
-from todobot.storage.mail import parse_mail, render_mail
+from todobot.storage.layouts.xen42 import parse_mail, render_mail
 
 SEED = (Path(__file__).resolve().parent.parent / "storage" / "seed" / "xen-4.2.txt").read_text()
 
@@ -80,3 +80,48 @@ async def test_json_round_trip_through_the_database(chat):
         it.duplicate_of = None
     assert _without_ids(copy.items) == _without_ids(original.items)
     assert original.items[0].notes == ["a note"]
+
+
+# ---------------------------------------------------------------- matching without ids
+
+
+async def _owners(chat, release: str) -> list[tuple[int, str, list[str]]]:
+    lst = await _export(chat, release)
+    return [(it.id, it.area, it.owners) for it in lst.items]
+
+
+async def test_reordering_two_items_with_one_title_keeps_their_owners(chat):
+    await _import(chat, "tools, blockers:\n\n    * Fix the build (Ian C)\n\n"
+                        "    * Fix the build (Jan Beulich)\n", release="r")
+    before = await _owners(chat, "r")
+    stats = await _import(chat, "tools, blockers:\n\n    * Fix the build (Jan Beulich)\n\n"
+                                "    * Fix the build (Ian C)\n", release="r")
+    assert stats == {"added": 0, "updated": 0, "unchanged": 2, "dropped": 0}
+    assert await _owners(chat, "r") == before
+
+
+async def test_equal_titles_match_by_section_then_by_position(chat):
+    await _import(chat, "tools, blockers:\n\n    * Docs\n\n    * Docs\n\n"
+                        "hypervisor, blockers:\n\n    * Docs\n", release="r")
+    [(t1, _, _), (t2, _, _), (h, _, _)] = await _owners(chat, "r")
+    stats = await _import(chat, "hypervisor, blockers:\n\n    * Docs (Jan Beulich)\n\n"
+                                "tools, blockers:\n\n    * Docs\n\n    * Docs (Ian C)\n", release="r")
+    assert stats == {"added": 0, "updated": 2, "unchanged": 1, "dropped": 0}
+    assert await _owners(chat, "r") == [(t1, "tools", []), (t2, "tools", ["Ian C"]),
+                                        (h, "hypervisor", ["Jan Beulich"])]
+
+
+async def test_an_item_moved_to_completed_is_the_same_item(chat):
+    from todobot.storage.layouts import devupdate
+    text = "== Open ==\n\n* Race in claim hypercall\n  owner: Konrad Wilk\n\n* Other\n"
+    async with chat.repo.session("t") as s:
+        await s.import_list("4.3", devupdate.parse(text, "4.3"))
+    moved = "== Completed ==\n\n* Race in claim hypercall\n  owner: Konrad Wilk\n\n== Open ==\n\n* Other\n"
+    async with chat.repo.session("t") as s:
+        stats = await s.import_list("4.3", devupdate.parse(moved, "4.3"))
+        rel = await s.require_release("4.3")
+        assert rel.layout == "xen-dev-update"
+    assert stats == {"added": 0, "updated": 1, "unchanged": 1, "dropped": 0}
+    lst = await _export(chat, "4.3")
+    assert [(it.title, it.section, it.state) for it in lst.items] == [
+        ("Race in claim hypercall", "Completed", "done"), ("Other", "Open", "open")]

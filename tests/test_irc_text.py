@@ -391,8 +391,9 @@ def test_casefold_unknown_mapping_falls_back_to_rfc1459():
 
 async def _seed_reply(tmp_path, command: str):
     from tests.harness import Chat
-    from todobot.bot.cli import import_list, seed_text
-    from todobot.storage.mail import parse_mail
+    from todobot.bot.cli import seed_text
+    from todobot.bot.mail_import import import_list
+    from todobot.storage.layouts.xen42 import parse_mail
 
     db = tmp_path / "seed.sqlite3"
     await import_list(str(db), parse_mail(seed_text(), "4.2"), "4.2", actor="test")

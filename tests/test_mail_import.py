@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from todobot.storage.mail import MailFormatError, parse_mail
+from todobot.storage.layouts.xen42 import MailFormatError, parse_mail
 from todobot.storage.models import ListItem, Milestone
 
 SEED = Path(__file__).resolve().parent.parent / "storage" / "seed" / "xen-4.2.txt"
@@ -124,9 +124,7 @@ def test_seed_intro(seed):
 
 def test_whole_thread_first_mail_parses_like_the_seed():
     # The lore.kernel.org page: header noise goes to intro, the footer and replies are ignored.
-    thread = Path("/work/shared/data/xen-4.2-todo-thread.txt")
-    if not thread.exists():
-        pytest.skip("thread archive not available")
+    thread = Path(__file__).resolve().parent / "data" / "xen-4.2-todo-thread.txt"
     lst = parse_mail(thread.read_text(encoding="utf-8"))
     assert_items(lst.items, EXPECTED_ITEMS)
     assert len(lst.milestones) == 4
@@ -257,8 +255,8 @@ def test_hostile_bullet_does_not_crash():
     title = "a\x00b\u202ec\u200f d\x07\x1b[31m"
     lst = parse_mail(f"tools, blockers:\n\n    * {title}\rmore (\u202eIan C)\n")
     [it] = lst.items
-    # An RTL override is not an uppercase letter, so the group reads as progress, not a name.
-    assert (it.title, it.progress) == ("a\x00b\u202ec\u200f d\x07\x1b[31m more", "\u202eIan C")
+    # An RTL override is not an uppercase letter: no name, no progress word, so it is title.
+    assert (it.title, it.progress) == ("a\x00b\u202ec\u200f d\x07\x1b[31m more (\u202eIan C)", "")
     lst = parse_mail("tools, blockers:\n\n    * " + "((((" * 500 + "<<@" * 500 + ". " * 500 + "\n")
     assert len(lst.items) == 1
 
@@ -341,3 +339,87 @@ tools, blockers:
     assert (it.owners, it.progress, it.state, it.duplicate_of) == (["ian c", "Jan"], "Ian C",
                                                                    "duplicate", 3)
     assert (it.links, it.notes) == (["http://a.org", "<x@y>"], ["first", "second"])
+
+
+# ---------------------------------------------------------------- the 4.2 layout as really written
+
+
+def test_we_are_here_on_a_line_of_its_own_marks_the_milestone_before_it():
+    text = ("The time line is as follows:\n\n19 March        -- TODO list locked down\n"
+            "30 July         -- First release candidate\n"
+            "                                              << WE ARE HERE\n"
+            "Weekly          -- RCN+1 until release\n                       << DONE\n\n"
+            "tools, blockers:\n\n    * x\n")
+    lst = parse_mail(text)
+    assert lst.milestones == [Milestone("19 March", "TODO list locked down"),
+                              Milestone("30 July", "First release candidate", current=True),
+                              Milestone("Weekly", "RCN+1 until release", done=True)]
+    assert "<<" not in lst.intro and lst.warnings == []
+
+
+def test_non_bullet_lines_under_a_section_are_warned_about_with_line_numbers():
+    text = ("tools, blockers:\n\n  A note about tools before any bullet\n\n    * real item\n\n"
+            "#368544, #368667\n    xl does something odd\n\n    * another\n")
+    lst = parse_mail(text)
+    assert [it.title for it in lst.items] == ["real item"]
+    assert lst.warnings == [
+        'line 3: not understood: "A note about tools before any bullet"',
+        'line 7: not understood: "#368544, #368667"',
+        'line 8: not understood: "xl does something odd"',
+        'line 10: not understood: "* another"',
+    ]
+
+
+def test_signature_and_list_footer_end_the_mail_without_warnings():
+    text = "tools, blockers:\n\n    * x\n\n-- \nIan.\n\n____________\nXen-devel\n"
+    lst = parse_mail(text)
+    assert [it.title for it in lst.items] == ["x"] and lst.warnings == []
+
+
+def test_prose_with_a_double_dash_is_not_a_milestone():
+    lst = parse_mail("Hi all -- here is this week's update.\n\ntools, blockers:\n\n    * x\n")
+    assert lst.milestones == [] and lst.intro == "Hi all -- here is this week's update."
+    with pytest.raises(MailFormatError, match="no TODO list found") as e:
+        parse_mail("I think we should wait -- the release is close.\nAnyway, thanks.\n")
+    assert e.value.unread == [(1, "I think we should wait -- the release is close."),
+                              (2, "Anyway, thanks.")]
+
+
+def test_timeline_lines_count_in_a_block_only():
+    # Two in a row, without a heading:
+    lst = parse_mail("19 March -- lock down\n2 April -- Feature Freeze\n")
+    assert [m.name for m in lst.milestones] == ["lock down", "Feature Freeze"]
+    # One, under a heading naming the time line:
+    lst = parse_mail("Timeline:\n\n2 April -- Feature Freeze\n")
+    assert [m.name for m in lst.milestones] == ["Feature Freeze"] and lst.intro == ""
+    # One, alone: prose.
+    with pytest.raises(MailFormatError):
+        parse_mail("2 April -- Feature Freeze\n")
+
+
+@pytest.mark.parametrize("group", ["(qemu)", "(external)", "(>10 individuals)", "(Linux)",
+                                   "(partial)", "(<m@id>)"])
+def test_trailing_group_that_is_no_names_nor_progress_stays_in_the_title(group):
+    it = one(f"    * Default to QEMU upstream {group}")
+    assert (it.title, it.owners, it.progress, it.state) == (f"Default to QEMU upstream {group}",
+                                                            [], "", "open")
+
+
+# ---------------------------------------------------------------- mail files
+
+
+def test_mail_file_kinds():
+    from todobot.storage.mailfile import read_mail_file
+    plain = "From the release manager: tools, blockers:\n\n    * x\n"
+    got = read_mail_file(plain.encode())
+    assert (got.text, got.source, got.message_id) == (plain, None, None)
+    eml = (b"From: Ian <i@x>\r\nSubject: 4.2 TODO\r\nMessage-ID: <a@b>\r\n"
+           b"Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n"
+           b"\r\ntools, blockers:\r\n\r\n    * x (Roger Pau Monn=E9, DONE)\r\n")
+    got = read_mail_file(eml)
+    assert got.text == "tools, blockers:\n\n    * x (Roger Pau Monn\u00e9, DONE)\n"
+    assert (got.source, got.message_id) == ("Message-ID <a@b>", "<a@b>")
+    with pytest.raises(LookupError, match="no message <c@d> in the file"):
+        read_mail_file(eml, "<c@d>")
+    with pytest.raises(LookupError, match="needs a .eml or mbox"):
+        read_mail_file(plain.encode(), "<a@b>")

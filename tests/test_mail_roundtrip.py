@@ -1,7 +1,7 @@
 """render_mail / parse_mail round trip: every list the bot can hold survives export and import.
 
 Strings are generated already normalised (`normalise(s) == s`), as the bot stores them; see the
-`storage.mail` docstring for the other constraints. Set HYPOTHESIS_PROFILE=nightly for a
+`storage.layouts.xen42` docstring for the other constraints. Set HYPOTHESIS_PROFILE=nightly for a
 long run (100,000 examples per property).
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from todobot.storage.mail import MailFormatError, find_links, normalise, parse_mail, render_mail
+from todobot.storage.layouts.xen42 import MailFormatError, find_links, normalise, parse_mail, render_mail
 from todobot.storage.models import STATES, ListItem, Milestone, ReleaseList
 
 SEED = Path(__file__).resolve().parent.parent / "storage" / "seed" / "xen-4.2.txt"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from todobot.storage.mail import parse_mail
+from todobot.storage.layouts.xen42 import parse_mail
 
 SEED = (Path(__file__).resolve().parent.parent / "storage" / "seed" / "xen-4.2.txt").read_text()
 LINE = "      <20502.39440.969619.824976@mariner.uk.xensource.com>"  # the bullet's last line

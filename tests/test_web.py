@@ -26,7 +26,7 @@ from todobot.bot.web import StatusServer, parse_listen, templates
 from todobot.commands.links import message_id_url, safe_url, segments
 from todobot.commands.messages import Span
 from todobot.storage import Database, Milestone, Repository, digests
-from todobot.storage.mail import parse_mail, render_mail
+from todobot.storage.layouts.xen42 import parse_mail, render_mail
 from tests.harness import Clock, ids, ts
 
 UTC = timezone.utc
@@ -637,3 +637,15 @@ async def test_etag_and_last_modified_revalidate(xen):
     clock.now += 86400  # nothing changed, but "yesterday" is "2 days ago" now
     status, later, _ = await fetch(server.url + "/release/4.2", **{"If-None-Match": headers["ETag"]})
     assert status == 200 and later["ETag"] != headers["ETag"]
+
+
+async def test_mail_text_of_a_development_update_release_is_in_its_layout(xen):
+    from todobot.storage.layouts import devupdate
+    server, repo, _ = xen
+    text = (REPO_ROOT / "tests" / "data" / "xen-4.3-dev-update.txt").read_text(encoding="utf-8")
+    async with repo.session("console:ijc") as s:
+        await s.import_list("4.3", devupdate.parse(text, "4.3"))
+    status, _, txt = await fetch(server.url + "/release/4.3.txt")
+    assert status == 200 and "= Timeline =" in txt and "== Bugs ==" in txt
+    async with repo.session("t", write=False) as s:
+        assert txt == devupdate.render(await s.export_list(await s.require_release("4.3")))

@@ -11,7 +11,7 @@ import pytest
 
 from todobot.bot.cli import seed_text
 from todobot.bot.config import Throttle
-from todobot.storage.mail import parse_mail
+from todobot.storage.layouts.xen42 import parse_mail
 from tests.servers.ircd import make_certificate
 
 from .conftest import BOT_PASSWORD_ENV, WAIT, channel_name

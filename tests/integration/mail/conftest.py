@@ -31,7 +31,7 @@ from todobot.bot.app import App
 from todobot.bot.config import Config
 from todobot.bot.mail import MailTransport
 from todobot.storage import Repository
-from todobot.storage.mail import parse_mail
+from todobot.storage.layouts.xen42 import parse_mail
 from tests.servers.dovecot import Dovecot, start_dovecot
 from tests.servers.ircd import free_port
 

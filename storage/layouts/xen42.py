@@ -1,4 +1,4 @@
-"""Import and export the plain-text release TODO mail (the Xen "4.2 TODO / Release Plan" shape).
+"""The Xen 4.2 layout: the "4.2 TODO / Release Plan" mail (`tools, blockers:` sections).
 
 The mail, as a release manager writes it and as `render_mail` writes it::
 
@@ -16,15 +16,24 @@ The mail, as a release manager writes it and as `render_mail` writes it::
           wrapped continuation, indented more than the `*`
             * child bullet: deeper indent, same area and severity
 
+Timeline lines (`DATE -- NAME`) count only in a timeline block: after a line naming the
+"time line"/"timeline", or two or more consecutive ones; a ` -- ` in prose is prose. A
+`<< WE ARE HERE` / `<< DONE` on a line of its own marks the milestone before it.
+
 Bullet text: optional `#12` id, any number of `[TAG]`s, then the text. A trailing
 parenthesised group holds owners (leading parts that look like names), progress (the rest)
-and a state word: DONE, DEFERRED, DROPPED, DUPLICATE or `DUPLICATE of #7`. A group holding
-only a URL or message-id stays in the text. The text splits into title and details at the
+and a state word: DONE, DEFERRED, DROPPED, DUPLICATE or `DUPLICATE of #7`. The group is
+only taken when it has an owner, a state word or reads as progress (a word like "patch",
+"posted", "WIP", "v2", "review", "pending", "ping"); otherwise (`(qemu)`, `(external)`,
+`(>10 individuals)`, `(Linux)`, a URL or message-id) it stays in the title. A name is 1-4
+capitalised words, no digits, no all-caps word of 3+ letters, no OS/vendor/project word. The text splits into title and details at the
 first " -- " (dropped) or ". " (the period stays with the title). URLs and message-ids in
 title, details and progress become `links`; they also stay in the text. A bullet that is
 only "None", "No known issues", "N/A" or "Nothing" is no item. Lines quoted with `>` are
-skipped; a non-indented line after a blank line ends the list (signatures, list footers),
-while one right after a bullet line continues it (bullets wrapped at the margin).
+skipped; a non-indented line after a blank line ends the list, while one right after a
+bullet line continues it (bullets wrapped at the margin). Lines under a section that are no
+bullet, and prose after the list up to a signature (`-- `) or list footer (`____`), are
+named with their line numbers in `ReleaseList.warnings`.
 
 Escape syntax. The renderer writes the natural form above when parsing it back gives the
 same item; otherwise (a title containing ". ", progress that looks like a name, a title
@@ -48,7 +57,9 @@ normalised (`normalise(s) == s`: no newlines, single spaces, no leading/trailing
 tags and links contain no whitespace or brackets; owners contain no `,`; items are grouped by
 (area, severity) and children share their parent's area and severity; milestone `when`s are
 at most 24 characters without "--" and names contain no "<<"; intro lines do not look like
-timeline lines, section headers or quotes. The release name is not part of the mail body.
+timeline lines, section headers or quotes. When no intro paragraph names the time line, the
+writer puts `Timeline:` before the timeline (a lone `DATE -- NAME` line would be prose) and the
+reader drops it again. The release name is not part of the mail body.
 With `ids=False` neither `#id`s nor `DUPLICATE of #id` references are written. A list with
 no items and no milestones is written with an `all, blockers:` section holding `* None`, so
 that it still reads back as a (empty) list.
@@ -59,21 +70,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
-from .models import ListItem, Milestone, ReleaseList
+from ..models import ListItem, Milestone, ReleaseList
+from .common import LINK_ONLY as _LINK_ONLY
+from .common import MailFormatError, find_links, normalise
 
-
-class MailFormatError(ValueError):
-    """The text is not a TODO list at all: no section header and no timeline."""
-
-
-def normalise(s: str) -> str:
-    """Collapse every run of whitespace to one space and strip the ends (what parsing does)."""
-    return " ".join(s.split())
-
+NAME = "xen-4.2"
+__all__ = ["NAME", "MailFormatError", "detect", "find_links", "normalise", "parse", "parse_mail",
+           "render", "render_mail"]
 
 # Patterns below run on normalised lines (single spaces), which keeps them simple and linear.
-_LINK = re.compile(r"(?:https?|ftp)://[^\s<>\"]+|<[^\s<>@]+@[^\s<>]+>")
-_LINK_ONLY = re.compile(r"(?:(?:https?|ftp)://\S+|<[^\s<>@]+@[^\s<>]+>)")
 _HEADER = re.compile(r"(.+?) ?, ?(blockers?|nice[ -]to[ -]have) ?:", re.I)
 _TIMELINE = re.compile(r"(\S.{0,23}?) --(?: (.*))?")
 _MARK = re.compile(r"(.*?) ?<< ?(DONE|WE ARE HERE)", re.I)
@@ -88,28 +93,19 @@ _STATE_PART = re.compile(r"(done|deferred|dropped|duplicate)(?: of #([0-9]+))?",
 _STATE_FIELD = re.compile(r"(open|done|duplicate|deferred|dropped)(?: of #([0-9]+))?", re.I)
 _SPLIT = re.compile(r" -- |\.(?= )")
 _TIMELINE_INTRO = re.compile(r"time ?line.*:$", re.I)
+_RENDERED_HEADING = "Timeline:"  # written before a timeline when the intro has no heading
+_TIMELINE_HEADING = re.compile(r"(?:^|\W)time ?line(?:\W|$)", re.I)
+_LONE_MARK = re.compile(r"<< ?(DONE|WE ARE HERE)", re.I)
+_SIGNATURE = re.compile(r"--|_{5,}.*")
+_PROGRESS = re.compile(
+    r".*\b(?:patch(?:es)?|posted|wip|progress|review(?:ed|ing)?|pending|ping(?:ed)?|sent|"
+    r"discussion|v[0-9]+|rfc|ack(?:ed)?|applied|committed|tbd|blocked|waiting|testing|fixed|"
+    r"needs?|plan(?:ned)?|investigating|draft)\b.*", re.I)
+_NOT_NAMES = {"linux", "netbsd", "freebsd", "windows", "arm", "x86", "intel", "amd", "xen",
+              "qemu", "debian", "fedora", "suse", "opensuse", "ubuntu"}
 _PARTICLES = {"de", "van", "von", "da", "der", "den", "di", "du", "del", "la", "le"}
 _STATE_WORD = {"done": "DONE", "duplicate": "DUPLICATE", "deferred": "DEFERRED", "dropped": "DROPPED"}
 
-
-def find_links(*texts: str) -> list[str]:
-    """URLs and <message-id>s in the texts, in order, without duplicates."""
-    found: dict[str, None] = {}
-    for text in texts:
-        for m in _LINK.finditer(text):
-            link = m[0]
-            if not link.startswith("<"):
-                link = _trim_url(link)
-            if not re.fullmatch(r"\w+://", link):
-                found.setdefault(link)
-    return list(found)
-
-
-def _trim_url(url: str) -> str:
-    # "see http://x/y." or "(http://x/y)": the closing punctuation belongs to the prose.
-    while url and (url[-1] in ".,;:!?'" or (url[-1] == ")" and url.count(")") > url.count("("))):
-        url = url[:-1]
-    return url
 
 
 # ---------------------------------------------------------------- parsing one bullet
@@ -122,6 +118,8 @@ def _is_placeholder(body: str) -> bool:
 def _is_name(part: str) -> bool:
     words = part.split(" ")
     if not 1 <= len(words) <= 4 or any(c.isdigit() for c in part):
+        return False
+    if any(w.casefold() in _NOT_NAMES for w in words):  # "(Linux)", "(Xen ARM)"
         return False
     # "WIP", "TBD", "RFC": all-caps words of 3+ letters are progress, not people.
     return all(w in _PARTICLES or (w[0].isupper() and not (len(w) > 2 and w.isupper()))
@@ -162,7 +160,9 @@ def _group(inner: str) -> ListItem | None:
     while rest and _is_name(rest[0]):
         it.owners.append(rest.pop(0))
     it.progress = ", ".join(rest)
-    return it if it.owners or it.progress or it.state != "open" else None
+    if it.owners or it.state != "open" or _PROGRESS.fullmatch(it.progress):
+        return it
+    return None  # "(qemu)", "(external)", "(>10 individuals)": part of the title
 
 
 def _split_title(text: str) -> tuple[str, str]:
@@ -240,6 +240,41 @@ def _parse_block(block: _Block) -> ListItem | None:
 # ---------------------------------------------------------------- parsing the mail
 
 
+def _timeline_rows(lines: list[str]) -> set[int]:
+    """Indexes of the lines that are milestones: `DATE -- NAME` lines in a timeline block,
+    i.e. after a line naming the time line, or two or more in a row. A lone `<< WE ARE
+    HERE` line between them does not break a run."""
+    cand, mark = [], []
+    for raw in lines:
+        stripped = raw.lstrip()
+        line = normalise(stripped)
+        indent = len(raw[: len(raw) - len(stripped)].expandtabs(8))
+        cand.append(bool(line) and indent <= 4 and not raw.startswith(">")
+                    and not _BULLET.fullmatch(line) and _TIMELINE.fullmatch(line) is not None)
+        mark.append(_LONE_MARK.fullmatch(line) is not None)
+    rows: set[int] = set()
+    heading = False  # inside the block a "time line" heading opened, until the next prose
+    prev = None  # the previous candidate in the current run, skipping mark-only lines
+    for i, raw in enumerate(lines):
+        line = normalise(raw)
+        if cand[i]:
+            if heading or (prev is not None and prev == i - 1):
+                rows.add(i)
+            if prev is not None and prev == i - 1:
+                rows.add(prev)
+            prev = i
+            continue
+        if mark[i] and prev is not None and prev == i - 1:
+            prev = i  # keeps the run going: "Weekly -- RCN+1" / "<< WE ARE HERE" / next
+            continue
+        prev = None
+        if not line:
+            continue
+        heading = _TIMELINE_HEADING.search(line) is not None and not _HEADER.fullmatch(line)
+    # mark-only lines joined runs; they are no milestones themselves
+    return {r for r in rows if cand[r]}
+
+
 def parse_mail(text: str, release: str | None = None) -> ReleaseList:
     """Read a release TODO mail (see the module docstring) into a ReleaseList."""
     intro: list[str | None] = []  # None marks a paragraph break
@@ -249,7 +284,12 @@ def parse_mail(text: str, release: str | None = None) -> ReleaseList:
     sections = 0
     cur: _Block | None = None
     after_bullet_line = False  # for lazy continuation lines at the margin
-    for raw in text.replace("\r\n", "\n").split("\n"):
+    after_milestone = False  # for a "<< WE ARE HERE" on a line of its own
+    signed = False  # after a signature or list footer nothing more is read or reported
+    unread: list[tuple[int, str]] = []
+    lines = text.replace("\r\n", "\n").split("\n")
+    timeline = _timeline_rows(lines)
+    for number, raw in enumerate(lines, 1):
         stripped = raw.lstrip()
         indent = len(raw[: len(raw) - len(stripped)].expandtabs(8))
         line = normalise(stripped)
@@ -259,10 +299,23 @@ def parse_mail(text: str, release: str | None = None) -> ReleaseList:
                 intro.append(None)
             continue
         bullet = _BULLET.fullmatch(line)
-        if not sections and indent <= 4 and not bullet and (m := _TIMELINE.fullmatch(line)):
+        if not sections and number - 1 in timeline and (m := _TIMELINE.fullmatch(line)):
+            if not milestones and _RENDERED_HEADING in _paragraphs(intro).split("\n\n")[-1:]:
+                while intro and intro[-1] is None:  # the writer's own heading: not intro
+                    intro.pop()
+                intro.pop()
             milestones.append(_milestone(m[1], m[2] or ""))
             intro.append(None)
+            after_milestone = True
             continue
+        if not sections and after_milestone and (m := _LONE_MARK.fullmatch(line)):
+            last = milestones[-1]
+            if m[1].upper() == "DONE":
+                last.done = True
+            else:
+                last.current = True
+            continue
+        after_milestone = False
         at_margin = cur is None or indent <= cur.indent
         head = _HEADER.fullmatch(line) if at_margin and not bullet else None
         if head:
@@ -273,7 +326,11 @@ def parse_mail(text: str, release: str | None = None) -> ReleaseList:
         if not sections:
             intro.append(raw.rstrip())
             continue
-        if section is None:  # after the list: signatures, footers
+        if signed or (indent == 0 and not after_bullet_line and _SIGNATURE.fullmatch(line)):
+            signed = True
+            continue
+        if section is None:  # prose after the list: reported, never silently dropped
+            unread.append((number, line))
             continue
         if bullet:
             cur = _Block(indent, section[0], section[1], sections, [bullet[2] or ""])
@@ -282,12 +339,25 @@ def parse_mail(text: str, release: str | None = None) -> ReleaseList:
             cur.lines.append(line)
         elif cur is not None:  # prose at the margin after a blank line: the list has ended
             section = cur = None
+            unread.append((number, line))
+        else:  # text under a section header before any bullet
+            unread.append((number, line))
         after_bullet_line = cur is not None
     if not sections and not milestones:
+        prose = [(n, normalise(ln)) for n, ln in enumerate(lines, 1) if normalise(ln)]
         raise MailFormatError("no TODO list found: expected a timeline or a section header "
-                              "such as 'tools, blockers:'")
+                              "such as 'tools, blockers:'", prose[:5])
+    warnings = [f'line {n}: not understood: "{t[:60]}"' for n, t in unread]
     return ReleaseList(release=release, milestones=milestones, items=_build_tree(blocks),
-                       intro=_paragraphs(intro))
+                       intro=_paragraphs(intro), layout=NAME, warnings=warnings)
+
+
+def detect(text: str) -> float:
+    """How much the text looks like this layout: section headers and timeline rows."""
+    lines = text.replace("\r\n", "\n").split("\n")
+    heads = sum(1 for ln in lines if not ln.startswith((" ", "\t", ">"))
+                and _HEADER.fullmatch(normalise(ln)))
+    return 2.0 * heads + len(_timeline_rows(lines))
 
 
 def _milestone(when: str, name: str) -> Milestone:
@@ -339,6 +409,8 @@ def render_mail(lst: ReleaseList, *, ids: bool = True, width: int = 72) -> str:
     at = next((i + 1 for i, p in enumerate(paras) if _TIMELINE_INTRO.search(p.rstrip())),
               len(paras))
     timeline = [_render_milestone(m) for m in lst.milestones]
+    if timeline and at == len(paras) and not any(_TIMELINE_INTRO.search(p) for p in paras):
+        timeline.insert(0, _RENDERED_HEADING + "\n")  # lone DATE -- NAME lines are prose
     blocks = paras[:at] + (["\n".join(timeline)] if timeline else []) + paras[at:]
     groups: dict[tuple[str, str], list[ListItem]] = {}
     for it in lst.items:
@@ -434,3 +506,7 @@ def _wrap(text: str, first: str, rest: str, width: int) -> list[str]:
             line += " " + word
     lines.append(line)
     return [line.rstrip() for line in lines]
+
+
+parse = parse_mail
+render = render_mail

@@ -1,0 +1,53 @@
+"""What every layout shares: the "not a list" error, whitespace normalising, link finding."""
+
+from __future__ import annotations
+
+import re
+
+
+class MailFormatError(ValueError):
+    """The text is not a TODO list at all. The message is one line; `unread` holds the first
+    lines that were not understood, as (line number, text), and `warnings` what reading the
+    text reported, for the caller to show."""
+
+    def __init__(self, message: str, unread: list[tuple[int, str]] | None = None,
+                 warnings: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.unread = unread or []
+        self.warnings = warnings or []
+
+
+def normalise(s: str) -> str:
+    """Collapse every run of whitespace to one space and strip the ends (what parsing does)."""
+    return " ".join(s.split())
+
+
+_LINK = re.compile(r"(?:https?|ftp)://[^\s<>\"]+|<[^\s<>@]+@[^\s<>]+>")
+LINK_ONLY = re.compile(r"(?:(?:https?|ftp)://\S+|<[^\s<>@]+@[^\s<>]+>)")
+
+
+def find_links(*texts: str) -> list[str]:
+    """URLs and <message-id>s in the texts, in order, without duplicates."""
+    found: dict[str, None] = {}
+    for text in texts:
+        for m in _LINK.finditer(text):
+            link = m[0]
+            if not link.startswith("<"):
+                link = _trim_url(link)
+            if not re.fullmatch(r"\w+://", link):
+                found.setdefault(link)
+    return list(found)
+
+
+def _trim_url(url: str) -> str:
+    # "see http://x/y." or "(http://x/y)": the closing punctuation belongs to the prose.
+    while url and (url[-1] in ".,;:!?'" or (url[-1] == ")" and url.count(")") > url.count("("))):
+        url = url[:-1]
+    return url
+
+
+def unread_lines(lines: list[tuple[int, str]], limit: int = 5) -> str:
+    """`line 3: "text"` for the first few lines, for one-line warnings."""
+    shown = [f'line {n}: "{text[:60]}"' for n, text in lines[:limit]]
+    more = f" and {len(lines) - limit} more" if len(lines) > limit else ""
+    return "; ".join(shown) + more
