@@ -423,6 +423,11 @@ class Session(PeopleSession):
         return (row[0] or 0, row[1] or 0.0)
 
     # -- transport bookkeeping ------------------------------------------------------------------
+    async def seen_event(self, transport: str, event_id: str) -> bool:
+        """Whether an event was handled already (without recording it)."""
+        return await self._one("SELECT 1 FROM processed_events WHERE transport = ? AND event_id = ?",
+                               transport, event_id) is not None
+
     async def record_event(self, transport: str, event_id: str) -> bool:
         """Mark an event handled; False when it already was (the caller must not act again)."""
         cur = await self.conn.execute(
