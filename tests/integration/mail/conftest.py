@@ -42,6 +42,9 @@ LIST = "xen-devel@lists.example.org"
 AUTHSERV = "mx.example.org"
 SEED = Path(__file__).parents[3] / "storage" / "seed" / "xen-4.2.txt"
 WAIT = 30.0
+# "Ian Jackson" owns items in the imported 4.2 list, so that name belongs to a placeholder
+# until a release manager links it: his mail identity is shown apart from it.
+IAN = "Ian Jackson (ian.jackson@eu.citrix.com)"
 _folders = itertools.count(1)
 
 

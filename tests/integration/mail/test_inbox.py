@@ -5,7 +5,7 @@ from __future__ import annotations
 import aioimaplib
 import pytest
 
-from .conftest import mail
+from .conftest import IAN, mail
 from .test_replies import WEEKLY, _weekly_sent, handled
 
 pytestmark = pytest.mark.integration
@@ -28,4 +28,4 @@ async def test_without_idle_the_mailbox_is_polled(bot_factory, mailbox, monkeypa
                                    message_id="<poll@citrix.com>", in_reply_to=WEEKLY))
         await handled(bot, "<poll@citrix.com>", timeout=10)
         async with bot.repo.session("test", write=False) as s:
-            assert (await s.get(10)).owners == ["Ian Jackson"]
+            assert (await s.get(10)).owners == [IAN]

@@ -11,7 +11,7 @@ import pytest
 from todobot.commands.digest import collect
 from todobot.commands.messages import Message, Sender
 
-from .conftest import AUTHSERV, LIST, WAIT, eml, mail
+from .conftest import AUTHSERV, IAN, LIST, WAIT, eml, mail
 
 pytestmark = pytest.mark.integration
 
@@ -131,8 +131,8 @@ async def test_claim_under_a_quoted_item_and_status_command(bot_factory, mailbox
         await handled(bot, "<claim-1@citrix.com>")
         async with bot.repo.session("test", write=False) as s:
             sonames, migration = await s.get(10), await s.get(8)
-        assert sonames.owners == ["Ian Jackson"]
-        assert migration.owners == ["Ian Jackson"] and migration.progress == "testing with 4.1.3"
+        assert sonames.owners == [IAN]
+        assert migration.owners == [IAN] and migration.progress == "testing with 4.1.3"
         [ack] = await smtp_sink.wait(1)
         assert ack.rcpt_tos == ["Ian.Jackson@eu.citrix.com".lower()]
         text = ack.msg.get_content()

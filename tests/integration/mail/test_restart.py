@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from .conftest import WAIT, mail
+from .conftest import IAN, WAIT, mail
 from .test_replies import WEEKLY, _weekly_sent, handled
 
 pytestmark = pytest.mark.integration
@@ -49,7 +49,7 @@ async def test_restart_applies_nothing_twice_and_loses_no_acknowledgement(
             item = await s.get(10)
             assert len(await s.history(10)) == changes  # nothing applied twice
             assert not await s.kv_prefixed("mail.ack-pending/")
-        assert item.owners == ["Ian Jackson"] and item.progress == "patch posted"
+        assert item.owners == [IAN] and item.progress == "patch posted"
         await asyncio.sleep(0.5)
         assert len(smtp_sink.received) == 1
 
@@ -91,4 +91,4 @@ async def test_a_mail_that_fails_is_left_unseen_and_handled_after_a_restart(
         await handled(bot, "<fails@citrix.com>")
         await mailbox.wait_all_seen(2)
         async with bot.repo.session("test", write=False) as s:
-            assert (await s.get(10)).owners == ["Ian Jackson"]
+            assert (await s.get(10)).owners == [IAN]
