@@ -136,7 +136,7 @@ async def test_claim_under_a_quoted_item_and_status_command(bot_factory, mailbox
         [ack] = await smtp_sink.wait(1)
         assert ack.rcpt_tos == ["Ian.Jackson@eu.citrix.com".lower()]
         text = ack.msg.get_content()
-        assert "#10 claimed by Ian Jackson (was unclaimed)" in text
+        assert f"#10 claimed by {IAN} (was unclaimed)" in " ".join(text.split())
         assert "#8 progress: testing with 4.1.3" in text
         assert "Not applied:" in text and "!frobnicate 3: Unknown command !frobnicate." in text
 
