@@ -68,7 +68,8 @@ async def _open(db_path: str, *, must_exist: bool = False,
 def console_settings(config: Config, release: str | None = None) -> Settings:
     # The terminal is the operator's own: no per-person limit on adding items.
     return replace(room_settings(config, release=release or config.console.release,
-                                 digest=config.console.digest), max_adds_per_hour=None)
+                                 digest=config.console.digest), max_adds_per_hour=None,
+                   cooldown=False)
 
 
 async def _console(config: Config, db_path: str, user: str, release: str | None,

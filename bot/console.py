@@ -8,6 +8,7 @@ readline editing and history; piped input is read to EOF, every reply printed in
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 import logging
 import re
 import sys
@@ -63,8 +64,10 @@ class ConsoleTransport(Transport):
 
     async def start(self, dispatcher: Dispatcher) -> None:
         self._dispatcher = dispatcher
-        if self.settings is not None:
-            dispatcher.bind_room(self.name, self.room, self.settings)
+        # The operator's own terminal: no per-person command rate.
+        settings = self.settings or replace(dispatcher.settings_for(self.name, self.room),
+                                            cooldown=False)
+        dispatcher.bind_room(self.name, self.room, settings)
         if self.interactive:
             try:
                 import readline  # noqa: F401  (line editing and history for input())

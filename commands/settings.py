@@ -25,6 +25,7 @@ class Settings:
     compact: bool = False  # a medium without markup where every line costs (IRC): packed answers
     max_depth: int = MAX_DEPTH  # how deep sub-items may nest
     max_adds_per_hour: int | None = 30  # items one person may add per hour (release managers: any)
+    cooldown: bool = True  # the per-person command rate applies (not on the operator's terminal)
 
     @property
     def tz(self) -> tzinfo:

@@ -11,14 +11,20 @@ import json
 import sys
 
 from todobot.bot.config import Config
+from dataclasses import replace
+
 from todobot.bot.dispatcher import Dispatcher
+from todobot.bot.rooms import room_settings
 from todobot.commands.messages import Message, Sender
 from todobot.storage import Database, Repository
 
 
 async def main(db_path: str, proc: str, tasks: int, first: int, last: int) -> None:
     db = await Database.open(db_path)
-    dispatcher = Dispatcher(Repository(db), Config(database=db_path, default_release="4.2"))
+    config = Config(database=db_path, default_release="4.2")
+    dispatcher = Dispatcher(Repository(db), config)
+    # As the console binds itself: no per-person command rate on the operator's terminal.
+    dispatcher.bind_default("console", replace(room_settings(config), cooldown=False))
     replies: list[str] = []
 
     async def worker(n: int) -> None:

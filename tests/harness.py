@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 from todobot.bot.config import Config
 from todobot.bot.dispatcher import Dispatcher
+from todobot.bot.rooms import room_settings
 from todobot.commands.messages import Message, Reply, Sender
 from todobot.storage import Database, Item, Repository
 
@@ -39,6 +41,8 @@ class Chat:
         self.config = config
         self.clock = Clock()
         self.dispatcher = Dispatcher(self.repo, config, clock=self.clock)
+        # As the console transport binds itself: the operator's terminal has no command rate.
+        self.dispatcher.bind_default("console", replace(room_settings(config), cooldown=False))
 
     @classmethod
     async def open(cls, path: Path | str, **config) -> "Chat":

@@ -359,3 +359,23 @@ async def test_digest_of_a_development_update_release_is_in_its_layout(tmp_path)
         assert "Nice to have:" in (await chat.say("!todo")).splitlines()
     finally:
         await chat.close()
+
+
+async def test_scheduled_digest_and_preview_agree_in_auckland(world):
+    """Monday 08:00 in Auckland is Sunday 20:00 UTC: both say "Changes since Mon 23 Jul" and
+    mark 30 July (today there, tomorrow in UTC) done."""
+    config = Config(default_release="4.2",
+                    digest={"every": "monday 08:00", "timezone": "Pacific/Auckland"})
+    world.dispatcher.config = config
+    room = Recorder("matrix", ["!nz:example.org"], config)
+    await room.start(world.dispatcher)
+    sched = DigestScheduler(world.repo, config, world.dispatcher, [room], clock=world.clock)
+    world.clock.now = ts(2012, 7, 29, 19)
+    await sched.tick()  # the room is seen for the first time
+    world.clock.now = ts(2012, 7, 29, 20, 0, 30)
+    preview = await world.say("!digest preview", transport="matrix", room="!nz:example.org")
+    await sched.tick()
+    (_, posted), = room.posts
+    assert posted.plain == preview.plain
+    assert "Changes since Mon 23 Jul 2012:" in posted.plain
+    assert "30 July         -- First release candidate  << DONE" in posted.plain
