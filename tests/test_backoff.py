@@ -18,6 +18,9 @@ def test_jittered_backoff_stays_in_the_upper_half_of_each_step():
     b = Backoff(2.0, 300.0, jitter=True)
     for step in (2, 4, 8, 16, 32, 64, 128, 256, 300, 300):
         assert step / 2 <= b.next() <= step
+    # bots that lost the same server do not all come back at the same instant
+    firsts = {Backoff(2.0, 300.0, jitter=True).next() for _ in range(20)}
+    assert len(firsts) > 1
 
 
 def test_many_attempts_do_not_overflow():
