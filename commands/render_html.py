@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable
 
 from .links import safe_url, segments
-from .messages import Line, Reply, Span
+from .messages import Reply, Span
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
@@ -58,10 +58,9 @@ def span_html(sp: Span, *, document: bool = False, item_base: str | None = None,
     return f"<b>{body}</b>" if sp.bold else body
 
 
-def reply_html(reply: Reply | list[Line], *, document: bool = False, anchors: bool = False,
+def reply_html(reply: Reply, *, document: bool = False, anchors: bool = False,
                item_base: str | None = None,
                mention_href: Callable[[str], str | None] | None = None) -> str:
-    lines = reply.lines if isinstance(reply, Reply) else reply
     out: list[str] = []
     depth = 0  # open <ul> elements; each one has an open <li> once it holds an item
     after_text = False  # a chat text line was the last thing written: the next one needs <br>
@@ -72,7 +71,7 @@ def reply_html(reply: Reply | list[Line], *, document: bool = False, anchors: bo
             out.append("</li></ul>")
             depth -= 1
 
-    for ln in lines:
+    for ln in reply.lines:
         body = "".join(span_html(sp, document=document, item_base=item_base,
                                  mention_href=mention_href) for sp in ln.spans)
         if ln.kind != "bullet":
