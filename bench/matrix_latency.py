@@ -26,102 +26,34 @@ from typing import Any
 
 from common import Proc, fmt_ms, machine, pct, rss_mb, seed_database, start_todobot
 
-from nio import AsyncClient, AsyncClientConfig, Event, LoginResponse, RoomCreateResponse  # noqa: E402
-from tests.servers.synapse import Synapse  # noqa: E402
+import yaml
+from tests.servers.matrix_people import Person, bot_settings
+from tests.servers.synapse import Synapse
 
 PASSWORD = "bench horse battery staple"
 PASSWORD_ENV = "TODOBOT_BENCH_MATRIX_PASSWORD"
 PAUSE = 0.1
 
 
-class Person:
-    """A matrix-nio client in a long-poll sync loop; every event stamped on arrival.
-
-    `replies` maps an event id to (arrival time, sender) of the first reply to it."""
-
-    def __init__(self, server: Synapse, name: str, store: Path) -> None:
-        self.user_id = server.register(name, PASSWORD)
-        store.mkdir(parents=True, exist_ok=True)
-        self.client = AsyncClient(server.url, self.user_id, store_path=str(store),
-                                  config=AsyncClientConfig(store_sync_tokens=False,
-                                                           encryption_enabled=False))
-        self.replies: dict[str, tuple[float, str]] = {}
-        self.joined: dict[str, float] = {}  # user id -> when their join arrived
-        self.arrived = asyncio.Event()
-        self.on_message: Any = None  # async callback(room_id, event) for the echo person
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> "Person":
-        resp = await self.client.login(PASSWORD, device_name="bench")
-        assert isinstance(resp, LoginResponse), resp
-        self.client.add_event_callback(self._on_event, Event)
-        self._task = asyncio.create_task(self.client.sync_forever(timeout=30000))
-        return self
-
-    async def _on_event(self, room: Any, event: Any) -> None:
-        now = time.perf_counter()
-        source = event.source
-        if source.get("type") == "m.room.member" and source.get("content", {}).get(
-                "membership") == "join":
-            self.joined.setdefault(source.get("state_key"), now)
-        rel = (source.get("content", {}).get("m.relates_to") or {}).get("m.in_reply_to") or {}
-        if rel.get("event_id"):
-            self.replies.setdefault(rel["event_id"], (now, event.sender))
-        if self.on_message is not None and source.get("type") == "m.room.message" \
-                and event.sender != self.user_id:
-            await self.on_message(room.room_id, event)
-        self.arrived.set()
-
-    async def say(self, room_id: str, text: str, reply_to: str | None = None) -> tuple[float, str]:
-        content: dict[str, Any] = {"msgtype": "m.text", "body": text}
-        if reply_to:
-            content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_to}}
-        t0 = time.perf_counter()
-        resp = await self.client.room_send(room_id, "m.room.message", content)
-        return t0, resp.event_id
-
-    async def wait(self, cond, timeout: float = 30.0) -> Any:
-        """Until `cond()` is true; arrival times are stamped in the callback, so polling
-        (for invites, which come without an event callback) costs no precision."""
-        async with asyncio.timeout(timeout):
-            while not (value := cond()):
-                self.arrived.clear()
-                try:
-                    await asyncio.wait_for(self.arrived.wait(), 0.05)
-                except TimeoutError:
-                    pass
-        return value
-
-    async def room_with(self, *invite: str) -> str:
-        resp = await self.client.room_create(invite=list(invite))
-        assert isinstance(resp, RoomCreateResponse), resp
-        await self.wait(lambda: resp.room_id in self.client.rooms)
-        return resp.room_id
-
-    async def close(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
-        await self.client.close()
+def person(server: Synapse, name: str, store: Path) -> Person:
+    """A test-suite person (tests/servers/matrix_people.py) in an unencrypted long-poll sync."""
+    return Person(server, name, store, password=PASSWORD, encryption=False, device="bench",
+                  sync_timeout_ms=30000, full_state=None)
 
 
-async def timed(person: Person, room: str, text: str) -> float:
-    t0, event_id = await person.say(room, text)
-    at, _ = await person.wait(lambda: person.replies.get(event_id))
+async def timed(who: Person, room: str, text: str) -> float:
+    event_id = await who.say(room, text)
+    at, _ = await who.wait(lambda: who.replies.get(event_id), 30.0)
     await asyncio.sleep(PAUSE)
-    return (at - t0) * 1000
+    return (at - who.sent[event_id]) * 1000
 
 
 async def floor(server: Synapse, work: Path, count: int) -> list[float]:
-    a = await Person(server, "floora", work / "floora").start()
-    b = await Person(server, "floorb", work / "floorb").start()
+    a = await person(server, "floora", work / "floora").start()
+    b = await person(server, "floorb", work / "floorb").start()
     try:
-        room = await a.room_with(b.user_id)
-        await b.wait(lambda: room in b.client.invited_rooms)
-        await b.client.join(room)
+        room = await a.create_room([b.user_id])
+        await b.join(room)
         await a.wait(lambda: b.user_id in a.joined)
 
         async def answer(room_id: str, event: Any) -> None:
@@ -145,23 +77,13 @@ async def todobot(server: Synapse, work: Path, count: int) -> dict[str, Any]:
         item = conn.execute("SELECT id FROM items WHERE owners = '[]' AND state = 'open' "
                             "ORDER BY id LIMIT 1").fetchone()[0]
     bot_id = server.register("todobot", PASSWORD)
-    a = await Person(server, "human", work / "human").start()
+    a = await person(server, "human", work / "human").start()
     proc: Proc | None = None
     try:
-        room = await a.room_with(bot_id)
-        cfg.write_text(f"""\
-database: {db}
-default_release: '4.2'
-log_level: WARNING
-cooldown: {{burst: 1000, rate: 1000}}
-max_adds_per_hour: null
-matrix:
-  homeserver: {server.url}
-  user_id: '{bot_id}'
-  password_env: {PASSWORD_ENV}
-  data_dir: {work / 'todobot-matrix'}
-  rooms: ['{room}']
-""")
+        room = await a.create_room([bot_id])
+        cfg.write_text(yaml.safe_dump(bot_settings(
+            server.url, bot_id, database=db, data_dir=work / "todobot-matrix",
+            password_env=PASSWORD_ENV, rooms=[room], log_level="WARNING")))
         os.environ[PASSWORD_ENV] = PASSWORD
         proc = start_todobot(cfg, work)
         joined_at = await a.wait(lambda: a.joined.get(bot_id), 90)
@@ -169,7 +91,7 @@ matrix:
         # The bot answers only what is said after its first sync: wait for a first answer.
         deadline = time.monotonic() + 60
         while True:
-            _, ev = await a.say(room, "!whoami")
+            ev = await a.say(room, "!whoami")
             try:
                 await a.wait(lambda: a.replies.get(ev), 2)
                 break

@@ -165,7 +165,8 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
 def cmd_digest(args: argparse.Namespace, config: Config) -> int:
     from datetime import datetime
 
-    from ..commands.digest import collect, render_html, render_markdown, render_text
+    from ..commands.render_digest import render_html, render_markdown, render_text
+    from ..storage.digest_data import collect
     from ..storage import digests
 
     settings = room_settings(config)

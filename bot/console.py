@@ -30,8 +30,7 @@ BOT_NAME = "todobot"
 
 
 def render_line(line: Line) -> str:
-    lead = "  " * line.level + ("* " if line.kind == "bullet" else "")
-    return _UNPRINTABLE.sub("\ufffd", lead + line.plain).replace("\n", " ")
+    return _UNPRINTABLE.sub("\ufffd", line.indented).replace("\n", " ")
 
 
 def render(reply: Reply) -> list[str]:

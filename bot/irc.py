@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from irc import ctcp
 
 from .config import Config, ConfigError, IrcNetwork
-from .irc_conn import Backoff, CertificateRefused, IrcConnection, IrcLine, LinkClosed, nick_of
+from .irc_conn import CertificateRefused, IrcConnection, IrcLine, LinkClosed, nick_of, reconnect_backoff
 from .ratelimit import TokenBucket
 from .rooms import room_entry, room_settings
 from .irc_text import budget_for, casefold, render, strip_formatting, wire_lines
@@ -220,7 +220,7 @@ class IrcTransport(Transport):
 
     # -- the connection supervisor ---------------------------------------------------------
     async def _supervise(self) -> None:
-        backoff = Backoff()
+        backoff = reconnect_backoff()
         while not self._stopping:
             registered_at: float | None = None
             conn = IrcConnection(self.net, self._bucket, self._password)

@@ -23,6 +23,7 @@ from irc.client import NickMask
 from irc.features import FeatureSet
 from irc.message import Tag
 
+from .backoff import Backoff
 from .config import ConfigError, IrcNetwork
 from .ratelimit import TokenBucket
 from .irc_text import MAX_LINE, casefold, clean, pessimistic_source, wire_lines
@@ -148,22 +149,9 @@ def build_line(command: str, *params: str) -> bytes:
 # -- reconnect timing ------------------------------------------------------------------------
 
 
-class Backoff:
-    """Jittered exponential backoff: the first retry within `first` seconds, never more than
-    `cap`; `reset()` after a stable session."""
-
-    def __init__(self, first: float = 2.0, cap: float = 300.0) -> None:
-        self.first = first
-        self.cap = cap
-        self.attempt = 0
-
-    def next(self) -> float:
-        ceiling = min(self.cap, self.first * 2 ** self.attempt)
-        self.attempt += 1
-        return ceiling * random.uniform(0.5, 1.0)
-
-    def reset(self) -> None:
-        self.attempt = 0
+def reconnect_backoff() -> Backoff:
+    """The IRC reconnect waits: the first retry within 2 s, jittered, never more than 300 s."""
+    return Backoff(2.0, 300.0, jitter=True)
 
 
 # -- the connection --------------------------------------------------------------------------

@@ -45,6 +45,7 @@ from ..storage import Repository
 
 from ..commands import claim_intent
 from ..commands.settings import Settings
+from .backoff import Backoff
 from .config import Config, Matrix
 from .rooms import room_entry, room_settings
 from .matrix_render import render, split_reply
@@ -125,19 +126,9 @@ class CountingClient(AsyncClient):
         return await super().send(*args, **kwargs)
 
 
-class Backoff:
-    """5 s, 10 s, ... 320 s; `reset` after a success."""
-
-    def __init__(self, first: float = BACKOFF_FIRST, most: float = BACKOFF_MAX) -> None:
-        self.first, self.most = first, most
-        self.current = 0.0
-
-    def next(self) -> float:
-        self.current = self.first if not self.current else min(self.current * 2, self.most)
-        return self.current
-
-    def reset(self) -> None:
-        self.current = 0.0
+def sync_backoff() -> Backoff:
+    """The sync loop's waits: 5 s, 10 s, ... 320 s."""
+    return Backoff(BACKOFF_FIRST, BACKOFF_MAX)
 
 
 def strip_reply_fallback(body: str) -> str:
@@ -304,7 +295,7 @@ class MatrixTransport(Transport):
 
     # -- the loop ---------------------------------------------------------------------------------
     async def _run(self) -> None:
-        backoff = Backoff()
+        backoff = sync_backoff()
         while not self._stopping.is_set():
             try:
                 if not self._logged_in:

@@ -1,32 +1,21 @@
 """A `Reply` as a Matrix message: a plain `body` and an HTML `formatted_body`.
 
-The HTML is built from escaped text only: nothing a user typed can open a tag, and only
-http/https targets become links (commands/links.py, the status page's rule too). Bullets
-become nested `<ul>` lists, ids and headings bold, and owners with a Matrix identity become
-pills (matrix.to links that clients render as names).
+The HTML comes from the one Reply → HTML renderer (commands/render_html.py: escaped text,
+only safe links, nested `<ul>` lists); what is Matrix's own is here: owners with a Matrix
+identity become pills (matrix.to links that clients render as names), the event content,
+and splitting an answer under the event size limit.
 """
 
 from __future__ import annotations
 
-import html
 import re
 from urllib.parse import quote
 
-from ..commands.links import safe_url
 from ..commands.messages import Line, Reply, Span
+from ..commands.render_html import one_line, reply_html
 
 HTML_FORMAT = "org.matrix.custom.html"
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _MATRIX_ID = re.compile(r"@[^\s:/]+:[A-Za-z0-9.\-\[\]:]+")
-
-
-def _clean(s: str) -> str:
-    """One line of text: no control characters, no embedded line breaks."""
-    return _CONTROL.sub("\ufffd", s.replace("\r\n", " ").replace("\n", " ").replace("\r", " "))
-
-
-def _esc(s: str) -> str:
-    return html.escape(_clean(s), quote=True)
 
 
 def pill_url(mention: str | None) -> str | None:
@@ -39,24 +28,8 @@ def pill_url(mention: str | None) -> str | None:
     return "https://matrix.to/#/" + quote(user_id, safe="@:")
 
 
-def span_html(span: Span) -> str:
-    out = _esc(span.text)
-    target = pill_url(span.mention) or (safe_url(span.link) if span.link else None)
-    if target is not None:
-        out = f'<a href="{html.escape(target, quote=True)}">{out}</a>'
-    if span.bold:
-        out = f"<b>{out}</b>"
-    return out
-
-
-def line_html(line: Line) -> str:
-    inner = "".join(span_html(s) for s in line.spans)
-    return f"<b>{inner}</b>" if line.kind == "heading" else inner
-
-
 def line_plain(line: Line) -> str:
-    lead = "  " * line.level + ("* " if line.kind == "bullet" else "")
-    return lead + _clean(line.plain)
+    return one_line(line.indented)
 
 
 def render_body(reply: Reply) -> str:
@@ -64,33 +37,7 @@ def render_body(reply: Reply) -> str:
 
 
 def render_html(reply: Reply) -> str:
-    out: list[str] = []
-    depth = 0  # open <ul> elements; each one has an open <li> once it holds an item
-    after_text = False  # a text line was the last thing written: the next one needs <br>
-    for line in reply.lines:
-        if line.kind == "bullet":
-            want = line.level + 1
-            if depth >= want:
-                out.append("</li>")
-                while depth > want:
-                    out.append("</ul></li>")
-                    depth -= 1
-            while depth < want:
-                out.append("<ul>")
-                depth += 1
-            out.append("<li>" + line_html(line))
-            after_text = False
-        else:
-            if depth:
-                out.append("</li>" + "</ul></li>" * (depth - 1) + "</ul>")
-                depth = 0
-            elif after_text:
-                out.append("<br>")
-            out.append(line_html(line))
-            after_text = True
-    if depth:
-        out.append("</li>" + "</ul></li>" * (depth - 1) + "</ul>")
-    return "".join(out)
+    return reply_html(reply, mention_href=pill_url)
 
 
 def render(reply: Reply) -> dict[str, str]:

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ..commands.digest import collect, render_reply
+from ..commands.render_digest import render_reply
 from ..storage import digests
+from ..storage.digest_data import collect
 from ..storage.digests import SlotKey
 
 from ..commands.settings import Settings

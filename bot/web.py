@@ -30,11 +30,11 @@ from urllib.parse import quote
 import jinja2
 from aiohttp import web
 
-from ..commands.digest import effective_milestones
 from ..commands.format import SEVERITY_TITLE, STATE_MARK
 from ..commands.links import message_id_url, safe_url, segments
 from ..commands.timeline import summary_line, timeline_lines
 from ..storage import NotFound, Release, Session, digests
+from ..storage.digest_data import effective_milestones
 from ..storage.formats import to_json
 
 from . import web_views as views

@@ -82,6 +82,12 @@ class Line:
     def plain(self) -> str:
         return "".join(s.text for s in self.spans)
 
+    @property
+    def indented(self) -> str:
+        """The line as plain text on its own: indented by level, a bullet as `* ` (the console,
+        the Matrix body and `Reply.plain` all write lines this way)."""
+        return "  " * self.level + ("* " if self.kind == "bullet" else "") + self.plain
+
 
 # How a reply went: transports may show it (Matrix adds a reaction on "done"/"claimed").
 Outcome = Literal["info", "changed", "refused", "error"]
@@ -106,8 +112,7 @@ class Reply:
     @property
     def plain(self) -> str:
         """The reply as plain text, one line per Line (console rendering, tests, logs)."""
-        return "\n".join(("  " * ln.level) + ("* " if ln.kind == "bullet" else "") + ln.plain
-                         for ln in self.lines)
+        return "\n".join(ln.indented for ln in self.lines)
 
     # -- builders -----------------------------------------------------------------------------
     def add(self, *parts: str | Span, kind: LineKind = "text", level: int = 0) -> "Reply":

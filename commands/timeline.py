@@ -24,10 +24,14 @@ def timeline_lines(milestones: list[Milestone]) -> list[str]:
     return out
 
 
-async def summary_line(s: Session, release: Release) -> str:
-    n = await s.summary(release)
+def summary_text(n: dict[str, int]) -> str:
+    """`Session.summary`'s counts as the one-line summary the digest and `!release` show."""
     return (f"{n['blockers']} open blocker{'s' * (n['blockers'] != 1)} ({n['unclaimed']} "
             f"unclaimed), {n['nice']} nice to have")
+
+
+async def summary_line(s: Session, release: Release) -> str:
+    return summary_text(await s.summary(release))
 
 
 @command("release", Word("NAME", optional=True), help="the release timeline, with << WE ARE HERE",

@@ -155,13 +155,13 @@ def to_markdown(lst: ReleaseList) -> str:
         out += ["## Timeline", ""]
         for m in lst.milestones:
             mark = " — **we are here**" if m.current else " — done" if m.done else ""
-            out.append(f"- {_md(m.when)}: {_md(m.name)}{mark}")
+            out.append(f"- {md_escape(m.when)}: {md_escape(m.name)}{mark}")
         out.append("")
     sections: dict[tuple[str, str], list[ListItem]] = {}
     for it in lst.items:
         sections.setdefault((it.area, it.severity), []).append(it)
     for (area, sev), items in sorted(sections.items(), key=lambda kv: kv[0][1] != "blocker"):
-        out += [f"## {_md(area)}, {'blockers' if sev == 'blocker' else 'nice to have'}", ""]
+        out += [f"## {md_escape(area)}, {'blockers' if sev == 'blocker' else 'nice to have'}", ""]
         for it in items:
             _md_item(it, 0, out)
         out.append("")
@@ -175,14 +175,14 @@ def _md_item(it: ListItem, depth: int, out: list[str]) -> None:
     group = list(it.owners) + ([it.progress] if it.progress else [])
     if it.state != "open":
         group.append(it.state.upper())
-    tail = f" ({_md(', '.join(group))})" if group else ""
-    body = _md(f"{tags}{it.title}" + (f" {it.details}" if it.details else ""))
+    tail = f" ({md_escape(', '.join(group))})" if group else ""
+    body = md_escape(f"{tags}{it.title}" + (f" {it.details}" if it.details else ""))
     out.append(f"{'  ' * depth}- [{box}] {ident}{body}{tail}")
     for child in it.children:
         _md_item(child, depth + 1, out)
 
 
-def _md(text: str) -> str:
+def md_escape(text: str) -> str:
     """Escape Markdown's active characters so item text renders as text."""
     for ch in "\\`*_{}[]<>#|":
         text = text.replace(ch, "\\" + ch)

@@ -19,7 +19,9 @@ from todobot.bot.rooms import room_settings
 from todobot.commands.messages import Message, Reply, Sender
 from todobot.bot.scheduler import DigestScheduler
 from todobot.bot.transport import Transport
-from todobot.commands.digest import collect, effective_milestones, parse_when, render_reply
+from todobot.commands.render_digest import change_counts, render_reply
+from todobot.storage.dates import parse_when
+from todobot.storage.digest_data import collect, effective_milestones
 from todobot.storage import Database, Milestone, Repository, digests
 from tests.harness import Clock, ts, ids
 
@@ -166,7 +168,7 @@ async def test_duplicates_collapsed_and_moves_to_nice_are_reported(world):
         "Changes since Sun 29 Jul 2012:",
         "* Now nice to have: #2 xl compatibility with xm (George Dunlap)",
         "* Duplicate collapsed: #4 xl.cfg(5) documentation into #1"]
-    assert data.changes.counts() == ["1 now nice to have", "1 duplicate"]
+    assert change_counts(data.changes) == ["1 now nice to have", "1 duplicate"]
 
 
 async def test_short_form_fits_in_a_few_lines_with_pointers(world):

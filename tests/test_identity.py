@@ -97,7 +97,8 @@ async def test_sub_items_nest_eight_deep_at_most(chat):
 
 
 async def test_a_1100_deep_chain_from_an_older_version_still_renders(chat, tmp_path):
-    from todobot.commands.digest import collect, full_reply, render_html, render_markdown, render_text
+    from todobot.commands.render_digest import full_reply, render_html, render_markdown, render_text
+    from todobot.storage.digest_data import collect
     from todobot.storage.formats import to_json, to_markdown
     from todobot.storage.layouts.xen42 import render_mail
 

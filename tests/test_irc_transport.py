@@ -12,7 +12,7 @@ import pytest
 
 from todobot.bot.config import Config, IrcNetwork, Throttle
 from todobot.bot.irc import IrcTransport
-from todobot.bot.irc_conn import Backoff, build_line, decode_line, parse_line
+from todobot.bot.irc_conn import build_line, reconnect_backoff, decode_line, parse_line
 from todobot.commands.messages import Message, Reply, text
 
 WAIT = 10.0
@@ -181,7 +181,7 @@ def test_build_line_cleans_every_part():
 
 
 def test_backoff_first_retry_quick_and_capped():
-    b = Backoff()
+    b = reconnect_backoff()
     assert b.next() <= 2.0
     delays = [b.next() for _ in range(20)]
     assert max(delays) <= 300.0 and delays[-1] >= 150.0

@@ -210,8 +210,7 @@ def test_listen_addresses():
 
 
 def test_one_safe_link_rule_for_every_renderer():
-    from todobot.bot import matrix_render
-    from todobot.commands import digest
+    from todobot.commands import render_html, render_markdown
 
     assert safe_url(" https://bugs.example.org/7?a=1&b=2 ") == "https://bugs.example.org/7?a=1&b=2"
     assert safe_url("HTTP://Example.org") == "HTTP://Example.org"
@@ -224,17 +223,18 @@ def test_one_safe_link_rule_for_every_renderer():
     assert message_id_url("<a@c.org>", None) is None and message_id_url("a@c.org", LORE) is None
     assert segments("thread <x@y>.", LORE) == [("thread ", None), ("<x@y>", "https://lore.kernel.org/r/x@y"),
                                               (".", None)]
-    # the Matrix renderer and the digests use the same function
-    assert matrix_render.safe_url is safe_url
+    # the one HTML renderer (Matrix and the digests) and the Markdown one use the same function
+    assert render_html.safe_url is safe_url and render_markdown.safe_url is safe_url
     # a scheme with no host was a link for the digest's old prefix check; it is text now
-    for render in (digest.span_html, digest._span_md):
+    for render in (render_html.span_html, render_markdown.span_md):
         out = render(Span("x", link="https://"))
         assert "href" not in out and "](" not in out
-    assert 'href="https://a.org/"' in digest.span_html(Span("x", link="https://a.org/"))
+    assert 'href="https://a.org/"' in render_html.span_html(Span("x", link="https://a.org/"))
 
 
 async def test_digest_html_links_items_to_their_pages(xen):
-    from todobot.commands.digest import collect, render_html
+    from todobot.commands.render_digest import render_html
+    from todobot.storage.digest_data import collect
 
     _, repo, clock = xen
     async with repo.session("t", write=False) as s:

@@ -40,7 +40,7 @@ from .replies import parse_reply
 from .weekly import weekly_body
 
 if TYPE_CHECKING:
-    from ...commands.digest import DigestData
+    from ...storage.digest_data import DigestData
     from ..dispatcher import Dispatcher, Step
 
 log = logging.getLogger(__name__)

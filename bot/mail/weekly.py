@@ -6,7 +6,8 @@ format itself); when releases carry their own mail layout, this is where it is c
 
 from __future__ import annotations
 
-from ...commands.digest import DigestData, render_text
+from ...commands.render_digest import render_text
+from ...storage.digest_data import DigestData
 
 
 def weekly_body(data: DigestData, *, status_url: str | None = None) -> str:

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from todobot.commands.digest import collect
+from todobot.storage.digest_data import collect
 from todobot.commands.messages import Message, Sender
 
 from .conftest import AUTHSERV, IAN, LIST, WAIT, eml, mail

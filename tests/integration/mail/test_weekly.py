@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from todobot.commands.digest import collect
+from todobot.storage.digest_data import collect
 from todobot.storage import digests
 
 from .conftest import BOT, LIST

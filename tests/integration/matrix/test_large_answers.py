@@ -8,7 +8,8 @@ import json
 import pytest
 
 from todobot.bot.matrix_render import split_reply
-from todobot.commands.digest import collect, render_reply
+from todobot.commands.render_digest import render_reply
+from todobot.storage.digest_data import collect
 
 from .conftest import RELEASE, bot_config, open_repo, prepare_db, start_bot, wait_bot_synced
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from todobot.bot.matrix import Backoff, strip_reply_fallback
+from todobot.bot.matrix import strip_reply_fallback, sync_backoff
 
 
 def test_backoff_doubles_from_5_to_320_and_resets():
-    b = Backoff()
+    b = sync_backoff()
     assert [b.next() for _ in range(9)] == [5, 10, 20, 40, 80, 160, 320, 320, 320]
     b.reset()
     assert b.next() == 5

@@ -1,0 +1,228 @@
+"""What a digest says, read from the repository: the timeline's marks as of today, what
+changed since the last digest (from the history table), stale claims and the open items.
+
+The words and markup are the renderers' job (commands/render_digest.py); this module only
+reads and summarises, so the scheduler, the mail transport, the CLI and `!digest` share it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timezone, tzinfo
+
+from .dates import parse_when
+from .digests import last_sent_at, pinged
+from .models import Change, Item, ListItem, Milestone, Release, ReleaseList
+from .repository import Session, list_tree
+
+UTC = timezone.utc
+DAY = 86400.0
+
+
+# -- the timeline --------------------------------------------------------------------------------
+
+def effective_milestones(milestones: list[Milestone], today: date, created: date) -> list[Milestone]:
+    """The timeline with its marks as of `today`.
+
+    When a milestone is marked current (`!milestone here`, or an imported `<< WE ARE HERE`),
+    the stored marks are the release manager's word and stay. Otherwise milestones whose date
+    has come are DONE and the first one not done is WE ARE HERE — the phase being worked
+    towards, which is how the mail reads ("30 July RC1 << DONE, Weekly RCN+1 << WE ARE HERE")."""
+    out = [replace(m) for m in milestones]
+    if any(m.current for m in out):
+        return out
+    prev: date | None = None
+    dated = False
+    for m in out:
+        d = parse_when(m.when, prev or created, not_before=prev)
+        if d is not None:
+            dated = True
+            prev = d
+            m.done = m.done or d <= today
+    if dated:
+        for m in out:
+            if not m.done:
+                m.current = True
+                break
+    return out
+
+
+# -- what changed ------------------------------------------------------------------------------
+
+
+@dataclass
+class Changes:
+    new: list[Item] = field(default_factory=list)
+    done: list[Item] = field(default_factory=list)
+    to_blocker: list[Item] = field(default_factory=list)
+    to_nice: list[Item] = field(default_factory=list)
+    claimed: list[tuple[Item, list[str]]] = field(default_factory=list)  # who took it
+    unclaimed: list[tuple[Item, list[str]]] = field(default_factory=list)  # who let go
+    progress: list[tuple[Item, str, str]] = field(default_factory=list)  # before, after
+    duplicates: list[Item] = field(default_factory=list)
+    reopened: list[Item] = field(default_factory=list)
+    closed: list[Item] = field(default_factory=list)  # deferred or dropped
+
+    def __bool__(self) -> bool:
+        return bool(self.new or self.done or self.to_blocker or self.to_nice or self.claimed
+                    or self.unclaimed or self.progress or self.duplicates or self.reopened
+                    or self.closed)
+
+
+def _owners(value: str | None) -> list[str]:
+    try:
+        out = json.loads(value) if value else []
+    except ValueError:
+        return []
+    return [str(o) for o in out] if isinstance(out, list) else []
+
+
+async def summarise_changes(s: Session, changes: list[Change]) -> Changes:
+    """History rows → what a reader wants to know. Several changes to one field of one item
+    count once, from the first value to the last (claimed then unclaimed is no change)."""
+    created: set[int] = set()
+    net: dict[tuple[int, str], list[str | None]] = {}
+    for ch in changes:
+        if ch.item_id is None:
+            continue
+        if ch.field == "created" or (ch.field == "release"):
+            created.add(ch.item_id)  # new here, or moved in from another release
+            continue
+        key = (ch.item_id, ch.field)
+        if key in net:
+            net[key][1] = ch.after
+        else:
+            net[key] = [ch.before, ch.after]
+    out = Changes()
+    items = await s.get_many(created | {item_id for item_id, _ in net})
+    for item_id in sorted(created):
+        if item_id in items:
+            out.new.append(items[item_id])
+    for (item_id, fld), (before, after) in sorted(net.items()):
+        if before == after or item_id in created or item_id not in items:
+            continue
+        it = items[item_id]
+        if fld == "state":
+            if after == "done":
+                out.done.append(it)
+            elif after == "duplicate":
+                out.duplicates.append(it)
+            elif after == "open":
+                out.reopened.append(it)
+            elif after in ("deferred", "dropped"):
+                out.closed.append(it)
+        elif fld == "severity":
+            (out.to_blocker if after == "blocker" else out.to_nice).append(it)
+        elif fld == "owners":
+            old, new = _owners(before), _owners(after)
+            folded = {o.casefold() for o in old}
+            added = [o for o in new if o.casefold() not in folded]
+            if added:
+                out.claimed.append((it, added))
+            elif old and not new:
+                out.unclaimed.append((it, old))
+        elif fld == "progress" and (after or "") and it.is_open:
+            out.progress.append((it, before or "", after or ""))
+    return out
+
+
+# -- stale claims ------------------------------------------------------------------------------
+
+
+@dataclass
+class StaleClaim:
+    item: Item
+    owners: list[tuple[str, str | None]]  # (name, identity when known)
+    days: int
+
+    @property
+    def key(self) -> tuple[int, float]:
+        """A claim is stale once per quiet period: the next change to the item starts a new one."""
+        return (self.item.id, self.item.updated_at)
+
+
+async def stale_claims(s: Session, items: Iterable[Item], days: int, now: float) -> list[StaleClaim]:
+    out = []
+    items = [it for it in items if it.is_open and it.owners and now - it.updated_at >= days * DAY]
+    idents = await s.identities_of([i for it in items for i in it.owner_ids])
+    for it in items:
+        owners = [(name, _mention(idents.get(pid, []))) for name, pid in zip(it.owners, it.owner_ids)]
+        out.append(StaleClaim(it, owners, int((now - it.updated_at) // DAY)))
+    out.sort(key=lambda c: (-c.days, c.item.id))
+    return out
+
+
+def _mention(identities: list[str]) -> str | None:
+    """The identity to mention a person by: a Matrix one where it has one (a pill)."""
+    return next((i for i in identities if i.startswith("matrix:")), identities[0] if identities else None)
+
+
+# -- collecting --------------------------------------------------------------------------------
+
+
+@dataclass
+class DigestData:
+    release: Release
+    now: float
+    since: float
+    tz: tzinfo
+    totals: dict[str, int]  # open blockers, unclaimed blockers, nice to have (Session.summary)
+    milestones: list[Milestone]
+    changes: Changes
+    items: list[Item]  # open items, list order
+    stale_days: int | None
+    stale: list[StaleClaim]  # the claims this digest pings
+    open_list: ReleaseList  # the open items as the mail format's tree
+
+    @property
+    def new_stale_keys(self) -> list[tuple[int, float]]:
+        return [c.key for c in self.stale]
+
+    @property
+    def blockers(self) -> list[Item]:
+        return [it for it in self.items if it.severity == "blocker"]
+
+
+def _open_tree(nodes: list[ListItem]) -> list[ListItem]:
+    """Open items only; an open child of a closed item moves up to its place. No notes."""
+    out: list[ListItem] = []
+    for n in nodes:
+        kids = _open_tree(n.children)
+        if n.state == "open":
+            out.append(replace(n, notes=[], children=kids))
+        else:
+            out.extend(kids)
+    return out
+
+
+async def collect(s: Session, release: Release, *, since: float, stale_days: int | None = None,
+                  transport: str | None = None, room: str | None = None,
+                  tz: tzinfo | None = None) -> DigestData:
+    """Everything a digest says, read in one session. With `transport` and `room`, stale
+    claims already pinged there in an earlier digest are left out (each is pinged once)."""
+    tz = tz or UTC
+    now = s.now
+    everything = await s.items(release, states=None)  # one read serves the summary and the tree
+    items = [it for it in everything if it.is_open]
+    today = datetime.fromtimestamp(now, tz).date()
+    created = datetime.fromtimestamp(release.created_at or now, tz).date()
+    milestones = effective_milestones(await s.milestones(release), today, created)
+    changes = await summarise_changes(s, await s.changes_since(release, since))
+    stale: list[StaleClaim] = []
+    if stale_days:
+        stale = await stale_claims(s, items, stale_days, now)
+        if transport is not None and room is not None:
+            done = await pinged(s, transport, room, [c.key for c in stale])
+            stale = [c for c in stale if c.key not in done]
+    open_list = ReleaseList(release.name, [], _open_tree(list_tree(everything)), "",
+                            layout=release.layout)
+    return DigestData(release, now, since, tz, await s.summary(release), milestones,
+                      changes, items, stale_days, stale, open_list)
+
+
+async def since_for_room(s: Session, release: Release, transport: str, room: str) -> float:
+    """Changes since this room's last digest, or over the last week when it had none."""
+    last = await last_sent_at(s, release.name, transport, room)
+    return last if last is not None else s.now - 7 * DAY
