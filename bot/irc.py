@@ -4,8 +4,10 @@ A supervisor task keeps one connection (`bot.irc_conn`) alive: connect, register
 configured channels, read until the link dies, then reconnect with jittered backoff. Lines
 from the server update what we know (our prefix, who is logged in to which account) and
 turn PRIVMSGs into `Message`s for a worker task that calls the dispatcher one message at a
-time and sends the rendered reply. Long answers stop after `max_lines` lines; the rest waits
-per channel and nick for `<prefix>more`, which the transport answers itself.
+time and sends the rendered reply, in the asker's own output queue (`bot.irc_out`: served
+fairly, a bounded backlog per person) and by NOTICE when the command came in private.
+Long answers stop after `max_lines` lines; the rest waits per channel and nick for
+`<prefix>more`, which the transport answers itself.
 
 Where the server does not tell accounts (no account-tag, extended-join/account-notify or
 WHOX), a message that needs one carries a WHOIS question to the worker, which waits for the
@@ -29,6 +31,7 @@ from irc import ctcp
 
 from .config import Config, ConfigError, IrcNetwork
 from .irc_conn import CertificateRefused, IrcConnection, IrcLine, LinkClosed, nick_of, reconnect_backoff
+from .irc_out import Requester
 from .ratelimit import TokenBucket
 from .rooms import room_entry, room_settings
 from .irc_text import budget_for, casefold, render, strip_formatting, wire_lines
@@ -181,7 +184,8 @@ class IrcTransport(Transport):
         if conn is None:
             return
         target = self._channels.get(self._fold(room), room)
-        conn.send_lines(self._wire(conn, "PRIVMSG", target, reply))
+        # Under the room's own key: a digest takes its turn with the answers, never dropped.
+        conn.send_lines(self._wire(conn, "PRIVMSG", target, reply), key=f"post:{self._fold(room)}")
 
     # -- rooms -----------------------------------------------------------------------------
     def _fold(self, name: str) -> str:
@@ -298,7 +302,7 @@ class IrcTransport(Transport):
         account = self.net.nickserv_account or self.net.nick
         log.info("%s: identifying to NickServ as %s", self.name, account)
         conn.send("PRIVMSG", "NickServ", f"IDENTIFY {account} {self._nickserv_password}",
-                  secret=True)
+                  secret=True, urgent=True)
         self._identify_state = "waiting"
         self._later(IDENTIFY_WAIT, self._identify_timeout, conn)
 
@@ -590,7 +594,7 @@ class IrcTransport(Transport):
         else:
             text = self._as_command(conn, strip_formatting(body), private)
         if text.strip().casefold() == f"{self.prefix}more".casefold():
-            self._more(conn, room, nick, reply_to)
+            self._more(conn, room, nick, reply_to, private)
             return
         known, account = self._known_account(conn, line, nick)
         # No msg_id: IRC never replays a message, so recording ids for at-most-once handling
@@ -703,17 +707,25 @@ class IrcTransport(Transport):
             log.warning("%s: disconnected; reply to %s lost", self.name, msg.sender.nick)
             return
         nick = msg.sender.nick
-        command, target = "PRIVMSG", reply_to
+        # In private, a NOTICE: the convention for bots, never answered by an auto-reply.
+        command, target = ("NOTICE" if msg.private else "PRIVMSG"), reply_to
         if reply.long and not msg.private and self.net.long_replies != "channel":
             command = "NOTICE" if self.net.long_replies == "notice" else "PRIVMSG"
             target = nick
         lines = self._wire(conn, command, target, reply)
         key = (msg.room, self._fold(nick))
         limit = self.net.max_lines
-        if len(lines) > limit:
-            self._remember(key, _Pending(lines[limit:], command, target, time.monotonic()))
-            lines = lines[:limit] + self._offer(conn, command, target, len(lines) - limit)
-        conn.send_lines(lines)
+        rest = lines[limit:]
+        if rest:
+            lines = lines[:limit] + self._offer(conn, command, target, len(rest))
+        if not conn.answer(self._requester(nick, command, target), lines):
+            log.info("%s: answer to %s dropped: too many lines already wait for them",
+                     self.name, nick)
+        elif rest:
+            self._remember(key, _Pending(rest, command, target, time.monotonic()))
+
+    def _requester(self, nick: str, command: str, target: str) -> Requester:
+        return Requester(f"{self.net.network}/{self._fold(nick)}", nick, command, target)
 
     @staticmethod
     def _wire(conn: IrcConnection, command: str, target: str, reply: Reply) -> list[bytes]:
@@ -734,21 +746,28 @@ class IrcTransport(Transport):
             del self._pending[next(iter(self._pending))]
         self._pending[key] = pending
 
-    def _more(self, conn: IrcConnection, room: str, nick: str, reply_to: str) -> None:
+    def _more(self, conn: IrcConnection, room: str, nick: str, reply_to: str,
+              private: bool = False) -> None:
         key = (room, self._fold(nick))
         pending = self._pending.get(key)
         if pending is None or time.monotonic() - pending.at > PENDING_TTL:
             self._pending.pop(key, None)
-            conn.say("PRIVMSG", reply_to, f"{nick}: there is nothing more to show.")
+            command = "NOTICE" if private else "PRIVMSG"
+            conn.answer(self._requester(nick, command, reply_to),
+                        wire_lines(command, reply_to, f"{nick}: there is nothing more to show.",
+                                   conn.wire_source()))
             return
         limit = self.net.max_lines
         lines, rest = pending.lines[:limit], pending.lines[limit:]
         if rest:
+            lines = lines + self._offer(conn, pending.command, pending.target, len(rest))
+        # A page dropped (their backlog is full) stays pending for the next "more".
+        if not conn.answer(self._requester(nick, pending.command, pending.target), lines):
+            return
+        if rest:
             pending.lines, pending.at = rest, time.monotonic()
-            lines += self._offer(conn, pending.command, pending.target, len(rest))
         else:
             del self._pending[key]
-        conn.send_lines(lines)
 
 
 def _server_time(value: str | None) -> float:

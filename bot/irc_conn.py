@@ -2,17 +2,18 @@
 (CAP, SASL PLAIN or EXTERNAL, nick fallback) and the keepalive watchdog.
 
 `bot.irc` drives a connection (what to say and when); this module only knows the protocol.
-Every outgoing line goes through `IrcConnection._enqueue`, the single choke point: built
-with `clean()` or `wire_lines()`, checked for CR/LF/NUL and length, then throttled by the
-connection's token bucket. A separate writer task sends, so a full bucket never delays
-reading (and answering the server's PINGs).
+Every outgoing line goes through `IrcConnection._checked`, the single choke point: built
+with `clean()` or `wire_lines()`, checked for CR/LF/NUL and length, queued per requester
+(`bot.irc_out`) and throttled by the connection's token bucket. A separate writer task
+sends, choosing the next line only when the bucket allows one, so a full bucket never
+delays reading (and answering the server's PINGs) and a newcomer's answer never waits
+behind everyone else's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import itertools
 import logging
 import random
 import ssl
@@ -25,6 +26,7 @@ from irc.message import Tag
 
 from .backoff import Backoff
 from .config import ConfigError, IrcNetwork
+from .irc_out import CONNECTION, OutputQueues, Requester, dropped_text
 from .ratelimit import TokenBucket
 from .irc_text import MAX_LINE, casefold, clean, pessimistic_source, wire_lines
 
@@ -175,8 +177,10 @@ class IrcConnection:
         self.motd_done = False  # end of MOTD seen: channels may be joined
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
-        self._queue: asyncio.PriorityQueue[tuple[int, int, bytes, bool]] = asyncio.PriorityQueue()
-        self._seq = itertools.count()
+        self._out = OutputQueues()
+        self._wake = asyncio.Event()  # a line was queued
+        self._idle = asyncio.Event()  # nothing queued and nothing being written
+        self._idle.set()
         self._write_task: asyncio.Task[None] | None = None
         self._nicks = iter([*net.alternates])
         self._ping_outstanding = False
@@ -238,21 +242,32 @@ class IrcConnection:
     async def flush(self, timeout: float = 5.0) -> None:
         """Wait until every queued line has been written (bounded)."""
         try:
-            await asyncio.wait_for(self._queue.join(), timeout)
+            await asyncio.wait_for(self._idle.wait(), timeout)
         except asyncio.TimeoutError:
-            log.warning("%s: %d lines still queued at close", self.net.network, self._queue.qsize())
+            log.warning("%s: %d lines still queued at close", self.net.network, len(self._out))
 
     # -- sending: the one choke point ------------------------------------------------------
-    def _enqueue(self, line: bytes, urgent: bool = False, secret: bool = False) -> None:
+    def _checked(self, line: bytes) -> bytes | None:
         body = line[:-2] if line.endswith(b"\r\n") else line
         if any(c in body for c in (b"\r", b"\n", b"\0")) or len(body) > MAX_LINE - 2:
             # Never reached through send()/say(); a guard against a future caller.
             log.error("%s: refusing malformed outgoing line %r", self.net.network, body[:80])
-            return
-        self._queue.put_nowait((0 if urgent else 1, next(self._seq), body + b"\r\n", secret))
+            return None
+        return body + b"\r\n"
+
+    def _queued(self) -> None:
+        self._idle.clear()
+        self._wake.set()
+
+    def _enqueue(self, line: bytes, urgent: bool = False, secret: bool = False,
+                 key: str = CONNECTION) -> None:
+        data = self._checked(line)
+        if data is not None:
+            self._out.put(data, key=key, urgent=urgent, secret=secret)
+            self._queued()
 
     def send(self, command: str, *params: str, urgent: bool = False, secret: bool = False) -> None:
-        """One line; `secret` lines (passwords) are never written to the log."""
+        """One line of the connection's own; `secret` lines (passwords) are never logged."""
         self._enqueue(build_line(command, *params), urgent, secret)
 
     def say(self, command: str, target: str, text: str) -> list[bytes]:
@@ -261,16 +276,38 @@ class IrcConnection:
         self.send_lines(lines)
         return lines
 
-    def send_lines(self, lines: list[bytes]) -> None:
+    def send_lines(self, lines: list[bytes], key: str = CONNECTION) -> None:
+        """Lines under `key`, never dropped (unsolicited posts: a digest is not an answer)."""
         for line in lines:
-            self._enqueue(line)
+            self._enqueue(line, key=key)
+
+    def answer(self, who: Requester, lines: list[bytes]) -> bool:
+        """An answer for one person, queued whole in their queue; False when dropped because
+        too much already waits for them (they are told once their queue drains)."""
+        checked = [d for d in map(self._checked, lines) if d is not None]
+        if not self._out.answer(who, checked):
+            return False
+        if checked:
+            self._queued()
+        return True
 
     async def _write_loop(self) -> None:
         assert self._writer is not None
         while True:
-            _, _, data, secret = await self._queue.get()
+            while not self._out:
+                self._idle.set()
+                self._wake.clear()
+                await self._wake.wait()
+            # Wait for a token first and choose the line after: whoever asked meanwhile
+            # competes for it.
+            while (wait := self.bucket.delay()) > 0:
+                await asyncio.sleep(wait)
+            picked = self._out.pop()
+            if picked is None:
+                continue
+            key, data, secret = picked
+            self.bucket.take()
             try:
-                await self.bucket.acquire()
                 log.debug("%s >> %r", self.net.network,
                           data.split(b" ", 1)[0] + b" <secret>" if secret else data)
                 self._writer.write(data)
@@ -278,8 +315,10 @@ class IrcConnection:
             except (OSError, ssl.SSLError) as exc:
                 log.info("%s: write failed: %s", self.net.network, exc)
                 self._writer.close()  # the reader notices and the session ends
-            finally:
-                self._queue.task_done()
+            if (dropped := self._out.drained(key)) is not None:
+                who, count = dropped
+                self.send_lines(wire_lines(who.command, who.target, dropped_text(count, who.nick),
+                                           self.wire_source())[:1], key=key)
 
     # -- receiving -----------------------------------------------------------------------
     async def read(self) -> IrcLine:

@@ -394,7 +394,8 @@ async def test_private_message_and_formatting_and_latin1(server, run):
     c.send(":ian!i@h PRIVMSG todobot :\x02!help\x02 \x0304red")
     m = await d.next()
     assert (m.private, m.room, m.text) == (True, "ian", "!help red")
-    assert await c.expect("PRIVMSG") == "PRIVMSG ian :echo !help red"
+    # A private answer is a NOTICE (bots never trigger auto-replies).
+    assert await c.expect("NOTICE|PRIVMSG") == "NOTICE ian :echo !help red"
     c.send(b":ian!i@h PRIVMSG #test :caf\xe9")
     assert (await d.next()).text == "café"
 
@@ -779,3 +780,67 @@ async def test_unconfirmed_account_is_said_in_the_refusal(tmp_path):
         assert "could not confirm your account" in reply.plain
     finally:
         await chat.close()
+
+
+# -- fair output: a queue per requester, a bounded backlog per person --------------------------
+
+
+def lines(*texts: str) -> Reply:
+    """A reply of one wire line per text."""
+    reply = Reply()
+    for t in texts:
+        reply.add(t)
+    return reply
+
+
+async def test_a_newcomer_is_answered_before_everyone_elses_backlog(server, run):
+    _, d = await run(network(server.port, throttle=Throttle(burst=1, rate=4)))
+    d.answer = lambda msg: lines(*(f"{msg.sender.nick} line {i}" for i in range(3)))
+    c = await registered(server)
+    await c.sync()
+    for nick in ("ann", "bea", "cid", "dan"):
+        c.send(f":{nick}!u@h PRIVMSG #test :!show 1")
+    for _ in range(4):
+        await d.next()
+    first = await c.expect("PRIVMSG")  # 12 lines queued; the bucket lets one out at a time
+    assert first == "PRIVMSG #test :ann line 0"
+    d.answer = lambda msg: text("eve: #2 one line")
+    c.send(":eve!u@h PRIVMSG #test :!show 2")
+    await d.next()
+    following = [await c.expect("PRIVMSG") for _ in range(2)]
+    assert "PRIVMSG #test :eve: #2 one line" in following
+    # Then the others in turn: nobody gets a second line while another has had fewer.
+    rest = [await c.expect("PRIVMSG") for _ in range(10)]
+    firsts = [ln.split(":", 1)[1].split()[0] for ln in [first, *following, *rest]
+              if "line 0" in ln]
+    assert firsts == ["ann", "bea", "cid", "dan"]
+
+
+async def test_a_flood_of_answers_to_one_person_is_cut_and_counted(server, run):
+    _, d = await run(network(server.port, throttle=Throttle(burst=1, rate=5)))
+    d.answer = lambda msg: lines(f"answer {msg.text[-2:]} a", f"answer {msg.text[-2:]} b")
+    c = await registered(server)
+    await c.sync()
+    c.send(*(f":alice!u@h PRIVMSG #test :!show {i:02}" for i in range(15)))
+    for _ in range(15):
+        await d.next()
+    got = []
+    while not (got and "dropped" in got[-1]):
+        got.append(await c.expect("PRIVMSG"))
+    answered = {ln.split()[3] for ln in got[:-1]}
+    assert len(got) - 1 == 2 * len(answered) and 0 < len(answered) < 15
+    assert got[-1] == (f"PRIVMSG #test :{15 - len(answered)} more answers for alice dropped: "
+                       "ask again with a narrower query")
+    assert not [ln for ln in await c.sync() if "dropped" in ln]  # said once
+    c.send(":alice!u@h PRIVMSG #test :!show 99")  # her queue drained: answered again
+    assert await c.expect("PRIVMSG") == "PRIVMSG #test :answer 99 a"
+
+
+async def test_private_answers_and_more_are_notices(server, run):
+    _, d = await run(network(server.port))
+    c = await registered(server)
+    c.send(":ian!i@h PRIVMSG todobot :!show 1", ":ian!i@h PRIVMSG todobot :more")
+    assert await c.expect("NOTICE|PRIVMSG") == "NOTICE ian :echo !show 1"
+    assert await c.expect("NOTICE|PRIVMSG") == "NOTICE ian :ian: there is nothing more to show."
+    c.send(":ian!i@h PRIVMSG #test :!show 1")
+    assert await c.expect("NOTICE|PRIVMSG") == "PRIVMSG #test :echo !show 1"

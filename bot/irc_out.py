@@ -1,0 +1,125 @@
+"""Who gets the next IRC line: one queue per requester, served fairly.
+
+The connection's writer may send one line per token of its bucket. Which line is decided
+only when a token is there, from these queues:
+- urgent lines (PONG, QUIT, WHOIS, the bot's NickServ login) first, in order;
+- then one queue per requester: a person (network and folded nick), a room for unsolicited
+  posts (digests), or the connection itself (JOIN, CAP, ...). The next line comes from the
+  requester served fewest lines since the writer was last idle; among equals, the one with
+  the fewest lines waiting (a one-line answer is not kept behind long listings), then the
+  one waiting longest. A newcomer's answer therefore goes out next, however many others
+  are queued, and nobody is served twice while another waiting requester has been served
+  less.
+
+An answer to a person who already has more than `BACKLOG` lines waiting is not queued but
+counted; once their queue has drained, one line says how many were dropped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+BACKLOG = 8  # lines waiting for one person beyond which further answers to them are dropped
+CONNECTION = ""  # the key of the connection's own lines (registration, JOIN, CTCP replies)
+MAX_SERVED = 10_000  # served counts kept during one long busy period
+
+
+@dataclass(frozen=True)
+class Requester:
+    """Who an answer is for, and where the "answers dropped" line would go."""
+
+    key: str  # "network/folded nick"
+    nick: str  # as shown in that line
+    command: str  # PRIVMSG or NOTICE
+    target: str  # the channel, or the nick in private
+
+
+@dataclass
+class _Line:
+    data: bytes
+    secret: bool
+    at: float
+
+
+@dataclass
+class _Queue:
+    lines: deque[_Line] = field(default_factory=deque)
+    dropped: int = 0
+    dropped_for: Requester | None = None  # where to say so: the last dropped answer's target
+
+
+def dropped_text(count: int, nick: str) -> str:
+    return (f"{count} more answer{'s' * (count != 1)} for {nick} dropped: "
+            "ask again with a narrower query")
+
+
+class OutputQueues:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._urgent: deque[_Line] = deque()
+        self._queues: dict[str, _Queue] = {}
+        self._served: dict[str, int] = {}  # lines sent per requester since the writer was idle
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def waiting(self, key: str) -> int:
+        q = self._queues.get(key)
+        return len(q.lines) if q else 0
+
+    def put(self, data: bytes, *, key: str = CONNECTION, urgent: bool = False,
+            secret: bool = False) -> None:
+        line = _Line(data, secret, self.clock())
+        if urgent:
+            self._urgent.append(line)
+        else:
+            self._queues.setdefault(key, _Queue()).lines.append(line)
+        self._count += 1
+
+    def answer(self, who: Requester, lines: list[bytes]) -> bool:
+        """Queue a whole answer for `who`, or, when more than BACKLOG lines already wait for
+        them, count it as dropped and return False."""
+        q = self._queues.get(who.key)
+        if q is not None and len(q.lines) > BACKLOG:
+            q.dropped += 1
+            q.dropped_for = who
+            return False
+        for data in lines:
+            self.put(data, key=who.key)
+        return True
+
+    def pop(self) -> tuple[str, bytes, bool] | None:
+        """The next line to write: (requester key, bytes, secret); None when nothing waits."""
+        if self._urgent:
+            line = self._urgent.popleft()
+            key = CONNECTION
+        else:
+            ready = [(self._served.get(k, 0), len(q.lines), q.lines[0].at, k)
+                     for k, q in self._queues.items() if q.lines]
+            if not ready:
+                return None
+            key = min(ready)[3]
+            q = self._queues[key]
+            line = q.lines.popleft()
+            if not q.lines and not q.dropped:
+                del self._queues[key]
+            if len(self._served) >= MAX_SERVED and key not in self._served:
+                self._served = {k: n for k, n in self._served.items() if k in self._queues}
+            self._served[key] = self._served.get(key, 0) + 1
+        self._count -= 1
+        if self._count == 0:
+            self._served.clear()  # idle: the next busy period starts even
+        return key, line.data, line.secret
+
+    def drained(self, key: str) -> tuple[Requester, int] | None:
+        """After a pop: when `key`'s queue is empty and answers to it were dropped, who to
+        tell and how many (once; the count starts again)."""
+        q = self._queues.get(key)
+        if q is None or q.lines or not q.dropped or q.dropped_for is None:
+            return None
+        del self._queues[key]
+        return q.dropped_for, q.dropped

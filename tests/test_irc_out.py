@@ -1,0 +1,58 @@
+"""The IRC output queues on their own: which line goes next, what is dropped."""
+
+from __future__ import annotations
+
+import itertools
+
+from todobot.bot.irc_out import BACKLOG, OutputQueues, Requester, dropped_text
+
+
+def person(nick: str) -> Requester:
+    return Requester(f"net/{nick}", nick, "PRIVMSG", "#chan")
+
+
+def drain(q: OutputQueues) -> list[bytes]:
+    out = []
+    while (picked := q.pop()) is not None:
+        out.append(picked[1])
+    return out
+
+
+def queues() -> OutputQueues:
+    ticks = itertools.count()
+    return OutputQueues(clock=lambda: float(next(ticks)))
+
+
+def test_urgent_lines_first_then_requesters_in_turn():
+    q = queues()
+    q.answer(person("ann"), [b"a1", b"a2", b"a3"])
+    q.answer(person("bea"), [b"b1", b"b2"])
+    q.put(b"PONG x", urgent=True)
+    assert drain(q) == [b"PONG x", b"b1", b"a1", b"b2", b"a2", b"a3"]
+    assert len(q) == 0
+
+
+def test_a_newcomer_goes_before_longer_backlogs_and_served_counts_reset_when_idle():
+    q = queues()
+    for nick in ("ann", "bea", "cid"):
+        q.answer(person(nick), [nick.encode() + b"1", nick.encode() + b"2"])
+    assert q.pop()[1] == b"ann1"
+    q.answer(person("eve"), [b"eve1"])
+    assert q.pop()[1] == b"eve1"
+    drain(q)
+    q.answer(person("ann"), [b"ann3"])  # a new busy period: ann is not behind for before
+    q.answer(person("bea"), [b"bea3"])
+    assert drain(q) == [b"ann3", b"bea3"]
+
+
+def test_answers_past_the_backlog_are_counted_and_told_once():
+    q = queues()
+    ann = person("ann")
+    accepted = [q.answer(ann, [b"x", b"y"]) for _ in range(8)]
+    assert accepted == [True] * (BACKLOG // 2 + 1) + [False] * (8 - BACKLOG // 2 - 1)
+    while (picked := q.pop()) is not None:
+        told = q.drained(picked[0])
+    assert told == (ann, 8 - BACKLOG // 2 - 1)
+    assert q.drained("net/ann") is None
+    assert dropped_text(3, "alice") == "3 more answers for alice dropped: ask again with a narrower query"
+    assert dropped_text(1, "alice").startswith("1 more answer for alice")
