@@ -111,8 +111,8 @@ async def measure(path: Path, runs: int, releases: int) -> list[tuple[str, float
 def startup(path: Path) -> float:
     """Wall time of a fresh process from exec to a dispatcher ready on the big database."""
     code = ("import asyncio,time;t=time.perf_counter();"
-            "from bot.config import Config;from bot.dispatcher import Dispatcher;"
-            "from storage import Database, Repository;import commands\n"
+            "from todobot.bot.config import Config;from todobot.bot.dispatcher import Dispatcher;"
+            "from todobot.storage import Database, Repository;import todobot.commands\n"
             "async def m():\n db=await Database.open(%r);Dispatcher(Repository(db),Config());await db.close()\n"
             "asyncio.run(m())") % str(path)
     best = []

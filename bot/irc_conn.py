@@ -20,7 +20,6 @@ import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from irc.client import NickMask
 from irc.features import FeatureSet
 from irc.message import Tag
 
@@ -87,7 +86,10 @@ class IrcLine:
 
 
 def nick_of(source: str) -> str:
-    return NickMask(source).nick.split("@", 1)[0]  # also "nick@host", which some servers send
+    """The nick of a "nick!user@host" source (also "nick@host", which some servers send).
+    Parsed here rather than by irc.client's NickMask: importing irc.client (and what it
+    pulls in) costs an IRC-only bot ~6 MB of RSS for one partition."""
+    return source.partition("!")[0].split("@", 1)[0]
 
 
 def decode_line(raw: bytes) -> str:

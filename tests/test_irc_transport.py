@@ -12,7 +12,7 @@ import pytest
 
 from todobot.bot.config import Config, IrcNetwork, Throttle
 from todobot.bot.irc import IrcTransport
-from todobot.bot.irc_conn import build_line, reconnect_backoff, decode_line, parse_line
+from todobot.bot.irc_conn import build_line, decode_line, nick_of, parse_line, reconnect_backoff
 from todobot.commands.messages import Message, Reply, text
 
 WAIT = 10.0
@@ -159,6 +159,15 @@ def test_parse_line_with_tags_source_and_trailing():
     assert ln is not None
     assert (ln.command, ln.params, ln.nick) == ("PRIVMSG", ["#Test", "hello :there"], "ijc")
     assert ln.tags == {"account": "ijc", "msgid": "a b", "+draft/x": ""}
+
+
+@pytest.mark.parametrize("source, nick", [
+    ("ijc!ian@xen.org", "ijc"), ("ijc@xen.org", "ijc"), ("ijc", "ijc"),
+    ("irc.server.net", "irc.server.net"), ("красный!red@yahoo.ru", "красный"),
+    ("a!b!c@d", "a"),
+])
+def test_nick_of_source_forms(source, nick):
+    assert nick_of(source) == nick
 
 
 def test_decode_falls_back_to_latin1_per_line():

@@ -1,0 +1,80 @@
+"""An IRC-only bot loads none of the optional clients: they cost memory (RSS) on every
+deployment that does not use them. Measured in a fresh interpreter, since other tests in
+this process import them anyway."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+# Packages only the Matrix transport, the status page or the mail transport need, and
+# irc.client (~6 MB with what it imports; the IRC transport needs only irc.features,
+# irc.message and irc.ctcp).
+OPTIONAL = ("nio", "aiohttp", "pygal", "jinja2", "aioimaplib", "aiosmtplib", "irc.client")
+
+IRC_ONLY = """\
+database: bot.sqlite3
+admins: ["irc:net/admin"]
+irc:
+  - network: net
+    host: 127.0.0.1
+    port: 6667
+    nick: todobot
+    channels: ["#dev"]
+"""
+
+MAIL = IRC_ONLY + """\
+mail:
+  - list: dev@lists.example.org
+    from: "todobot <todobot@example.org>"
+    authserv_id: mx.example.org
+    smtp: {host: 127.0.0.1, port: 2525, starttls: false, tls: false}
+    imap: {host: 127.0.0.1, port: 1143, tls: false, username: todobot, password_env: TODOBOT_PROBE_IMAP_PASSWORD}
+"""
+
+# The path `todobot run` takes: the CLI module, the config, an initialized App (database
+# open, transports built) and its scheduler, without connecting anywhere.
+PROBE = textwrap.dedent("""\
+    import asyncio, json, os, sys
+    import todobot.bot.cli
+    from todobot.bot.app import App
+    from todobot.bot.config import load_config
+
+    async def main():
+        app = App(load_config(sys.argv[1]), config_path=sys.argv[1])
+        await app.initialize()
+        app._start_scheduler()
+        names = json.loads(sys.argv[2])
+        loaded = [n for n in names if any(m == n or m.startswith(n + ".") for m in sys.modules)]
+        print(json.dumps(loaded), flush=True)
+        os._exit(0)  # nothing to clean up that outlives the process
+
+    try:
+        asyncio.run(main())
+    except BaseException as exc:  # report it; never hang on the database thread
+        print(repr(exc), file=sys.stderr, flush=True)
+        os._exit(1)
+""")
+
+
+def _optional_modules_loaded(tmp_path: Path, config: str) -> list[str]:
+    path = tmp_path / "bot.yaml"
+    path.write_text(config, encoding="utf-8")
+    done = subprocess.run([sys.executable, "-c", PROBE, str(path), json.dumps(OPTIONAL)],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          env={**os.environ, "TODOBOT_PROBE_IMAP_PASSWORD": "secret"})
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_irc_only_bot_imports_no_optional_client(tmp_path):
+    assert _optional_modules_loaded(tmp_path, IRC_ONLY) == []
+
+
+def test_probe_sees_a_configured_transport_s_client(tmp_path):
+    """The probe itself works: a mail entry does load the mail clients."""
+    assert {"aioimaplib", "aiosmtplib"} <= set(_optional_modules_loaded(tmp_path, MAIL))
