@@ -102,6 +102,8 @@ class PeopleSession:
     async def owner_named(self, name: str) -> Person:
         """The person a name in a list or a command means: the one with that name, else a new
         placeholder."""
+        if not clean(name):
+            raise ValueError("an owner's name shows nothing")
         return await self.person_named(name) or await self._new_person(clean(name))
 
     async def rename_person(self, person: Person, name: str) -> None:

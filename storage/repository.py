@@ -22,6 +22,7 @@ import aiosqlite
 from .db import Database
 from .models import (MAX_DEPTH, SEVERITIES, STATES, Change, Item, ListItem, Milestone, Release,
                      ReleaseList)
+from .names import clean
 from .people import PeopleSession
 
 
@@ -511,7 +512,8 @@ class Session(PeopleSession):
 
         async def walk(nodes: list[ListItem], parent: int | None) -> None:
             for li in nodes:
-                owners = [(await self.owner_named(name)).id for name in li.owners]
+                # A name that is nothing once invisible characters are gone names nobody.
+                owners = [(await self.owner_named(name)).id for name in li.owners if clean(name)]
                 fields = dict(area=li.area, severity=li.severity, title=li.title, tags=li.tags,
                               details=li.details, owners=owners, progress=li.progress,
                               state=li.state, links=li.links, section=li.section, parent=parent)

@@ -1,4 +1,5 @@
-"""What every layout shares: the "not a list" error, whitespace normalising, link finding."""
+"""What every layout shares: the "not a list" error, whitespace normalising, link finding,
+word wrapping."""
 
 from __future__ import annotations
 
@@ -51,3 +52,24 @@ def unread_lines(lines: list[tuple[int, str]], limit: int = 5) -> str:
     shown = [f'line {n}: "{text[:60]}"' for n, text in lines[:limit]]
     more = f" and {len(lines) - limit} more" if len(lines) > limit else ""
     return "; ".join(shown) + more
+
+
+def wrap(text: str, first: str, rest: str, width: int, glue: re.Pattern[str]) -> list[str]:
+    """Greedy word wrap that never breaks a word (so never a URL) and never starts a
+    continuation line with a word that `glue` matches (something the layout's reader would
+    take for a bullet or a key): such a word stays on the line before."""
+    words: list[str] = []
+    for word in text.split(" "):
+        if words and glue.fullmatch(word):
+            words[-1] += " " + word
+        else:
+            words.append(word)
+    lines, line = [], first + words[0]
+    for word in words[1:]:
+        if len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = rest + word
+        else:
+            line += " " + word
+    lines.append(line)
+    return [ln.rstrip() for ln in lines]

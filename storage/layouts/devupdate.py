@@ -49,7 +49,7 @@ from __future__ import annotations
 import re
 
 from ..models import ListItem, Milestone, ReleaseList
-from .common import LINK_ONLY, MailFormatError, normalise
+from .common import LINK_ONLY, MailFormatError, normalise, wrap
 
 NAME = "xen-dev-update"
 
@@ -327,19 +327,5 @@ def _render_item(it: ListItem, depth: int, implied: tuple[str, str], ids: bool,
 
 
 def _wrap(text: str, indent: str, width: int) -> list[str]:
-    """Greedy word wrap that never starts a line with something a sub-line reads as a key."""
-    words: list[str] = []
-    for word in text.split(" "):
-        if words and _GLUE.fullmatch(word):
-            words[-1] += " " + word
-        else:
-            words.append(word)
-    lines, line = [], indent + words[0]
-    for word in words[1:]:
-        if len(line) + 1 + len(word) > width:
-            lines.append(line)
-            line = indent + word
-        else:
-            line += " " + word
-    lines.append(line)
-    return [ln.rstrip() for ln in lines]
+    """Never starts a line with something a sub-line reads as a key."""
+    return wrap(text, indent, indent, width, _GLUE)

@@ -72,7 +72,7 @@ from dataclasses import dataclass, field, replace
 
 from ..models import ListItem, Milestone, ReleaseList
 from .common import LINK_ONLY as _LINK_ONLY
-from .common import MailFormatError, find_links, normalise
+from .common import MailFormatError, find_links, normalise, wrap
 
 NAME = "xen-4.2"
 __all__ = ["NAME", "MailFormatError", "detect", "find_links", "normalise", "parse", "parse_mail",
@@ -445,9 +445,9 @@ def _render_item(it: ListItem, depth: int, ids: bool, width: int, out: list[str]
         fields.append(" ".join(["Links:", *it.links]))
     fields += [f"Note: {note}" for note in it.notes]
     indent = " " * (4 * depth)
-    out += _wrap(body, indent + "* ", indent + "  ", width)
+    out += wrap(body, indent + "* ", indent + "  ", width, _GLUE)
     for line in fields:
-        out += _wrap(line, indent + "  ", indent + "  ", width)
+        out += wrap(line, indent + "  ", indent + "  ", width, _GLUE)
     out.append("")
     for child in it.children:
         _render_item(child, depth + 1, ids, width, out)
@@ -486,26 +486,6 @@ def _explicit(it: ListItem) -> tuple[str, list[str]]:
         ref = f" of #{it.duplicate_of}" if it.duplicate_of is not None else ""
         fields.append(f"State: {it.state}{ref}")
     return " ".join(_prefix(it) + ["Title:", it.title]).rstrip(), fields
-
-
-def _wrap(text: str, first: str, rest: str, width: int) -> list[str]:
-    """Greedy word wrap that never breaks a word (so never a URL) and never starts a
-    continuation line with a field keyword or a lone `*`/`-`."""
-    words: list[str] = []
-    for word in text.split(" "):
-        if words and _GLUE.fullmatch(word):
-            words[-1] += " " + word
-        else:
-            words.append(word)
-    lines, line = [], first + words[0]
-    for word in words[1:]:
-        if len(line) + 1 + len(word) > width:
-            lines.append(line)
-            line = rest + word
-        else:
-            line += " " + word
-    lines.append(line)
-    return [line.rstrip() for line in lines]
 
 
 parse = parse_mail
