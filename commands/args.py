@@ -71,10 +71,9 @@ class Arg:
 
 
 @dataclass(frozen=True)
-class ItemArg(Arg):
-    """An item id, loaded: the handler gets the `Item` ("No item #99" when there is none)."""
-
-    label: str = "ID"
+class OneWord(Arg):
+    """An argument that is one word: absent is None when optional, else a usage error;
+    `convert` checks the word and gives the value."""
 
     async def take(self, ctx: "Context", words: Words) -> Any:
         token = words.word()
@@ -82,6 +81,19 @@ class ItemArg(Arg):
             if self.optional:
                 return None
             raise UsageError()
+        return await self.convert(ctx, token)
+
+    async def convert(self, ctx: "Context", token: str) -> Any:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class ItemArg(OneWord):
+    """An item id, loaded: the handler gets the `Item` ("No item #99" when there is none)."""
+
+    label: str = "ID"
+
+    async def convert(self, ctx: "Context", token: str) -> Any:
         return await ctx.item(parse_id(token))
 
 
@@ -104,28 +116,20 @@ class Word(Arg):
 
 
 @dataclass(frozen=True)
-class Area(Arg):
+class Area(OneWord):
     label: str = "AREA"
 
-    async def take(self, ctx: "Context", words: Words) -> Any:
-        token = words.word()
-        if token is None:
-            if self.optional:
-                return None
-            raise UsageError()
+    async def convert(self, ctx: "Context", token: str) -> Any:
         if not _AREA.fullmatch(token):
             raise UsageError("AREA is one word, like hypervisor, tools or docs")
         return token
 
 
 @dataclass(frozen=True)
-class Severity(Arg):
+class Severity(OneWord):
     label: str = "blocker|nice"
 
-    async def take(self, ctx: "Context", words: Words) -> Any:
-        token = words.word()
-        if token is None:
-            raise UsageError()
+    async def convert(self, ctx: "Context", token: str) -> Any:
         severity = SEVERITY_WORDS.get(token.casefold())
         if severity is None:
             raise UsageError(f"severity is blocker or nice, not {token!r}")
@@ -133,15 +137,10 @@ class Severity(Arg):
 
 
 @dataclass(frozen=True)
-class ReleaseName(Arg):
+class ReleaseName(OneWord):
     label: str = "RELEASE"
 
-    async def take(self, ctx: "Context", words: Words) -> Any:
-        token = words.word()
-        if token is None:
-            if self.optional:
-                return None
-            raise UsageError()
+    async def convert(self, ctx: "Context", token: str) -> Any:
         problem = release_name_problem(token)
         if problem:
             raise UsageError(problem)
@@ -149,16 +148,11 @@ class ReleaseName(Arg):
 
 
 @dataclass(frozen=True)
-class Count(Arg):
+class Count(OneWord):
     low: int = 1
     high: int = 200
 
-    async def take(self, ctx: "Context", words: Words) -> Any:
-        token = words.word()
-        if token is None:
-            if self.optional:
-                return None
-            raise UsageError()
+    async def convert(self, ctx: "Context", token: str) -> Any:
         if not re.fullmatch(r"[0-9]{1,9}", token) or not self.low <= int(token) <= self.high:
             raise UsageError(f"{self.label} is a number from {self.low} to {self.high}")
         return int(token)
