@@ -13,7 +13,7 @@ from functools import lru_cache
 from datetime import datetime, timedelta, tzinfo
 from urllib.parse import urlencode
 
-from ..commands.format import SEVERITY_TITLE, STATE_MARK
+from ..commands.format import SEVERITY_TITLE, STATE_MARK, split_roots
 from ..commands.args import SEVERITY_WORDS
 from ..storage import Change, Item
 from ..storage.models import STATES
@@ -185,14 +185,7 @@ def ordered(items: list[Item]) -> list[tuple[Item, int]]:
     """Items in the mail's order: blockers first, then by area in order of first appearance
     (within each severity, as the mail's sections `tools, blockers:` come), each
     item followed by its sub-items (an item whose parent is not shown starts its own line)."""
-    shown = {it.id for it in items}
-    children: dict[int, list[Item]] = {}
-    roots: list[Item] = []
-    for it in items:
-        if it.parent is not None and it.parent in shown:
-            children.setdefault(it.parent, []).append(it)
-        else:
-            roots.append(it)
+    roots, children = split_roots(items)
     sections: dict[tuple[bool, str], int] = {}  # (nice?, area) in order of first appearance
     for it in roots:
         sections.setdefault((it.severity != "blocker", it.area.casefold()), len(sections))

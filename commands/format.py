@@ -50,6 +50,20 @@ def section_key(item: Item) -> tuple[str, str]:
     return item.area, item.severity
 
 
+def split_roots(items: list[Item]) -> tuple[list[Item], dict[int, list[Item]]]:
+    """The items that start a line (no parent among `items`) and each item's shown children,
+    in list order."""
+    shown = {it.id for it in items}
+    children: dict[int, list[Item]] = {}
+    roots: list[Item] = []
+    for it in items:
+        if it.parent is not None and it.parent in shown:
+            children.setdefault(it.parent, []).append(it)
+        else:
+            roots.append(it)
+    return roots, children
+
+
 # A chat answer longer than this is not read; past it the list says how to narrow it down.
 LIST_LIMIT = 50
 
@@ -65,14 +79,7 @@ def list_reply(items: list[Item], *, heading: str, empty: str, total: int | None
     reply = Reply(long=len(items) > 8)
     if not items:
         return reply.add(empty)
-    shown = {it.id: it for it in items}
-    children: dict[int, list[Item]] = {}
-    roots: list[Item] = []
-    for it in items:
-        if it.parent is not None and it.parent in shown:
-            children.setdefault(it.parent, []).append(it)
-        else:
-            roots.append(it)
+    roots, children = split_roots(items)
     sections: dict[tuple[str, str], list[Item]] = {}
     for sev in ("blocker", "nice"):
         for it in roots:

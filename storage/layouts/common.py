@@ -73,3 +73,16 @@ def wrap(text: str, first: str, rest: str, width: int, glue: re.Pattern[str]) ->
             line += " " + word
     lines.append(line)
     return [ln.rstrip() for ln in lines]
+
+
+def strip_marks(text: str, mark: re.Pattern[str]) -> tuple[str, bool, bool]:
+    """`text` without its trailing DONE / WE ARE HERE marks (as `mark` matches them: group 1
+    the rest, group 2 the mark), and whether it had each."""
+    done = current = False
+    while m := mark.fullmatch(text):
+        text = m[1]
+        if m[2].upper() == "DONE":
+            done = True
+        else:
+            current = True
+    return text, done, current

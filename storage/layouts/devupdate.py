@@ -49,7 +49,7 @@ from __future__ import annotations
 import re
 
 from ..models import ListItem, Milestone, ReleaseList
-from .common import LINK_ONLY, MailFormatError, normalise, wrap
+from .common import LINK_ONLY, MailFormatError, normalise, strip_marks, wrap
 
 NAME = "xen-dev-update"
 
@@ -225,13 +225,7 @@ def _walk(items: list[ListItem]):
 
 
 def _milestone(text: str) -> Milestone:
-    done = current = False
-    while m := _MARK.fullmatch(text):
-        text = m[1]
-        if m[2].upper() == "DONE":
-            done = True
-        else:
-            current = True
+    text, done, current = strip_marks(text, _MARK)
     name, _, when = text.partition(": ")
     return Milestone(when=when.strip(), name=name.strip(), done=done, current=current)
 

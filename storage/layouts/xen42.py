@@ -72,7 +72,7 @@ from dataclasses import dataclass, field, replace
 
 from ..models import ListItem, Milestone, ReleaseList
 from .common import LINK_ONLY as _LINK_ONLY
-from .common import MailFormatError, find_links, normalise, wrap
+from .common import MailFormatError, find_links, normalise, strip_marks, wrap
 
 NAME = "xen-4.2"
 __all__ = ["NAME", "MailFormatError", "detect", "find_links", "normalise", "parse", "parse_mail",
@@ -361,13 +361,7 @@ def detect(text: str) -> float:
 
 
 def _milestone(when: str, name: str) -> Milestone:
-    done = current = False
-    while m := _MARK.fullmatch(name):
-        name = m[1]
-        if m[2].upper() == "DONE":
-            done = True
-        else:
-            current = True
+    name, done, current = strip_marks(name, _MARK)
     return Milestone(when=when, name=name.strip(), done=done, current=current)
 
 
