@@ -3,8 +3,9 @@
 The app owns the database, the dispatcher, the transports and every background task; `stop`
 stops the transports, then awaits the tasks, then closes the database, so a graceful stop
 never loses a command that was already being handled. `reload` re-reads the config file and
-applies what can change without dropping a connection: admins, digest settings, each served
-room's settings.
+applies what can change without dropping a connection: admins, digest settings, each room's
+settings, and the rooms themselves (IRC channels and Matrix rooms added are joined, those
+removed are left); a transport added or removed, or its connection settings, wait for a restart.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ EVENT_MEMORY = 30 * 86400  # seconds an event id is remembered for at-most-once 
 
 
 # Keys a reload cannot apply to a running process: they are read once, at start.
-RESTART_KEYS = ("database", "log_file", "log_format", "web")
+RESTART_KEYS = ("database", "log_file", "log_format", "web", "mail")
 
 
 class App:
@@ -139,9 +140,11 @@ class App:
         before = self.dispatcher.bindings()
         self.config = new
         self.dispatcher.reconfigure(new)
-        notes: list[str] = []
+        notes = self._transports_added(new)
         for transport in self._started:
-            notes.extend(transport.apply_config(new))
+            done = transport.apply_config(new)
+            changes.extend(done.changes)
+            notes.extend(done.restart)
         for key, settings in self.dispatcher.bindings().items():
             was = before.get(key)
             if was is not None and was != settings:
@@ -153,6 +156,8 @@ class App:
             self.scheduler.reconfigure(new)
         else:
             self._start_scheduler()
+        if self.scheduler is not None:  # rooms joined in the background get their digests too
+            self.spawn(self._wake_scheduler_when_settled(), "reload-rooms")
         for line in changes:
             log.info("reload: %s", line)
         for line in notes:
@@ -162,6 +167,21 @@ class App:
         if not (changes or notes or later):
             log.info("reload: %s read, nothing changed", self.config_path)
         return changes + notes + [f"{key}: at restart" for key in later]
+
+    def _transports_added(self, new: Config) -> list[str]:
+        """Networks (and Matrix) a reload cannot start: they wait for a restart."""
+        if not self.serve:
+            return []
+        running = {t.name for t in self._started}
+        wanted = [f"irc:{n.network}" for n in new.irc] + (["matrix"] if new.matrix else [])
+        return [f"{name}: added to the configuration; connecting takes a restart"
+                for name in wanted if name not in running]
+
+    async def _wake_scheduler_when_settled(self) -> None:
+        for transport in list(self._started):
+            await transport.settled()
+        if self.scheduler is not None:
+            self.scheduler.wake()
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         """A background task the app keeps and awaits on stop."""

@@ -19,7 +19,7 @@ from .config import Config
 from .dispatcher import Dispatcher
 from ..commands.messages import Line, Message, Reply, Sender
 from ..commands.settings import Settings
-from .transport import Transport
+from .transport import Reconfigured, Transport
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +74,11 @@ class ConsoleTransport(Transport):
                 pass
         self._task = asyncio.create_task(self._loop(dispatcher), name="console")
 
-    def apply_config(self, config: Config) -> list[str]:
+    def apply_config(self, config: Config) -> Reconfigured:
         if self.settings_for is not None and self._dispatcher is not None:
             self.settings = self.settings_for(config)
             self._dispatcher.bind_room(self.name, self.room, self.settings)
-        return []
+        return Reconfigured()
 
     async def stop(self) -> None:
         if self._task and not self._task.done():

@@ -66,6 +66,10 @@ class Dispatcher:
         """A room's settings, resolved by its transport (see `todobot.bot.rooms`)."""
         self._rooms[(transport, room)] = settings
 
+    def unbind_room(self, transport: str, room: str) -> None:
+        """A room no longer served (removed from the config): its own settings are dropped."""
+        self._rooms.pop((transport, room), None)
+
     def bindings(self) -> dict[tuple[str, str], Settings]:
         """(transport, room) -> settings bound now (a copy)."""
         return dict(self._rooms)

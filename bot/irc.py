@@ -37,7 +37,7 @@ from .rooms import room_entry, room_settings
 from .irc_text import budget_for, casefold, render, strip_formatting, wire_lines
 from ..commands import claim_intent, lookup
 from ..commands.messages import Message, Reply, Sender
-from .transport import Transport
+from .transport import Reconfigured, Transport
 
 if TYPE_CHECKING:
     from .dispatcher import Dispatcher
@@ -64,6 +64,8 @@ _NS_FAILED = re.compile(r"(?i)password incorrect|invalid password|incorrect pass
                         r"|isn't registered|is not registered|not a registered|denied|failed")
 _ADDRESSED = re.compile(r"^\s*([^\s:,]+)[:,]\s*(.*)$", re.DOTALL)
 CTCP_ANSWERED = ("ACTION", "CLIENTINFO", "PING", "VERSION")
+# Network settings read at each use, so a reload applies them to the running connection.
+LIVE_NETWORK_KEYS = ("long_replies", "max_lines")
 
 
 def _version() -> str:
@@ -201,26 +203,51 @@ class IrcTransport(Transport):
         for folded, name in self._channels.items():
             self._dispatcher.bind_room(self.name, folded, self._settings[name])
 
-    def apply_config(self, config: Config) -> list[str]:
+    def apply_config(self, config: Config) -> Reconfigured:
+        """Re-bind the channels' settings; JOIN channels added and PART channels removed on the
+        live connection (or at the next registration). Connection settings wait for a restart."""
+        out = Reconfigured()
         net = next((n for n in config.irc if n.network == self.net.network), None)
         if net is None:
-            return [f"{self.name}: no longer configured; still connected until a restart"]
+            out.restart.append(f"{self.name}: removed from the configuration; still connected "
+                               "until a restart")
+            return out
         self.config, self.prefix = config, config.prefix
-        wanted = {name: (rel, dig) for name, rel, dig in (room_entry(c, "name") for c in net.channels)}
-        for name in self._settings:
-            if name in wanted:
-                rel, dig = wanted[name]
-                self._settings[name] = room_settings(config, release=rel, digest=dig, compact=True)
+        old = dict(self._channels)  # folded -> name
+        self._settings = {name: room_settings(config, release=rel, digest=dig, compact=True)
+                          for name, rel, dig in (room_entry(c, "name") for c in net.channels)}
         self._default_settings = room_settings(config, compact=True)
+        self._refold()
+        added = [name for folded, name in self._channels.items() if folded not in old]
+        removed = [name for folded, name in old.items() if folded not in self._channels]
+        conn = self._conn
+        live = (conn is not None and conn.registered and conn.motd_done
+                and self._identify_state != "waiting")
+        for name in removed:
+            folded = self._fold(name)
+            if self._dispatcher is not None:
+                self._dispatcher.unbind_room(self.name, folded)
+            self._ban_backoff.pop(folded, None)
+            out.changes.append(f"{self.name}: leaving {name}")
+            if live and folded in self.joined:
+                conn.send("PART", name, "no longer in todobot's configuration")
         self._bind_rooms()
-        notes = []
-        if new := [n for n in wanted if n not in self._settings]:
-            notes.append(f"{self.name}: joining {', '.join(new)} takes a restart")
-        if gone := [n for n in self._settings if n not in wanted]:
-            notes.append(f"{self.name}: leaving {', '.join(gone)} takes a restart")
-        if net.model_dump(exclude={"channels"}) != self.net.model_dump(exclude={"channels"}):
-            notes.append(f"{self.name}: connection settings change at the next restart")
-        return notes
+        for name in added:
+            out.changes.append(f"{self.name}: joining {name}")
+        if added and live:
+            self._join_all(conn)  # else the next registration joins them
+        # What is read at each use applies now; what the connection was opened with does not.
+        for key in LIVE_NETWORK_KEYS:
+            if getattr(net, key) != getattr(self.net, key):
+                out.changes.append(f"{self.name}: {key} {getattr(self.net, key)} -> {getattr(net, key)}")
+        held = sorted(k for k, v in net.model_dump(exclude={"channels", *LIVE_NETWORK_KEYS}).items()
+                      if getattr(self.net, k) != getattr(net, k))
+        self.net = self.net.model_copy(update={"channels": net.channels,
+                                               **{k: getattr(net, k) for k in LIVE_NETWORK_KEYS}})
+        if held:
+            out.restart.append(f"{self.name}: {', '.join(held)} changed; reconnecting with it "
+                               "takes a restart")
+        return out
 
     # -- the connection supervisor ---------------------------------------------------------
     async def _supervise(self) -> None:

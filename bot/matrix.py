@@ -27,6 +27,7 @@ import os
 import re
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,9 +35,10 @@ from urllib.parse import urlsplit
 
 from aiohttp import ClientConnectionError
 from nio import (AsyncClient, AsyncClientConfig, InviteMemberEvent, JoinResponse, LoginResponse,
-                 MatrixRoom, MegolmEvent, MessageDirection, RoomGetEventResponse, RoomMemberEvent,
-                 RoomMessagesResponse, RoomMessageText, RoomResolveAliasResponse, RoomSendResponse,
-                 RoomUpgradeEvent, SyncResponse, WhoamiResponse)
+                 MatrixRoom, MegolmEvent, MessageDirection, PresenceSetResponse,
+                 RoomGetEventResponse, RoomLeaveResponse, RoomMemberEvent, RoomMessagesResponse,
+                 RoomMessageText, RoomResolveAliasResponse, RoomSendResponse, RoomUpgradeEvent,
+                 SyncResponse, WhoamiResponse)
 from nio.api import Api
 from nio.crypto import ENCRYPTION_ENABLED
 from nio.exceptions import LocalProtocolError
@@ -50,7 +52,7 @@ from .config import Config, Matrix
 from .rooms import room_entry, room_settings
 from .matrix_render import render, split_reply
 from ..commands.messages import Message, Reply, Sender, Span, text
-from .transport import Transport
+from .transport import Reconfigured, Transport
 
 if TYPE_CHECKING:
     from .dispatcher import Dispatcher
@@ -74,6 +76,8 @@ PENDING_TTL = 1800.0  # "!more" material is forgotten after this long
 MAX_PENDING = 1000
 MAX_THREADS = 1000  # threads whose last named items we remember
 _TRANSIENT = (ClientConnectionError, asyncio.TimeoutError, TimeoutError, OSError)
+# Matrix settings read at each use, so a reload applies them without logging in again.
+LIVE_MATRIX_KEYS = ("allowed_inviters", "max_events", "gap_fetch_max", "reply_claim_max_age")
 
 
 @dataclass
@@ -154,6 +158,11 @@ class MatrixTransport(Transport):
         self.room_release: dict[str, Settings] = {  # by room id, aliases once resolved
             r: s for r, s in self.configured.items() if r.startswith("!")}
         self._room_ids: dict[str, str] = {}  # configured room (id or alias) -> room id
+        self._successor: dict[str, str] = {}  # upgraded room id -> its replacement's id
+        self._present: set[str] = set()  # rooms we are in (syncs, our own joins and leaves)
+        self._room_tasks: set[asyncio.Task[None]] = set()  # joins and leaves after a reload
+        self._room_lock = asyncio.Lock()
+        self._rooms_ready = asyncio.Event()  # the configured rooms were joined once
         self.client: CountingClient | None = None
         self.dispatcher: Dispatcher | None = None
         self.probes = 0
@@ -181,9 +190,8 @@ class MatrixTransport(Transport):
         return (self.client.requests if self.client else 0) + self.probes
 
     def rooms(self) -> list[str]:
-        if self.client is None:
-            return []
-        return list(self.client.rooms)
+        """The rooms we are in now (not those left: nio keeps them in `client.rooms`)."""
+        return sorted(self._present)
 
     async def start(self, dispatcher: "Dispatcher") -> None:
         self.dispatcher = dispatcher
@@ -205,7 +213,13 @@ class MatrixTransport(Transport):
         self._task = asyncio.create_task(self._run(), name="matrix")
 
     async def stop(self) -> None:
+        """Stop syncing (the token of the last complete sync is in the database already), say
+        we are offline, close the HTTP session. Never log out: the device and its encryption
+        keys must survive a restart."""
         self._stopping.set()
+        for task in list(self._room_tasks):
+            task.cancel()
+        await asyncio.gather(*self._room_tasks, return_exceptions=True)
         if self._task is not None:
             if not self._handling:
                 self._task.cancel()  # waiting in a sync: nothing to lose
@@ -217,7 +231,24 @@ class MatrixTransport(Transport):
                 log.exception("matrix: sync loop failed")
             self._task = None
         if self.client is not None:
+            if self._logged_in:
+                await self._say_offline()
             await self.client.close()
+
+    async def _say_offline(self) -> None:
+        """Presence `offline`, so people see the bot gone now rather than when the server's
+        own timeout notices. A server without presence (or one that is down) costs one bounded
+        request and a debug line."""
+        assert self.client is not None
+        try:
+            resp = await asyncio.wait_for(self.client.set_presence("offline"), 5)
+        except (*_TRANSIENT, LocalProtocolError) as exc:
+            log.debug("matrix: could not set presence offline: %s", exc or type(exc).__name__)
+            return
+        if isinstance(resp, PresenceSetResponse):
+            log.info("matrix: presence set to offline")
+        else:
+            log.debug("matrix: presence offline refused: %s %s", resp.status_code, resp.message)
 
     async def post(self, room: str, reply: Reply) -> None:
         """An unsolicited answer (the digest): in as many events as it takes, no `!more`."""
@@ -359,57 +390,149 @@ class MatrixTransport(Transport):
         return True
 
     async def _join_configured(self) -> None:
-        assert self.client is not None and self.dispatcher is not None
         for room, settings in self.configured.items():
-            room_id = room
-            if room.startswith("#"):
-                found = await self.client.room_resolve_alias(room)
-                if not isinstance(found, RoomResolveAliasResponse):
-                    self._check_rate_limit(found)
-                    log.error("matrix: cannot resolve %s: %s %s", room, found.status_code,
-                              found.message)
-                    continue
-                room_id = found.room_id
-            self._room_ids[room] = room_id
+            await self._join_room(room, settings)
+        self._rooms_joined = True
+        self._rooms_ready.set()
+
+    async def _join_room(self, room: str, settings: Settings) -> str | None:
+        """Resolve a configured room (id or alias), bind it and any room that replaced it, and
+        join the newest one; returns that room id, or None when it cannot be joined now."""
+        assert self.client is not None and self.dispatcher is not None
+        room_id = room
+        if room.startswith("#"):
+            found = await self.client.room_resolve_alias(room)
+            if not isinstance(found, RoomResolveAliasResponse):
+                self._check_rate_limit(found)
+                log.error("matrix: cannot resolve %s: %s %s", room, found.status_code,
+                          found.message)
+                return None
+            room_id = found.room_id
+        self._room_ids[room] = room_id
+        self.room_release[room_id] = settings
+        self.dispatcher.bind_room(self.name, room_id, settings)
+        # A room upgraded while we served it: its successor, with the same settings.
+        for _ in range(20):
+            newer = await self._kv_get(f"upgraded:{room_id}")
+            if not newer:
+                break
+            self._successor[room_id] = newer
+            room_id = newer
             self.room_release[room_id] = settings
             self.dispatcher.bind_room(self.name, room_id, settings)
-            # A room upgraded while we served it: its successor, with the same settings.
-            for _ in range(20):
-                newer = await self._kv_get(f"upgraded:{room_id}")
-                if not newer:
-                    break
-                room_id = newer
-                self.room_release[room_id] = settings
-                self.dispatcher.bind_room(self.name, room_id, settings)
-            resp = await self.client.join(room_id)
-            if not isinstance(resp, JoinResponse):
-                self._check_rate_limit(resp)
-                log.error("matrix: cannot join %s (%s): %s %s; waiting for an invite", room,
-                          room_id, resp.status_code, resp.message)
-        self._rooms_joined = True
+        resp = await self.client.join(room_id)
+        if not isinstance(resp, JoinResponse):
+            self._check_rate_limit(resp)
+            log.error("matrix: cannot join %s (%s): %s %s; waiting for an invite", room,
+                      room_id, resp.status_code, resp.message)
+            return None
+        self._present.add(room_id)
+        return room_id
 
-    def apply_config(self, config: Config) -> list[str]:
+    def _ids_of(self, room: str) -> list[str]:
+        """The room ids a configured room stands for: its own, then each replacement's."""
+        room_id = self._room_ids.get(room, room if room.startswith("!") else None)
+        out: list[str] = []
+        while room_id is not None and room_id not in out:
+            out.append(room_id)
+            room_id = self._successor.get(room_id)
+        return out
+
+    def apply_config(self, config: Config) -> Reconfigured:
+        """Re-bind the configured rooms' settings, join rooms added to `rooms:` and leave rooms
+        removed from it (in the background: the sync goes on). Rooms the bot joined on an
+        invite from `allowed_inviters` were never in `rooms:` and are not left."""
+        out = Reconfigured()
         if config.matrix is None:
-            return ["matrix: no longer configured; still connected until a restart"]
-        self.config = config
-        wanted = {room: (rel, dig) for room, rel, dig in (room_entry(r, "room") for r in config.matrix.rooms)}
-        for room in self.configured:
-            if room in wanted:
-                rel, dig = wanted[room]
-                settings = self.configured[room] = room_settings(config, release=rel, digest=dig)
-                room_id = self._room_ids.get(room, room if room.startswith("!") else None)
+            out.restart.append("matrix: removed from the configuration; still syncing until a "
+                               "restart")
+            return out
+        self.config, new = config, config.matrix
+        wanted = {room: room_settings(config, release=rel, digest=dig)
+                  for room, rel, dig in (room_entry(r, "room") for r in new.rooms)}
+        added = [room for room in wanted if room not in self.configured]
+        removed = [room for room in self.configured if room not in wanted]
+        gone = {room_id: room for room in removed for room_id in self._ids_of(room)}
+        for room in removed:
+            self._room_ids.pop(room, None)
+        self.configured = wanted
+        served: set[str] = set()
+        for room, settings in wanted.items():
+            for room_id in self._ids_of(room):
+                served.add(room_id)
+                self.room_release[room_id] = settings
+                if self.dispatcher is not None:
+                    self.dispatcher.bind_room(self.name, room_id, settings)
+        leave = [room_id for room_id in gone if room_id not in served]
+        for room_id in leave:
+            self.room_release.pop(room_id, None)
+            if self.dispatcher is not None:
+                self.dispatcher.unbind_room(self.name, room_id)
+        out.changes += [f"matrix: joining {room}" for room in added]
+        out.changes += [f"matrix: leaving {gone[room_id]}"
+                        + (f" ({room_id})" if room_id != gone[room_id] else "") for room_id in leave]
+        if (added or leave) and self.client is not None:
+            # Before the first join of the configured rooms, that join takes the added ones.
+            join = added if self._rooms_joined else []
+            task = asyncio.create_task(self._change_rooms(join, leave), name="matrix:rooms")
+            self._room_tasks.add(task)
+            task.add_done_callback(self._room_tasks.discard)
+        for key in LIVE_MATRIX_KEYS:
+            if getattr(new, key) != getattr(self.mcfg, key):
+                out.changes.append(f"matrix: {key} {getattr(self.mcfg, key)} -> {getattr(new, key)}")
+        held = sorted(k for k, v in new.model_dump(exclude={"rooms", *LIVE_MATRIX_KEYS}).items()
+                      if getattr(self.mcfg, k) != v)
+        self.mcfg = self.mcfg.model_copy(update={"rooms": new.rooms,
+                                                 **{k: getattr(new, k) for k in LIVE_MATRIX_KEYS}})
+        if held:
+            out.restart.append(f"matrix: {', '.join(held)} changed; that takes a restart")
+        return out
+
+    async def settled(self) -> None:
+        while self._room_tasks:
+            await asyncio.gather(*self._room_tasks, return_exceptions=True)
+
+    async def _change_rooms(self, join: list[str], leave: list[str]) -> None:
+        """After a reload: join the rooms added, leave the rooms removed, one request at a
+        time (a reload right after another waits for this one), each logged."""
+        async with self._room_lock:
+            await self._rooms_ready.wait()
+            for room in join:
+                settings = self.configured.get(room)
+                if settings is None:
+                    continue  # removed again by a later reload
+                room_id = await self._retrying(
+                    f"join {room}", lambda: self._join_room(room, settings))  # noqa: B023
                 if room_id is not None:
-                    self.room_release[room_id] = settings
-                    if self.dispatcher is not None:
-                        self.dispatcher.bind_room(self.name, room_id, settings)
-        notes = []
-        if new := [r for r in wanted if r not in self.configured]:
-            notes.append(f"matrix: joining {', '.join(new)} takes a restart (or invite the bot)")
-        if gone := [r for r in self.configured if r not in wanted]:
-            notes.append(f"matrix: leaving {', '.join(gone)} takes a restart (or !leave there)")
-        if config.matrix.model_dump(exclude={"rooms"}) != self.mcfg.model_dump(exclude={"rooms"}):
-            notes.append("matrix: account and connection settings change at the next restart")
-        return notes
+                    log.info("matrix: joined %s%s", room, f" ({room_id})" if room_id != room else "")
+            for room_id in leave:
+                if room_id in self.room_release:
+                    continue  # configured again by a later reload
+                await self._retrying(f"leave {room_id}", lambda: self._leave(room_id))  # noqa: B023
+
+    async def _retrying(self, what: str, attempt: Callable[[], Awaitable[Any]]) -> Any:
+        """Run one join or leave; a rate limit or an outage is waited out a few times."""
+        for tries in range(5):
+            try:
+                return await attempt()
+            except (_ServerError, *_TRANSIENT) as exc:
+                delay = getattr(exc, "retry_after", None) or BACKOFF_FIRST * 2 ** tries
+                log.warning("matrix: cannot %s now (%s); trying again in %.0f s", what,
+                            exc or type(exc).__name__, delay)
+                await asyncio.sleep(delay)
+        log.error("matrix: gave up trying to %s; a restart tries again", what)
+        return None
+
+    async def _leave(self, room_id: str) -> None:
+        """Leave a room that was removed from the configuration."""
+        assert self.client is not None
+        resp = await self.client.room_leave(room_id)
+        if isinstance(resp, RoomLeaveResponse):
+            self._present.discard(room_id)
+            log.info("matrix: left %s (no longer in the configuration)", room_id)
+            return
+        self._check_rate_limit(resp)
+        log.error("matrix: cannot leave %s: %s %s", room_id, resp.status_code, resp.message)
 
     @staticmethod
     def _check_rate_limit(resp: Any) -> None:
@@ -457,6 +580,7 @@ class MatrixTransport(Transport):
             finally:
                 self._handling = False
         self._known_rooms = (self._known_rooms | set(resp.rooms.join)) - set(resp.rooms.leave)
+        self._present = (self._present | set(resp.rooms.join)) - set(resp.rooms.leave)
         if self._stopping.is_set():
             return  # the batch may be half done: keep the old token, replays are deduplicated
         self._synced_once = True
@@ -684,6 +808,7 @@ class MatrixTransport(Transport):
                     "key": reply.reaction}})
         if reply.action == "leave":
             await self.client.room_leave(msg.room)
+            self._present.discard(msg.room)
             log.info("matrix: left %s as %s asked", msg.room, msg.sender.identity)
 
     def _with_tail(self, part: Reply, rest: list[Reply]) -> Reply:
@@ -764,6 +889,7 @@ class MatrixTransport(Transport):
         if new in self.room_release:
             return
         self.room_release[new] = settings
+        self._successor[room_id] = new
         self.dispatcher.bind_room(self.name, new, settings)
         await self._kv_set(f"upgraded:{room_id}", new)
         log.info("matrix: %s was upgraded to %s (by %s); joining it with the same settings",

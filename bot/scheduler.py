@@ -111,6 +111,10 @@ class DigestScheduler:
         self.grace = (config.digest.grace_hours if config.digest is not None else 24.0) * 3600.0
         self._wake.set()
 
+    def wake(self) -> None:
+        """Look at the transports' rooms again now (a reload joined or left some)."""
+        self._wake.set()
+
     async def _wait_for_stop(self, delay: float) -> None:
         try:
             await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, delay))

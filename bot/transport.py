@@ -10,6 +10,7 @@ waits for every task it started.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..commands.messages import Reply
@@ -17,6 +18,15 @@ from ..commands.messages import Reply
 if TYPE_CHECKING:
     from .config import Config
     from .dispatcher import Dispatcher
+
+
+@dataclass
+class Reconfigured:
+    """What a transport made of a reloaded config, one line per change: `changes` are applied
+    now or under way (a join the server has yet to confirm); `restart` waits for a restart."""
+
+    changes: list[str] = field(default_factory=list)
+    restart: list[str] = field(default_factory=list)
 
 
 class Transport(ABC):
@@ -44,7 +54,10 @@ class Transport(ABC):
         """The rooms this transport serves now (for scheduled posts)."""
         return []
 
-    def apply_config(self, config: "Config") -> list[str]:
-        """A reloaded config (SIGHUP): re-bind the settings of the rooms served now, without
-        dropping the connection. Returns notes on what waits for a restart."""
-        return []
+    def apply_config(self, config: "Config") -> Reconfigured:
+        """A reloaded config (SIGHUP): re-bind the rooms' settings, join rooms added and leave
+        rooms removed, without dropping the connection."""
+        return Reconfigured()
+
+    async def settled(self) -> None:
+        """Return once the room changes of the last `apply_config` are done (or failed)."""
