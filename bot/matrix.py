@@ -231,7 +231,7 @@ class MatrixTransport(Transport):
                 log.exception("matrix: sync loop failed")
             self._task = None
         if self.client is not None:
-            if self._logged_in:
+            if self._logged_in and not self._recovering:  # (not to a server known to be down)
                 await self._say_offline()
             await self.client.close()
 
@@ -246,7 +246,7 @@ class MatrixTransport(Transport):
             log.debug("matrix: could not set presence offline: %s", exc or type(exc).__name__)
             return
         if isinstance(resp, PresenceSetResponse):
-            log.info("matrix: presence set to offline")
+            log.info("matrix: told the homeserver we are offline")
         else:
             log.debug("matrix: presence offline refused: %s %s", resp.status_code, resp.message)
 

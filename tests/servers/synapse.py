@@ -7,8 +7,8 @@
     server.close()
 
 Only the client API listens, on one free loopback port; no federation, key servers, URL
-previews or presence, so the server never talks to anything but its own clients. Rate limits
-are raised far out of the way unless `default_rate_limits=True`.
+previews, so the server never talks to anything but its own clients; presence only with
+`presence=True`. Rate limits are raised far out of the way unless `default_rate_limits=True`.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ RAISED_RATE_LIMITS = {
     "rc_invites": {"per_room": _LIMIT, "per_user": _LIMIT, "per_issuer": _LIMIT},
     "rc_room_creation": _LIMIT,
     "rc_key_requests": _LIMIT,
+    "rc_presence": {"per_user": _LIMIT},  # (only matters with presence=True)
 }
 
 
@@ -71,7 +72,7 @@ def synapse_python(venv: Path | None = None) -> Path:
 
 class Synapse:
     def __init__(self, directory: Path, venv: Path | None = None, *,
-                 default_rate_limits: bool = False) -> None:
+                 default_rate_limits: bool = False, presence: bool = False) -> None:
         self.dir = Path(directory)
         self.python = synapse_python(venv)
         self.port = free_port()
@@ -80,10 +81,10 @@ class Synapse:
         self.config = self.dir / "homeserver.yaml"
         self.proc: subprocess.Popen[bytes] | None = None
         self._log = None
-        self._generate(default_rate_limits)
+        self._generate(default_rate_limits, presence)
 
     # -- configuration -------------------------------------------------------------------------
-    def _generate(self, default_rate_limits: bool) -> None:
+    def _generate(self, default_rate_limits: bool, presence: bool = False) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         self._run_tool("--server-name", SERVER_NAME, "--config-path", str(self.config),
                        "--data-directory", str(self.dir), "--generate-config",
@@ -101,7 +102,7 @@ class Synapse:
             "suppress_key_server_warning": True,
             "federation_domain_whitelist": [],
             "url_preview_enabled": False,
-            "presence": {"enabled": False},
+            "presence": {"enabled": presence},
             "report_stats": False,
             "enable_metrics": False,
         })
