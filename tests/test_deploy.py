@@ -57,22 +57,74 @@ def test_service_config_is_valid_and_keeps_its_data_in_the_state_directory(monke
     assert cfg.web is not None
 
 
-def test_containerfile_installs_the_package_non_root_with_a_data_volume():
-    text = (DEPLOY / "Containerfile").read_text()
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
-    assert re.fullmatch(r"FROM \S*python:3\.\d+-slim", lines[0]), lines[0]
-    user = [ln.split()[1] for ln in lines if ln.startswith("USER ")]
-    assert user and user[-1] not in ("root", "0")
-    assert 'VOLUME ["/var/lib/todobot"]' in lines
-    assert "pip install '.[e2e]'" in text
-    assert 'CMD ["run", "-c", "/etc/todobot/bot.yaml"]' in lines
-    # The build context it copies holds everything the package is built from.
-    copied = {src for ln in lines if ln.startswith("COPY ") for src in ln.split()[1:-1]}
+def _containerfile() -> list[tuple[str, str]]:
+    """deploy/Containerfile as (INSTRUCTION, arguments), continuation lines joined."""
+    text = re.sub(r"\\\n", " ", (DEPLOY / "Containerfile").read_text())
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            word, _, rest = line.partition(" ")
+            out.append((word.upper(), rest.strip()))
+    return out
+
+
+def _all(instruction: str) -> list[str]:
+    return [rest for word, rest in _containerfile() if word == instruction]
+
+
+def _exec_form(instruction: str) -> list[str]:
+    import json
+    [value] = _all(instruction)
+    return json.loads(value)
+
+
+def test_containerfile_base_copies_and_install_match_the_project():
+    """What the image is built from exists, is in the build context and is what pip needs.
+    (The image itself is not built here: no container runtime.)"""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    [base] = _all("FROM")
+    m = re.fullmatch(r"\S*python:3\.(\d+)-slim", base)
+    assert m and int(m.group(1)) >= int(project["project"]["requires-python"].split(".")[-1]), base
+    copied = {src for rest in _all("COPY") for src in rest.split()[:-1]}
+    assert all((ROOT / src).exists() for src in copied), copied
     needed = set(project["tool"]["setuptools"]["package-dir"].values()) | {"pyproject.toml",
                                                                          project["project"]["readme"]}
     assert needed <= copied, needed - copied
-    assert all((ROOT / src).exists() for src in copied)
+    ignored = [ln.strip() for ln in (ROOT / ".dockerignore").read_text().splitlines()
+               if ln.strip() and not ln.startswith("#")]
+    assert not [src for src in copied if any(Path(src).match(pat) for pat in ignored)]
+    assert ".venv*" in ignored and ".git" in ignored  # the context stays small
+    install = next(rest for rest in _all("RUN") if "pip install" in rest)
+    extras = re.search(r"pip install '\.\[([\w,]+)\]'", install)
+    assert extras, install
+    assert set(extras.group(1).split(",")) <= set(project["project"]["optional-dependencies"])
+
+
+def test_containerfile_runs_todobot_run_as_its_own_user_with_data_on_the_volume():
+    from todobot.bot.cli import build_parser
+    from todobot.bot.config import load_config
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    # Not root: the last USER is the system user the image creates.
+    users = _all("USER")
+    assert users and users[-1] not in ("root", "0"), users
+    created = re.search(r"useradd [^&]*?(\S+)\s*(?:&&|$)", " ".join(_all("RUN")))
+    assert created and created.group(1) == users[-1], created
+    # ENTRYPOINT + CMD is `todobot run -c CONFIG`, and the CLI takes exactly that.
+    argv = _exec_form("ENTRYPOINT") + _exec_form("CMD")
+    assert argv[0] in project["project"]["scripts"], argv
+    args = build_parser().parse_args(argv[1:])
+    assert args.command == "run" and args.config == "/etc/todobot/bot.yaml", args
+    assert "/etc/todobot" in " ".join(_all("RUN"))  # the mount point exists in the image
+    # The volume, owned by that user, is where the service config keeps its data.
+    [volume] = _exec_form("VOLUME")
+    assert f"chown {users[-1]}:{users[-1]} {volume}" in " ".join(_all("RUN"))
+    cfg = load_config(DEPLOY / "bot.yaml")
+    assert cfg.matrix is not None and cfg.web is not None
+    for path in (cfg.database, cfg.matrix.data_dir):
+        assert Path(path).is_relative_to(volume), path
+    assert _all("EXPOSE") == [cfg.web.listen.rsplit(":", 1)[1]]
+    assert _all("STOPSIGNAL") == ["SIGTERM"]
 
 
 def test_readme_walks_through_the_deploy_files():
