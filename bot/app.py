@@ -223,6 +223,16 @@ class App:
 
     async def run(self) -> None:
         """initialize, start, serve until SIGINT/SIGTERM or `request_stop`, then stop."""
+        self.handle_signals()
+        try:
+            await self.initialize()
+            await self.start()
+            await self.wait()
+        finally:
+            await self.stop()
+
+    def handle_signals(self) -> None:
+        """SIGINT and SIGTERM stop the app; SIGHUP reloads its config file (when it has one)."""
         loop = asyncio.get_running_loop()
         handlers = {signal.SIGINT: self.request_stop, signal.SIGTERM: self.request_stop}
         if self.config_path is not None:
@@ -232,12 +242,6 @@ class App:
                 loop.add_signal_handler(sig, handler)
             except (NotImplementedError, RuntimeError):
                 pass
-        try:
-            await self.initialize()
-            await self.start()
-            await self.wait()
-        finally:
-            await self.stop()
 
     def _reload_safely(self) -> None:
         try:

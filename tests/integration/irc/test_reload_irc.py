@@ -3,9 +3,12 @@ joined and answered in, a channel removed is parted — and the link stays (no r
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import yaml
 
+from ..reloading import sighup
 from .conftest import channel_name
 
 pytestmark = pytest.mark.integration
@@ -18,7 +21,8 @@ def server(request):
 
 
 async def test_reload_joins_parts_and_rebinds_without_reconnecting(server, bot_factory, humans,
-                                                                   tmp_path):
+                                                                   tmp_path, caplog):
+    caplog.set_level(logging.INFO)
     server_name = "inspircd" if server.services else "ngircd"
     kept, dropped, added = channel_name("keep"), channel_name("drop"), channel_name("add")
 
@@ -38,7 +42,7 @@ async def test_reload_joins_parts_and_rebinds_without_reconnecting(server, bot_f
         cfg = tmp_path / "bot.yaml"
         cfg.write_text(yaml.safe_dump(data))
         bot.app.config_path = str(cfg)
-        changes = bot.app.reload()
+        changes = await sighup(bot.app, caplog)
         net = f"irc:{server.network}"
         assert f"{net}: joining {added}" in changes and f"{net}: leaving {dropped}" in changes
         assert any(c.startswith(f"{net} {kept.lower()}: release 4.2 -> 4.3") for c in changes), changes

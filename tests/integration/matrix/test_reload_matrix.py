@@ -4,11 +4,14 @@ to (not in the config) is kept — all on the same login and sync loop."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import yaml
 from nio import JoinedMembersResponse
 from nio.api import RoomPreset
 
+from ..reloading import sighup
 from .conftest import bot_config, items_titled, prepare_db, start_bot, wait_bot_synced
 
 pytestmark = pytest.mark.integration
@@ -20,7 +23,8 @@ async def _members(person, room: str) -> set[str]:
     return {m.user_id for m in resp.members}
 
 
-async def test_reload_rebinds_joins_and_leaves_rooms(humans, synapse, tmp_path, bot_user):
+async def test_reload_rebinds_joins_and_leaves_rooms(humans, synapse, tmp_path, bot_user, caplog):
+    caplog.set_level(logging.INFO)
     alice = await humans("alice")
     alias_name, added_name = f"reload-{alice.name}", f"added-{alice.name}"
     room = (await alice.client.room_create(alias=alias_name, invite=[bot_user])).room_id
@@ -42,7 +46,7 @@ async def test_reload_rebinds_joins_and_leaves_rooms(humans, synapse, tmp_path, 
                                    f"#{added_name}:localhost"]
         (tmp_path / "bot.yaml").write_text(yaml.safe_dump(data))
         app.config_path = str(tmp_path / "bot.yaml")
-        changes = app.reload()
+        changes = await sighup(app, caplog)
         assert any(c.startswith(f"matrix {room}: release 4.3 -> 4.2") for c in changes), changes
         assert f"matrix: joining #{added_name}:localhost" in changes
         assert f"matrix: leaving {dropped}" in changes
