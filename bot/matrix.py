@@ -501,14 +501,17 @@ class MatrixTransport(Transport):
                 settings = self.configured.get(room)
                 if settings is None:
                     continue  # removed again by a later reload
-                room_id = await self._retrying(
-                    f"join {room}", lambda: self._join_room(room, settings))  # noqa: B023
+                room_id = await self._retrying(f"join {room}",
+                                               lambda: self._join_room(room, settings))
                 if room_id is not None:
                     log.info("matrix: joined %s%s", room, f" ({room_id})" if room_id != room else "")
             for room_id in leave:
                 if room_id in self.room_release:
                     continue  # configured again by a later reload
-                await self._retrying(f"leave {room_id}", lambda: self._leave(room_id))  # noqa: B023
+                if room_id not in self._present:
+                    log.info("matrix: not in %s; nothing to leave", room_id)
+                    continue
+                await self._retrying(f"leave {room_id}", lambda: self._leave(room_id))
 
     async def _retrying(self, what: str, attempt: Callable[[], Awaitable[Any]]) -> Any:
         """Run one join or leave; a rate limit or an outage is waited out a few times."""
