@@ -10,9 +10,9 @@ Long answers stop after `max_lines` lines; the rest waits per channel and nick f
 `<prefix>more`, which the transport answers itself.
 
 Where the server does not tell accounts (no account-tag, extended-join/account-notify or
-WHOX), a message that needs one carries a WHOIS question to the worker, which waits for the
-answer (bounded) before dispatching. The bot's own NickServ login holds the channel joins
-until services answer.
+WHOX), a message that needs one waits for the server's WHOIS answer (bounded) before it goes
+to the worker, and so do that person's later messages (their order is kept); everyone else's
+pass meanwhile. The bot's own NickServ login holds the channel joins until services answer.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ WHOX_TOKEN = "217"
 WHOIS_WAIT = 5.0  # a command waits this long for the server's WHOIS answer
 WHOIS_TTL = 60.0  # a WHOIS answer is trusted this long (no account-notify keeps it fresh)
 WHOIS_CACHE_MAX = 5000
+HELD_MAX = 20  # messages of one person held behind their unanswered WHOIS; more are dropped
 IDENTIFY_WAIT = 10.0  # channel joins wait this long for services to confirm our IDENTIFY
 REJOIN_AFTER_KICK = 5.0
 BANNED_BACKOFF = (60.0, 3600.0)  # after 474 (banned): first retry, longest wait
@@ -121,6 +122,9 @@ class IrcTransport(Transport):
         self._whois_cache: dict[str, tuple[str | None, float]] = {}
         self._whois_asked: dict[str, asyncio.Future[str | None]] = {}
         self._whois_seen: dict[str, str | None] = {}
+        # Messages held, per folded nick, until that nick's WHOIS is answered or runs out.
+        self._held: dict[str, list[_Inbound]] = {}
+        self._holds: set[asyncio.Task[None]] = set()
         self._nickserv_password: str | None = None
         self._identify_state = ""  # "", "waiting", "done"
         self._timers: set[asyncio.Task[None]] = set()  # rejoins and the identify timeout
@@ -156,7 +160,7 @@ class IrcTransport(Transport):
         if conn is not None and conn.registered:
             conn.send("QUIT", "todobot stopping", urgent=True)
             await conn.flush(timeout=3.0)
-        for task in (self._supervisor, self._worker):
+        for task in (self._supervisor, self._worker, *self._holds):
             if task is not None and not task.done():
                 task.cancel()
         for task in (self._supervisor, self._worker):
@@ -602,13 +606,51 @@ class IrcTransport(Transport):
         msg = Message(transport=self.name, room=room, sender=self._sender(nick, account),
                       text=text, private=private, at=_server_time(line.tags.get("time")))
         inbound = _Inbound(msg, reply_to)
+        folded = self._fold(nick)
+        held = self._held.get(folded)
         if not known and self._needs_account(text):
             inbound.whois = self._ask_whois(conn, nick)
             inbound.deadline = time.monotonic() + WHOIS_WAIT
+            if held is None:
+                self._hold(folded, inbound)
+                return
+        if held is not None:  # behind their own earlier message, never overtaking it
+            if len(held) >= HELD_MAX:
+                log.warning("%s: too many messages from %s wait for WHOIS; dropping one",
+                            self.name, nick)
+            else:
+                held.append(inbound)
+            return
+        self._queue(inbound)
+
+    def _queue(self, inbound: _Inbound) -> None:
         try:
             self._inbox.put_nowait(inbound)
         except asyncio.QueueFull:
-            log.warning("%s: too many waiting messages; dropping one from %s", self.name, nick)
+            log.warning("%s: too many waiting messages; dropping one from %s", self.name,
+                        inbound.msg.sender.nick)
+
+    def _hold(self, folded: str, inbound: _Inbound) -> None:
+        """Keep this person's messages aside until their WHOIS is answered or its wait runs
+        out; the worker meanwhile serves everyone else (a server that never answers WHOIS
+        delays only the asker, by WHOIS_WAIT at most)."""
+        self._held[folded] = [inbound]
+        assert inbound.whois is not None
+
+        async def release(fut: asyncio.Future[str | None], deadline: float) -> None:
+            try:
+                await asyncio.wait({fut}, timeout=max(0.0, deadline - time.monotonic()))
+                if not fut.done() and self._whois_asked.get(folded) is fut:
+                    del self._whois_asked[folded]  # given up: the next command asks again
+                    fut.cancel()
+            finally:
+                for waiting in self._held.pop(folded, []):
+                    self._queue(waiting)
+
+        task = asyncio.create_task(release(inbound.whois, inbound.deadline),
+                                   name=f"{self.name}:whois:{folded}")
+        self._holds.add(task)
+        task.add_done_callback(self._holds.discard)
 
     def _as_command(self, conn: IrcConnection, text: str, private: bool) -> str:
         """`todobot: blockers` and `todobot, claim 12` (and, in private, a bare `blockers`)

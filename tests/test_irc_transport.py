@@ -571,6 +571,28 @@ async def test_whois_without_answer_is_unconfirmed_not_a_grant(server, run, monk
         "irc:testnet/~ijc", False, True)
 
 
+async def test_an_unanswered_whois_delays_only_its_asker(server, run, monkeypatch):
+    """A server that never answers WHOIS: the asker's command waits (bounded) and is then
+    answered as unconfirmed; everyone else is served meanwhile, and the asker's own later
+    messages stay behind their first."""
+    monkeypatch.setattr("todobot.bot.irc.WHOIS_WAIT", 1.0)
+    _, d = await run(network(server.port))
+    c = await registered(server)
+    c.send(":ijc!i@h PRIVMSG #test :!blocker 1", ":ijc!i@h PRIVMSG #test :!blockers")
+    await c.expect("WHOIS ijc")
+    c.send(":george!g@h PRIVMSG #test :!todo")
+    first = await d.next()
+    assert (first.sender.nick, first.text) == ("george", "!todo")  # not behind ijc's wait
+    m1, m2 = await d.next(), await d.next()
+    assert [(m.sender.nick, m.text) for m in (m1, m2)] == [("ijc", "!blocker 1"), ("ijc", "!blockers")]
+    assert (m1.sender.authenticated, m1.sender.unconfirmed) == (False, True)
+    # The answer is one line, and the next command asks again rather than trusting silence.
+    assert (await c.expect("PRIVMSG #test")).endswith("echo !todo")
+    assert (await c.expect("PRIVMSG #test")).endswith("echo !blocker 1")
+    c.send(":ijc!i@h PRIVMSG #test :!blocker 1")
+    await c.expect("WHOIS ijc")
+
+
 async def test_account_tag_needs_no_whois(server, run):
     _, d = await run(network(server.port))
     c = await server.client()
