@@ -54,7 +54,9 @@ WHOIS_TTL = 60.0  # a WHOIS answer is trusted this long (no account-notify keeps
 WHOIS_CACHE_MAX = 5000
 HELD_MAX = 20  # messages of one person held behind their unanswered WHOIS; more are dropped
 IDENTIFY_WAIT = 10.0  # channel joins wait this long for services to confirm our IDENTIFY
-REJOIN_AFTER_KICK = 5.0
+REJOIN_AFTER_KICK = 5.0  # the first rejoin after a kick; each kick soon after doubles it
+KICK_BACKOFF_MAX = 600.0
+KICK_CALM = 600.0  # a kick this long after the previous one starts the waits over
 BANNED_BACKOFF = (60.0, 3600.0)  # after 474 (banned): first retry, longest wait
 # Commands that are anyone's but whose answer depends on who you are.
 _IDENTITY_COMMANDS = {"whoami", "iam", "claim"}
@@ -83,6 +85,7 @@ class _Inbound:
     reply_to: str
     whois: asyncio.Future[str | None] | None = None
     deadline: float = 0.0
+    more: bool = False  # "!more": the next page of this person's last long answer
 
 
 @dataclass
@@ -129,6 +132,8 @@ class IrcTransport(Transport):
         self._identify_state = ""  # "", "waiting", "done"
         self._timers: set[asyncio.Task[None]] = set()  # rejoins and the identify timeout
         self._ban_backoff: dict[str, float] = {}  # folded channel -> next wait after 474
+        # folded channel -> (wait before rejoining after its next kick, when the last kick was)
+        self._kick_backoff: dict[str, tuple[float, float]] = {}
         self._ctcp_bucket = TokenBucket(3, 0.5, time.monotonic)
         self.failed: str | None = None  # why this network stopped for good (certificate)
         self._pending: dict[tuple[str, str], _Pending] = {}
@@ -240,12 +245,22 @@ class IrcTransport(Transport):
                 async with asyncio.timeout(self.net.ping_interval + self.net.ping_timeout):
                     welcome = await conn.register()
                 registered_at = time.monotonic()
+                self.failed = None
                 await self._session(conn, welcome)
             except asyncio.CancelledError:
                 raise
-            except (CertificateRefused, ConfigError) as exc:
-                # Never fall back to an unverified link, and do not knock forever: this
-                # network stays down until the configuration is fixed.
+            except CertificateRefused as exc:
+                self.failed = str(exc)
+                if not self.sessions:
+                    # Never verified: a configuration to fix, not a server to knock on.
+                    log.error("%s: giving up on this network: %s", self.name, exc)
+                    break
+                # It verified before: a certificate changed mid-run (a renewal gone wrong, or
+                # someone in between). Never connect unverified; keep trying with backoff.
+                log.error("%s: refusing to connect: %s; trying again with backoff", self.name, exc)
+            except ConfigError as exc:
+                # Do not knock forever: this network stays down until the configuration is
+                # fixed.
                 self.failed = str(exc)
                 log.error("%s: giving up on this network: %s", self.name, exc)
                 break
@@ -534,10 +549,20 @@ class IrcTransport(Transport):
             return
         folded = self._fold(line.param(0))
         self.joined.discard(folded)
-        log.warning("%s: kicked from %s by %s: %s; rejoining in %.0fs", self.name, line.param(0),
-                    line.nick, line.param(2), REJOIN_AFTER_KICK)
-        if folded in self._channels:
-            self._later(REJOIN_AFTER_KICK, self._rejoin, conn, folded)
+        if folded not in self._channels:
+            log.warning("%s: kicked from %s by %s: %s", self.name, line.param(0), line.nick,
+                        line.param(2))
+            return
+        # Kicked again soon after rejoining: wait twice as long each time (a kick loop, an
+        # operator who wants the bot gone), so the bot never rejoins in a tight loop.
+        now = time.monotonic()
+        wait, last = self._kick_backoff.get(folded, (REJOIN_AFTER_KICK, float("-inf")))
+        if now - last > KICK_CALM:
+            wait = REJOIN_AFTER_KICK
+        self._kick_backoff[folded] = (min(KICK_BACKOFF_MAX, wait * 2), now)
+        log.warning("%s: kicked from %s by %s: %s; rejoining in %.1fs", self.name, line.param(0),
+                    line.nick, line.param(2), wait)
+        self._later(wait, self._rejoin, conn, folded)
 
     def _rejoin(self, conn: IrcConnection, folded: str) -> None:
         if folded in self._channels and folded not in self.joined and conn.registered:
@@ -597,18 +622,18 @@ class IrcTransport(Transport):
             text = "I " + strip_formatting(action).strip()
         else:
             text = self._as_command(conn, strip_formatting(body), private)
-        if text.strip().casefold() == f"{self.prefix}more".casefold():
-            self._more(conn, room, nick, reply_to, private)
-            return
         known, account = self._known_account(conn, line, nick)
         # No msg_id: IRC never replays a message, so recording ids for at-most-once handling
         # would only cost a write per command.
         msg = Message(transport=self.name, room=room, sender=self._sender(nick, account),
                       text=text, private=private, at=_server_time(line.tags.get("time")))
         inbound = _Inbound(msg, reply_to)
+        # "!more" is the transport's own, but it queues like a command: after the answer
+        # to this person's previous one, which it continues.
+        inbound.more = text.strip().casefold() == f"{self.prefix}more".casefold()
         folded = self._fold(nick)
         held = self._held.get(folded)
-        if not known and self._needs_account(text):
+        if not known and not inbound.more and self._needs_account(text):
             inbound.whois = self._ask_whois(conn, nick)
             inbound.deadline = time.monotonic() + WHOIS_WAIT
             if held is None:
@@ -717,6 +742,11 @@ class IrcTransport(Transport):
         assert self._dispatcher is not None
         while True:
             inbound = await self._inbox.get()
+            if inbound.more:
+                conn, msg = self._conn, inbound.msg
+                if conn is not None and conn.registered:
+                    self._more(conn, msg.room, msg.sender.nick, inbound.reply_to, msg.private)
+                continue
             msg = await self._identified_message(inbound)
             try:
                 reply = await self._dispatcher.handle(msg)

@@ -10,6 +10,7 @@ import subprocess
 
 import pytest
 
+from todobot.bot.backoff import Backoff
 from todobot.bot.config import Config, IrcNetwork, Throttle
 from todobot.bot.irc import IrcTransport
 from todobot.bot.irc_conn import build_line, decode_line, nick_of, parse_line, reconnect_backoff
@@ -700,6 +701,42 @@ async def test_tls_certificate_that_does_not_verify_stops_the_network(tls_server
     assert t.attempts == 1 and tls_server.clients.empty()
 
 
+async def test_a_certificate_changed_mid_run_is_refused_and_retried(tmp_path, run, monkeypatch,
+                                                                    caplog):
+    """The certificate verified, then the server restarts with one the bot does not trust:
+    every reconnect is refused (logged, no traceback) and retried with backoff, and the bot
+    is back as soon as the trusted certificate is."""
+    monkeypatch.setattr("todobot.bot.irc.reconnect_backoff", lambda: Backoff(0.2, 0.4))
+    cert, key = make_cert(tmp_path, "server")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    s = FakeServer()
+    await s.start(ctx)
+    try:
+        t, _ = await run(network(s.port, tls=True, tls_ca=cert))
+        c = await registered(s)
+        await c.sync()
+        ctx.load_cert_chain(*make_cert(tmp_path, "impostor"))  # new handshakes get this one
+        c.close()
+        async with asyncio.timeout(WAIT):
+            while t.attempts < 4:
+                await asyncio.sleep(0.05)
+        assert t.failed is not None and "did not verify" in t.failed
+        assert caplog.text.count("refusing to connect") >= 2 and "Traceback" not in caplog.text
+        assert t.sessions == 1 and s.clients.empty()  # nothing spoke to the impostor
+        ctx.load_cert_chain(cert, key)
+        c2 = await registered(s)
+        assert t.sessions == 2 and t.failed is None
+        # Stopping while the server's lines arrive: the cancel must not be lost in the read
+        # (it was, and stop() then waited for the keepalive: 90 s).
+        stopping = asyncio.create_task(t.stop())
+        done, _ = await asyncio.wait({stopping}, timeout=WAIT)
+        assert done, "stop() hung"
+        c2.close()
+    finally:
+        await s.close()
+
+
 async def test_sasl_external_sends_an_empty_response(tls_server, run, tmp_path):
     cert, key = str(tmp_path / "client.pem"), str(tmp_path / "client.key")
     await run(network(tls_server.port, tls=True, tls_ca=tls_server.cert, tls_certfile=cert,
@@ -718,6 +755,26 @@ async def test_sasl_external_sends_an_empty_response(tls_server, run, tmp_path):
 
 
 # -- staying in the channel --------------------------------------------------------------------
+
+
+async def test_kicks_in_a_row_rejoin_after_growing_waits(server, run, monkeypatch, caplog):
+    monkeypatch.setattr("todobot.bot.irc.REJOIN_AFTER_KICK", 0.2)
+    monkeypatch.setattr("todobot.bot.irc.KICK_BACKOFF_MAX", 0.8)
+    t, _ = await run(network(server.port))
+    c = await registered(server)
+    await c.sync()
+    for _ in range(4):
+        c.send(":op!o@h KICK #test todobot :go away")
+        assert await c.expect("JOIN", timeout=5) == "JOIN #test"
+        c.send(":todobot!todobot@bot.host JOIN #test")
+    waits = re.findall(r"kicked from #test by op: go away; rejoining in ([\d.]+)s", caplog.text)
+    assert waits == ["0.2", "0.4", "0.8", "0.8"]  # doubled each time, capped
+    # A kick long after the last one starts over.
+    monkeypatch.setattr("todobot.bot.irc.KICK_CALM", 0.0)
+    await asyncio.sleep(0.05)
+    c.send(":op!o@h KICK #test todobot :again")
+    assert await c.expect("JOIN", timeout=5) == "JOIN #test"
+    assert "by op: again; rejoining in 0.2s" in caplog.text
 
 
 async def test_kick_rejoins_after_a_pause_and_ban_backs_off(server, run, monkeypatch, caplog):
