@@ -135,7 +135,8 @@ class IrcTransport(Transport):
         # folded channel -> (wait before rejoining after its next kick, when the last kick was)
         self._kick_backoff: dict[str, tuple[float, float]] = {}
         self._ctcp_bucket = TokenBucket(3, 0.5, time.monotonic)
-        self.failed: str | None = None  # why this network stopped for good (certificate)
+        # Why this network is down: a certificate or configuration refused (None once connected).
+        self.failed: str | None = None
         self._pending: dict[tuple[str, str], _Pending] = {}
         self._last_regain = 0.0
         # Observable state (tests, status): registered sessions so far and channels we are in.
