@@ -51,6 +51,9 @@ INBOX_SIZE = 200  # messages waiting for the dispatcher; more are dropped (flood
 WHOX_TOKEN = "217"
 WHOIS_WAIT = 5.0  # a command waits this long for the server's WHOIS answer
 WHOIS_TTL = 60.0  # a WHOIS answer is trusted this long (no account-notify keeps it fresh)
+# "Not logged in" is kept only briefly: identifying is invisible to the bot here, and a
+# release manager refused a moment ago must not stay refused for a minute once identified.
+WHOIS_TTL_NO_ACCOUNT = 3.0
 WHOIS_CACHE_MAX = 5000
 HELD_MAX = 20  # messages of one person held behind their unanswered WHOIS; more are dropped
 IDENTIFY_WAIT = 10.0  # channel joins wait this long for services to confirm our IDENTIFY
@@ -467,7 +470,8 @@ class IrcTransport(Transport):
         if folded in self._accounts:
             return True, self._accounts[folded]
         cached = self._whois_cache.get(folded)
-        if cached is not None and time.monotonic() - cached[1] < WHOIS_TTL:
+        if cached is not None and time.monotonic() - cached[1] < (
+                WHOIS_TTL if cached[0] is not None else WHOIS_TTL_NO_ACCOUNT):
             return True, cached[0]
         return False, None
 

@@ -528,6 +528,24 @@ async def test_whois_learns_the_account_before_an_admin_command(server, run):
     assert (m.sender.identity, m.sender.authenticated) == ("irc:testnet/~ijc_away", False)
 
 
+async def test_not_logged_in_is_asked_again_soon(server, run, monkeypatch):
+    """Someone refused for not being logged in identifies (which the bot cannot see without
+    account-notify) and tries again: WHOIS is asked anew, not answered from a minute-long
+    cache. (Found with Anope down and back on ngIRCd.)"""
+    monkeypatch.setattr("todobot.bot.irc.WHOIS_TTL_NO_ACCOUNT", 0.3)
+    _, d = await run(network(server.port))
+    c = await registered(server)
+    c.send(":ijc!i@h PRIVMSG #test :!blocker 1")
+    await c.expect("WHOIS ijc")
+    c.send(":srv 318 todobot ijc :End of /WHOIS list.")
+    assert (await d.next()).sender.authenticated is False
+    await asyncio.sleep(0.5)
+    c.send(":ijc!i@h PRIVMSG #test :!blocker 1")
+    await c.expect("WHOIS ijc", timeout=2)
+    c.send(":srv 330 todobot ijc ijc :is logged in as", ":srv 318 todobot ijc :End")
+    assert (await d.next()).sender.identity == "irc:testnet/ijc"
+
+
 async def test_whois_registered_nick_means_the_nick_is_the_account(server, run):
     _, d = await run(network(server.port))
     c = await registered(server)

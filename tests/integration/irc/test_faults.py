@@ -14,9 +14,10 @@ import time
 import pytest
 
 from todobot.bot.backoff import Backoff
-from tests.servers.ircd import IrcServer, make_certificate, probe_nick, start_inspircd
+from tests.servers.ircd import IrcServer, make_certificate, probe_nick, start_inspircd, start_ngircd
 
-from .conftest import WAIT, _launch, channel_name, password_for, seed_release
+from .conftest import (BOT_PASSWORD_ENV, WAIT, _launch, _register_accounts_sync, channel_name,
+                       password_for, seed_release)
 
 pytestmark = pytest.mark.integration
 
@@ -145,3 +146,54 @@ async def test_untrusted_certificate_mid_run_is_refused_then_trusted_again(
         ian2 = await humans(server, "ian2", channel=chan)
         ian2.say(chan, "!whoami")
         await ian2.hear(bot.nick, r"You are")
+
+
+@pytest.fixture
+def ngircd_anope(tmp_path) -> IrcServer:
+    server = _launch(start_ngircd, tmp_path / "ngircd", "ngircd", "anope", network="ngsvc",
+                     services=True)
+    try:
+        _register_accounts_sync(server, "todobot", "ijc")
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_services_down_then_back_on_ngircd(ngircd_anope, bot_factory, humans):
+    """The same on the RFC-only variant, where accounts are learnt by WHOIS."""
+    server = ngircd_anope
+    chan = channel_name("svcng")
+
+    async def seed(s):
+        await seed_release(s, [("tools", "nice", "libxl stable API")])
+
+    async with bot_factory(server, channels=[chan], sasl=False, seed=seed,
+                           nickserv_password_env=BOT_PASSWORD_ENV) as bot:
+        ian = await humans(server, "Ian", identify="ijc", channel=chan)
+        ian.say(chan, "!blocker 1")
+        await ian.hear(bot.nick, r"#1.*blocker")
+
+        anope = next(d for d in server.daemons if d.name == "anope")
+        await asyncio.to_thread(anope.stop)
+        ian.send("WHOIS NickServ")
+        await ian.expect(lambda ln: ln.command == "401")
+        ian.say(chan, "!nice 1")
+        said = await ian.hear(bot.nick, r"#1|Only release managers")
+        print(f"ngIRCd, services down, identified before: {said!r}")
+        assert "nice to have" in said  # ngIRCd still shows them identified (307)
+
+        late = await humans(server, "ijc", channel=chan)
+        late.say(chan, "!blocker 1")
+        refused = await late.hear(bot.nick, r"Only release managers")
+        print(f"ngIRCd, services down, arriving now: {refused!r}")
+        assert "not logged in to an account" in refused
+
+        await asyncio.to_thread(anope.start)
+        await asyncio.to_thread(probe_nick, server.port, "NickServ", timeout=WAIT)
+        late.say("NickServ", f"IDENTIFY ijc {password_for('ijc')}")
+        assert "accepted" in (await late.hear("NickServ", r"(?i)password", command="NOTICE")).lower()
+        late.say(chan, "!blocker 1")
+        said = await late.hear(bot.nick, r"#1|Only release managers")
+        print(f"ngIRCd, services back, identified now: {said!r}")
+        # Refused a moment ago, identified since: asked again, not refused from a cache.
+        assert "moved to blockers" in said
