@@ -1,6 +1,6 @@
 """Faults on real IRC servers: kicked again and again (ngIRCd), services down while a release
-manager works (InspIRCd + Anope), and the TLS certificate replaced by one the bot does not
-trust mid-run (InspIRCd). A WHOIS that is never answered cannot be had from a real server:
+manager works (InspIRCd + Anope, ngIRCd + Anope), and the TLS certificate replaced by one the
+bot does not trust mid-run (InspIRCd). A WHOIS that is never answered cannot be had from a real server:
 tests/test_irc_transport.py covers it with a scripted one."""
 
 from __future__ import annotations
