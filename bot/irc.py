@@ -10,9 +10,9 @@ Long answers stop after `max_lines` lines; the rest waits per channel and nick f
 `<prefix>more`, which the transport answers itself.
 
 Where the server does not tell accounts (no account-tag, extended-join/account-notify or
-WHOX), a message that needs one carries a WHOIS question to the worker, which waits for the
-answer (bounded) before dispatching. The bot's own NickServ login holds the channel joins
-until services answer.
+WHOX), a message that needs one waits for the server's WHOIS answer (bounded) before it goes
+to the worker, and so do that person's later messages (their order is kept); everyone else's
+pass meanwhile. The bot's own NickServ login holds the channel joins until services answer.
 """
 
 from __future__ import annotations
@@ -51,9 +51,15 @@ INBOX_SIZE = 200  # messages waiting for the dispatcher; more are dropped (flood
 WHOX_TOKEN = "217"
 WHOIS_WAIT = 5.0  # a command waits this long for the server's WHOIS answer
 WHOIS_TTL = 60.0  # a WHOIS answer is trusted this long (no account-notify keeps it fresh)
+# "Not logged in" is kept only briefly: identifying is invisible to the bot here, and a
+# release manager refused a moment ago must not stay refused for a minute once identified.
+WHOIS_TTL_NO_ACCOUNT = 3.0
 WHOIS_CACHE_MAX = 5000
+HELD_MAX = 20  # messages of one person held behind their unanswered WHOIS; more are dropped
 IDENTIFY_WAIT = 10.0  # channel joins wait this long for services to confirm our IDENTIFY
-REJOIN_AFTER_KICK = 5.0
+REJOIN_AFTER_KICK = 5.0  # the first rejoin after a kick; each kick soon after doubles it
+KICK_BACKOFF_MAX = 600.0
+KICK_CALM = 600.0  # a kick this long after the previous one starts the waits over
 BANNED_BACKOFF = (60.0, 3600.0)  # after 474 (banned): first retry, longest wait
 # Commands that are anyone's but whose answer depends on who you are.
 _IDENTITY_COMMANDS = {"whoami", "iam", "claim"}
@@ -84,6 +90,7 @@ class _Inbound:
     reply_to: str
     whois: asyncio.Future[str | None] | None = None
     deadline: float = 0.0
+    more: bool = False  # "!more": the next page of this person's last long answer
 
 
 @dataclass
@@ -123,12 +130,18 @@ class IrcTransport(Transport):
         self._whois_cache: dict[str, tuple[str | None, float]] = {}
         self._whois_asked: dict[str, asyncio.Future[str | None]] = {}
         self._whois_seen: dict[str, str | None] = {}
+        # Messages held, per folded nick, until that nick's WHOIS is answered or runs out.
+        self._held: dict[str, list[_Inbound]] = {}
+        self._holds: set[asyncio.Task[None]] = set()
         self._nickserv_password: str | None = None
         self._identify_state = ""  # "", "waiting", "done"
         self._timers: set[asyncio.Task[None]] = set()  # rejoins and the identify timeout
         self._ban_backoff: dict[str, float] = {}  # folded channel -> next wait after 474
+        # folded channel -> (wait before rejoining after its next kick, when the last kick was)
+        self._kick_backoff: dict[str, tuple[float, float]] = {}
         self._ctcp_bucket = TokenBucket(3, 0.5, time.monotonic)
-        self.failed: str | None = None  # why this network stopped for good (certificate)
+        # Why this network is down: a certificate or configuration refused (None once connected).
+        self.failed: str | None = None
         self._pending: dict[tuple[str, str], _Pending] = {}
         self._last_regain = 0.0
         # Observable state (tests, status): registered sessions so far and channels we are in.
@@ -158,7 +171,7 @@ class IrcTransport(Transport):
         if conn is not None and conn.registered:
             conn.send("QUIT", "todobot stopping", urgent=True)
             await conn.flush(timeout=3.0)
-        for task in (self._supervisor, self._worker):
+        for task in (self._supervisor, self._worker, *self._holds):
             if task is not None and not task.done():
                 task.cancel()
         for task in (self._supervisor, self._worker):
@@ -263,12 +276,22 @@ class IrcTransport(Transport):
                 async with asyncio.timeout(self.net.ping_interval + self.net.ping_timeout):
                     welcome = await conn.register()
                 registered_at = time.monotonic()
+                self.failed = None
                 await self._session(conn, welcome)
             except asyncio.CancelledError:
                 raise
-            except (CertificateRefused, ConfigError) as exc:
-                # Never fall back to an unverified link, and do not knock forever: this
-                # network stays down until the configuration is fixed.
+            except CertificateRefused as exc:
+                self.failed = str(exc)
+                if not self.sessions:
+                    # Never verified: a configuration to fix, not a server to knock on.
+                    log.error("%s: giving up on this network: %s", self.name, exc)
+                    break
+                # It verified before: a certificate changed mid-run (a renewal gone wrong, or
+                # someone in between). Never connect unverified; keep trying with backoff.
+                log.error("%s: refusing to connect: %s; trying again with backoff", self.name, exc)
+            except ConfigError as exc:
+                # Do not knock forever: this network stays down until the configuration is
+                # fixed.
                 self.failed = str(exc)
                 log.error("%s: giving up on this network: %s", self.name, exc)
                 break
@@ -474,7 +497,8 @@ class IrcTransport(Transport):
         if folded in self._accounts:
             return True, self._accounts[folded]
         cached = self._whois_cache.get(folded)
-        if cached is not None and time.monotonic() - cached[1] < WHOIS_TTL:
+        if cached is not None and time.monotonic() - cached[1] < (
+                WHOIS_TTL if cached[0] is not None else WHOIS_TTL_NO_ACCOUNT):
             return True, cached[0]
         return False, None
 
@@ -557,10 +581,20 @@ class IrcTransport(Transport):
             return
         folded = self._fold(line.param(0))
         self.joined.discard(folded)
-        log.warning("%s: kicked from %s by %s: %s; rejoining in %.0fs", self.name, line.param(0),
-                    line.nick, line.param(2), REJOIN_AFTER_KICK)
-        if folded in self._channels:
-            self._later(REJOIN_AFTER_KICK, self._rejoin, conn, folded)
+        if folded not in self._channels:
+            log.warning("%s: kicked from %s by %s: %s", self.name, line.param(0), line.nick,
+                        line.param(2))
+            return
+        # Kicked again soon after rejoining: wait twice as long each time (a kick loop, an
+        # operator who wants the bot gone), so the bot never rejoins in a tight loop.
+        now = time.monotonic()
+        wait, last = self._kick_backoff.get(folded, (REJOIN_AFTER_KICK, float("-inf")))
+        if now - last > KICK_CALM:
+            wait = REJOIN_AFTER_KICK
+        self._kick_backoff[folded] = (min(KICK_BACKOFF_MAX, wait * 2), now)
+        log.warning("%s: kicked from %s by %s: %s; rejoining in %.1fs", self.name, line.param(0),
+                    line.nick, line.param(2), wait)
+        self._later(wait, self._rejoin, conn, folded)
 
     def _rejoin(self, conn: IrcConnection, folded: str) -> None:
         if folded in self._channels and folded not in self.joined and conn.registered:
@@ -620,22 +654,60 @@ class IrcTransport(Transport):
             text = "I " + strip_formatting(action).strip()
         else:
             text = self._as_command(conn, strip_formatting(body), private)
-        if text.strip().casefold() == f"{self.prefix}more".casefold():
-            self._more(conn, room, nick, reply_to, private)
-            return
         known, account = self._known_account(conn, line, nick)
         # No msg_id: IRC never replays a message, so recording ids for at-most-once handling
         # would only cost a write per command.
         msg = Message(transport=self.name, room=room, sender=self._sender(nick, account),
                       text=text, private=private, at=_server_time(line.tags.get("time")))
         inbound = _Inbound(msg, reply_to)
-        if not known and self._needs_account(text):
+        # "!more" is the transport's own, but it queues like a command: after the answer
+        # to this person's previous one, which it continues.
+        inbound.more = text.strip().casefold() == f"{self.prefix}more".casefold()
+        folded = self._fold(nick)
+        held = self._held.get(folded)
+        if not known and not inbound.more and self._needs_account(text):
             inbound.whois = self._ask_whois(conn, nick)
             inbound.deadline = time.monotonic() + WHOIS_WAIT
+            if held is None:
+                self._hold(folded, inbound)
+                return
+        if held is not None:  # behind their own earlier message, never overtaking it
+            if len(held) >= HELD_MAX:
+                log.warning("%s: too many messages from %s wait for WHOIS; dropping one",
+                            self.name, nick)
+            else:
+                held.append(inbound)
+            return
+        self._queue(inbound)
+
+    def _queue(self, inbound: _Inbound) -> None:
         try:
             self._inbox.put_nowait(inbound)
         except asyncio.QueueFull:
-            log.warning("%s: too many waiting messages; dropping one from %s", self.name, nick)
+            log.warning("%s: too many waiting messages; dropping one from %s", self.name,
+                        inbound.msg.sender.nick)
+
+    def _hold(self, folded: str, inbound: _Inbound) -> None:
+        """Keep this person's messages aside until their WHOIS is answered or its wait runs
+        out; the worker meanwhile serves everyone else (a server that never answers WHOIS
+        delays only the asker, by WHOIS_WAIT at most)."""
+        self._held[folded] = [inbound]
+        assert inbound.whois is not None
+
+        async def release(fut: asyncio.Future[str | None], deadline: float) -> None:
+            try:
+                await asyncio.wait({fut}, timeout=max(0.0, deadline - time.monotonic()))
+                if not fut.done() and self._whois_asked.get(folded) is fut:
+                    del self._whois_asked[folded]  # given up: the next command asks again
+                    fut.cancel()
+            finally:
+                for waiting in self._held.pop(folded, []):
+                    self._queue(waiting)
+
+        task = asyncio.create_task(release(inbound.whois, inbound.deadline),
+                                   name=f"{self.name}:whois:{folded}")
+        self._holds.add(task)
+        task.add_done_callback(self._holds.discard)
 
     def _as_command(self, conn: IrcConnection, text: str, private: bool) -> str:
         """`todobot: blockers` and `todobot, claim 12` (and, in private, a bare `blockers`)
@@ -702,6 +774,11 @@ class IrcTransport(Transport):
         assert self._dispatcher is not None
         while True:
             inbound = await self._inbox.get()
+            if inbound.more:
+                conn, msg = self._conn, inbound.msg
+                if conn is not None and conn.registered:
+                    self._more(conn, msg.room, msg.sender.nick, inbound.reply_to, msg.private)
+                continue
             msg = await self._identified_message(inbound)
             try:
                 reply = await self._dispatcher.handle(msg)

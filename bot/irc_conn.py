@@ -330,8 +330,11 @@ class IrcConnection:
         while True:
             wait = self.net.ping_timeout if self._ping_outstanding else self.net.ping_interval
             try:
-                raw = await asyncio.wait_for(self._reader.readuntil(b"\n"), wait)
-            except asyncio.TimeoutError:
+                # asyncio.timeout, not wait_for: on 3.11 wait_for loses a cancel that comes as
+                # a line arrives, and stopping the bot then waited for the keepalive.
+                async with asyncio.timeout(wait):
+                    raw = await self._reader.readuntil(b"\n")
+            except TimeoutError:
                 if self._ping_outstanding:
                     raise LinkClosed(f"no answer from the server for "
                                      f"{self.net.ping_interval + self.net.ping_timeout:.0f}s") from None

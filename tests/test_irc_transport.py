@@ -10,6 +10,7 @@ import subprocess
 
 import pytest
 
+from todobot.bot.backoff import Backoff
 from todobot.bot.config import Config, IrcNetwork, Throttle
 from todobot.bot.irc import IrcTransport
 from todobot.bot.irc_conn import build_line, decode_line, nick_of, parse_line, reconnect_backoff
@@ -527,6 +528,24 @@ async def test_whois_learns_the_account_before_an_admin_command(server, run):
     assert (m.sender.identity, m.sender.authenticated) == ("irc:testnet/~ijc_away", False)
 
 
+async def test_not_logged_in_is_asked_again_soon(server, run, monkeypatch):
+    """Someone refused for not being logged in identifies (which the bot cannot see without
+    account-notify) and tries again: WHOIS is asked anew, not answered from a minute-long
+    cache. (Found with Anope down and back on ngIRCd.)"""
+    monkeypatch.setattr("todobot.bot.irc.WHOIS_TTL_NO_ACCOUNT", 0.3)
+    _, d = await run(network(server.port))
+    c = await registered(server)
+    c.send(":ijc!i@h PRIVMSG #test :!blocker 1")
+    await c.expect("WHOIS ijc")
+    c.send(":srv 318 todobot ijc :End of /WHOIS list.")
+    assert (await d.next()).sender.authenticated is False
+    await asyncio.sleep(0.5)
+    c.send(":ijc!i@h PRIVMSG #test :!blocker 1")
+    await c.expect("WHOIS ijc", timeout=2)
+    c.send(":srv 330 todobot ijc ijc :is logged in as", ":srv 318 todobot ijc :End")
+    assert (await d.next()).sender.identity == "irc:testnet/ijc"
+
+
 async def test_whois_registered_nick_means_the_nick_is_the_account(server, run):
     _, d = await run(network(server.port))
     c = await registered(server)
@@ -569,6 +588,28 @@ async def test_whois_without_answer_is_unconfirmed_not_a_grant(server, run, monk
     m = await d.next()
     assert (m.sender.identity, m.sender.authenticated, m.sender.unconfirmed) == (
         "irc:testnet/~ijc", False, True)
+
+
+async def test_an_unanswered_whois_delays_only_its_asker(server, run, monkeypatch):
+    """A server that never answers WHOIS: the asker's command waits (bounded) and is then
+    answered as unconfirmed; everyone else is served meanwhile, and the asker's own later
+    messages stay behind their first."""
+    monkeypatch.setattr("todobot.bot.irc.WHOIS_WAIT", 1.0)
+    _, d = await run(network(server.port))
+    c = await registered(server)
+    c.send(":ijc!i@h PRIVMSG #test :!blocker 1", ":ijc!i@h PRIVMSG #test :!blockers")
+    await c.expect("WHOIS ijc")
+    c.send(":george!g@h PRIVMSG #test :!todo")
+    first = await d.next()
+    assert (first.sender.nick, first.text) == ("george", "!todo")  # not behind ijc's wait
+    m1, m2 = await d.next(), await d.next()
+    assert [(m.sender.nick, m.text) for m in (m1, m2)] == [("ijc", "!blocker 1"), ("ijc", "!blockers")]
+    assert (m1.sender.authenticated, m1.sender.unconfirmed) == (False, True)
+    # The answer is one line, and the next command asks again rather than trusting silence.
+    assert (await c.expect("PRIVMSG #test")).endswith("echo !todo")
+    assert (await c.expect("PRIVMSG #test")).endswith("echo !blocker 1")
+    c.send(":ijc!i@h PRIVMSG #test :!blocker 1")
+    await c.expect("WHOIS ijc")
 
 
 async def test_account_tag_needs_no_whois(server, run):
@@ -678,6 +719,42 @@ async def test_tls_certificate_that_does_not_verify_stops_the_network(tls_server
     assert t.attempts == 1 and tls_server.clients.empty()
 
 
+async def test_a_certificate_changed_mid_run_is_refused_and_retried(tmp_path, run, monkeypatch,
+                                                                    caplog):
+    """The certificate verified, then the server restarts with one the bot does not trust:
+    every reconnect is refused (logged, no traceback) and retried with backoff, and the bot
+    is back as soon as the trusted certificate is."""
+    monkeypatch.setattr("todobot.bot.irc.reconnect_backoff", lambda: Backoff(0.2, 0.4))
+    cert, key = make_cert(tmp_path, "server")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    s = FakeServer()
+    await s.start(ctx)
+    try:
+        t, _ = await run(network(s.port, tls=True, tls_ca=cert))
+        c = await registered(s)
+        await c.sync()
+        ctx.load_cert_chain(*make_cert(tmp_path, "impostor"))  # new handshakes get this one
+        c.close()
+        async with asyncio.timeout(WAIT):
+            while t.attempts < 4:
+                await asyncio.sleep(0.05)
+        assert t.failed is not None and "did not verify" in t.failed
+        assert caplog.text.count("refusing to connect") >= 2 and "Traceback" not in caplog.text
+        assert t.sessions == 1 and s.clients.empty()  # nothing spoke to the impostor
+        ctx.load_cert_chain(cert, key)
+        c2 = await registered(s)
+        assert t.sessions == 2 and t.failed is None
+        # Stopping while the server's lines arrive: the cancel must not be lost in the read
+        # (it was, and stop() then waited for the keepalive: 90 s).
+        stopping = asyncio.create_task(t.stop())
+        done, _ = await asyncio.wait({stopping}, timeout=WAIT)
+        assert done, "stop() hung"
+        c2.close()
+    finally:
+        await s.close()
+
+
 async def test_sasl_external_sends_an_empty_response(tls_server, run, tmp_path):
     cert, key = str(tmp_path / "client.pem"), str(tmp_path / "client.key")
     await run(network(tls_server.port, tls=True, tls_ca=tls_server.cert, tls_certfile=cert,
@@ -696,6 +773,26 @@ async def test_sasl_external_sends_an_empty_response(tls_server, run, tmp_path):
 
 
 # -- staying in the channel --------------------------------------------------------------------
+
+
+async def test_kicks_in_a_row_rejoin_after_growing_waits(server, run, monkeypatch, caplog):
+    monkeypatch.setattr("todobot.bot.irc.REJOIN_AFTER_KICK", 0.2)
+    monkeypatch.setattr("todobot.bot.irc.KICK_BACKOFF_MAX", 0.8)
+    t, _ = await run(network(server.port))
+    c = await registered(server)
+    await c.sync()
+    for _ in range(4):
+        c.send(":op!o@h KICK #test todobot :go away")
+        assert await c.expect("JOIN", timeout=5) == "JOIN #test"
+        c.send(":todobot!todobot@bot.host JOIN #test")
+    waits = re.findall(r"kicked from #test by op: go away; rejoining in ([\d.]+)s", caplog.text)
+    assert waits == ["0.2", "0.4", "0.8", "0.8"]  # doubled each time, capped
+    # A kick long after the last one starts over.
+    monkeypatch.setattr("todobot.bot.irc.KICK_CALM", 0.0)
+    await asyncio.sleep(0.05)
+    c.send(":op!o@h KICK #test todobot :again")
+    assert await c.expect("JOIN", timeout=5) == "JOIN #test"
+    assert "by op: again; rejoining in 0.2s" in caplog.text
 
 
 async def test_kick_rejoins_after_a_pause_and_ban_backs_off(server, run, monkeypatch, caplog):
