@@ -33,7 +33,6 @@ from todobot.bot.mail import MailTransport
 from todobot.storage import Repository
 from todobot.storage.layouts.xen42 import parse_mail
 from tests.servers.dovecot import Dovecot, start_dovecot
-from tests.servers.ircd import free_port
 
 BOT = "todobot@example.org"
 BOT_PASSWORD = "imap-secret-4711"
@@ -113,10 +112,29 @@ class SmtpSink:
         return [r for r in self.received if address in r.rcpt_tos]
 
 
+class SinkController(Controller):
+    """aiosmtpd listening on a port the kernel picks (port 0), read back into `sink.port` once
+    it listens: no port is chosen, closed and bound again. Overrides aiosmtpd 1.4's
+    `_create_server` (its controller can only bind the port it is given)."""
+
+    def __init__(self, sink: SmtpSink, **kwargs: Any) -> None:
+        super().__init__(sink, hostname="127.0.0.1", port=0, **kwargs)
+        self.sink = sink
+
+    async def _listen(self) -> asyncio.AbstractServer:
+        server = await self.loop.create_server(self._factory_invoker, host=self.hostname, port=0,
+                                               ssl=self.ssl_context)
+        self.port = self.sink.port = server.sockets[0].getsockname()[1]
+        return server
+
+    def _create_server(self) -> Any:
+        return self._listen()
+
+
 @pytest.fixture
 def smtp_sink() -> SmtpSink:
-    sink = SmtpSink(port=free_port())
-    controller = Controller(sink, hostname="127.0.0.1", port=sink.port)
+    sink = SmtpSink()
+    controller = SinkController(sink)
     controller.start()
     yield sink
     controller.stop()
