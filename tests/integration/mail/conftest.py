@@ -45,6 +45,8 @@ WAIT = 30.0
 # until a release manager links it: his mail identity is shown apart from it.
 IAN = "Ian Jackson (ian.jackson@eu.citrix.com)"
 _folders = itertools.count(1)
+_barriers = itertools.count(1)
+BARRIER = "barrier@example.org"  # sends the barrier mails; its acknowledgements are not the test's
 
 
 def unavailable(reason: str) -> None:
@@ -291,3 +293,28 @@ def mail(from_: str, body: str, *, subject: str = "Re: Xen 4.2 TODO / Release Pl
         lines += [f"In-Reply-To: {in_reply_to}", f"References: {in_reply_to}"]
     lines += [f"{k.replace('_', '-')}: {v}" for k, v in headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n" + body.replace("\n", "\r\n")).encode()
+
+
+async def barrier(bot: Bot, mailbox: Mailbox, sink: SmtpSink, *, in_reply_to: str) -> None:
+    """Everything the bot would send for the mail delivered so far has been sent.
+
+    Delivers a `!whoami` to the thread and waits for its acknowledgement, then for no
+    acknowledgement to be left pending: the inbox handles mail in order and commits each
+    acknowledgement before the next mail, and one is deleted only after it was sent. Count
+    mail with `not_barrier` afterwards."""
+    message_id = f"<barrier-{next(_barriers)}@example.org>"
+    await mailbox.deliver(mail(f"Barrier <{BARRIER}>", "!whoami\n", message_id=message_id,
+                               in_reply_to=in_reply_to))
+    deadline = time.monotonic() + WAIT
+    while True:
+        async with bot.repo.session("test", write=False) as s:
+            pending = await s.kv_prefixed("mail.ack-pending/")
+        if not pending and any(r.msg["In-Reply-To"] == message_id for r in sink.to(BARRIER)):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the barrier {message_id} was not answered; pending: {pending}")
+        await asyncio.sleep(0.05)
+
+
+def not_barrier(received: list[Received]) -> list[Received]:
+    return [r for r in received if BARRIER not in r.rcpt_tos]
