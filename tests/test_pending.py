@@ -4,13 +4,7 @@ from __future__ import annotations
 
 from todobot.bot.pending import PendingAnswers
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.harness import Clock
 
 
 def test_pages_through_the_rest_and_forgets_it_at_the_end():
@@ -26,7 +20,7 @@ def test_pages_through_the_rest_and_forgets_it_at_the_end():
 
 
 def test_an_answer_waits_for_the_ttl_and_each_page_restarts_it():
-    clock = Clock()
+    clock = Clock(0.0)
     store: PendingAnswers[str] = PendingAnswers(10, ttl=100, clock=clock)
     store.remember("k", ["a", "b", "c"])
     clock.now = 90
@@ -38,7 +32,7 @@ def test_an_answer_waits_for_the_ttl_and_each_page_restarts_it():
 
 
 def test_old_answers_are_dropped_when_new_ones_come():
-    clock = Clock()
+    clock = Clock(0.0)
     store: PendingAnswers[str] = PendingAnswers(10, ttl=100, clock=clock)
     store.remember("old", ["a"])
     clock.now = 150
