@@ -3,8 +3,8 @@
 Each launcher writes its configs into a fresh directory, starts the daemon on 127.0.0.1 in its
 own process group, waits until it answers a client registration, and kills only that process
 group at teardown. ngIRCd gets a socket already listening on a port the kernel chose; InspIRCd
-needs port numbers in its config, so it moves to new ones when they turn out taken (ports.py). Nothing listens on, resolves or connects to anything
-but 127.0.0.1.
+needs port numbers in its config, so it moves to new ones when they turn out taken (ports.py).
+Nothing listens on, resolves or connects to anything but 127.0.0.1.
 """
 
 from __future__ import annotations

@@ -1,0 +1,36 @@
+"""A real Synapse configured with a port someone else holds fails to listen there, and its
+fixture moves it to another port (tests/servers/ports.py); a restart keeps the port."""
+
+from __future__ import annotations
+
+import socket
+import urllib.request
+
+import pytest
+
+from tests.servers import ports, synapse
+
+from .conftest import start_synapse
+
+pytestmark = pytest.mark.integration
+
+
+def test_synapse_moves_off_a_taken_port(tmp_path, monkeypatch):
+    with socket.socket() as taken:
+        taken.bind((ports.HOST, 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        picks = iter([port])  # the port written into its config is taken
+        monkeypatch.setattr(synapse, "pick_port", lambda: next(picks, None) or ports.pick_port())
+        server = start_synapse(tmp_path / "synapse")
+        try:
+            assert server.port != port
+            assert ports.held_by_group(server.port, server.proc.pid)
+            moved = server.port
+            server.stop()
+            server.start()
+            assert server.port == moved
+            with urllib.request.urlopen(server.url + "/_matrix/client/versions", timeout=10) as r:
+                assert r.status == 200
+        finally:
+            server.stop()
