@@ -65,16 +65,12 @@ def launcher(tmp_path):
 
 @pytest.fixture
 def occupied():
-    """A port some other program listens on."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        s.listen()
-        yield s.getsockname()[1]
+    with ports.occupied_port() as port:
+        yield port
 
 
 def test_a_taken_port_moves_the_daemon_to_a_new_one(launcher, occupied):
-    picks = iter([occupied])
-    port = ports.on_free_ports(1, launcher, pick=lambda: next(picks, None) or ports.pick_port())
+    port = ports.on_free_ports(1, launcher, pick=ports.first_pick(occupied))
     assert launcher.tried[0] == occupied
     assert port != occupied and launcher.tried == [occupied, port]
     assert ports.held_by_group(port, launcher.procs[-1].pid)

@@ -18,7 +18,8 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -38,6 +39,22 @@ def pick_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
+
+
+def first_pick(port: int) -> Callable[[], int]:
+    """A `pick` for on_free_ports that gives `port` first (one already configured), then
+    fresh ones."""
+    given = iter([port])
+    return lambda: next(given, None) or pick_port()
+
+
+@contextmanager
+def occupied_port() -> Iterator[int]:
+    """A port another program listens on until the block ends: for tests of moving on."""
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        s.listen()
+        yield s.getsockname()[1]
 
 
 def on_free_ports(count: int, launch: Callable[[list[int]], T], *, attempts: int = ATTEMPTS,

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.servers.ports import PortInUse, await_listening, on_free_ports, pick_port
+from tests.servers.ports import PortInUse, await_listening, first_pick, on_free_ports, pick_port
 
 SERVER_NAME = "localhost"
 REPO = Path(__file__).resolve().parents[2]
@@ -125,9 +125,9 @@ class Synapse:
         if self.started:
             self._start_on(self.port, timeout)
         else:
-            configured = iter([self.port])  # the config has it; new ones only if it is taken
+            # The config has a port already; new ones only when it is taken.
             on_free_ports(1, lambda ports: self._start_on(ports[0], timeout),
-                          pick=lambda: next(configured, None) or pick_port())
+                          pick=first_pick(self.port))
             self.started = True
 
     def _start_on(self, port: int, timeout: float) -> None:

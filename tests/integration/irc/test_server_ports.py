@@ -4,7 +4,6 @@ another port (tests/servers/ports.py); ngIRCd never has the race: it gets its so
 from __future__ import annotations
 
 import functools
-import socket
 
 import pytest
 
@@ -17,13 +16,9 @@ pytestmark = pytest.mark.integration
 
 
 def test_inspircd_moves_off_a_taken_port(tmp_path, monkeypatch):
-    with socket.socket() as taken:
-        taken.bind((ports.HOST, 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        picks = iter([port])  # the first port chosen for the clients is taken
+    with ports.occupied_port() as port:  # the first port chosen for the clients
         monkeypatch.setattr(ircd, "on_free_ports", functools.partial(
-            ports.on_free_ports, pick=lambda: next(picks, None) or ports.pick_port()))
+            ports.on_free_ports, pick=ports.first_pick(port)))
         server = _launch(start_inspircd, tmp_path / "inspircd", "inspircd", services=False)
         try:
             assert port not in (server.port, server.link_port)

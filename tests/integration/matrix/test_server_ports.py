@@ -3,7 +3,6 @@ fixture moves it to another port (tests/servers/ports.py); a restart keeps the p
 
 from __future__ import annotations
 
-import socket
 import urllib.request
 
 import pytest
@@ -16,12 +15,8 @@ pytestmark = pytest.mark.integration
 
 
 def test_synapse_moves_off_a_taken_port(tmp_path, monkeypatch):
-    with socket.socket() as taken:
-        taken.bind((ports.HOST, 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        picks = iter([port])  # the port written into its config is taken
-        monkeypatch.setattr(synapse, "pick_port", lambda: next(picks, None) or ports.pick_port())
+    with ports.occupied_port() as port:  # the port written into its config
+        monkeypatch.setattr(synapse, "pick_port", lambda: port)
         server = start_synapse(tmp_path / "synapse")
         try:
             assert server.port != port
