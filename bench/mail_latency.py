@@ -30,14 +30,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aioimaplib  # noqa: E402
-from aiosmtpd.controller import Controller  # noqa: E402
 from common import machine, pct  # noqa: E402
 from scale import build  # noqa: E402
 
 from tests.integration.mail.conftest import (BOT, BOT_PASSWORD, LIST, PASSWORD_ENV,  # noqa: E402
-                                             Mailbox, SmtpSink, mail, mail_config, seed_42)
+                                             Mailbox, SinkController, SmtpSink, mail, mail_config, seed_42)
 from tests.servers.dovecot import start_dovecot  # noqa: E402
-from tests.servers.ircd import free_port  # noqa: E402
 from todobot.bot.app import App  # noqa: E402
 from todobot.bot.mail import MailTransport  # noqa: E402
 from todobot.commands.digest import collect  # noqa: E402
@@ -124,8 +122,8 @@ async def main_async(args) -> None:
     work = Path(tempfile.mkdtemp(prefix="todobot-bench-mail-"))
     spool = Path(tempfile.mkdtemp(prefix="todobot-bench-dovecot-"))  # as the fixture makes it
     dovecot = start_dovecot(spool, {BOT: BOT_PASSWORD})
-    sink = SmtpSink(port=free_port())
-    controller = Controller(sink, hostname="127.0.0.1", port=sink.port)
+    sink = SmtpSink()
+    controller = SinkController(sink)
     controller.start()
     try:
         reply_ms = await replies(dovecot, sink, work, args.replies) if args.replies else []

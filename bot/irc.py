@@ -32,6 +32,7 @@ from irc import ctcp
 from .config import Config, ConfigError, IrcNetwork
 from .irc_conn import CertificateRefused, IrcConnection, IrcLine, LinkClosed, nick_of, reconnect_backoff
 from .irc_out import Requester
+from .pending import PendingAnswers
 from .ratelimit import TokenBucket
 from .rooms import room_entry, room_settings
 from .irc_text import budget_for, casefold, render, strip_formatting, wire_lines
@@ -45,8 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STABLE_SESSION = 60.0  # a session that lasted this long resets the reconnect backoff
-PENDING_TTL = 1800.0  # "!more" material is forgotten after this long
-MAX_PENDING = 200
+MAX_PENDING = 200  # answers kept for "!more" (bot/pending.py)
 INBOX_SIZE = 200  # messages waiting for the dispatcher; more are dropped (flood)
 WHOX_TOKEN = "217"
 WHOIS_WAIT = 5.0  # a command waits this long for the server's WHOIS answer
@@ -94,13 +94,6 @@ class _Inbound:
 
 
 @dataclass
-class _Pending:
-    lines: list[bytes]
-    command: str
-    target: str
-    at: float
-
-
 class IrcTransport(Transport):
     regain_interval = 60.0  # seconds between attempts to take back our configured nick
 
@@ -142,7 +135,7 @@ class IrcTransport(Transport):
         self._ctcp_bucket = TokenBucket(3, 0.5, time.monotonic)
         # Why this network is down: a certificate or configuration refused (None once connected).
         self.failed: str | None = None
-        self._pending: dict[tuple[str, str], _Pending] = {}
+        self._pending: PendingAnswers[bytes] = PendingAnswers(MAX_PENDING)  # meta: (command, target)
         self._last_regain = 0.0
         # Observable state (tests, status): registered sessions so far and channels we are in.
         self.sessions = 0
@@ -826,7 +819,7 @@ class IrcTransport(Transport):
             log.info("%s: answer to %s dropped: too many lines already wait for them",
                      self.name, nick)
         elif rest:
-            self._remember(key, _Pending(rest, command, target, time.monotonic()))
+            self._pending.remember(key, rest, (command, target))
 
     def _requester(self, nick: str, command: str, target: str) -> Requester:
         return Requester(f"{self.net.network}/{self._fold(nick)}", nick, command, target)
@@ -842,36 +835,24 @@ class IrcTransport(Transport):
         text = (f"({left} more line{'s' * (left != 1)}: say \x02{self.prefix}more\x02)")
         return wire_lines(command, target, text, conn.wire_source())
 
-    def _remember(self, key: tuple[str, str], pending: _Pending) -> None:
-        now = time.monotonic()
-        for k in [k for k, p in self._pending.items() if now - p.at > PENDING_TTL]:
-            del self._pending[k]
-        while len(self._pending) >= MAX_PENDING:
-            del self._pending[next(iter(self._pending))]
-        self._pending[key] = pending
-
     def _more(self, conn: IrcConnection, room: str, nick: str, reply_to: str,
               private: bool = False) -> None:
         key = (room, self._fold(nick))
         pending = self._pending.get(key)
-        if pending is None or time.monotonic() - pending.at > PENDING_TTL:
-            self._pending.pop(key, None)
+        if pending is None:
             command = "NOTICE" if private else "PRIVMSG"
             conn.answer(self._requester(nick, command, reply_to),
                         wire_lines(command, reply_to, f"{nick}: there is nothing more to show.",
                                    conn.wire_source()))
             return
         limit = self.net.max_lines
-        lines, rest = pending.lines[:limit], pending.lines[limit:]
+        command, target = pending.meta
+        lines, rest = pending.parts[:limit], pending.parts[limit:]
         if rest:
-            lines = lines + self._offer(conn, pending.command, pending.target, len(rest))
+            lines = lines + self._offer(conn, command, target, len(rest))
         # A page dropped (their backlog is full) stays pending for the next "more".
-        if not conn.answer(self._requester(nick, pending.command, pending.target), lines):
-            return
-        if rest:
-            pending.lines, pending.at = rest, time.monotonic()
-        else:
-            del self._pending[key]
+        if conn.answer(self._requester(nick, command, target), lines):
+            self._pending.advance(key, limit)
 
 
 def _server_time(value: str | None) -> float:

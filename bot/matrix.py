@@ -28,7 +28,7 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -51,6 +51,7 @@ from .backoff import Backoff
 from .config import Config, Matrix
 from .rooms import room_entry, room_settings
 from .matrix_render import render, split_reply
+from .pending import PendingAnswers
 from ..commands.messages import Message, Reply, Sender, Span, text
 from .transport import Reconfigured, Transport
 
@@ -72,8 +73,7 @@ _REPLY_FALLBACK = re.compile(r"\A(?:>[^\n]*\n)+\n?", re.DOTALL)
 _ITEM_ID = re.compile(r"(?<![\w#])#(\d{1,12})\b")
 GAP_MAX_AGE = 86400.0  # a gap is fetched back at most this far (seconds)
 GAP_PAGE = 100  # events per /messages request
-PENDING_TTL = 1800.0  # "!more" material is forgotten after this long
-MAX_PENDING = 1000
+MAX_PENDING = 1000  # answers kept for "!more" (bot/pending.py)
 MAX_THREADS = 1000  # threads whose last named items we remember
 _TRANSIENT = (ClientConnectionError, asyncio.TimeoutError, TimeoutError, OSError)
 # Matrix settings read at each use, so a reload applies them without logging in again.
@@ -81,13 +81,6 @@ LIVE_MATRIX_KEYS = ("allowed_inviters", "max_events", "gap_fetch_max", "reply_cl
 
 
 @dataclass
-class _Pending:
-    """The parts of a long answer not sent yet, waiting for `!more`."""
-
-    parts: list[Reply]
-    at: float = field(default_factory=time.monotonic)
-
-
 @dataclass(frozen=True)
 class _Where:
     """Where an answer goes: the room, the event it answers, the thread that event is in."""
@@ -176,7 +169,7 @@ class MatrixTransport(Transport):
         self._known_rooms: set[str] = set()
         self._handling = False
         self._recovering = False
-        self._pending: dict[tuple[str, str], _Pending] = {}  # (room, identity): !more material
+        self._pending: PendingAnswers[Reply] = PendingAnswers(MAX_PENDING)  # (room, identity)
         self._thread_named: dict[tuple[str, str], tuple[int, ...]] = {}  # (room, root): items
         self.gap_fetched = 0  # events fetched back after sync gaps (logs and tests)
         self.synced = asyncio.Event()  # set after each good sync (tests wait on it)
@@ -795,7 +788,7 @@ class MatrixTransport(Transport):
         limit = self.mcfg.max_events
         if len(parts) > limit:
             rest = parts[limit:]
-            self._remember((msg.room, msg.sender.identity), _Pending(rest))
+            self._pending.remember((msg.room, msg.sender.identity), rest)
             parts = parts[:limit - 1] + [self._with_tail(parts[limit - 1], rest)]
         for part in parts:
             await self._send_part(where, part)
@@ -821,14 +814,6 @@ class MatrixTransport(Transport):
         return tail.add(f"({left} more line{'s' * (left != 1)}: say ",
                         Span(f"{self.dispatcher.prefix}more", bold=True), ")")
 
-    def _remember(self, key: tuple[str, str], pending: _Pending) -> None:
-        now = time.monotonic()
-        for k in [k for k, p in self._pending.items() if now - p.at > PENDING_TTL]:
-            del self._pending[k]
-        while len(self._pending) >= MAX_PENDING:
-            del self._pending[next(iter(self._pending))]
-        self._pending[key] = pending
-
     async def _more(self, msg: Message, where: _Where) -> None:
         """`!more`: the next parts of this person's last long answer in this room."""
         assert self.dispatcher is not None
@@ -843,17 +828,13 @@ class MatrixTransport(Transport):
                     return
         key = (msg.room, msg.sender.identity)
         pending = self._pending.get(key)
-        if pending is None or time.monotonic() - pending.at > PENDING_TTL:
-            self._pending.pop(key, None)
+        if pending is None:
             await self._send_part(where, text("There is nothing more to show."))
             return
         limit = self.mcfg.max_events
-        parts, rest = pending.parts[:limit], pending.parts[limit:]
-        if rest:
-            pending.parts, pending.at = rest, time.monotonic()
+        parts = pending.parts[:limit]
+        if rest := self._pending.advance(key, limit):
             parts[-1] = self._with_tail(parts[-1], rest)
-        else:
-            del self._pending[key]
         for part in parts:
             await self._send_part(where, part)
 

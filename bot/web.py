@@ -34,7 +34,7 @@ from ..commands.format import SEVERITY_TITLE, STATE_MARK
 from ..commands.links import message_id_url, safe_url, segments
 from ..commands.timeline import summary_line, timeline_lines
 from ..storage import NotFound, Release, Session, digests
-from ..storage.digest_data import effective_milestones
+from ..storage.timeline import release_timeline
 from ..storage.formats import to_json
 
 from . import web_views as views
@@ -241,9 +241,7 @@ class StatusServer:
                                      content_type="text/plain")
             summary = await summary_line(s, rel)
             now = s.now
-            today = datetime.fromtimestamp(now, self.tz).date()
-            created = datetime.fromtimestamp(rel.created_at or now, self.tz).date()
-            milestones = effective_milestones(await s.milestones(rel), today, created)
+            milestones = await release_timeline(s, rel, self.tz)
             everything = await s.items(rel, states=None)
         shown = [it for it in everything if f.matches(it)]
         show_open = f.state in (None, "open", "all")

@@ -7,18 +7,17 @@ from ..storage import Milestone, Release, Session
 
 from .context import Context
 from ..storage.dates import is_free_form, when_problem
+from ..storage.timeline import marks, release_timeline
 from .args import Text, Word
 from .registry import Refused, UsageError, command
 
-WE_ARE_HERE = "<< WE ARE HERE"
-
-
 def timeline_lines(milestones: list[Milestone]) -> list[str]:
-    """The timeline exactly as the release mail writes it."""
+    """The chat and page form of the timeline (marks from storage/timeline.py): the mail's
+    `DATE -- NAME << MARK` lines, the marks aligned, one mark a line."""
     width = max((len(m.name) for m in milestones), default=0)
     out = []
     for m in milestones:
-        mark = WE_ARE_HERE if m.current else "<< DONE" if m.done else ""
+        mark = "".join(f"<< {k}" for k in marks(m)[-1:])
         line = f"{m.when:<15} -- {m.name}"
         out.append(f"{line:<{19 + width}}  {mark}".rstrip() if mark else line)
     return out
@@ -38,7 +37,7 @@ async def summary_line(s: Session, release: Release) -> str:
          example="!release", writes=False)
 async def release(ctx: Context, name: str | None) -> Reply:
     rel = await ctx.s.require_release(name) if name else await ctx.release()
-    milestones = await ctx.s.milestones(rel)
+    milestones = await release_timeline(ctx.s, rel, ctx.settings.tz)  # as the digest has it
     reply = Reply().add(bold(f"Release {rel.name}"), ": ", await summary_line(ctx.s, rel))
     if not milestones:
         reply.add(f"No timeline yet: add milestones with {ctx.prefix}milestone DATE NAME.")

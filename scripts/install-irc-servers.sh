@@ -4,52 +4,11 @@
 # Idempotent and quick when everything is present. Debian 12, run as root.
 # The packages' own services must not keep running: the tests start private instances.
 set -eu
+. "$(dirname "$0")/apt-no-services.sh"
 
-PACKAGES="inspircd anope ngircd openssl"
-
-missing=""
-for pkg in $PACKAGES; do
-    if dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
-        echo "already installed: $pkg"
-    else
-        missing="$missing $pkg"
-    fi
-done
-
-if [ -n "$missing" ]; then
-    echo "installing:$missing"
-    # Forbid service starts during installation (policy-rc.d exit 101 = "action forbidden").
-    policy=/usr/sbin/policy-rc.d
-    own_policy=no
-    if [ ! -e "$policy" ]; then
-        printf '#!/bin/sh\nexit 101\n' > "$policy"
-        chmod 755 "$policy"
-        own_policy=yes
-    fi
-    trap '[ "$own_policy" = yes ] && rm -f "$policy"' EXIT
-    echo "apt-get update"
-    apt-get update -q
-    echo "apt-get install --no-install-recommends$missing"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
-fi
-
+apt_install_missing inspircd anope ngircd openssl
 # Whatever happened during installation, leave no packaged daemon running or enabled.
-for svc in inspircd anope ngircd; do
-    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-        if systemctl is-enabled --quiet "$svc" 2>/dev/null || systemctl is-active --quiet "$svc" 2>/dev/null; then
-            echo "stopping and disabling system service $svc"
-            systemctl disable --now "$svc" >/dev/null 2>&1 || true
-        fi
-    elif [ -x "/etc/init.d/$svc" ]; then
-        if /etc/init.d/"$svc" status >/dev/null 2>&1; then
-            echo "stopping system service $svc"
-            /etc/init.d/"$svc" stop >/dev/null 2>&1 || true
-        fi
-        if command -v update-rc.d >/dev/null 2>&1; then
-            update-rc.d "$svc" disable >/dev/null 2>&1 || true
-        fi
-    fi
-done
+stop_system_services inspircd anope ngircd
 
 for bin in inspircd anope ngircd; do
     command -v "$bin" >/dev/null 2>&1 || { echo "ERROR: $bin not found after installation" >&2; exit 1; }

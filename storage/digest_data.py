@@ -10,43 +10,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timezone, tzinfo
+from datetime import timezone, tzinfo
 
-from .dates import parse_when
 from .digests import last_sent_at, pinged
 from .models import Change, Item, ListItem, Milestone, Release, ReleaseList
 from .repository import Session, list_tree
+from .timeline import release_timeline
 
 UTC = timezone.utc
 DAY = 86400.0
-
-
-# -- the timeline --------------------------------------------------------------------------------
-
-def effective_milestones(milestones: list[Milestone], today: date, created: date) -> list[Milestone]:
-    """The timeline with its marks as of `today`.
-
-    When a milestone is marked current (`!milestone here`, or an imported `<< WE ARE HERE`),
-    the stored marks are the release manager's word and stay. Otherwise milestones whose date
-    has come are DONE and the first one not done is WE ARE HERE — the phase being worked
-    towards, which is how the mail reads ("30 July RC1 << DONE, Weekly RCN+1 << WE ARE HERE")."""
-    out = [replace(m) for m in milestones]
-    if any(m.current for m in out):
-        return out
-    prev: date | None = None
-    dated = False
-    for m in out:
-        d = parse_when(m.when, prev or created, not_before=prev)
-        if d is not None:
-            dated = True
-            prev = d
-            m.done = m.done or d <= today
-    if dated:
-        for m in out:
-            if not m.done:
-                m.current = True
-                break
-    return out
 
 
 # -- what changed ------------------------------------------------------------------------------
@@ -206,9 +178,7 @@ async def collect(s: Session, release: Release, *, since: float, stale_days: int
     now = s.now
     everything = await s.items(release, states=None)  # one read serves the summary and the tree
     items = [it for it in everything if it.is_open]
-    today = datetime.fromtimestamp(now, tz).date()
-    created = datetime.fromtimestamp(release.created_at or now, tz).date()
-    milestones = effective_milestones(await s.milestones(release), today, created)
+    milestones = await release_timeline(s, release, tz)
     changes = await summarise_changes(s, await s.changes_since(release, since))
     stale: list[StaleClaim] = []
     if stale_days:

@@ -12,6 +12,7 @@ from typing import Any
 
 from .models import SEVERITIES, STATES, ListItem, Milestone, ReleaseList
 from .names import clean, visible
+from .timeline import DONE, HERE, marks
 
 JSON_ITEM_KEYS = ("id", "area", "severity", "tags", "title", "details", "owners", "progress",
                   "state", "parent", "duplicate_of", "links", "notes")
@@ -149,12 +150,15 @@ def from_json(text: str) -> ReleaseList:
     return ReleaseList(release if isinstance(release, str) else None, milestones, roots, intro)
 
 
+_MD_MARK = {HERE: "**we are here**", DONE: "done"}
+
+
 def to_markdown(lst: ReleaseList) -> str:
     out = [f"# {lst.release} TODO", ""]
     if lst.milestones:
         out += ["## Timeline", ""]
         for m in lst.milestones:
-            mark = " — **we are here**" if m.current else " — done" if m.done else ""
+            mark = "".join(f" — {_MD_MARK[k]}" for k in marks(m)[-1:])
             out.append(f"- {md_escape(m.when)}: {md_escape(m.name)}{mark}")
         out.append("")
     sections: dict[tuple[str, str], list[ListItem]] = {}

@@ -21,7 +21,8 @@ from todobot.bot.scheduler import DigestScheduler
 from todobot.bot.transport import Transport
 from todobot.commands.render_digest import change_counts, render_reply
 from todobot.storage.dates import parse_when
-from todobot.storage.digest_data import collect, effective_milestones
+from todobot.storage.digest_data import collect
+from todobot.storage.timeline import effective_milestones
 from todobot.storage import Database, Milestone, Repository, digests
 from tests.harness import Clock, ts, ids
 
@@ -381,3 +382,15 @@ async def test_scheduled_digest_and_preview_agree_in_auckland(world):
     assert posted.plain == preview.plain
     assert "Changes since Mon 23 Jul 2012:" in posted.plain
     assert "30 July         -- First release candidate  << DONE" in posted.plain
+
+
+async def test_release_marks_the_milestones_the_digest_marks(world):
+    """No milestone is marked by hand: `!release` infers DONE and WE ARE HERE from the dates as
+    the digest and the status page do (it used to show the stored marks only: none)."""
+    def timeline(reply: Reply) -> list[str]:
+        return [ln for ln in reply.plain.splitlines() if " -- " in ln]
+
+    shown = timeline(await world.say("!release"))
+    assert shown == timeline(await world.say("!digest preview"))
+    assert "First release candidate  << DONE" in shown[2]  # 30 July: today
+    assert shown[3].endswith("RCN+1 until release      << WE ARE HERE")

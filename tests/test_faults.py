@@ -117,7 +117,7 @@ async def test_backup_during_writes_is_consistent(tmp_path):
         return n
 
     task = asyncio.create_task(writer())
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.2)  # deliberately: the backup runs while writes go on, before and after
     await db.backup(tmp_path / "copy.sqlite3")
     await asyncio.sleep(0.1)
     stop.set()

@@ -352,7 +352,7 @@ async def test_watchdog_is_satisfied_by_traffic(server, run):
     c = await registered(server)
     ping = await c.expect("PING", timeout=5)
     c.send(f":srv PONG srv :{ping.split()[-1]}")
-    await asyncio.sleep(0.4)
+    await asyncio.sleep(0.4)  # deliberately: traffic before the 0.5 s timeout runs out
     c.send(":srv PONG srv :x")
     await c.sync()
     assert server.clients.empty() and t.sessions == 1
@@ -715,7 +715,10 @@ async def test_tls_certificate_that_does_not_verify_stops_the_network(tls_server
             await asyncio.sleep(0.05)
     assert "127.0.0.1" in t.failed and "did not verify" in t.failed
     assert "giving up on this network" in caplog.text
-    await asyncio.sleep(3)  # no retry loop: one attempt, then down until the config is fixed
+    # No retry loop: one attempt, then down until the config is fixed; the connection's
+    # supervisor has ended, so no later attempt can come.
+    async with asyncio.timeout(WAIT):
+        await t._supervisor
     assert t.attempts == 1 and tls_server.clients.empty()
 
 

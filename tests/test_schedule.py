@@ -259,7 +259,7 @@ async def test_rescan_caps_the_sleep_and_stop_wakes_the_real_sleep(tmp_path):
         # The real sleep (no injection) is an Event wait: stop() ends it at once.
         real = DigestScheduler(repo, config, disp, [tr], clock=clock, rescan=None)
         task = asyncio.create_task(real.run())
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.2)  # a pause, not a barrier: it shows the sleep does not end alone
         assert not task.done()  # sleeping until Monday
         real.stop()
         await asyncio.wait_for(task, 5)

@@ -49,6 +49,7 @@ from __future__ import annotations
 import re
 
 from ..models import ListItem, Milestone, ReleaseList
+from ..timeline import marks
 from .common import LINK_ONLY, MailFormatError, normalise, strip_marks, wrap
 
 NAME = "xen-dev-update"
@@ -290,8 +291,7 @@ def render(lst: ReleaseList, *, ids: bool = True, width: int = 72) -> str:
 
 def _render_milestone(m: Milestone) -> str:
     line = f"* {m.name}: {m.when}" if m.when else f"* {m.name}"
-    marks = ["DONE"] * m.done + ["WE ARE HERE"] * m.current
-    return line + "".join(f"  <== {k}" for k in marks)
+    return line + "".join(f"  <== {k}" for k in marks(m))
 
 
 def _render_item(it: ListItem, depth: int, implied: tuple[str, str], ids: bool,

@@ -71,6 +71,7 @@ import re
 from dataclasses import dataclass, field, replace
 
 from ..models import ListItem, Milestone, ReleaseList
+from ..timeline import marks
 from .common import LINK_ONLY as _LINK_ONLY
 from .common import MailFormatError, find_links, normalise, strip_marks, wrap
 
@@ -422,10 +423,9 @@ def render_mail(lst: ReleaseList, *, ids: bool = True, width: int = 72) -> str:
 
 
 def _render_milestone(m: Milestone) -> str:
-    marks = ["DONE"] * m.done + ["WE ARE HERE"] * m.current
-    if not marks:
+    if not (flags := marks(m)):
         return f"{m.when:<15} -- {m.name}".rstrip()
-    return f"{m.when:<15} -- {m.name:<28}" + "".join(f" << {k}" for k in marks)
+    return f"{m.when:<15} -- {m.name:<28}" + "".join(f" << {k}" for k in flags)
 
 
 def _render_item(it: ListItem, depth: int, ids: bool, width: int, out: list[str]) -> None:

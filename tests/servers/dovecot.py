@@ -2,8 +2,10 @@
 
 The config lives in a fresh directory (mode 755: Dovecot's unprivileged processes must read
 it); users come from a passwd-file; mail is stored as dovenull in DIR/mail. It listens on
-127.0.0.1 at a free port only, is started in its own process group and stopped by the pid we
-started. Tests deliver mail with IMAP APPEND (no MTA).
+127.0.0.1 only, on a socket bound here to a port the kernel chose and handed over by systemd
+socket activation (Dovecot matches it to the configured listener by port, so no other
+process can take the port between choosing and listening). It is started in its own process
+group and stopped by the pid we started. Tests deliver mail with IMAP APPEND (no MTA).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.servers.ircd import HOST, Daemon, ServerUnavailable, free_port
+from tests.servers.ircd import HOST, Daemon, ServerUnavailable
+from tests.servers.ports import listening_socket
 
 CONF = """\
 base_dir = {dir}/run
@@ -109,11 +112,12 @@ def start_dovecot(workdir: Path, users: dict[str, str]) -> Dovecot:
     # the mail directory (temp dirs are 700; every directory above must be searchable too).
     os.chmod(workdir, 0o755)
     shutil.chown(workdir / "mail", "dovenull", "dovenull")
-    port = free_port()
+    sock = listening_socket()
+    port = sock.getsockname()[1]
     (workdir / "users").write_text("".join(f"{u}:{{PLAIN}}{pw}::::::\n" for u, pw in users.items()))
     (workdir / "dovecot.conf").write_text(CONF.format(dir=workdir, port=port))
     daemon = Daemon("dovecot", ["dovecot", "-F", "-c", str(workdir / "dovecot.conf")],
-                    workdir / "daemon.log", workdir)
+                    workdir / "daemon.log", workdir, sock=sock)
     server = Dovecot(workdir, port, users, daemon)
     server.start()
     return server

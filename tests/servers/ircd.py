@@ -1,9 +1,10 @@
 """Real IRC servers for integration tests: InspIRCd (+ Anope services) and ngIRCd.
 
-Each launcher writes its configs into a fresh directory, starts the daemon on 127.0.0.1 at a
-free port in its own process group, waits until it answers a client registration, and kills
-only that process group at teardown. Nothing listens on, resolves or connects to anything
-but 127.0.0.1.
+Each launcher writes its configs into a fresh directory, starts the daemon on 127.0.0.1 in its
+own process group, waits until it answers a client registration, and kills only that process
+group at teardown. ngIRCd gets a socket already listening on a port the kernel chose; InspIRCd
+needs port numbers in its config, so it moves to new ones when they turn out taken (ports.py).
+Nothing listens on, resolves or connects to anything but 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -17,18 +18,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-HOST = "127.0.0.1"
+from tests.servers.ports import (HOST, PortInUse, await_listening, listening_socket,
+                                 on_free_ports, socket_activation)
+
 LINK_PASSWORD = "linkpass-test"
 
 
 class ServerUnavailable(RuntimeError):
     """A binary is missing or the server never came up."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def missing_binaries(*names: str) -> list[str]:
@@ -154,21 +151,37 @@ def _probe_once(port: int, nick: str, deadline: float) -> str:
 
 @dataclass
 class Daemon:
-    """One server process, started in its own process group."""
+    """One server process, started in its own process group.
+
+    With `sock` (a listening socket) it starts socket-activated on that socket; a restart
+    binds `sock`'s port again. The daemon holds the only copy while it runs, so a stopped
+    daemon's port refuses connections as a real outage does."""
 
     name: str
     argv: list[str]
     log: Path
     cwd: Path
     proc: subprocess.Popen[bytes] | None = None
+    sock: socket.socket | None = None
+    activated_port: int | None = None  # set from `sock`: what a restart binds again
 
     def start(self) -> None:
+        argv, fds = self.argv, ()
+        if self.sock is not None or self.activated_port is not None:
+            sock = self.sock or listening_socket(self.activated_port or 0)
+            self.sock, self.activated_port = None, sock.getsockname()[1]
+            argv, fds = socket_activation(self.argv, sock)
+        else:
+            sock = None
         out = open(self.log, "ab")
         try:
-            self.proc = subprocess.Popen(self.argv, cwd=self.cwd, stdout=out, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
+            self.proc = subprocess.Popen(argv, cwd=self.cwd, stdout=out, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, start_new_session=True,
+                                         pass_fds=fds)
         finally:
             out.close()
+            if sock is not None:
+                sock.close()
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -217,6 +230,7 @@ class IrcServer:
     oper: tuple[str, str] = ("testoper", "operpass")
     ready_cap: str | None = None  # what the probe waits for (services linked), else NickServ
     tls_port: int | None = None  # a TLS listener besides the plain one
+    link_port: int | None = None  # where Anope links in, when not on `port`
     cert: str | None = None  # its certificate (self-signed for 127.0.0.1): the bot's tls_ca
 
     @property
@@ -227,9 +241,16 @@ class IrcServer:
         for d in self.daemons:
             d.start()
         try:
+            listener = self.daemons[0]
+            await_listening([p for p in (self.port, self.link_port, self.tls_port) if p],
+                            listener.proc.pid, [listener.log], alive=listener.alive,
+                            timeout=timeout)
             probe(self.port, timeout=timeout, want_cap=self.ready_cap)
             if self.services and self.ready_cap is None:
                 probe_nick(self.port, "NickServ", timeout=timeout)
+        except PortInUse:
+            self.stop()
+            raise
         except ServerUnavailable as exc:
             logs = "\n".join(f"--- {d.name} ---\n{d.tail()}" for d in self.daemons)
             self.stop()
@@ -398,7 +419,7 @@ module {{ name = "enc_sha256" }}
 def start_inspircd(workdir: Path, *, network: str = "testnet", default_limits: bool = False,
                    services: bool = True, oftc_like: bool = False, tls: bool = False,
                    timeout: float = 60.0) -> IrcServer:
-    """InspIRCd on a free port, with Anope linked (SASL, NickServ) unless services=False.
+    """InspIRCd on free ports, with Anope linked (SASL, NickServ) unless services=False.
 
     `oftc_like`: no SASL and no IRCv3 account capabilities (NickServ IDENTIFY only).
     `tls`: also a TLS listener (`tls_port`) with a certificate made here (`cert`), which
@@ -408,32 +429,40 @@ def start_inspircd(workdir: Path, *, network: str = "testnet", default_limits: b
         raise ServerUnavailable(f"not installed: {', '.join(missing)} "
                                 "(run scripts/install-irc-servers.sh)")
     workdir.mkdir(parents=True, exist_ok=True)
-    port, link_port = free_port(), free_port()
-    server = IrcServer("inspircd", port, workdir, network, services=services,
-                       ready_cap="sasl" if services and not oftc_like else None)
-    names = _OFTC_LIKE_MODULES if oftc_like else _INSPIRCD_MODULES
-    tls_conf = ""
-    if tls:
-        server.tls_port = free_port()
-        server.cert, key = make_certificate(workdir, "server")
-        names = (*names, *_TLS_MODULES)
-        tls_conf = (f'<sslprofile name="tls" provider="gnutls" certfile="{server.cert}" '
-                    f'keyfile="{key}" hash="sha256" requestclientcert="yes">\n'
-                    f'<bind address="127.0.0.1" port="{server.tls_port}" type="clients" '
-                    f'sslprofile="tls">')
-    modules = "\n".join(f'<module name="{m}">' for m in names)
-    (workdir / "motd.txt").write_text("todobot test server\n")
-    conf = workdir / "inspircd.conf"
-    conf.write_text(INSPIRCD_CONF.format(
-        network=network, port=port, link_port=link_port, dir=workdir, modules=modules, tls=tls_conf,
-        flood="" if default_limits else _LIFTED, link_password=LINK_PASSWORD,
-        oper=server.oper[0], oper_password=server.oper[1]))
-    server.daemons.append(Daemon("inspircd", ["inspircd", f"--config={conf}", "--nofork",
-                                              "--runasroot"], workdir / "inspircd.out", workdir))
-    if services:
-        server.daemons.append(_anope(workdir, network, link_port))
-    server.start(timeout)
-    return server
+    cert = make_certificate(workdir, "server") if tls else None
+
+    def launch(ports: list[int]) -> IrcServer:
+        port, link_port, *tls_port = ports
+        for old in ("inspircd.out", "inspircd.log", "anope.out"):  # an earlier attempt's
+            (workdir / old).unlink(missing_ok=True)
+        server = IrcServer("inspircd", port, workdir, network, services=services,
+                           ready_cap="sasl" if services and not oftc_like else None,
+                           link_port=link_port)
+        names = _OFTC_LIKE_MODULES if oftc_like else _INSPIRCD_MODULES
+        tls_conf = ""
+        if cert:
+            server.tls_port, (server.cert, key) = tls_port[0], cert
+            names = (*names, *_TLS_MODULES)
+            tls_conf = (f'<sslprofile name="tls" provider="gnutls" certfile="{server.cert}" '
+                        f'keyfile="{key}" hash="sha256" requestclientcert="yes">\n'
+                        f'<bind address="127.0.0.1" port="{server.tls_port}" type="clients" '
+                        f'sslprofile="tls">')
+        modules = "\n".join(f'<module name="{m}">' for m in names)
+        (workdir / "motd.txt").write_text("todobot test server\n")
+        conf = workdir / "inspircd.conf"
+        conf.write_text(INSPIRCD_CONF.format(
+            network=network, port=port, link_port=link_port, dir=workdir, modules=modules,
+            tls=tls_conf, flood="" if default_limits else _LIFTED, link_password=LINK_PASSWORD,
+            oper=server.oper[0], oper_password=server.oper[1]))
+        server.daemons.append(Daemon("inspircd", ["inspircd", f"--config={conf}", "--nofork",
+                                                  "--runasroot"], workdir / "inspircd.out", workdir))
+        if services:
+            server.daemons.append(_anope(workdir, network, link_port))
+        server.start(timeout)
+        return server
+
+    # InspIRCd 3 takes no inherited sockets and cannot report a port 0 choice.
+    return on_free_ports(3 if tls else 2, launch)
 
 
 _INSPIRCD_PROTOCOL = """\
@@ -502,14 +531,15 @@ NGIRCD_SERVICES = """\
 
 def start_ngircd(workdir: Path, *, network: str = "ngnet", services: bool = False,
                  timeout: float = 30.0) -> IrcServer:
-    """ngIRCd on a free port; with `services`, Anope linked (NickServ, no SASL): the RFC-only
+    """ngIRCd on a port the kernel chose; with `services`, Anope linked (NickServ, no SASL): the RFC-only
     network where accounts are learnt by WHOIS."""
     missing = missing_binaries("ngircd", *(["anope"] if services else []))
     if missing:
         raise ServerUnavailable(f"not installed: {', '.join(missing)} "
                                 "(run scripts/install-irc-servers.sh)")
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    sock = listening_socket()  # ngIRCd takes it by socket activation: no gap to lose it in
+    port = sock.getsockname()[1]
     server = IrcServer("ngircd", port, workdir, network, services=services)
     conf = workdir / "ngircd.conf"
     conf.write_text(NGIRCD_CONF.format(
@@ -517,7 +547,7 @@ def start_ngircd(workdir: Path, *, network: str = "ngnet", services: bool = Fals
         oper_password=server.oper[1],
         services=NGIRCD_SERVICES.format(link_password=LINK_PASSWORD) if services else ""))
     server.daemons.append(Daemon("ngircd", ["ngircd", "-n", "-f", str(conf)],
-                                 workdir / "ngircd.out", workdir))
+                                 workdir / "ngircd.out", workdir, sock=sock))
     if services:
         server.daemons.append(_anope(workdir, network, port, _NGIRCD_PROTOCOL))
     server.start(timeout)

@@ -156,6 +156,24 @@ class Person:
         found = await self.wait_until(lambda: self.replies_to(event_id, bot), timeout)
         return found[0]
 
+    async def barrier(self, room_id: str, bot: str, timeout: float = 60.0, *,
+                      by: "Person | None" = None) -> None:
+        """Whatever the bot was going to send in `room_id` for what was said before is here:
+        it handles a room's events in order, so once the answer to a later `!whoami` (said by
+        `by`, default this person) has arrived in this person's timeline, everything before
+        it has too. In place of a sleep before asserting that nothing (more) came."""
+        ev = await (by or self).say(room_id, "!whoami")
+        await self.reply_to(ev, bot, timeout)
+
+    async def set_name(self, room_id: str, name: str) -> None:
+        """Change the display name and wait until the room carries it: the bot sees the
+        member event before anything said after it."""
+        await self.client.set_displayname(name)
+        await self.wait_until(lambda: any(
+            r == room_id and e.source.get("type") == "m.room.member"
+            and e.source.get("state_key") == self.user_id
+            and e.source.get("content", {}).get("displayname") == name for r, e in self.events))
+
 
 def bot_settings(homeserver: str, bot_user: str, *, database: Path | str, data_dir: Path | str,
                  password_env: str | None = None, token_env: str | None = None,

@@ -6,9 +6,11 @@
     server.stop(); server.start()          # same data: an outage
     server.close()
 
-Only the client API listens, on one free loopback port; no federation, key servers, URL
-previews, so the server never talks to anything but its own clients; presence only with
-`presence=True`. Rate limits are raised far out of the way unless `default_rate_limits=True`.
+Only the client API listens, on one loopback port (Synapse needs its number in the config:
+when it turns out taken at the first start, the server moves to another, see ports.py); no
+federation, key servers or URL previews, so the server never talks to anything but its own
+clients; presence only with `presence=True`. Rate limits are raised far out of the way unless
+`default_rate_limits=True`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -27,6 +28,8 @@ import urllib.request
 from pathlib import Path
 
 import yaml
+
+from tests.servers.ports import PortInUse, await_listening, first_pick, on_free_ports, pick_port
 
 SERVER_NAME = "localhost"
 REPO = Path(__file__).resolve().parents[2]
@@ -52,12 +55,6 @@ def default_venv() -> Path:
     return Path(os.environ.get("TODOBOT_SYNAPSE_VENV") or REPO / ".venv-synapse")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def synapse_python(venv: Path | None = None) -> Path:
     """The venv's python when it can run Synapse; SynapseUnavailable otherwise."""
     python = (venv or default_venv()) / "bin" / "python"
@@ -75,13 +72,17 @@ class Synapse:
                  default_rate_limits: bool = False, presence: bool = False) -> None:
         self.dir = Path(directory)
         self.python = synapse_python(venv)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.port = pick_port()
+        self.started = False  # once it ran, the port is the clients' and stays
         self.secret = secrets.token_hex(16)
         self.config = self.dir / "homeserver.yaml"
         self.proc: subprocess.Popen[bytes] | None = None
         self._log = None
         self._generate(default_rate_limits, presence)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     # -- configuration -------------------------------------------------------------------------
     def _generate(self, default_rate_limits: bool, presence: bool = False) -> None:
@@ -123,10 +124,33 @@ class Synapse:
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self, timeout: float = 60.0) -> None:
         assert self.proc is None, "already running"
-        self._log = open(self.dir / "stdout.log", "ab")
+        if self.started:
+            self._start_on(self.port, timeout)
+        else:
+            # The config has a port already; new ones only when it is taken.
+            on_free_ports(1, lambda ports: self._start_on(ports[0], timeout),
+                          pick=first_pick(self.port))
+            self.started = True
+
+    def _start_on(self, port: int, timeout: float) -> None:
+        if port != self.port:  # a new port after "address in use"
+            self.port = port
+            cfg = yaml.safe_load(self.config.read_text())
+            cfg["listeners"][0]["port"] = port
+            self.config.write_text(yaml.safe_dump(cfg))
+        log_path = self.dir / "stdout.log"
+        if not self.started:
+            log_path.unlink(missing_ok=True)  # an earlier attempt's "address in use"
+        self._log = open(log_path, "ab")
         self.proc = subprocess.Popen(
             [str(self.python), "-m", "synapse.app.homeserver", "--config-path", str(self.config)],
-            cwd=self.dir, stdout=self._log, stderr=subprocess.STDOUT)
+            cwd=self.dir, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            await_listening([port], self.proc.pid, [log_path], alive=lambda: self.running,
+                             timeout=timeout)
+        except PortInUse:
+            self.stop()
+            raise
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

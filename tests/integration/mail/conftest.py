@@ -33,7 +33,6 @@ from todobot.bot.mail import MailTransport
 from todobot.storage import Repository
 from todobot.storage.layouts.xen42 import parse_mail
 from tests.servers.dovecot import Dovecot, start_dovecot
-from tests.servers.ircd import free_port
 
 BOT = "todobot@example.org"
 BOT_PASSWORD = "imap-secret-4711"
@@ -46,6 +45,8 @@ WAIT = 30.0
 # until a release manager links it: his mail identity is shown apart from it.
 IAN = "Ian Jackson (ian.jackson@eu.citrix.com)"
 _folders = itertools.count(1)
+_barriers = itertools.count(1)
+BARRIER = "barrier@example.org"  # sends the barrier mails; its acknowledgements are not the test's
 
 
 def unavailable(reason: str) -> None:
@@ -113,10 +114,29 @@ class SmtpSink:
         return [r for r in self.received if address in r.rcpt_tos]
 
 
+class SinkController(Controller):
+    """aiosmtpd listening on a port the kernel picks (port 0), read back into `sink.port` once
+    it listens: no port is chosen, closed and bound again. Overrides aiosmtpd 1.4's
+    `_create_server` (its controller can only bind the port it is given)."""
+
+    def __init__(self, sink: SmtpSink, **kwargs: Any) -> None:
+        super().__init__(sink, hostname="127.0.0.1", port=0, **kwargs)
+        self.sink = sink
+
+    async def _listen(self) -> asyncio.AbstractServer:
+        server = await self.loop.create_server(self._factory_invoker, host=self.hostname, port=0,
+                                               ssl=self.ssl_context)
+        self.port = self.sink.port = server.sockets[0].getsockname()[1]
+        return server
+
+    def _create_server(self) -> Any:
+        return self._listen()
+
+
 @pytest.fixture
 def smtp_sink() -> SmtpSink:
-    sink = SmtpSink(port=free_port())
-    controller = Controller(sink, hostname="127.0.0.1", port=sink.port)
+    sink = SmtpSink()
+    controller = SinkController(sink)
     controller.start()
     yield sink
     controller.stop()
@@ -273,3 +293,28 @@ def mail(from_: str, body: str, *, subject: str = "Re: Xen 4.2 TODO / Release Pl
         lines += [f"In-Reply-To: {in_reply_to}", f"References: {in_reply_to}"]
     lines += [f"{k.replace('_', '-')}: {v}" for k, v in headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n" + body.replace("\n", "\r\n")).encode()
+
+
+async def barrier(bot: Bot, mailbox: Mailbox, sink: SmtpSink, *, in_reply_to: str) -> None:
+    """Everything the bot would send for the mail delivered so far has been sent.
+
+    Delivers a `!whoami` to the thread and waits for its acknowledgement, then for no
+    acknowledgement to be left pending: the inbox handles mail in order and commits each
+    acknowledgement before the next mail, and one is deleted only after it was sent. Count
+    mail with `not_barrier` afterwards."""
+    message_id = f"<barrier-{next(_barriers)}@example.org>"
+    await mailbox.deliver(mail(f"Barrier <{BARRIER}>", "!whoami\n", message_id=message_id,
+                               in_reply_to=in_reply_to))
+    deadline = time.monotonic() + WAIT
+    while True:
+        async with bot.repo.session("test", write=False) as s:
+            pending = await s.kv_prefixed("mail.ack-pending/")
+        if not pending and any(r.msg["In-Reply-To"] == message_id for r in sink.to(BARRIER)):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the barrier {message_id} was not answered; pending: {pending}")
+        await asyncio.sleep(0.05)
+
+
+def not_barrier(received: list[Received]) -> list[Received]:
+    return [r for r in received if BARRIER not in r.rcpt_tos]

@@ -7,13 +7,11 @@ import ssl
 import subprocess
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from todobot.bot.config import parse_config
 from todobot.bot.mail import outbox
 
-from .conftest import BOT, LIST, SmtpSink
-from tests.servers.ircd import free_port
+from .conftest import BOT, LIST, SinkController, SmtpSink
 
 pytestmark = pytest.mark.integration
 
@@ -32,12 +30,11 @@ def cert(tmp_path_factory):
 async def test_tls_is_verified(cert, implicit):
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_ctx.load_cert_chain(*map(str, cert))
-    sink = SmtpSink(port=free_port())
+    sink = SmtpSink()
     if implicit:
-        controller = Controller(sink, hostname="127.0.0.1", port=sink.port, ssl_context=server_ctx)
+        controller = SinkController(sink, ssl_context=server_ctx)
     else:
-        controller = Controller(sink, hostname="127.0.0.1", port=sink.port,
-                                tls_context=server_ctx, require_starttls=True)
+        controller = SinkController(sink, tls_context=server_ctx, require_starttls=True)
     controller.start()
     try:
         entry = parse_config({"mail": [{"list": LIST, "from": BOT, "smtp": {

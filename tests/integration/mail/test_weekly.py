@@ -10,7 +10,7 @@ import pytest
 from todobot.storage.digest_data import collect
 from todobot.storage import digests
 
-from .conftest import BOT, LIST
+from .conftest import BOT, LIST, WAIT
 
 pytestmark = pytest.mark.integration
 
@@ -93,8 +93,10 @@ async def test_retries_go_on_after_a_restart_and_send_once(bot_factory, smtp_sin
         async with bot.repo.session("test", write=False) as s:
             data = await collect(s, await s.require_release("4.2"), since=time.time() - 60)
         detail = await bot.transport.post_digest(LIST, data)
-        await asyncio.sleep(1.0)
-        assert smtp_sink.refused >= 2 and smtp_sink.received == []
+        async with asyncio.timeout(WAIT):  # the first attempt and a retry, both refused
+            while smtp_sink.refused < 2:
+                await asyncio.sleep(0.05)
+        assert smtp_sink.received == []
     smtp_sink.refuse = 0
     async with bot_factory() as bot:
         [got] = await smtp_sink.wait(1, timeout=20)  # the first retry after start: 5 s
@@ -104,5 +106,8 @@ async def test_retries_go_on_after_a_restart_and_send_once(bot_factory, smtp_sin
             assert not await s.kv_prefixed("mail.weekly-retry/")
             key = f"mail.weekly/{LIST}/4.2"
             assert await s.kv_get(key) == f'["{got.msg["Message-ID"]}"]'  # threads from here
-        await asyncio.sleep(1.0)
+        # Sent once: the retry that sent it has ended, and no other is left to send it again.
+        async with asyncio.timeout(WAIT):
+            while any(t.get_name().startswith("mail-retry") for t in asyncio.all_tasks()):
+                await asyncio.sleep(0.05)
         assert len(smtp_sink.received) == 1

@@ -33,7 +33,7 @@ async def test_encrypted_command_gets_encrypted_answer(humans, synapse, tmp_path
         ev = await alice.say(room, f"!claim {item.id}")
         claimed = await alice.reply_to(ev, bot_user, timeout=90)
         assert claimed.decrypted and claimed.body.startswith(f"#{item.id} claimed by")
-        await asyncio.sleep(2)
+        await alice.barrier(room, bot_user, timeout=90)  # a reaction would have come before
         assert alice.reactions_to(ev, bot_user) == []
         # Nothing the bot sent into this room travelled in the clear.
         plain = [e for e in alice.from_user(bot_user, room)
@@ -58,6 +58,8 @@ async def test_without_e2ee_the_bot_says_once_it_cannot_read(humans, synapse, tm
         await alice.wait_until(lambda: alice.from_user(bot_user, room) and any(
             getattr(e, "body", None) == CANNOT_READ for e in alice.from_user(bot_user, room)))
         await alice.say(room, "!blockers")
+        # No barrier can show that nothing more comes: the bot reads nothing in this room, so
+        # no later command of ours gets an answer to wait for. A pause it is.
         await asyncio.sleep(3)
         said = [e for e in alice.from_user(bot_user, room) if hasattr(e, "body")]
         assert [e.body for e in said] == [CANNOT_READ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 
 import pytest
 
@@ -25,16 +24,14 @@ async def test_display_names_never_grant_rights(humans, synapse, tmp_path, bot_u
             getattr(e, "state_key", None) == bot_user and getattr(e, "membership", None) == "join"
             for r, e in alice.events if r == room))
 
-        await alice.client.set_displayname("Alice Matrix")
-        await asyncio.sleep(1)
+        await alice.set_name(room, "Alice Matrix")
         ev = await alice.say(room, "!add tools nice alice-owns-this")
         item_id = int((await alice.reply_to(ev, bot_user)).body.split("#")[1].split()[0])
         ev = await alice.say(room, f"!claim {item_id}")
         assert "claimed by Alice Matrix" in (await alice.reply_to(ev, bot_user)).body
 
         # mallory takes alice's display name: a label, shown apart, with no rights.
-        await mallory.client.set_displayname("Alice Matrix")
-        await asyncio.sleep(1)
+        await mallory.set_name(room, "Alice Matrix")
         for command in (f"!done {item_id}", f"!assign {item_id} Mallory", f"!status {item_id} x"):
             ev = await mallory.say(room, command)
             answer = (await mallory.reply_to(ev, bot_user)).body

@@ -33,7 +33,7 @@ async def test_outage_backoff_and_resume(tmp_path, outage):
         server.stop()
         down_at = time.monotonic()
         before = transport.requests
-        await asyncio.sleep(outage)
+        await asyncio.sleep(outage)  # deliberately: the outage whose request rate is measured
         during = transport.requests - before
         down_for = time.monotonic() - down_at
         # At most one request (HTTP or connection probe) per second while it is down.

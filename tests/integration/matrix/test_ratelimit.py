@@ -52,7 +52,7 @@ async def test_thirty_replies_in_a_row_none_lost(strict_synapse, tmp_path):
         assert len(sent) == COMMANDS
         await alice.wait_until(lambda: all(alice.replies_to(e, bot_user) for _, e in sent),
                                timeout=600)
-        await asyncio.sleep(2)
+        await alice.barrier(room, bot_user, timeout=600)  # a second answer would come before
         for i, ev in sent:
             [reply] = alice.replies_to(ev, bot_user)
             assert reply.body.startswith("Added #") and reply.body.endswith(f"rl-{i:02d}")

@@ -109,7 +109,7 @@ async def test_a_reply_to_an_old_message_asks_for_the_id(humans, synapse, tmp_pa
                                             reply_claim_max_age=2)
     try:
         _, named = await _add(alice, room, bot_user, "item-old")
-        await asyncio.sleep(3)
+        await asyncio.sleep(3)  # deliberately: the named message must grow older than 2 s
         ev = await bob.say(room, "I can take this one", reply_to=named.event_id)
         assert (await bob.reply_to(ev, bot_user)).body == "Which one? Say !claim ID."
         assert await _owners(app.config.database, "item-old") == []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
@@ -39,8 +38,7 @@ async def test_invites_history_leave_and_display_names(humans, synapse, tmp_path
             for r, e in alice.events if r == room))
 
         # Matrix display names are the default names (bob sets one first).
-        await bob.client.set_displayname("Bob Builder")
-        await asyncio.sleep(1)
+        await bob.set_name(room, "Bob Builder")
         ev = await alice.say(room, "!add tools nice after-join")
         added = await alice.reply_to(ev, bot_user)
         item_id = int(added.body.split("#")[1].split()[0])
@@ -119,7 +117,7 @@ async def test_refused_commands_count_for_the_cooldown(humans, synapse, tmp_path
         sent = [await mallory.say(room, "!leave") for _ in range(30)]
         await mallory.wait_until(lambda: any("too many commands" in e.body
                                              for s in sent for e in mallory.replies_to(s, bot_user)))
-        await asyncio.sleep(3)
+        await mallory.barrier(room, bot_user, by=alice)  # mallory's own would be refused
         said = [e.body for s in sent for e in mallory.replies_to(s, bot_user)]
         assert sum("too many commands" in b for b in said) == 1, said
         assert sum(b.startswith("Only release managers") for b in said) <= 4, said
