@@ -155,8 +155,10 @@ class Database:
     async def transaction(self, write: bool = True) -> AsyncIterator[aiosqlite.Connection]:
         """One atomic unit of work. Rolled back on any exception, which is re-raised."""
         async with self._lock:
-            await self.run(partial(_begin, stmt="BEGIN IMMEDIATE" if write else "BEGIN"))
             try:
+                # Inside the try: a task cancelled while BEGIN runs in the worker thread must
+                # still roll it back, or the transaction stays open on the shared connection.
+                await self.run(partial(_begin, stmt="BEGIN IMMEDIATE" if write else "BEGIN"))
                 yield self.conn
             except BaseException:
                 await self.run(_rollback)

@@ -142,3 +142,26 @@ async def test_import_is_one_hand_off(tmp_path, monkeypatch):
             assert len(await s.items(await s.require_release("9.9"))) == 20
     finally:
         await db.close()
+
+
+async def test_a_task_cancelled_while_its_begin_runs_leaves_no_transaction_open(tmp_path):
+    """BEGIN runs in the worker thread even when the task awaiting it is cancelled; the
+    transaction must be rolled back, not left open on the one shared connection."""
+    db = await Database.open(tmp_path / "c.sqlite3")
+    repo = Repository(db)
+
+    async def work():
+        async with repo.session("t") as s:
+            await s.release("4.2")
+
+    try:
+        task = asyncio.create_task(work())
+        await asyncio.sleep(0)  # the task now awaits its BEGIN, queued for the worker thread
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await db.run(lambda c: c.in_transaction) is False
+        async with repo.session("t") as s:  # and the next session starts as usual
+            await s.create_release("4.2")
+    finally:
+        await db.close()
