@@ -1,7 +1,8 @@
 """The SQLite connection: WAL, busy_timeout, foreign keys, one writer at a time.
 
 One aiosqlite connection serves the whole process. Every unit of work runs inside
-`Database.transaction()`, which holds an asyncio lock (one writer per process) and a
+`Database.transaction()` (statement by statement) or `Database.run_transaction()` (all of it
+in one hand-off to aiosqlite's worker thread), which hold an asyncio lock (one writer per process) and a
 `BEGIN IMMEDIATE` (one writer across processes sharing the file; `busy_timeout` makes the
 other process wait instead of failing). A command is one transaction: it commits whole or
 not at all.
