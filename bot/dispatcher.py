@@ -237,14 +237,17 @@ class Dispatcher:
                    usage: str, who: str = "anyone") -> Reply | None:
         """`handler(ctx, *args)` in one transaction, recorded with the message's wire id;
         every exception becomes a one-line answer."""
-        sender = msg.sender
         write = write or msg.msg_id is not None
+
+        async def work(s: Session) -> Reply | None:
+            if msg.msg_id is not None and not await s.record_event(msg.transport, msg.msg_id):
+                log.info("skipping %s event %s: already handled", msg.transport, msg.msg_id)
+                return None
+            return await handler(await self._context(s, msg), *args)
         try:
-            async with self.repo.session(sender.identity, write=write) as s:
-                if msg.msg_id is not None and not await s.record_event(msg.transport, msg.msg_id):
-                    log.info("skipping %s event %s: already handled", msg.transport, msg.msg_id)
-                    return None
-                return await handler(await self._context(s, msg), *args)
+            # The whole command in one hand-off to the database thread (commands await only
+            # the session): the per-statement hand-off was most of a command's cost.
+            return await self.repo.run(msg.sender.identity, work, write=write)
         except Exception as exc:  # noqa: BLE001 — each kind gets its own one-line answer
             reply = self._answer_for(exc, msg, usage)
         return await self._finish(msg, reply)
@@ -302,18 +305,18 @@ class Dispatcher:
                 return None
             ctx = await self._context(s, msg)
             for n, step in enumerate(steps):
-                await s.conn.execute(f"SAVEPOINT step{n}")
+                await s.execute(f"SAVEPOINT step{n}")
                 try:
                     reply = await step(ctx, replies)
                     if reply is not None and reply.outcome in ("refused", "error"):
-                        await s.conn.execute(f"ROLLBACK TO step{n}")
+                        await s.execute(f"ROLLBACK TO step{n}")
                 except Exception as exc:  # noqa: BLE001
-                    await s.conn.execute(f"ROLLBACK TO step{n}")
+                    await s.execute(f"ROLLBACK TO step{n}")
                     reply = self._answer_for(exc, msg, "")
                 if reply is not None and reply.outcome in ("refused", "error"):
                     # What the step wrote is gone, the sender's person too if it made one.
                     ctx.person = await s.person_of(msg.sender.identity)
-                await s.conn.execute(f"RELEASE step{n}")
+                await s.execute(f"RELEASE step{n}")
                 replies.append(reply if reply is not None else Reply())
         return replies
 

@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..storage import MAX_DEPTH, Database, ReleaseList, Repository
+from ..storage import MAX_DEPTH, Database, ReleaseList, Repository, Session
 from ..storage import layouts
 from ..storage.formats import from_json
 from ..storage.layouts.common import MailFormatError
@@ -51,15 +51,17 @@ async def import_list(db_path: str, lst: ReleaseList, release: str, *, replace: 
     db = await Database.open(db_path)
     repo = Repository(db)
     result = ImportResult({}, False)
+
+    async def work(s: Session) -> None:
+        result.created = await s.release(release) is None
+        mark = await s.history_mark()
+        result.stats = await s.import_list(release, lst, replace=replace, source=source,
+                                           max_depth=max_depth)
+        if dry_run:
+            result.changes = await _describe(s, mark)
+            raise _DryRun  # rolls the transaction back
     try:
-        async with repo.session(actor) as s:
-            result.created = await s.release(release) is None
-            mark = await s.history_mark()
-            result.stats = await s.import_list(release, lst, replace=replace, source=source,
-                                               max_depth=max_depth)
-            if dry_run:
-                result.changes = await _describe(s, mark)
-                raise _DryRun
+        await repo.run(actor, work)  # one hand-off to the database thread for the whole list
     except _DryRun:
         pass
     finally:

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..commands.render_digest import render_reply
 from ..storage import digests
-from ..storage.digest_data import collect
+from ..storage import Session
+from ..storage.digest_data import DigestData, collect
 from ..storage.digests import SlotKey
 
 from ..commands.settings import Settings
@@ -236,17 +237,20 @@ class DigestScheduler:
         self._inflight.add(key)
         try:
             try:
-                async with self.repo.session(self.ACTOR, write=False) as s:
+                settings = target.settings
+
+                async def gather(s: Session) -> DigestData:
                     release = await s.require_release(target.release)
                     since = await digests.last_sent_at(s, target.release, target.transport.name,
                                                        target.room)
                     if since is None:  # the first digest here: changes over one period
                         period = next_run(target.schedule, slot) - slot
                         since = (slot - period).timestamp()
-                    settings = target.settings
-                    data = await collect(s, release, since=since, stale_days=settings.stale_days,
+                    return await collect(s, release, since=since, stale_days=settings.stale_days,
                                          transport=target.transport.name, room=target.room,
                                          tz=settings.tz)
+                # Read in one hand-off to the database thread (see Repository.run).
+                data = await self.repo.run(self.ACTOR, gather, write=False)
                 # A transport that writes the digest itself (mail: the release's own layout)
                 # gets the data; the others get the chat Reply.
                 post_digest = getattr(target.transport, "post_digest", None)

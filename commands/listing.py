@@ -20,9 +20,7 @@ from .registry import command
 async def blockers(ctx: Context, area: str | None) -> Reply:
     rel = await ctx.release()
     filters = dict(severity="blocker", area=area)
-    items = await ctx.s.items(rel, limit=LIST_LIMIT, **filters)
-    total = await ctx.s.count_items(rel, **filters)
-    unclaimed = await ctx.s.count_items(rel, unclaimed=True, **filters)
+    items, total, unclaimed = await ctx.s.page(rel, limit=LIST_LIMIT, **filters)
     where = f" in {area}" if area else ""
     return list_reply(items, heading=f"Open blockers for {rel.name}{where}: {total}"
                       f" ({unclaimed} unclaimed)", total=total,
@@ -49,8 +47,7 @@ async def todo(ctx: Context, what: str | None) -> Reply:
         filters, label = {"area": what}, f"Open items in {what}"
     else:
         label = "Open items"
-    items = await ctx.s.items(rel, limit=LIST_LIMIT, **filters)
-    total = await ctx.s.count_items(rel, **filters)
+    items, total, _ = await ctx.s.page(rel, limit=LIST_LIMIT, **filters)
     narrow = f" (say {ctx.prefix}todo AREA to narrow it down)" if not what or key == "all" else ""
     return list_reply(items, heading=f"{label} for {rel.name}: {total}", total=total, narrow=narrow,
                       empty=f"Nothing: {label.lower()} for {rel.name} is an empty list.")

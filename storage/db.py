@@ -1,7 +1,8 @@
 """The SQLite connection: WAL, busy_timeout, foreign keys, one writer at a time.
 
 One aiosqlite connection serves the whole process. Every unit of work runs inside
-`Database.transaction()`, which holds an asyncio lock (one writer per process) and a
+`Database.transaction()` (statement by statement) or `Database.run_transaction()` (all of it
+in one hand-off to aiosqlite's worker thread), which hold an asyncio lock (one writer per process) and a
 `BEGIN IMMEDIATE` (one writer across processes sharing the file; `busy_timeout` makes the
 other process wait instead of failing). A command is one transaction: it commits whole or
 not at all.
@@ -13,9 +14,12 @@ import asyncio
 import logging
 import os
 import sqlite3
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import aiosqlite
 
@@ -23,6 +27,7 @@ from . import backups, migrations
 from .migrations import SchemaTooNew, migrate
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 10_000
 # A second process holding the write lock longer than busy_timeout is rare; retry a few times
@@ -132,45 +137,91 @@ class Database:
             os.close(self._lock_fd)
             self._lock_fd = None
 
+    async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`work(connection)` on the plain sqlite3 connection, in aiosqlite's worker thread:
+        ONE hand-off to that thread and back, however many statements `work` runs. Every
+        statement through aiosqlite's own API is such a hand-off (a queue put, a thread wake,
+        a wake of the event loop); a command grouped into one `run` pays it once."""
+        return await in_worker(self.conn, work)
+
+    async def run_transaction(self, work: Callable[[sqlite3.Connection], T], *,
+                              write: bool = True) -> T:
+        """`work(connection)` as one transaction — BEGIN, the work, COMMIT (ROLLBACK on any
+        exception, which is re-raised) — in one hand-off, under the same lock as
+        `transaction()`."""
+        async with self._lock:
+            return await self.run(partial(_transact, work, "BEGIN IMMEDIATE" if write else "BEGIN"))
+
     @asynccontextmanager
     async def transaction(self, write: bool = True) -> AsyncIterator[aiosqlite.Connection]:
         """One atomic unit of work. Rolled back on any exception, which is re-raised."""
         async with self._lock:
-            await self._begin("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
+                # Inside the try: a task cancelled while BEGIN runs in the worker thread must
+                # still roll it back, or the transaction stays open on the shared connection.
+                await self.run(partial(_begin, stmt="BEGIN IMMEDIATE" if write else "BEGIN"))
                 yield self.conn
             except BaseException:
-                await self._rollback()
+                await self.run(_rollback)
                 raise
             else:
-                await self.conn.execute("COMMIT")
-
-    async def _rollback(self) -> None:
-        """Roll back; SQLite has already done so itself after some errors (a full disk), and
-        that must not hide the error that caused it."""
-        try:
-            await self.conn.execute("ROLLBACK")
-        except sqlite3.OperationalError as exc:
-            if "no transaction" not in str(exc):
-                raise
-
-    async def _begin(self, stmt: str) -> None:
-        for attempt in range(LOCKED_RETRIES):
-            try:
-                await self.conn.execute(stmt)
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise
-                log.warning("database busy (%s), retry %d", exc, attempt + 1)
-                await asyncio.sleep(0.05 * (attempt + 1))
-        await self.conn.execute(stmt)
+                await self.run(_commit)
 
     async def backup(self, dest: str | Path) -> int:
         """An online, consistent copy (SQLite's backup API) that readers and writers may
         keep using while it runs; checked, then renamed over `dest`. Returns its size."""
         async with self._lock:
             return await _backup(self.conn, Path(dest))
+
+
+def in_worker(conn: aiosqlite.Connection, work: Callable[[sqlite3.Connection], T]) -> Awaitable[T]:
+    """The one use of aiosqlite internals: it has no public way to run a function in its
+    worker thread, but every call it makes goes through `Connection._execute(fn, *args)`,
+    which queues `fn` for that thread and awaits its result, and `Connection._conn` is the
+    sqlite3 connection the thread owns. tests/test_hops.py fails if either changes."""
+    return conn._execute(lambda: work(conn._conn))
+
+
+# -- run in the worker thread (see `Database.run`) ----------------------------------------------
+
+def _begin(conn: sqlite3.Connection, stmt: str) -> None:
+    """BEGIN, retried when another process holds the write lock longer than busy_timeout.
+    The sleep blocks only the database thread, which this connection's work waits for anyway."""
+    for attempt in range(LOCKED_RETRIES):
+        try:
+            conn.execute(stmt)
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            log.warning("database busy (%s), retry %d", exc, attempt + 1)
+            time.sleep(0.05 * (attempt + 1))
+    conn.execute(stmt)
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back; SQLite has already done so itself after some errors (a full disk), and
+    that must not hide the error that caused it."""
+    try:
+        conn.execute("ROLLBACK")
+    except sqlite3.OperationalError as exc:
+        if "no transaction" not in str(exc):
+            raise
+
+
+def _commit(conn: sqlite3.Connection) -> None:
+    conn.execute("COMMIT")
+
+
+def _transact(work: Callable[[sqlite3.Connection], T], stmt: str, conn: sqlite3.Connection) -> T:
+    _begin(conn, stmt)
+    try:
+        result = work(conn)
+    except BaseException:
+        _rollback(conn)
+        raise
+    _commit(conn)
+    return result
 
 
 async def _backup(conn: aiosqlite.Connection, dest: Path) -> int:

@@ -49,7 +49,7 @@ async def claim(s: Session, key: SlotKey, status: str = "claimed", detail: str =
     `status` other than "claimed" records a slot that was given up without posting."""
     if status not in STATUSES:
         raise ValueError(f"status must be one of {STATUSES}")
-    cur = await s.conn.execute(
+    cur = await s.execute(
         "INSERT OR IGNORE INTO digest_slots (release, transport, room, slot_at, status,"
         " claimed_at, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
         (key.release, key.transport, key.room, key.slot_at, status, s.now, detail))
@@ -60,7 +60,7 @@ async def mark(s: Session, key: SlotKey, status: str, detail: str | None = None)
     """Move a slot to its final status; `sent` also stamps sent_at."""
     if status not in STATUSES:
         raise ValueError(f"status must be one of {STATUSES}")
-    await s.conn.execute(
+    await s.execute(
         "UPDATE digest_slots SET status = ?, sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END,"
         " detail = COALESCE(?, detail)"
         " WHERE release = ? AND transport = ? AND room = ? AND slot_at = ?",
@@ -69,10 +69,9 @@ async def mark(s: Session, key: SlotKey, status: str, detail: str | None = None)
 
 async def last_slot_at(s: Session, release: str, transport: str, room: str) -> int | None:
     """The newest slot this target has a row for, whatever its status."""
-    async with s.conn.execute(
-            "SELECT MAX(slot_at) FROM digest_slots WHERE release = ? AND transport = ? AND room = ?",
-            (release, transport, room)) as cur:
-        row = await cur.fetchone()
+    row = await s._one(
+        "SELECT MAX(slot_at) FROM digest_slots WHERE release = ? AND transport = ? AND room = ?",
+        release, transport, room)
     return row[0]
 
 
@@ -85,25 +84,22 @@ async def last_sent_at(s: Session, release: str, transport: str | None = None,
     if transport is not None:
         sql += " AND transport = ? AND room = ?"
         args += [transport, room]
-    async with s.conn.execute(sql, args) as cur:
-        row = await cur.fetchone()
+    row = await s._one(sql, *args)
     return row[0]
 
 
 async def stuck_claims(s: Session, claimed_before: float) -> list[Slot]:
     """Slots claimed before `claimed_before` and never marked sent or failed."""
-    async with s.conn.execute(
-            "SELECT * FROM digest_slots WHERE status = 'claimed' AND claimed_at < ?"
-            " ORDER BY slot_at", (claimed_before,)) as cur:
-        return [_slot(r) for r in await cur.fetchall()]
+    return [_slot(r) for r in await s._all(
+        "SELECT * FROM digest_slots WHERE status = 'claimed' AND claimed_at < ?"
+        " ORDER BY slot_at", claimed_before)]
 
 
 async def slots(s: Session, release: str | None = None) -> list[Slot]:
     sql, args = "SELECT * FROM digest_slots", []
     if release is not None:
         sql, args = sql + " WHERE release = ?", [release]
-    async with s.conn.execute(sql + " ORDER BY slot_at, transport, room", args) as cur:
-        return [_slot(r) for r in await cur.fetchall()]
+    return [_slot(r) for r in await s._all(sql + " ORDER BY slot_at, transport, room", *args)]
 
 
 # -- stale-claim pings -----------------------------------------------------------------------
@@ -114,20 +110,19 @@ async def pinged(s: Session, transport: str, room: str,
     """Which (item id, updated_at) pairs were already pinged in this room."""
     out = set()
     for item_id, updated_at in claims:
-        async with s.conn.execute(
+        if await s._one(
                 "SELECT 1 FROM digest_pings WHERE transport = ? AND room = ? AND item_id = ?"
-                " AND updated_at = ?", (transport, room, item_id, updated_at)) as cur:
-            if await cur.fetchone():
-                out.add((item_id, updated_at))
+                " AND updated_at = ?", transport, room, item_id, updated_at):
+            out.add((item_id, updated_at))
     return out
 
 
 async def record_pings(s: Session, transport: str, room: str,
                        claims: Iterable[tuple[int, float]]) -> None:
-    for item_id, updated_at in claims:
-        await s.conn.execute(
-            "INSERT OR IGNORE INTO digest_pings (transport, room, item_id, updated_at, at)"
-            " VALUES (?, ?, ?, ?, ?)", (transport, room, item_id, updated_at, s.now))
+    await s.executemany(
+        "INSERT OR IGNORE INTO digest_pings (transport, room, item_id, updated_at, at)"
+        " VALUES (?, ?, ?, ?, ?)", [(transport, room, item_id, updated_at, s.now)
+                                    for item_id, updated_at in claims])
 
 
 # -- open items over time (burndown) -----------------------------------------------------------
@@ -158,13 +153,12 @@ async def burndown_counts(s: Session, release: Release,
     the history table: each item's current values, undone change by change back to its
     creation. Scope counts every item in the release then, whatever its state: the items
     added so far, less those moved to another release."""
-    async with s.conn.execute(
-            "SELECT items.id, items.state, items.severity, items.created_at, releases.name AS rel"
-            " FROM items JOIN releases ON releases.id = items.release_id"
-            " WHERE items.release_id = ? OR items.id IN (SELECT item_id FROM history"
-            "   WHERE field = 'release' AND before = ? AND item_id IS NOT NULL)",
-            (release.id, release.name)) as cur:
-        items = list(await cur.fetchall())
+    items = await s._all(
+        "SELECT items.id, items.state, items.severity, items.created_at, releases.name AS rel"
+        " FROM items JOIN releases ON releases.id = items.release_id"
+        " WHERE items.release_id = ? OR items.id IN (SELECT item_id FROM history"
+        "   WHERE field = 'release' AND before = ? AND item_id IS NOT NULL)",
+        release.id, release.name)
     if not items:
         return [(0, 0, 0) for _ in instants]
     ids = [r["id"] for r in items]
@@ -172,15 +166,14 @@ async def burndown_counts(s: Session, release: Release,
     created: dict[int, float] = {r["id"]: r["created_at"] for r in items}
     for chunk in range(0, len(ids), 500):
         part = ids[chunk:chunk + 500]
-        async with s.conn.execute(
+        for row in await s._all(
                 f"SELECT item_id, at, field, before FROM history WHERE item_id IN"
                 f" ({','.join('?' * len(part))}) AND field IN ('created', 'state', 'severity',"
-                " 'release') ORDER BY id", part) as cur:
-            for row in await cur.fetchall():
-                if row["field"] == "created":
-                    created[row["item_id"]] = row["at"]
-                else:
-                    changes[row["item_id"]].append(row)
+                " 'release') ORDER BY id", *part):
+            if row["field"] == "created":
+                created[row["item_id"]] = row["at"]
+            else:
+                changes[row["item_id"]].append(row)
     timelines = []
     for r in items:
         cur_values = {"state": r["state"], "severity": r["severity"], "release": r["rel"]}

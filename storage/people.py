@@ -11,12 +11,9 @@ with `!person link`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .names import clean, name_key
-
-if TYPE_CHECKING:
-    import aiosqlite
 
 
 class NameTaken(ValueError):
@@ -42,11 +39,11 @@ class Person:
 class PeopleSession:
     """Session methods for people; they run inside the session's transaction."""
 
-    conn: "aiosqlite.Connection"
     now: float
 
     async def _one(self, sql: str, *args: Any) -> Any: ...  # provided by Session
     async def _all(self, sql: str, *args: Any) -> list[Any]: ...  # provided by Session
+    async def execute(self, sql: str, args: Any = ()) -> Any: ...  # provided by Session
     async def _history(self, release_id: int | None, item_id: int | None, field: str,
                        before: Any, after: Any) -> None: ...  # provided by Session
 
@@ -74,7 +71,7 @@ class PeopleSession:
                 if (p := await self._person(r)) is not None]
 
     async def _new_person(self, name: str) -> Person:
-        cur = await self.conn.execute(
+        cur = await self.execute(
             "INSERT INTO persons (name, name_key, created_at) VALUES (?, ?, ?)",
             (name, name_key(name), self.now))
         await self._history(None, None, "person", None, name)
@@ -93,7 +90,7 @@ class PeopleSession:
             while await self.person_named(name) is not None:
                 name, n = f"{clean(default_name)} ({identity.split(':', 1)[-1]} {n})", n + 1
         person = await self._new_person(name)
-        await self.conn.execute("INSERT INTO identities (identity, person_id) VALUES (?, ?)",
+        await self.execute("INSERT INTO identities (identity, person_id) VALUES (?, ?)",
                                 (identity, person.id))
         await self._history(None, None, f"identity {identity}", None, name)
         person.identities.append(identity)
@@ -110,7 +107,7 @@ class PeopleSession:
         holder = await self.person_named(name)
         if holder is not None and holder.id != person.id:
             raise NameTaken(name, holder)
-        await self.conn.execute("UPDATE persons SET name = ?, name_key = ? WHERE id = ?",
+        await self.execute("UPDATE persons SET name = ?, name_key = ? WHERE id = ?",
                                 (name, name_key(name), person.id))
         await self._history(None, None, f"person #{person.id}", person.name, name)
         person.name = name
@@ -123,12 +120,12 @@ class PeopleSession:
         import json
         for row in rows:
             owners = [dst.id if o == src.id else o for o in json.loads(row["owners"])]
-            await self.conn.execute("UPDATE items SET owners = ? WHERE id = ?",
+            await self.execute("UPDATE items SET owners = ? WHERE id = ?",
                                     (json.dumps(list(dict.fromkeys(owners))), row["id"]))
-        await self.conn.execute("UPDATE identities SET person_id = ? WHERE person_id = ?",
+        await self.execute("UPDATE identities SET person_id = ? WHERE person_id = ?",
                                 (dst.id, src.id))
-        await self.conn.execute("DELETE FROM name_requests WHERE person_id = ?", (src.id,))
-        await self.conn.execute("DELETE FROM persons WHERE id = ?", (src.id,))
+        await self.execute("DELETE FROM name_requests WHERE person_id = ?", (src.id,))
+        await self.execute("DELETE FROM persons WHERE id = ?", (src.id,))
         await self._history(None, None, f"person #{dst.id}", f"merged {src.name}", dst.name)
         dst.identities = sorted(set(dst.identities) | set(src.identities))
         return len(rows)
@@ -141,9 +138,9 @@ class PeopleSession:
             return 0
         if current is not None:
             return await self.merge_persons(current, person)
-        await self.conn.execute("INSERT INTO identities (identity, person_id) VALUES (?, ?)",
+        await self.execute("INSERT INTO identities (identity, person_id) VALUES (?, ?)",
                                 (identity, person.id))
-        await self.conn.execute("DELETE FROM name_requests WHERE identity = ?", (identity,))
+        await self.execute("DELETE FROM name_requests WHERE identity = ?", (identity,))
         await self._history(None, None, f"identity {identity}", None, person.name)
         person.identities.append(identity)
         return 0
@@ -171,7 +168,7 @@ class PeopleSession:
         return int(row[0])
 
     async def request_name(self, identity: str, person: Person) -> None:
-        await self.conn.execute(
+        await self.execute(
             "INSERT INTO name_requests (identity, person_id, at) VALUES (?, ?, ?)"
             " ON CONFLICT(identity) DO UPDATE SET person_id = excluded.person_id, at = excluded.at",
             (identity, person.id, self.now))

@@ -11,13 +11,12 @@ to the history table with who, when, which item, field, before and after.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
-from typing import Any
-
-import aiosqlite
+from dataclasses import replace
+from typing import Any, TypeVar
 
 from .db import Database
 from .models import (MAX_DEPTH, SEVERITIES, STATES, Change, Item, ListItem, Milestone, Release,
@@ -30,6 +29,7 @@ class NotFound(LookupError):
     """An id or name that does not exist; the message is fit for a user."""
 
 
+T = TypeVar("T")
 _JSON_FIELDS = ("tags", "owners", "links")
 _ITEM_FIELDS = ("area", "severity", "tags", "title", "details", "owners", "progress", "state",
                 "parent", "duplicate_of", "links", "section")
@@ -39,6 +39,8 @@ _COLUMN = {"parent": "parent_id"}
 def _dump(value: Any) -> str | None:
     if value is None:
         return None
+    if not value and isinstance(value, (list, tuple)):
+        return "[]"  # most lists are empty: skip the encoder
     if isinstance(value, (list, tuple)):
         return json.dumps(list(value), ensure_ascii=False)
     return str(value)
@@ -58,7 +60,7 @@ ITEM_COLUMNS = ("items.*, (SELECT json_group_array(name) FROM (SELECT p.name FRO
 RENDER_DEPTH = 12
 
 
-def _item(row: aiosqlite.Row, release: str, notes: list[str] | None = None) -> Item:
+def _item(row: sqlite3.Row, release: str, notes: list[str] | None = None) -> Item:
     return Item(
         id=row["id"], release=release, area=row["area"], severity=row["severity"],
         title=row["title"], tags=_list(row["tags"]), details=row["details"],
@@ -69,7 +71,7 @@ def _item(row: aiosqlite.Row, release: str, notes: list[str] | None = None) -> I
         updated_by=row["updated_by"], updated_at=row["updated_at"])
 
 
-def _release(row: aiosqlite.Row) -> Release:
+def _release(row: sqlite3.Row) -> Release:
     return Release(row["id"], row["name"], row["intro"], row["created_at"], row["layout"])
 
 
@@ -117,28 +119,77 @@ class Repository:
 
     @asynccontextmanager
     async def session(self, actor: str, write: bool = True) -> AsyncIterator["Session"]:
-        async with self.db.transaction(write=write) as conn:
-            yield Session(conn, actor, self.clock())
+        """A transaction whose statements each go to the database thread and back: for
+        work that awaits other things between them (the network, a renderer's thread)."""
+        async with self.db.transaction(write=write):
+            yield Session(actor, self.clock(), db=self.db)
+
+    async def run(self, actor: str, work: Callable[["Session"], Coroutine[Any, Any, T]], *,
+                  write: bool = True) -> T:
+        """`await work(session)` as one transaction in ONE hand-off to the database thread:
+        the session's methods run their SQL right there, so the coroutine never suspends and
+        is driven to its end in that thread. `work` may await the session (and code that
+        only awaits the session) but nothing else: anything that would suspend it is a
+        programming error, refused with a RuntimeError (the transaction rolls back)."""
+        now = self.clock()
+
+        def whole(conn: sqlite3.Connection) -> T:
+            return _drive(work(Session(actor, now, raw=conn)))
+        return await self.db.run_transaction(whole, write=write)
+
+
+def _drive(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that never suspends to its end, here and now."""
+    try:
+        waited = coro.send(None)
+    except StopIteration as done:
+        return done.value
+    coro.close()
+    raise RuntimeError(f"{coro.__qualname__} waited for {waited!r} inside a database "
+                       "session run in one hand-off (Repository.run); only the session may be "
+                       "awaited there")
 
 
 class Session(PeopleSession):
-    def __init__(self, conn: aiosqlite.Connection, actor: str, now: float) -> None:
-        self.conn = conn
+    """One transaction's reads and writes. Built by `Repository.session` (each statement a
+    hand-off to the database thread: `db`) or by `Repository.run` (already in that thread,
+    on the plain connection: `raw`)."""
+
+    def __init__(self, actor: str, now: float, *, db: Database | None = None,
+                 raw: sqlite3.Connection | None = None) -> None:
+        self._db = db
+        self._raw = raw
+        # aiosqlite's connection (or, in the database thread, sqlite3's): for tests that
+        # poke the database directly. Storage code uses the helpers below.
+        self.conn: Any = raw if raw is not None else db.conn if db is not None else None
         self.actor = actor
         self.now = now
 
-    # -- small helpers --------------------------------------------------------------------------
-    async def _one(self, sql: str, *args: Any) -> aiosqlite.Row | None:
-        async with self.conn.execute(sql, args) as cur:
-            return await cur.fetchone()
+    # -- small helpers: every statement of the repository goes through `_sql` -----------------
+    async def _sql(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        if self._raw is not None:
+            return work(self._raw)  # in the database thread already (`Repository.run`)
+        assert self._db is not None
+        return await self._db.run(work)
 
-    async def _all(self, sql: str, *args: Any) -> list[aiosqlite.Row]:
-        async with self.conn.execute(sql, args) as cur:
-            return list(await cur.fetchall())
+    async def _one(self, sql: str, *args: Any) -> sqlite3.Row | None:
+        return await self._sql(lambda c: c.execute(sql, args).fetchone())
+
+    async def _all(self, sql: str, *args: Any) -> list[sqlite3.Row]:
+        return await self._sql(lambda c: c.execute(sql, args).fetchall())
+
+    async def execute(self, sql: str, args: Iterable[Any] = ()) -> sqlite3.Cursor:
+        """One statement; the cursor tells `rowcount` and `lastrowid`."""
+        args = tuple(args)
+        return await self._sql(lambda c: c.execute(sql, args))
+
+    async def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> sqlite3.Cursor:
+        rows = [tuple(r) for r in rows]
+        return await self._sql(lambda c: c.executemany(sql, rows))
 
     async def _history(self, release_id: int | None, item_id: int | None, field: str,
                        before: Any, after: Any) -> None:
-        await self.conn.execute(
+        await self.execute(
             "INSERT INTO history (at, actor, release_id, item_id, field, before, after)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (self.now, self.actor, release_id, item_id, field, _dump(before), _dump(after)))
@@ -163,7 +214,7 @@ class Session(PeopleSession):
         return rels[0] if rels else None
 
     async def create_release(self, name: str, intro: str = "", layout: str = "xen-4.2") -> Release:
-        cur = await self.conn.execute(
+        cur = await self.execute(
             "INSERT INTO releases (name, intro, created_by, created_at, layout) VALUES (?, ?, ?, ?, ?)",
             (name, intro, self.actor, self.now, layout))
         await self._history(cur.lastrowid, None, "release", None, name)
@@ -171,7 +222,7 @@ class Session(PeopleSession):
 
     async def set_layout(self, release: Release, layout: str) -> Release:
         if layout != release.layout:
-            await self.conn.execute("UPDATE releases SET layout = ? WHERE id = ?", (layout, release.id))
+            await self.execute("UPDATE releases SET layout = ? WHERE id = ?", (layout, release.id))
             await self._history(release.id, None, "layout", release.layout, layout)
         return replace(release, layout=layout)
 
@@ -187,10 +238,10 @@ class Session(PeopleSession):
 
     async def set_milestones(self, release: Release, milestones: Iterable[Milestone]) -> None:
         before = [m.__dict__ for m in await self.milestones(release)]
-        await self.conn.execute("DELETE FROM milestones WHERE release_id = ?", (release.id,))
+        await self.execute("DELETE FROM milestones WHERE release_id = ?", (release.id,))
         after = []
         for pos, m in enumerate(milestones):
-            await self.conn.execute(
+            await self.execute(
                 "INSERT INTO milestones (release_id, position, when_text, name, done, current)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (release.id, pos, m.when, m.name, int(m.done), int(m.current)))
@@ -249,11 +300,28 @@ class Session(PeopleSession):
         """Items of a release, filtered in SQL. In list (creation) order; with a `limit`,
         blockers come first so the most important part of a long list is what is shown."""
         where, args = self._filters(release, states, severity, area, owner, unclaimed)
-        order = "id" if limit is None else "severity = 'nice', id"
-        tail = "" if limit is None else f" LIMIT {int(limit)}"
-        rows = await self._all(f"SELECT {ITEM_COLUMNS} FROM items WHERE {where} ORDER BY {order}{tail}",
-                               *args)
-        return [_item(r, release.name) for r in rows]
+        if limit is None:
+            sql = f"SELECT {ITEM_COLUMNS} FROM items WHERE {where} ORDER BY id"
+        else:  # owners' names for the page's rows only, not for every row sorted
+            sql = (f"SELECT {ITEM_COLUMNS} FROM (SELECT * FROM items WHERE {where}"
+                   f" ORDER BY severity = 'nice', id LIMIT {int(limit)}) AS items"
+                   " ORDER BY severity = 'nice', id")
+        return [_item(r, release.name) for r in await self._all(sql, *args)]
+
+    async def page(self, release: Release, *, limit: int, states: Iterable[str] | None = ("open",),
+                   severity: str | None = None, area: str | None = None, owner: int | None = None,
+                   unclaimed: bool = False) -> tuple[list[Item], int, int]:
+        """What a listing shows: the first `limit` items as `items(..., limit=...)` gives
+        them, how many match in all, and how many of those are unclaimed. A page that is not
+        full counts itself; a full one adds one COUNT over the index."""
+        items = await self.items(release, states=states, severity=severity, area=area, owner=owner,
+                                 unclaimed=unclaimed, limit=limit)
+        if len(items) < limit:
+            return items, len(items), sum(not it.owner_ids for it in items)
+        where, args = self._filters(release, states, severity, area, owner, unclaimed)
+        row = await self._one(f"SELECT COUNT(*), COALESCE(SUM(owners = '[]'), 0) FROM items WHERE {where}",
+                              *args)
+        return items, int(row[0]), int(row[1])
 
     async def count_items(self, release: Release, *, states: Iterable[str] | None = ("open",),
                           severity: str | None = None, area: str | None = None,
@@ -305,20 +373,32 @@ class Session(PeopleSession):
                        progress: str = "", state: str = "open", parent: int | None = None,
                        links: Iterable[str] = (), duplicate_of: int | None = None,
                        item_id: int | None = None, section: str = "") -> Item:
+        new_id = await self._insert_item(release, area=area, severity=severity, title=title,
+                                         tags=tags, details=details, owners=owners,
+                                         progress=progress, state=state, parent=parent,
+                                         links=links, duplicate_of=duplicate_of, item_id=item_id,
+                                         section=section)
+        return await self.get(new_id)
+
+    async def _insert_item(self, release: Release, *, area: str, severity: str, title: str,
+                           tags: Iterable[str], details: str, owners: Iterable[int], progress: str,
+                           state: str, parent: int | None, links: Iterable[str],
+                           duplicate_of: int | None, item_id: int | None, section: str) -> int:
+        """The new item's row and its history row; its id (`add_item` reads the item back)."""
         if severity not in SEVERITIES:
             raise ValueError(f"severity must be one of {SEVERITIES}")
         if state not in STATES:
             raise ValueError(f"state must be one of {STATES}")
-        cur = await self.conn.execute(
+        cur = await self.execute(
             "INSERT INTO items (id, release_id, area, severity, tags, title, details, owners,"
             " progress, state, parent_id, duplicate_of, links, section, created_by, created_at,"
             " updated_by, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (item_id, release.id, area, severity, _dump(list(tags)), title, details,
              _dump(list(owners)), progress, state, parent, duplicate_of, _dump(list(links)),
              section, self.actor, self.now, self.actor, self.now))
-        new_id = cur.lastrowid
+        new_id = int(cur.lastrowid or 0)
         await self._history(release.id, new_id, "created", None, title)
-        return await self.get(new_id)
+        return new_id
 
     async def update(self, item: Item, **changes: Any) -> Item:
         """Set fields of an item; history gets one row per field that really changed.
@@ -344,14 +424,14 @@ class Session(PeopleSession):
                 changed[field] = logged[field] = (getattr(item, field), value)
         if not changed:
             return item
-        await self.conn.executemany(
+        await self.executemany(
             "INSERT INTO history (at, actor, release_id, item_id, field, before, after) VALUES"
             " (?, ?, (SELECT release_id FROM items WHERE id = ?), ?, ?, ?, ?)",
             [(self.now, self.actor, item.id, item.id, field, _dump(before), _dump(after))
              for field, (before, after) in logged.items()])
         sets = ", ".join(f"{_COLUMN.get(field, field)} = ?" for field in changed)
         args = [_dump(after) if field in _JSON_FIELDS else after for field, (_, after) in changed.items()]
-        await self.conn.execute(f"UPDATE items SET {sets}, updated_by = ?, updated_at = ? WHERE id = ?",
+        await self.execute(f"UPDATE items SET {sets}, updated_by = ?, updated_at = ? WHERE id = ?",
                                 (*args, self.actor, self.now, item.id))
         plain = {field: after for field, (_, after) in changed.items() if field != "owners"}
         return replace(item, **plain, **extra, updated_by=self.actor, updated_at=self.now)
@@ -369,19 +449,23 @@ class Session(PeopleSession):
         return row["release_id"]
 
     # -- notes ----------------------------------------------------------------------------------
-    async def notes(self, item_id: int) -> list[aiosqlite.Row]:
+    async def notes(self, item_id: int) -> list[sqlite3.Row]:
         return await self._all("SELECT * FROM notes WHERE item_id = ? ORDER BY id", item_id)
 
     async def add_note(self, item: Item, text: str, author: str | None = None) -> None:
-        await self.conn.execute(
+        await self._add_note(item.id, await self._release_id(item), text, author)
+
+    async def _add_note(self, item_id: int, release_id: int, text: str,
+                        author: str | None = None) -> None:
+        await self.execute(
             "INSERT INTO notes (item_id, author, at, text) VALUES (?, ?, ?, ?)",
-            (item.id, author or self.actor, self.now, text))
-        await self._history(await self._release_id(item), item.id, "note", None, text)
-        await self.conn.execute("UPDATE items SET updated_by = ?, updated_at = ? WHERE id = ?",
-                                (self.actor, self.now, item.id))
+            (item_id, author or self.actor, self.now, text))
+        await self._history(release_id, item_id, "note", None, text)
+        await self.execute("UPDATE items SET updated_by = ?, updated_at = ? WHERE id = ?",
+                           (self.actor, self.now, item_id))
 
     async def move_notes(self, src: Item, dst: Item) -> int:
-        cur = await self.conn.execute("UPDATE notes SET item_id = ? WHERE item_id = ?",
+        cur = await self.execute("UPDATE notes SET item_id = ? WHERE item_id = ?",
                                       (dst.id, src.id))
         if cur.rowcount:
             await self._history(await self._release_id(dst), dst.id, "notes",
@@ -390,7 +474,7 @@ class Session(PeopleSession):
 
     async def prune_events(self, older_than: float) -> int:
         """Forget handled event ids older than `older_than` (no protocol replays them then)."""
-        cur = await self.conn.execute("DELETE FROM processed_events WHERE at < ?", (older_than,))
+        cur = await self.execute("DELETE FROM processed_events WHERE at < ?", (older_than,))
         return cur.rowcount
 
     # -- history --------------------------------------------------------------------------------
@@ -431,7 +515,7 @@ class Session(PeopleSession):
 
     async def record_event(self, transport: str, event_id: str) -> bool:
         """Mark an event handled; False when it already was (the caller must not act again)."""
-        cur = await self.conn.execute(
+        cur = await self.execute(
             "INSERT OR IGNORE INTO processed_events (transport, event_id, at) VALUES (?, ?, ?)",
             (transport, event_id, self.now))
         return cur.rowcount == 1
@@ -441,7 +525,7 @@ class Session(PeopleSession):
         return row["value"] if row else None
 
     async def kv_set(self, key: str, value: str) -> None:
-        await self.conn.execute("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key)"
+        await self.execute("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key)"
                                 " DO UPDATE SET value = excluded.value", (key, value))
 
     async def kv_prefixed(self, prefix: str) -> list[tuple[str, str]]:
@@ -450,10 +534,10 @@ class Session(PeopleSession):
         return [(r["key"], r["value"]) for r in rows]
 
     async def kv_delete(self, key: str) -> None:
-        await self.conn.execute("DELETE FROM kv WHERE key = ?", (key,))
+        await self.execute("DELETE FROM kv WHERE key = ?", (key,))
 
     async def record_sent(self, transport: str, room: str, msg_id: str, items: Iterable[int]) -> None:
-        await self.conn.execute(
+        await self.execute(
             "INSERT OR REPLACE INTO sent_messages (transport, msg_id, room, items, at)"
             " VALUES (?, ?, ?, ?, ?)", (transport, msg_id, room, _dump(list(items)), self.now))
 
@@ -495,7 +579,7 @@ class Session(PeopleSession):
             release = await self.create_release(name, lst.intro, lst.layout or "xen-4.2")
         else:
             if lst.intro and lst.intro != release.intro:
-                await self.conn.execute("UPDATE releases SET intro = ? WHERE id = ?",
+                await self.execute("UPDATE releases SET intro = ? WHERE id = ?",
                                         (lst.intro, release.id))
                 await self._history(release.id, None, "intro", release.intro, lst.intro)
             if lst.layout:
@@ -506,14 +590,26 @@ class Session(PeopleSession):
             await self.set_milestones(release, lst.milestones)
         existing = await self.items(release, states=None)
         matches = _match_items(existing, lst.items)
+        have_notes: dict[int, list[str]] = {}  # the notes matched items had before this import
+        if matches:
+            for row in await self._all(
+                    "SELECT notes.item_id, notes.text FROM notes JOIN items ON items.id = notes.item_id"
+                    " WHERE items.release_id = ? ORDER BY notes.id", release.id):
+                have_notes.setdefault(row["item_id"], []).append(row["text"])
         seen: set[int] = set()
         pending_dups: list[tuple[int, int]] = []
         id_map: dict[int, int] = {}  # ids as the file names them -> ids in this database
+        owner_ids: dict[str, int | None] = {}  # each name as written, looked up once
+
+        async def owner_id(name: str) -> int | None:
+            if name not in owner_ids:
+                # A name that is nothing once invisible characters are gone names nobody.
+                owner_ids[name] = (await self.owner_named(name)).id if clean(name) else None
+            return owner_ids[name]
 
         async def walk(nodes: list[ListItem], parent: int | None) -> None:
             for li in nodes:
-                # A name that is nothing once invisible characters are gone names nobody.
-                owners = [(await self.owner_named(name)).id for name in li.owners if clean(name)]
+                owners = [pid for name in li.owners if (pid := await owner_id(name)) is not None]
                 fields = dict(area=li.area, severity=li.severity, title=li.title, tags=li.tags,
                               details=li.details, owners=owners, progress=li.progress,
                               state=li.state, links=li.links, section=li.section, parent=parent)
@@ -521,23 +617,25 @@ class Session(PeopleSession):
                 if found is None:
                     free_id = li.id if li.id is not None and not await self._id_taken(li.id) else None
                     fields.pop("parent")
-                    item = await self.add_item(release, parent=parent, item_id=free_id, **fields)
+                    item_id = await self._insert_item(release, parent=parent, item_id=free_id,
+                                                      duplicate_of=None, **fields)
                     stats["added"] += 1
                     for note in li.notes:
-                        await self.add_note(item, note)
+                        await self._add_note(item_id, release.id, note)
                 else:
                     item = await self.update(found, **fields)
+                    item_id = item.id
                     stats["updated" if item is not found else "unchanged"] += 1
-                    have = [n["text"] for n in await self.notes(item.id)]
+                    have = have_notes.get(item_id, [])
                     for note in li.notes:
                         if note not in have:
-                            await self.add_note(item, note)
-                seen.add(item.id)
+                            await self._add_note(item_id, release.id, note)
+                seen.add(item_id)
                 if li.id is not None:
-                    id_map[li.id] = item.id
+                    id_map[li.id] = item_id
                 if li.duplicate_of is not None:
-                    pending_dups.append((item.id, li.duplicate_of))
-                await walk(li.children, item.id)
+                    pending_dups.append((item_id, li.duplicate_of))
+                await walk(li.children, item_id)
 
         await walk(lst.items, None)
         for item_id, target in pending_dups:
@@ -578,6 +676,8 @@ def _flat(nodes: list[ListItem]) -> list[ListItem]:
 
 def _match_items(existing: list[Item], incoming: list[ListItem]) -> dict[int, Item]:
     """id(list item) -> the stored item it updates (see `Session.import_list`)."""
+    if not existing:
+        return {}  # a new release: nothing to match
     by_id = {it.id: it for it in existing}
     flat = _flat(incoming)
     found: dict[int, Item] = {}
@@ -596,6 +696,8 @@ def _match_items(existing: list[Item], incoming: list[ListItem]) -> dict[int, It
         for it in existing:
             if it.id not in used:
                 buckets.setdefault(key(it), []).append(it)
+        if not buckets:
+            break  # every stored item is matched already
         for li in flat:
             if id(li) in found:
                 continue
