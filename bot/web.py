@@ -188,6 +188,13 @@ class StatusServer:
         return self.public_url or f"{request.scheme}://{request.host}"
 
     @staticmethod
+    def _page_number(request: web.Request) -> int:
+        try:
+            return views.Paging.number_of(request.query.get("page"))
+        except views.BadFilter as e:
+            raise web.HTTPBadRequest(text=f"Bad page: {e}.") from None
+
+    @staticmethod
     def _filters(request: web.Request) -> views.Filters:
         try:
             return views.Filters.parse(request.query)
@@ -229,7 +236,9 @@ class StatusServer:
         async with self.repo.session("web", write=False) as s:
             rel, form = await self._release(s, request.match_info["name"])
             f = self._filters(request) if form == "html" else views.Filters()
-            etag, modified = self._validators(request, await s.last_change(rel), s.now, form, f.key)
+            page = self._page_number(request) if form == "html" else 1
+            etag, modified = self._validators(request, await s.last_change(rel), s.now, form, f.key,
+                                              str(page))
             if self._fresh(request, etag, modified):
                 return self._respond(request, etag, modified)
             if form == "json":
@@ -247,13 +256,20 @@ class StatusServer:
             everything = await s.items(rel, states=None)
         shown = [it for it in everything if f.matches(it)]
         show_open = f.state in (None, "open", "all")
+        open_items = [it for it in shown if it.is_open] if show_open else []
+        closed_items = [it for it in shown if not it.is_open]
+        try:
+            paging = views.Paging.of(page, len(open_items), len(closed_items))
+        except views.BadFilter as e:
+            raise web.HTTPNotFound(text=f"No such page: {e}.") from None
         text = await self._page(
             "release.html", title=f"{rel.name} TODO", release=rel, base=release_path(rel.name),
             summary=summary, timeline=timeline_lines(milestones), f=f,
             choices=views.Choices.of(everything), total=len(everything), shown=len(shown),
-            show_open=show_open,
-            open_rows=views.rows([it for it in shown if it.is_open], now, self.tz),
-            closed_rows=views.rows([it for it in shown if not it.is_open], now, self.tz), now=now)
+            show_open=show_open, paging=paging,
+            open_total=len(open_items), closed_total=len(closed_items),
+            open_rows=views.rows(open_items, now, self.tz, paging.part),
+            closed_rows=views.rows(closed_items, now, self.tz, paging.part), now=now)
         return self._respond(request, etag, modified, body=text, content_type="text/html")
 
     async def item(self, request: web.Request) -> web.Response:
