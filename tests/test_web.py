@@ -523,6 +523,27 @@ async def test_a_long_table_comes_in_pages_of_200_rows(long_list):
         assert (await get(f"{server.url}/release/9?{query}"))[::2] == (status_code, text)
 
 
+async def test_a_release_table_is_rendered_once_until_it_changes(long_list, monkeypatch):
+    server = long_list
+    renders = []
+    page = server._page
+
+    async def counting(template, **context):
+        renders.append(template)
+        return await page(template, **context)
+    monkeypatch.setattr(server, "_page", counting)
+    _, first, body = await fetch(server.url + "/release/9")
+    _, again, body_again = await fetch(server.url + "/release/9")
+    assert (again["ETag"], body_again) == (first["ETag"], body) and renders == ["release.html"]
+    await fetch(server.url + "/release/9?page=2")
+    assert len(renders) == 2  # another page, another copy
+    async with server.repo.session("console:ijc") as s:
+        await s.update(await s.get(1), title="renamed")
+    status, headers, body = await fetch(server.url + "/release/9")
+    assert status == 200 and "renamed" in body and headers["ETag"] != first["ETag"]
+    assert len(renders) == 3
+
+
 # -- item pages -------------------------------------------------------------------------------
 
 
