@@ -2,7 +2,8 @@
 
     /                              the releases
     /release/NAME                  the dashboard: summary, timeline, burndown, the items as a
-                                   table (filters: ?area= ?owner= ?severity= ?state= ?q=)
+                                   table (filters: ?area= ?owner= ?severity= ?state= ?q=,
+                                   200 rows per page: ?page=)
     /release/NAME/item/ID          one item: everything `!show` knows, notes and history
     /release/NAME/feed.atom        the release's changes as an Atom feed
     /release/NAME.txt              the release mail format
@@ -13,7 +14,8 @@ Only GET (and HEAD). Pages come from jinja2 templates (bot/templates/) with auto
 item text is always text; links follow commands/links.py. The pages load nothing from
 elsewhere and run no script (the Content-Security-Policy says so to the browser). Every
 response carries a weak ETag and Last-Modified derived from the newest history row, the
-filters and the day (relative times change at midnight), and revalidation answers 304.
+filters and the day (relative times change at midnight), and revalidation answers 304;
+the last few release tables rendered are kept by ETag and served again until it changes.
 It binds to loopback unless `web.listen` says otherwise.
 """
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections import OrderedDict
 from datetime import date, datetime, timedelta, tzinfo
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
@@ -51,6 +54,7 @@ log = logging.getLogger(__name__)
 BURNDOWN_MAX_DAYS = 366
 FEED_ENTRIES = 100
 HISTORY_ROWS = 500  # of one item, on its page
+RENDERED_PAGES = 16  # release tables kept as rendered (a 200-row page is ~300 KB)
 # form-action 'self': the search box is a GET form to the page itself; nothing else is allowed.
 _CSP = ("default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; "
         "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
@@ -99,6 +103,10 @@ class StatusServer:
         # part of every ETag: a new version or another archive URL renders differently
         from .. import __version__
         self._salt = f"{__version__}|{self.archive_url}"
+        # Release tables as last rendered, by ETag: the ETag changes with every change to what
+        # the page shows, so a copy under it is as current as a client's copy answered by 304.
+        # Under many readers a long table is then rendered once, not once per request.
+        self._rendered: OrderedDict[str, str] = OrderedDict()
         self._runner: web.AppRunner | None = None
         self.port: int | None = None  # the bound port (useful with port 0)
         self.host: str | None = None
@@ -188,6 +196,13 @@ class StatusServer:
         return self.public_url or f"{request.scheme}://{request.host}"
 
     @staticmethod
+    def _page_number(request: web.Request) -> int:
+        try:
+            return views.Paging.number_of(request.query.get("page"))
+        except views.BadFilter as e:
+            raise web.HTTPBadRequest(text=f"Bad page: {e}.") from None
+
+    @staticmethod
     def _filters(request: web.Request) -> views.Filters:
         try:
             return views.Filters.parse(request.query)
@@ -229,9 +244,14 @@ class StatusServer:
         async with self.repo.session("web", write=False) as s:
             rel, form = await self._release(s, request.match_info["name"])
             f = self._filters(request) if form == "html" else views.Filters()
-            etag, modified = self._validators(request, await s.last_change(rel), s.now, form, f.key)
+            page = self._page_number(request) if form == "html" else 1
+            etag, modified = self._validators(request, await s.last_change(rel), s.now, form, f.key,
+                                              str(page))
             if self._fresh(request, etag, modified):
                 return self._respond(request, etag, modified)
+            if form == "html" and etag in self._rendered:
+                self._rendered.move_to_end(etag)
+                return self._respond(request, etag, modified, body=self._rendered[etag])
             if form == "json":
                 return self._respond(request, etag, modified, body=to_json(await s.export_list(rel)),
                                      content_type="application/json")
@@ -245,13 +265,23 @@ class StatusServer:
             everything = await s.items(rel, states=None)
         shown = [it for it in everything if f.matches(it)]
         show_open = f.state in (None, "open", "all")
+        open_items = [it for it in shown if it.is_open] if show_open else []
+        closed_items = [it for it in shown if not it.is_open]
+        try:
+            paging = views.Paging.of(page, len(open_items), len(closed_items))
+        except views.BadFilter as e:
+            raise web.HTTPNotFound(text=f"No such page: {e}.") from None
         text = await self._page(
             "release.html", title=f"{rel.name} TODO", release=rel, base=release_path(rel.name),
             summary=summary, timeline=timeline_lines(milestones), f=f,
             choices=views.Choices.of(everything), total=len(everything), shown=len(shown),
-            show_open=show_open,
-            open_rows=views.rows([it for it in shown if it.is_open], now, self.tz),
-            closed_rows=views.rows([it for it in shown if not it.is_open], now, self.tz), now=now)
+            show_open=show_open, paging=paging,
+            open_total=len(open_items), closed_total=len(closed_items),
+            open_rows=views.rows(open_items, now, self.tz, paging.part),
+            closed_rows=views.rows(closed_items, now, self.tz, paging.part), now=now)
+        self._rendered[etag] = text
+        while len(self._rendered) > RENDERED_PAGES:
+            self._rendered.popitem(last=False)
         return self._respond(request, etag, modified, body=text, content_type="text/html")
 
     async def item(self, request: web.Request) -> web.Response:

@@ -471,6 +471,79 @@ async def test_bad_filters_get_one_line(xen):
     assert "No open items match." in dom.all_text
 
 
+# -- pages of a long table --------------------------------------------------------------------
+
+
+async def seed_long(repo: Repository, clock: Clock) -> None:
+    """Release 9 with 450 open items (every fifth a sub-item of the one before) and 30 done."""
+    clock.now = ts(2012, 7, 2, 9)
+    async with repo.session("console:ijc") as s:
+        rel = await s.create_release("9")
+        parent = None
+        for i in range(480):
+            it = await s.add_item(rel, area="tools", severity="nice", title=f"long {i}",
+                                  state="done" if i >= 450 else "open",
+                                  parent=parent if i % 5 == 4 and i < 450 else None)
+            parent = it.id
+
+
+@pytest.fixture
+async def long_list(tmp_path):
+    server, repo, _, db = await _serve(tmp_path, seed_long)
+    try:
+        yield server
+    finally:
+        await server.stop()
+        await db.close()
+
+
+async def test_a_long_table_comes_in_pages_of_200_rows(long_list):
+    server = long_list
+    status, headers, page = await fetch(server.url + "/release/9")
+    dom = Dom(page)
+    assert status == 200
+    assert dom.ids_in("open") == list(range(1, 201)) and dom.ids_in("closed") == list(range(451, 481))
+    assert "Open items (450; 1–200 shown)" in dom.all_text
+    assert "Done and closed items (30)" in " ".join(dom.all_text.split())
+    assert "Page 1 of 3" in dom.all_text and "/release/9?page=2" in dom.hrefs
+    status, again, page = await fetch(server.url + "/release/9?page=3")
+    dom = Dom(page)
+    assert status == 200 and again["ETag"] != headers["ETag"]
+    assert dom.ids_in("open") == list(range(401, 451)) and dom.ids_in("closed") == []
+    assert "Open items (450; 401–450 shown)" in dom.all_text and "None on this page." in dom.all_text
+    assert "/release/9?page=2" in dom.hrefs and "/release/9?" in dom.hrefs  # previous, page 1
+    # filters are kept from page to page; choosing a filter starts again at page 1
+    _, _, page = await get(server.url + "/release/9?q=long&page=2")
+    dom = Dom(page)
+    assert dom.ids_in("open") == list(range(201, 401))
+    assert "/release/9?q=long&page=3" in dom.hrefs and "/release/9?severity=nice&q=long" in dom.hrefs
+    for query, status_code, text in (("page=4", 404, "No such page: there are 3 pages, not 4."),
+                                     ("page=0", 400, "Bad page: page is a number from 1, not '0'."),
+                                     ("page=x", 400, "Bad page: page is a number from 1, not 'x'.")):
+        assert (await get(f"{server.url}/release/9?{query}"))[::2] == (status_code, text)
+
+
+async def test_a_release_table_is_rendered_once_until_it_changes(long_list, monkeypatch):
+    server = long_list
+    renders = []
+    page = server._page
+
+    async def counting(template, **context):
+        renders.append(template)
+        return await page(template, **context)
+    monkeypatch.setattr(server, "_page", counting)
+    _, first, body = await fetch(server.url + "/release/9")
+    _, again, body_again = await fetch(server.url + "/release/9")
+    assert (again["ETag"], body_again) == (first["ETag"], body) and renders == ["release.html"]
+    await fetch(server.url + "/release/9?page=2")
+    assert len(renders) == 2  # another page, another copy
+    async with server.repo.session("console:ijc") as s:
+        await s.update(await s.get(1), title="renamed")
+    status, headers, body = await fetch(server.url + "/release/9")
+    assert status == 200 and "renamed" in body and headers["ETag"] != first["ETag"]
+    assert len(renders) == 3
+
+
 # -- item pages -------------------------------------------------------------------------------
 
 

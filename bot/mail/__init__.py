@@ -7,7 +7,13 @@ backoff in the background. In: inbox.py reads the mailbox; each message is check
 (auth.py), read into actions (replies.py) and applied in one transaction recorded by its
 Message-ID (handling.py, `Dispatcher.run_steps`); a private acknowledgement goes to the
 sender when something changed or was refused. The acknowledgement is stored in the same
-transaction and deleted once sent, so a crash in between delays it but never loses it.
+transaction and deleted once sent, so a crash before sending delays it but never loses it.
+
+Nothing is mailed twice. Before each SMTP attempt, the stored mail (an acknowledgement, or a
+weekly mail being retried) is marked with this process's token; a failed attempt clears the
+mark. A mark left by another process means that process died while sending, and the server
+may have accepted the mail: it is not sent again but logged at ERROR (at-most-once, as for
+the digest slots — a receiver has no way to drop a duplicate).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import base64
 import hashlib
 import json
 import logging
+import secrets
 import ssl
 import time
 from email import message_from_bytes
@@ -75,6 +82,7 @@ class MailTransport(Transport):
         self.inbox: Inbox | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._flushing = asyncio.Lock()
+        self._token = secrets.token_hex(8)  # marks this process's attempts at sending (see top)
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self, dispatcher: "Dispatcher") -> None:
@@ -156,21 +164,25 @@ class MailTransport(Transport):
         """Weekly mails whose sending failed before a restart: retried until their deadline."""
         async with self.repo.session(f"{TRANSPORT}:{self.cfg.list}", write=False) as s:
             pending = await s.kv_prefixed(_RETRY)
-        for _, value in pending:
+        for key, value in pending:
             p = json.loads(value)
             msg = message_from_bytes(base64.b64decode(p["mail"]), policy=SMTP)
             if not str(msg.get("To", "")).lower() == self.cfg.list.lower():
                 continue  # another list's
+            if p.get("sending"):
+                await self._abandon(key, f"the weekly mail {msg['Message-ID']}")
+                continue
             self._spawn(self._retry(msg, p["key"], p["until"]), f"mail-retry {msg['Message-ID']}")
 
     async def _retry(self, msg: EmailMessage, key: str, until: float) -> None:
         """The same mail (same Message-ID, so a list that did get it can tell), with backoff,
         until `until` (epoch seconds)."""
         delay = self.retry_base
+        retry_key = _RETRY + str(msg["Message-ID"])
         while time.time() + delay < until:
             await asyncio.sleep(delay)
             try:
-                await self._send(msg)
+                await self._send_marked(retry_key, msg)
             except Exception as exc:
                 log.warning("mail %s: retrying %s failed (%s); next try in %.0f s", self.cfg.list,
                             msg["Message-ID"], exc, min(delay * 2, 1800))
@@ -184,8 +196,46 @@ class MailTransport(Transport):
         log.error("mail %s: the weekly mail %s could not be sent in time; given up (not re-sent "
                   "later: it would be stale)", self.cfg.list, msg["Message-ID"])
 
-    async def _send(self, msg: EmailMessage) -> None:
-        await outbox.send(self.cfg, msg, password=self.smtp_password, ssl_context=self.ssl_context)
+    async def _send(self, msg: EmailMessage, committing=None) -> None:
+        await outbox.send(self.cfg, msg, password=self.smtp_password, ssl_context=self.ssl_context,
+                          committing=committing)
+
+    async def _send_marked(self, key: str, msg: EmailMessage) -> None:
+        """One attempt at sending the mail stored under `key`, marked as under way while the
+        server may be taking it (committed before the mail is handed over, once connected and
+        logged in, so that a process that dies in between leaves the mark)."""
+        marked = False
+
+        async def committing() -> None:
+            nonlocal marked
+            await self._mark(key, self._token)
+            marked = True
+        try:
+            await self._send(msg, committing)
+        except Exception:
+            if marked:
+                await self._mark(key, None)  # refused or failed: not accepted, may be tried again
+            raise
+        # Cancelled mid-attempt (the bot stopping): accepted or not is unknown, the mark stays.
+
+    async def _mark(self, key: str, token: str | None) -> None:
+        async with self.repo.session(f"{TRANSPORT}:{self.cfg.list}") as s:
+            value = await s.kv_get(key)
+            if value is None:
+                return
+            p = json.loads(value)
+            p.pop("sending", None)
+            if token is not None:
+                p["sending"] = token
+            await s.kv_set(key, json.dumps(p))
+
+    async def _abandon(self, key: str, what: str) -> None:
+        """A mail whose sending a previous process began and never finished: maybe sent."""
+        async with self.repo.session(f"{TRANSPORT}:{self.cfg.list}") as s:
+            await s.kv_delete(key)
+        log.error("mail %s: %s was being sent when the bot stopped; the server may have "
+                  "accepted it, so it is NOT sent again (a mail is never sent twice)",
+                  self.cfg.list, what)
 
     # -- in -----------------------------------------------------------------------------------
     async def handle_raw(self, raw: bytes) -> bool:
@@ -265,12 +315,15 @@ class MailTransport(Transport):
             rows = await s.kv_prefixed(_PENDING)
         for key, value in rows:
             p = json.loads(value)
+            if p.get("sending") and p["sending"] != self._token:
+                await self._abandon(key, f"the acknowledgement of {p['in_reply_to']} to {p['to']}")
+                continue
             ack = outbox.ack_message(self.cfg, to=p["to"], to_name=p["name"], subject=p["subject"],
                                      in_reply_to=p["in_reply_to"], references=p["references"],
                                      body=p["body"], message_id=p["message_id"])
             for attempt in range(3):
                 try:
-                    await self._send(ack)
+                    await self._send_marked(key, ack)
                     break
                 except Exception as exc:
                     log.warning("mail %s: acknowledgement to %s failed (%s)", self.cfg.list,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ssl
 import time
+from collections.abc import Awaitable, Callable
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -70,12 +71,19 @@ def ack_message(cfg: MailList, *, to: str, to_name: str, subject: str, in_reply_
 
 
 async def send(cfg: MailList, msg: EmailMessage, *, password: str | None,
-               ssl_context: ssl.SSLContext | None = None) -> None:
+               ssl_context: ssl.SSLContext | None = None,
+               committing: Callable[[], Awaitable[None]] | None = None) -> None:
     """One attempt; raises on failure. TLS (from the start, or STARTTLS) is verified against
-    the system's CAs unless the caller supplies its own context."""
+    the system's CAs unless the caller supplies its own context. `committing` is awaited once
+    connected, greeted and logged in, just before the mail itself is handed over: from then
+    on the server may have it even if the attempt fails (the caller records that)."""
     smtp = cfg.smtp
     context = ssl_context or (ssl.create_default_context() if smtp.tls or smtp.starttls else None)
-    await aiosmtplib.send(msg, hostname=smtp.host, port=smtp.port, use_tls=smtp.tls,
-                          start_tls=smtp.starttls if not smtp.tls else False,
-                          tls_context=context, username=smtp.username, password=password,
-                          timeout=smtp.timeout)
+    client = aiosmtplib.SMTP(hostname=smtp.host, port=smtp.port, use_tls=smtp.tls,
+                             start_tls=smtp.starttls if not smtp.tls else False,
+                             tls_context=context, username=smtp.username, password=password,
+                             timeout=smtp.timeout)
+    async with client:
+        if committing is not None:
+            await committing()
+        await client.send_message(msg)

@@ -92,6 +92,8 @@ class SmtpSink:
     received: list[Received] = field(default_factory=list)
     refuse: int = 0  # this many DATA commands are refused
     refused: int = 0
+    # Called with each mail kept, before the sender is told (a test kills the sender there).
+    on_received: Any = None
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.refused < self.refuse:
@@ -99,6 +101,8 @@ class SmtpSink:
             return "451 4.3.0 try again later"
         self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos),
                                       bytes(envelope.original_content or envelope.content)))
+        if self.on_received is not None:
+            self.on_received(self.received[-1])
         return "250 2.0.0 OK"
 
     async def wait(self, count: int, timeout: float = WAIT) -> list[Received]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import pytest
@@ -111,3 +112,28 @@ async def test_retries_go_on_after_a_restart_and_send_once(bot_factory, smtp_sin
             while any(t.get_name().startswith("mail-retry") for t in asyncio.all_tasks()):
                 await asyncio.sleep(0.05)
         assert len(smtp_sink.received) == 1
+
+
+async def test_a_retry_cut_short_by_a_crash_is_not_sent_again(bot_factory, smtp_sink, caplog):
+    """A process died while handing a retried weekly mail to the server (its mark is left): the
+    server may have it, so the next process logs it and never sends it (at most once)."""
+    smtp_sink.refuse = 10**6
+    async with bot_factory() as bot:
+        bot.transport.retry_base = 60.0  # no retry of its own in this test
+        async with bot.repo.session("test", write=False) as s:
+            data = await collect(s, await s.require_release("4.2"), since=time.time() - 60)
+        await bot.transport.post_digest(LIST, data)
+        async with bot.repo.session("test") as s:  # as a dead process's attempt leaves it
+            [(key, value)] = await s.kv_prefixed("mail.weekly-retry/")
+            await s.kv_set(key, json.dumps({**json.loads(value), "sending": "a-dead-process"}))
+    smtp_sink.refuse = 0
+    async with bot_factory() as bot:
+        bot.transport.retry_base = 0.2
+        deadline = time.monotonic() + 10
+        while "NOT sent again" not in caplog.text and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)
+        assert smtp_sink.received == []
+        assert f"the weekly mail {key.removeprefix('mail.weekly-retry/')} was being sent" in caplog.text
+        async with bot.repo.session("test", write=False) as s:
+            assert not await s.kv_prefixed("mail.weekly-retry/")
