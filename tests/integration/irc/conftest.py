@@ -243,6 +243,19 @@ def inspircd_private(tmp_path) -> IrcServer:
 
 
 @pytest.fixture
+def ngircd_anope(tmp_path) -> IrcServer:
+    """An ngIRCd of this test's own with Anope linked (the RFC-only, OFTC-like variant), with
+    the accounts `todobot` and `ijc` registered."""
+    server = _launch(start_ngircd, tmp_path / "ngircd", "ngircd", "anope", network="ngsvc",
+                     services=True)
+    try:
+        _register_accounts_sync(server, "todobot", "ijc")
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
 def ngircd_private(tmp_path) -> IrcServer:
     """An ngIRCd of this test's own (to take it down mid-test)."""
     server = _launch(start_ngircd, tmp_path / "ngircd", "ngircd")

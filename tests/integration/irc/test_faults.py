@@ -14,9 +14,9 @@ import time
 import pytest
 
 from todobot.bot.backoff import Backoff
-from tests.servers.ircd import IrcServer, make_certificate, probe_nick, start_inspircd, start_ngircd
+from tests.servers.ircd import IrcServer, make_certificate, probe_nick, start_inspircd
 
-from .conftest import (BOT_PASSWORD_ENV, WAIT, _launch, _register_accounts_sync, channel_name,
+from .conftest import (BOT_PASSWORD_ENV, WAIT, _launch, channel_name,
                        password_for, seed_release)
 
 pytestmark = pytest.mark.integration
@@ -145,17 +145,6 @@ async def test_untrusted_certificate_mid_run_is_refused_then_trusted_again(
         ian2 = await humans(server, "ian2", channel=chan)
         ian2.say(chan, "!whoami")
         await ian2.hear(bot.nick, r"You are")
-
-
-@pytest.fixture
-def ngircd_anope(tmp_path) -> IrcServer:
-    server = _launch(start_ngircd, tmp_path / "ngircd", "ngircd", "anope", network="ngsvc",
-                     services=True)
-    try:
-        _register_accounts_sync(server, "todobot", "ijc")
-        yield server
-    finally:
-        server.stop()
 
 
 async def services_gone(human) -> None:

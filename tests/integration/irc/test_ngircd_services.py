@@ -6,22 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.servers.ircd import IrcServer, start_ngircd
 
-from .conftest import BOT_PASSWORD_ENV, _launch, _register_accounts_sync, channel_name, seed_release
+from .conftest import BOT_PASSWORD_ENV, channel_name, seed_release
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def ngircd_anope(tmp_path) -> IrcServer:
-    server = _launch(start_ngircd, tmp_path / "ngircd", "ngircd", "anope", network="ngsvc",
-                     services=True)
-    try:
-        _register_accounts_sync(server, "todobot", "ijc")
-        yield server
-    finally:
-        server.stop()
 
 
 async def test_nickserv_identities_on_ngircd(ngircd_anope, bot_factory, humans):
