@@ -152,6 +152,13 @@ class Person:
         except TimeoutError:
             raise AssertionError(f"{self.name}: timed out waiting for {cond}") from None
 
+    async def wait_membership(self, room_id: str, user_id: str, membership: str,
+                              timeout: float = 60.0) -> None:
+        """Until this person has seen `user_id`'s membership in `room_id` become `membership`."""
+        await self.wait_until(lambda: any(
+            getattr(e, "state_key", None) == user_id and getattr(e, "membership", None) == membership
+            for r, e in self.events if r == room_id), timeout)
+
     async def reply_to(self, event_id: str, bot: str, timeout: float = 60.0) -> Any:
         found = await self.wait_until(lambda: self.replies_to(event_id, bot), timeout)
         return found[0]

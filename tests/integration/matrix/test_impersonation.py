@@ -20,9 +20,7 @@ async def test_display_names_never_grant_rights(humans, synapse, tmp_path, bot_u
         room = await alice.create_room([mallory.user_id])
         await mallory.join(room)
         await alice.client.room_invite(room, bot_user)
-        await alice.wait_until(lambda: any(
-            getattr(e, "state_key", None) == bot_user and getattr(e, "membership", None) == "join"
-            for r, e in alice.events if r == room))
+        await alice.wait_membership(room, bot_user, "join")
 
         await alice.set_name(room, "Alice Matrix")
         ev = await alice.say(room, "!add tools nice alice-owns-this")

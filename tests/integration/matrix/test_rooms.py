@@ -23,9 +23,7 @@ async def test_invites_history_leave_and_display_names(humans, synapse, tmp_path
 
         # bob's invite is declined.
         bobs_room = await bob.create_room([bot_user])
-        await bob.wait_until(lambda: any(
-            getattr(e, "state_key", None) == bot_user and getattr(e, "membership", None) == "leave"
-            for r, e in bob.events if r == bobs_room))
+        await bob.wait_membership(bobs_room, bot_user, "leave")
         assert bobs_room not in app.transports[-1].rooms()
 
         # alice's invite is accepted; what was said before the bot joined stays unanswered.
@@ -33,9 +31,7 @@ async def test_invites_history_leave_and_display_names(humans, synapse, tmp_path
         await bob.join(room)
         before = await alice.say(room, "!add tools nice said-before-the-bot-came")
         await alice.client.room_invite(room, bot_user)
-        await alice.wait_until(lambda: any(
-            getattr(e, "state_key", None) == bot_user and getattr(e, "membership", None) == "join"
-            for r, e in alice.events if r == room))
+        await alice.wait_membership(room, bot_user, "join")
 
         # Matrix display names are the default names (bob sets one first).
         await bob.set_name(room, "Bob Builder")
@@ -57,9 +53,7 @@ async def test_invites_history_leave_and_display_names(humans, synapse, tmp_path
         assert room in app.transports[-1].rooms()
         ev = await alice.say(room, "!leave")
         await alice.reply_to(ev, bot_user)
-        await alice.wait_until(lambda: any(
-            getattr(e, "state_key", None) == bot_user and getattr(e, "membership", None) == "leave"
-            for r, e in alice.events if r == room))
+        await alice.wait_membership(room, bot_user, "leave")
     finally:
         await app.stop()
 
