@@ -16,9 +16,12 @@ import tempfile
 from datetime import timezone
 from pathlib import Path
 
+import pytest
+
 from todobot.commands.messages import Reply
 from todobot.commands.render_digest import render_html, render_markdown, render_reply, render_text
 from todobot.storage import Database, Milestone, Repository
+from todobot.storage import digest_data
 from todobot.storage.digest_data import collect
 from tests.harness import Clock, ids, ts
 
@@ -119,6 +122,23 @@ async def test_digest_output_is_pinned():
     want = PINNED.read_text(encoding="utf-8")
     assert got.splitlines() == want.splitlines()  # line by line: pytest shows where it differs
     assert got == want
+
+
+async def test_the_chat_digest_of_a_42_list_does_without_the_mail_tree(tmp_path, monkeypatch):
+    """Building the open items' mail tree is most of a big digest's cost when nothing shows it."""
+    db, repo = await _build(tmp_path / "t.sqlite3")
+    try:
+        async with repo.session("t", write=False) as s:
+            data = await collect(s, await s.require_release("4.2"), since=ts(2012, 7, 23, 9))
+
+        def no_tree(*_):
+            raise AssertionError("the mail tree was built")
+        monkeypatch.setattr(digest_data, "list_tree", no_tree)
+        assert len(render_reply(data, "full").lines) > 90 and render_markdown(data)
+        with pytest.raises(AssertionError, match="mail tree"):
+            render_text(data)  # the mail does show it
+    finally:
+        await db.close()
 
 
 if __name__ == "__main__":
