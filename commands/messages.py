@@ -55,7 +55,7 @@ class Message:
     at: float = field(default_factory=time.time)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Span:
     """A run of text with at most a little meaning attached.
 
@@ -72,7 +72,7 @@ class Span:
 LineKind = Literal["text", "heading", "bullet"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Line:
     spans: tuple[Span, ...]
     kind: LineKind = "text"
@@ -116,7 +116,7 @@ class Reply:
 
     # -- builders -----------------------------------------------------------------------------
     def add(self, *parts: str | Span, kind: LineKind = "text", level: int = 0) -> "Reply":
-        spans = tuple(p if isinstance(p, Span) else Span(p) for p in parts if p != "")
+        spans = tuple([p if isinstance(p, Span) else Span(p) for p in parts if p != ""])
         self.lines.append(Line(spans, kind, level))
         return self
 
