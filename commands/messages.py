@@ -116,7 +116,8 @@ class Reply:
 
     # -- builders -----------------------------------------------------------------------------
     def add(self, *parts: str | Span, kind: LineKind = "text", level: int = 0) -> "Reply":
-        spans = tuple([p if isinstance(p, Span) else Span(p) for p in parts if p != ""])
+        # Empty strings are dropped (a Span is always true, even an empty one).
+        spans = tuple([p if isinstance(p, Span) else Span(p) for p in parts if p])
         self.lines.append(Line(spans, kind, level))
         return self
 

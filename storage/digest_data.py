@@ -146,13 +146,19 @@ class DigestData:
     items: list[Item]  # open items, list order
     stale_days: int | None
     stale: list[StaleClaim]  # the claims this digest pings
-    everything: list[Item]  # every item, open or not, list order: the open tree's shape
+    # The closed items as (id, parent id, state): all the open tree needs of them (an open
+    # child of a closed item takes its place), and all that is read of them.
+    closed: list[tuple[int, int | None, str]]
 
     @property
     def open_list(self) -> ReleaseList:
         """The open items as the mail format's tree. Built when a renderer asks for it (the
         mail, a release in another layout), not for the chat form of the 4.2 layout."""
-        return ReleaseList(self.release.name, [], _open_tree(list_tree(self.everything)), "",
+        # Closed items stand in as bare Items: list_tree places them, _open_tree drops them.
+        shells = [Item(i, self.release.name, "", "", "", parent=parent, state=state)
+                  for i, parent, state in self.closed]
+        everything = sorted(self.items + shells, key=lambda it: it.id)  # list order
+        return ReleaseList(self.release.name, [], _open_tree(list_tree(everything)), "",
                            layout=self.release.layout)
 
     @property
@@ -184,8 +190,9 @@ async def collect(s: Session, release: Release, *, since: float, stale_days: int
     claims already pinged there in an earlier digest are left out (each is pinged once)."""
     tz = tz or UTC
     now = s.now
-    everything = await s.items(release, states=None)  # one read serves the summary and the tree
-    items = [it for it in everything if it.is_open]
+    items = await s.items(release)
+    closed = [tuple(r) for r in await s._all(
+        "SELECT id, parent_id, state FROM items WHERE release_id = ? AND state != 'open'", release.id)]
     milestones = await release_timeline(s, release, tz)
     changes = await summarise_changes(s, await s.changes_since(release, since))
     stale: list[StaleClaim] = []
@@ -195,7 +202,7 @@ async def collect(s: Session, release: Release, *, since: float, stale_days: int
             done = await pinged(s, transport, room, [c.key for c in stale])
             stale = [c for c in stale if c.key not in done]
     return DigestData(release, now, since, tz, await s.summary(release), milestones,
-                      changes, items, stale_days, stale, everything)
+                      changes, items, stale_days, stale, closed)
 
 
 async def since_for_room(s: Session, release: Release, transport: str, room: str) -> float:
