@@ -64,7 +64,7 @@ ITEM_COLUMNS = ("items.id, items.area, items.severity, items.title, items.tags, 
 RENDER_DEPTH = 12
 
 
-def _item(row: sqlite3.Row, release: str, notes: list[str] | None = None) -> Item:
+def _item(row: sqlite3.Row | tuple, release: str, notes: list[str] | None = None) -> Item:
     """A row selected with ITEM_COLUMNS first (further columns are ignored) as an Item."""
     (item_id, area, severity, title, tags, details, owner_names, owners, progress, state, parent,
      duplicate_of, links, section, created_by, created_at, updated_by, updated_at) = row[:18]
@@ -180,6 +180,16 @@ class Session(PeopleSession):
 
     async def _all(self, sql: str, *args: Any) -> list[sqlite3.Row]:
         return await self._sql(lambda c: c.execute(sql, args).fetchall())
+
+    async def _each(self, sql: str, fn: Callable[[tuple], T], *args: Any) -> list[T]:
+        """`fn` of each row, the row a plain tuple dropped as soon as it is used: for reads
+        of thousands of rows, where holding them all as sqlite3.Rows costs twice the memory
+        and keeps the garbage collector busy."""
+        def work(c: sqlite3.Connection) -> list[T]:
+            cur = c.cursor()
+            cur.row_factory = None
+            return [fn(row) for row in cur.execute(sql, args)]
+        return await self._sql(work)
 
     async def execute(self, sql: str, args: Iterable[Any] = ()) -> sqlite3.Cursor:
         """One statement; the cursor tells `rowcount` and `lastrowid`."""
@@ -309,7 +319,8 @@ class Session(PeopleSession):
             sql = (f"SELECT {ITEM_COLUMNS} FROM (SELECT * FROM items WHERE {where}"
                    f" ORDER BY severity = 'nice', id LIMIT {int(limit)}) AS items"
                    " ORDER BY severity = 'nice', id")
-        return [_item(r, release.name) for r in await self._all(sql, *args)]
+        name = release.name
+        return await self._each(sql, lambda row: _item(row, name), *args)
 
     async def page(self, release: Release, *, limit: int, states: Iterable[str] | None = ("open",),
                    severity: str | None = None, area: str | None = None, owner: int | None = None,
