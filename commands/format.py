@@ -11,6 +11,7 @@ from .messages import Reply, Span, item_ref
 from ..storage import Item
 from ..storage.repository import RENDER_DEPTH
 
+SPACE = Span(" ")  # one immutable span for the space after every listed item's id
 SEVERITY_TITLE = {"blocker": "blockers", "nice": "nice to have"}
 STATE_MARK = {"done": "DONE", "duplicate": "DUPLICATE", "deferred": "DEFERRED", "dropped": "DROPPED"}
 
@@ -22,13 +23,15 @@ def owners_text(owners: Iterable[str]) -> str:
 
 def summary(item: Item) -> str:
     """`[BUG] title` — how a reply names an item after its id."""
+    if not item.tags:  # most items: no string to build
+        return item.title
     tags = "".join(f"[{t}] " for t in item.tags)
     return f"{tags}{item.title}"
 
 
 def item_spans(item: Item, *, details: bool = False) -> list[Span | str]:
     """`#12 [BUG] title (owner, progress)` as in the release mail, plus the state when closed."""
-    parts: list[Span | str] = [item_ref(item.id), " ", summary(item)]
+    parts: list[Span | str] = [item_ref(item.id), SPACE, summary(item)]
     if details and item.details:
         parts.append(f" {item.details}")
     group = list(item.owners)

@@ -125,7 +125,9 @@ def stale_reply(data: DigestData) -> Reply:
 
 
 def items_reply(data: DigestData) -> Reply:
-    if data.items and (lines := _layout_lines(data, data.open_list)):
+    # The layout is looked at first: the 4.2 layout's reply does without the mail tree.
+    if data.items and data.release.layout != DEFAULT_LAYOUT and (
+            lines := _layout_lines(data, data.open_list)):
         reply = Reply(long=True).add("Open items:")
         for line in lines:
             reply.add(line)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import timezone, tzinfo
 
 from .digests import last_sent_at, pinged
@@ -146,7 +146,20 @@ class DigestData:
     items: list[Item]  # open items, list order
     stale_days: int | None
     stale: list[StaleClaim]  # the claims this digest pings
-    open_list: ReleaseList  # the open items as the mail format's tree
+    # The closed items as (id, parent id, state): all the open tree needs of them (an open
+    # child of a closed item takes its place), and all that is read of them.
+    closed: list[tuple[int, int | None, str]]
+
+    @property
+    def open_list(self) -> ReleaseList:
+        """The open items as the mail format's tree. Built when a renderer asks for it (the
+        mail, a release in another layout), not for the chat form of the 4.2 layout."""
+        # Closed items stand in as bare Items: list_tree places them, _open_tree drops them.
+        shells = [Item(i, self.release.name, "", "", "", parent=parent, state=state)
+                  for i, parent, state in self.closed]
+        everything = sorted(self.items + shells, key=lambda it: it.id)  # list order
+        return ReleaseList(self.release.name, [], _open_tree(list_tree(everything)), "",
+                           layout=self.release.layout)
 
     @property
     def new_stale_keys(self) -> list[tuple[int, float]]:
@@ -158,14 +171,15 @@ class DigestData:
 
 
 def _open_tree(nodes: list[ListItem]) -> list[ListItem]:
-    """Open items only; an open child of a closed item moves up to its place. No notes."""
+    """Open items only; an open child of a closed item moves up to its place. Rewires the
+    nodes in place: they are list_tree's, fresh for this call (and without notes)."""
     out: list[ListItem] = []
     for n in nodes:
-        kids = _open_tree(n.children)
+        n.children = _open_tree(n.children)
         if n.state == "open":
-            out.append(replace(n, notes=[], children=kids))
+            out.append(n)
         else:
-            out.extend(kids)
+            out.extend(n.children)
     return out
 
 
@@ -176,8 +190,9 @@ async def collect(s: Session, release: Release, *, since: float, stale_days: int
     claims already pinged there in an earlier digest are left out (each is pinged once)."""
     tz = tz or UTC
     now = s.now
-    everything = await s.items(release, states=None)  # one read serves the summary and the tree
-    items = [it for it in everything if it.is_open]
+    items = await s.items(release)
+    closed = [tuple(r) for r in await s._all(
+        "SELECT id, parent_id, state FROM items WHERE release_id = ? AND state != 'open'", release.id)]
     milestones = await release_timeline(s, release, tz)
     changes = await summarise_changes(s, await s.changes_since(release, since))
     stale: list[StaleClaim] = []
@@ -186,10 +201,8 @@ async def collect(s: Session, release: Release, *, since: float, stale_days: int
         if transport is not None and room is not None:
             done = await pinged(s, transport, room, [c.key for c in stale])
             stale = [c for c in stale if c.key not in done]
-    open_list = ReleaseList(release.name, [], _open_tree(list_tree(everything)), "",
-                            layout=release.layout)
     return DigestData(release, now, since, tz, await s.summary(release), milestones,
-                      changes, items, stale_days, stale, open_list)
+                      changes, items, stale_days, stale, closed)
 
 
 async def since_for_room(s: Session, release: Release, transport: str, room: str) -> float:

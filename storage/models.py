@@ -17,7 +17,7 @@ class Milestone:
     current: bool = False
 
 
-@dataclass
+@dataclass(slots=True)
 class Item:
     """One stored item. `id` is global, stable and never reused."""
 
