@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from operator import itemgetter
 from typing import Any, TypeVar
 
 from .db import Database
@@ -69,6 +70,42 @@ def _item(row: sqlite3.Row, release: str, notes: list[str] | None = None) -> Ite
         parent=row["parent_id"], duplicate_of=row["duplicate_of"], links=_list(row["links"]),
         notes=notes or [], section=row["section"], created_by=row["created_by"], created_at=row["created_at"],
         updated_by=row["updated_by"], updated_at=row["updated_at"])
+
+
+# What `_items` reads from a row, found once per query: a listing builds many items, and
+# each `row["name"]` is a search of the row's column names.
+_ITEM_KEYS = ("id", "area", "severity", "title", "tags", "details", "owners", "progress", "state",
+              "parent_id", "duplicate_of", "links", "section", "created_by", "created_at",
+              "updated_by", "updated_at")
+
+
+def _items(rows: list[sqlite3.Row], release: str | None,
+           names: dict[int, str] | None = None) -> list[Item]:
+    """`_item` for every row of one query. `release` None: each row's `release_name`.
+    `names` (person id -> name) gives the owners' names of rows without `owner_names`."""
+    if not rows:
+        return []
+    keys = rows[0].keys()
+    get = itemgetter(*(keys.index(k) for k in _ITEM_KEYS))
+    get_release = itemgetter(keys.index("release_name")) if release is None else None
+    get_names = itemgetter(keys.index("owner_names")) if names is None else None
+    out = []
+    for row in rows:
+        (id_, area, severity, title, tags, details, owners, progress, state, parent, duplicate_of,
+         links, section, created_by, created_at, updated_by, updated_at) = get(row)
+        owner_ids = _list(owners)
+        if get_names is not None:
+            owner_names = _list(get_names(row))
+        else:
+            owner_names = [names[i] for i in owner_ids if i in names]  # type: ignore[index,operator]
+        out.append(Item(
+            id=id_, release=release if get_release is None else get_release(row), area=area,
+            severity=severity, title=title, tags=_list(tags), details=details, owners=owner_names,
+            owner_ids=owner_ids, progress=progress, state=state, parent=parent,
+            duplicate_of=duplicate_of, links=_list(links), notes=[], section=section,
+            created_by=created_by, created_at=created_at, updated_by=updated_by,
+            updated_at=updated_at))
+    return out
 
 
 def _release(row: sqlite3.Row) -> Release:
@@ -291,7 +328,7 @@ class Session(PeopleSession):
                 f"SELECT {ITEM_COLUMNS}, releases.name AS release_name FROM items JOIN releases"
                 f" ON releases.id = items.release_id WHERE items.id IN ({','.join('?' * len(chunk))})",
                 *chunk)
-            out.update((r["id"], _item(r, r["release_name"])) for r in rows)
+            out.update((it.id, it) for it in _items(rows, None))
         return out
 
     async def items(self, release: Release, *, states: Iterable[str] | None = ("open",),
@@ -302,23 +339,36 @@ class Session(PeopleSession):
         where, args = self._filters(release, states, severity, area, owner, unclaimed)
         if limit is None:
             sql = f"SELECT {ITEM_COLUMNS} FROM items WHERE {where} ORDER BY id"
-        else:  # owners' names for the page's rows only, not for every row sorted
-            sql = (f"SELECT {ITEM_COLUMNS} FROM (SELECT * FROM items WHERE {where}"
-                   f" ORDER BY severity = 'nice', id LIMIT {int(limit)}) AS items"
-                   " ORDER BY severity = 'nice', id")
-        return [_item(r, release.name) for r in await self._all(sql, *args)]
+            return _items(await self._all(sql, *args), release.name)
+        # Severity is 'blocker' or 'nice' (a CHECK), so `severity, id` is blockers first: the
+        # order of items_listing, whose first rows of one state are the page, unsorted. The
+        # owners' names of the page come from one look-up of the people it names (a subquery
+        # per row cost more than the page itself).
+        rows = await self._all(f"SELECT * FROM items WHERE {where} ORDER BY severity, id"
+                               f" LIMIT {int(limit)}", *args)
+        owners = {i for r in rows if r["owners"] != "[]" for i in _list(r["owners"])}
+        names = {r[0]: r[1] for r in await self._all(
+            "SELECT id, name FROM persons WHERE id IN (SELECT value FROM json_each(?))",
+            json.dumps(list(owners)))} if owners else {}
+        return _items(rows, release.name, names)
 
     async def page(self, release: Release, *, limit: int, states: Iterable[str] | None = ("open",),
                    severity: str | None = None, area: str | None = None, owner: int | None = None,
-                   unclaimed: bool = False) -> tuple[list[Item], int, int]:
+                   unclaimed: bool = False, count_unclaimed: bool = True,
+                   ) -> tuple[list[Item], int, int | None]:
         """What a listing shows: the first `limit` items as `items(..., limit=...)` gives
-        them, how many match in all, and how many of those are unclaimed. A page that is not
-        full counts itself; a full one adds one COUNT over the index."""
+        them, how many match in all, and how many of those are unclaimed (None unless
+        `count_unclaimed`). A page that is not full counts itself; a full one adds one COUNT
+        over the index (items_listing), which reads each owners value only when asked to."""
         items = await self.items(release, states=states, severity=severity, area=area, owner=owner,
                                  unclaimed=unclaimed, limit=limit)
         if len(items) < limit:
-            return items, len(items), sum(not it.owner_ids for it in items)
+            return (items, len(items),
+                    sum(not it.owner_ids for it in items) if count_unclaimed else None)
         where, args = self._filters(release, states, severity, area, owner, unclaimed)
+        if not count_unclaimed:
+            row = await self._one(f"SELECT COUNT(*) FROM items WHERE {where}", *args)
+            return items, int(row[0]), None
         row = await self._one(f"SELECT COUNT(*), COALESCE(SUM(owners = '[]'), 0) FROM items WHERE {where}",
                               *args)
         return items, int(row[0]), int(row[1])
@@ -344,7 +394,7 @@ class Session(PeopleSession):
             f"SELECT {ITEM_COLUMNS}, releases.name AS release_name FROM items"
             " JOIN releases ON releases.id = items.release_id WHERE parent_id = ? ORDER BY items.id",
             item_id)
-        return [_item(r, r["release_name"]) for r in rows]
+        return _items(rows, None)
 
     async def descendants(self, item_id: int) -> list[Item]:
         """Sub-items at any depth, parents before their children (iterative: chains may be
