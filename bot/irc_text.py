@@ -45,6 +45,12 @@ def strip_formatting(text: str) -> str:
 
 def _neutral(text: str) -> str:
     """User-supplied text made inert: no formatting of its own, no line breaks, no CTCP."""
+    if _CONTROLS.search(text) is None:
+        return text  # every change `_neutralised` makes starts at a control: most text has none
+    return _neutralised(text)
+
+
+def _neutralised(text: str) -> str:
     text = clean(strip_formatting(text))
     return _CONTROLS.sub(lambda m: " " if m.group() == "\t" else "\ufffd", text)
 
@@ -77,6 +83,7 @@ def _render_line(line: Line) -> str:
 
 
 ITEM_SEP = " · "
+_SEP_BYTES = len(ITEM_SEP.encode())
 
 
 def _utf8_bytes(text: str) -> int:
@@ -105,14 +112,18 @@ def _pack(head: str, entries: list[str], budget: int) -> list[str]:
     pass `budget` bytes. An entry longer than a line goes alone (the splitter cuts it)."""
     lines: list[str] = []
     current = head
+    used = _utf8_bytes(head)  # bytes of `current`, kept as it grows
     for entry in entries:
+        size = _utf8_bytes(entry)
         if not current:
-            current = entry
-        elif _utf8_bytes(current) + len(ITEM_SEP.encode()) + _utf8_bytes(entry) <= budget:
-            current += (" " if current is head else ITEM_SEP) + entry
+            current, used = entry, size
+        elif used + _SEP_BYTES + size <= budget:
+            joiner = " " if current is head else ITEM_SEP
+            current += joiner + entry
+            used += (1 if joiner == " " else _SEP_BYTES) + size
         else:
             lines.append(current)
-            current = entry
+            current, used = entry, size
     if current:
         lines.append(current)
     return lines
@@ -190,6 +201,12 @@ def split_text_with_joins(text: str, budget: int) -> list[Piece]:
     """Split one line into pieces of at most `budget` UTF-8 bytes; see `split_text`."""
     if budget < MIN_BUDGET:
         raise ValueError(f"budget of {budget} bytes is too small to split text")
+    if len(text.encode("utf-8", "surrogatepass")) <= budget:
+        return [Piece(text, text, "")]  # fits whole: what `_pieces` finds, char by char
+    return _pieces(text, budget)
+
+
+def _pieces(text: str, budget: int) -> list[Piece]:
     n = len(text)
     nbytes = [0] * (n + 1)  # UTF-8 length of text[:j]
     bolds = [0] * (n + 1)  # number of \x02 in text[:j]; odd means bold is open at j
