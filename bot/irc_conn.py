@@ -283,12 +283,13 @@ class IrcConnection:
         for line in lines:
             self._enqueue(line, key=key)
 
-    def answer(self, who: Requester, lines: list[bytes]) -> bool:
+    def answer(self, who: Requester, lines: list[bytes], *, more_to_come: bool = False) -> bool:
         """An answer for one person, queued whole in their queue; False when dropped because
-        too much already waits for them (they are told once their queue drains)."""
+        too much already waits for them (they are told once their queue drains).
+        `more_to_come`: these are its first lines; `answer_more` must follow with the rest."""
         checked = [d for d in map(self._checked, lines) if d is not None]
         parked = self._idle.is_set() and self._write_task is not None
-        if not self._out.answer(who, checked):
+        if not self._out.answer(who, checked, more_to_come=more_to_come):
             return False
         if checked:
             if parked and self.bucket.delay() <= 0:
@@ -300,6 +301,14 @@ class IrcConnection:
             if self._out:
                 self._queued()
         return True
+
+    def answer_more(self, who: Requester, lines: list[bytes]) -> None:
+        """The rest of an answer `answer(..., more_to_come=True)` took: queued behind its
+        first lines (the backlog limit applies to a whole answer, when it starts)."""
+        checked = [d for d in map(self._checked, lines) if d is not None]
+        self._out.more(who, checked)
+        if checked:
+            self._queued()
 
     def _write_next(self) -> tuple[str, bool] | None:
         """Take a token and write the next line (the bucket has one): its requester's key

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterator
 from typing import NamedTuple
 
 from ..commands.messages import Line, Reply, Span
@@ -137,7 +138,12 @@ def render(reply: Reply, budget: int | None = None) -> list[str]:
     sub-items in "(sub: …)"), each line filled up to `budget` bytes."""
     if budget is None:
         return [_render_line(line) for line in reply.lines]
-    out: list[str] = []
+    return list(render_lines(reply, budget))
+
+
+def render_lines(reply: Reply, budget: int) -> Iterator[str]:
+    """`render(reply, budget)` one line at a time: the first can be on its way while the rest
+    are rendered."""
     lines = reply.lines
     i = 0
     while i < len(lines):
@@ -146,12 +152,11 @@ def render(reply: Reply, budget: int | None = None) -> list[str]:
         while j < len(lines) and lines[j].kind == "bullet":
             j += 1
         if line.kind == "heading" and j > i + 1:
-            out.extend(_pack(_render_body(line), _entries(list(lines[i + 1:j])), budget))
+            yield from _pack(_render_body(line), _entries(list(lines[i + 1:j])), budget)
             i = j
         else:
-            out.append(_render_line(line))
+            yield _render_line(line)
             i += 1
-    return out
 
 
 # -- splitting ----------------------------------------------------------------------------------
