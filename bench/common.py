@@ -115,7 +115,11 @@ def seed_database(db: Path) -> None:
 
 
 def start_todobot(config: Path, workdir: Path) -> Proc:
-    argv = [sys.executable, "-m", "todobot", "run", "-c", str(config)]
+    """The bot as a subprocess; with $TODOBOT_BENCH_PROFILE set, under cProfile, its event
+    loop's profile written to that path when the bot stops (the database thread is not in it)."""
+    profile = os.environ.get("TODOBOT_BENCH_PROFILE")
+    argv = [sys.executable, *(["-m", "cProfile", "-o", profile] if profile else []),
+            "-m", "todobot", "run", "-c", str(config)]
     return Proc(argv, workdir / "todobot.log", REPO)
 
 

@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 
 from ..commands import Context, Refused, UsageError, lookup
 from ..commands.args import convert
@@ -195,7 +196,8 @@ class Dispatcher:
         async def run(ctx: Context) -> Reply | None:
             return await self._invoke(ctx, cmd, args)
 
-        return await self._run(msg, run, write=cmd.writes, usage=cmd.usage_line(prefix))
+        # The usage line only for a usage error: built from the arguments, it is not free.
+        return await self._run(msg, run, write=cmd.writes, usage=partial(cmd.usage_line, prefix))
 
     def _refusal(self, msg: Message, cmd: Command, prefix: str) -> Reply | None:
         """Release-manager commands are refused before anything else is looked at."""
@@ -234,7 +236,7 @@ class Dispatcher:
                        recent=self.recent_items(msg.transport, msg.room), refers_to=msg.refers_to)
 
     async def _run(self, msg: Message, handler: Callable, args: tuple = (), *, write: bool,
-                   usage: str, who: str = "anyone") -> Reply | None:
+                   usage: str | Callable[[], str], who: str = "anyone") -> Reply | None:
         """`handler(ctx, *args)` in one transaction, recorded with the message's wire id;
         every exception becomes a one-line answer."""
         write = write or msg.msg_id is not None
@@ -252,8 +254,9 @@ class Dispatcher:
             reply = self._answer_for(exc, msg, usage)
         return await self._finish(msg, reply)
 
-    def _answer_for(self, exc: Exception, msg: Message, usage: str) -> Reply:
+    def _answer_for(self, exc: Exception, msg: Message, usage: str | Callable[[], str]) -> Reply:
         if isinstance(exc, UsageError):
+            usage = usage if isinstance(usage, str) else usage()
             detail = f" — {exc}" if str(exc) else ""
             return text(f"Usage: {usage}{detail}", outcome="refused")
         if isinstance(exc, (Refused, NotFound)):

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import logging
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import metadata
@@ -35,7 +37,7 @@ from .irc_out import Requester
 from .pending import PendingAnswers
 from .ratelimit import TokenBucket
 from .rooms import room_entry, room_settings
-from .irc_text import budget_for, casefold, render, strip_formatting, wire_lines
+from .irc_text import budget_for, casefold, render_lines, strip_formatting, wire_lines
 from ..commands import claim_intent, lookup
 from ..commands.messages import Message, Reply, Sender
 from .transport import Reconfigured, Transport
@@ -809,27 +811,40 @@ class IrcTransport(Transport):
         if reply.long and not msg.private and self.net.long_replies != "channel":
             command = "NOTICE" if self.net.long_replies == "notice" else "PRIVMSG"
             target = nick
-        lines = self._wire(conn, command, target, reply)
-        key = (msg.room, self._fold(nick))
-        limit = self.net.max_lines
-        rest = lines[limit:]
-        if rest:
-            lines = lines[:limit] + self._offer(conn, command, target, len(rest))
-        if not conn.answer(self._requester(nick, command, target), lines):
+        wire = self._wire_lines(conn, command, target, reply)
+        # The first line is queued (and, when the writer is idle, written) before the rest
+        # are rendered: a listing's first line does not wait for its last.
+        lines = list(itertools.islice(wire, 1))
+        who = self._requester(nick, command, target)
+        if not conn.answer(who, lines, more_to_come=True):
             log.info("%s: answer to %s dropped: too many lines already wait for them",
                      self.name, nick)
-        elif rest:
-            self._pending.remember(key, rest, (command, target))
+            return
+        more: list[bytes] = []
+        try:
+            lines += wire
+            limit = self.net.max_lines  # at least 1: the first line is on the first page
+            rest = lines[limit:]
+            more = lines[1:limit] + (self._offer(conn, command, target, len(rest)) if rest else [])
+        finally:
+            conn.answer_more(who, more)
+        if rest:
+            self._pending.remember((msg.room, self._fold(nick)), rest, (command, target))
 
     def _requester(self, nick: str, command: str, target: str) -> Requester:
         return Requester(f"{self.net.network}/{self._fold(nick)}", nick, command, target)
 
-    @staticmethod
-    def _wire(conn: IrcConnection, command: str, target: str, reply: Reply) -> list[bytes]:
+    @classmethod
+    def _wire(cls, conn: IrcConnection, command: str, target: str, reply: Reply) -> list[bytes]:
         """The reply as wire lines: listings packed to the line budget, then split to it."""
+        return list(cls._wire_lines(conn, command, target, reply))
+
+    @staticmethod
+    def _wire_lines(conn: IrcConnection, command: str, target: str, reply: Reply) -> Iterator[bytes]:
         source = conn.wire_source()
         budget = budget_for(command, target, source)
-        return [wl for text in render(reply, budget) for wl in wire_lines(command, target, text, source)]
+        for text in render_lines(reply, budget):
+            yield from wire_lines(command, target, text, source)
 
     def _offer(self, conn: IrcConnection, command: str, target: str, left: int) -> list[bytes]:
         text = (f"({left} more line{'s' * (left != 1)}: say \x02{self.prefix}more\x02)")

@@ -283,15 +283,62 @@ class IrcConnection:
         for line in lines:
             self._enqueue(line, key=key)
 
-    def answer(self, who: Requester, lines: list[bytes]) -> bool:
+    def answer(self, who: Requester, lines: list[bytes], *, more_to_come: bool = False) -> bool:
         """An answer for one person, queued whole in their queue; False when dropped because
-        too much already waits for them (they are told once their queue drains)."""
+        too much already waits for them (they are told once their queue drains).
+        `more_to_come`: these are its first lines; `answer_more` must follow with the rest."""
         checked = [d for d in map(self._checked, lines) if d is not None]
-        if not self._out.answer(who, checked):
+        parked = self._idle.is_set() and self._write_task is not None
+        if not self._out.answer(who, checked, more_to_come=more_to_come):
             return False
         if checked:
-            self._queued()
+            if parked and self.bucket.delay() <= 0:
+                # The writer waits with nothing queued and the bucket has a token: the line
+                # it would choose on its next turn is this answer's first; send it now rather
+                # than after that turn of the event loop.
+                if (sent := self._write_next()) is not None:
+                    self._report_dropped(sent[0])
+            if self._out:
+                self._queued()
         return True
+
+    def answer_more(self, who: Requester, lines: list[bytes]) -> None:
+        """The rest of an answer `answer(..., more_to_come=True)` took: queued behind its
+        first lines (the backlog limit applies to a whole answer, when it starts)."""
+        checked = [d for d in map(self._checked, lines) if d is not None]
+        self._out.more(who, checked)
+        if checked:
+            self._queued()
+
+    def _write_next(self) -> tuple[str, bool] | None:
+        """Take a token and write the next line (the bucket has one): its requester's key
+        and whether the write went through; None when nothing waits."""
+        picked = self._out.pop()
+        if picked is None:
+            return None
+        key, data, secret = picked
+        self.bucket.take()
+        assert self._writer is not None
+        try:
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s >> %r", self.net.network,
+                          data.split(b" ", 1)[0] + b" <secret>" if secret else data)
+            self._writer.write(data)
+        except (OSError, ssl.SSLError) as exc:
+            self._write_failed(exc)
+            return key, False
+        return key, True
+
+    def _write_failed(self, exc: BaseException) -> None:
+        log.info("%s: write failed: %s", self.net.network, exc)
+        assert self._writer is not None
+        self._writer.close()  # the reader notices and the session ends
+
+    def _report_dropped(self, key: str) -> None:
+        if (dropped := self._out.drained(key)) is not None:
+            who, count = dropped
+            self.send_lines(wire_lines(who.command, who.target, dropped_text(count, who.nick),
+                                       self.wire_source())[:1], key=key)
 
     async def _write_loop(self) -> None:
         assert self._writer is not None
@@ -304,23 +351,15 @@ class IrcConnection:
             # competes for it.
             while (wait := self.bucket.delay()) > 0:
                 await asyncio.sleep(wait)
-            picked = self._out.pop()
-            if picked is None:
+            if (sent := self._write_next()) is None:
                 continue
-            key, data, secret = picked
-            self.bucket.take()
-            try:
-                log.debug("%s >> %r", self.net.network,
-                          data.split(b" ", 1)[0] + b" <secret>" if secret else data)
-                self._writer.write(data)
-                await self._writer.drain()
-            except (OSError, ssl.SSLError) as exc:
-                log.info("%s: write failed: %s", self.net.network, exc)
-                self._writer.close()  # the reader notices and the session ends
-            if (dropped := self._out.drained(key)) is not None:
-                who, count = dropped
-                self.send_lines(wire_lines(who.command, who.target, dropped_text(count, who.nick),
-                                           self.wire_source())[:1], key=key)
+            key, written = sent
+            if written:
+                try:
+                    await self._writer.drain()
+                except (OSError, ssl.SSLError) as exc:
+                    self._write_failed(exc)
+            self._report_dropped(key)
 
     # -- receiving -----------------------------------------------------------------------
     async def read(self) -> IrcLine:
@@ -350,8 +389,9 @@ class IrcConnection:
             line = parse_line(decode_line(raw.rstrip(b"\r\n").replace(b"\0", b"")))
             if line is None:
                 continue
-            log.debug("%s << %r", self.net.network,
-                      b"(a line naming IDENTIFY, not logged)" if b"IDENTIFY" in raw.upper() else raw)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s << %r", self.net.network,
+                          b"(a line naming IDENTIFY, not logged)" if b"IDENTIFY" in raw.upper() else raw)
             if line.command == "PING":
                 self.send("PONG", *line.params[:1] or ["todobot"], urgent=True)
                 continue

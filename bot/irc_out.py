@@ -63,6 +63,7 @@ class OutputQueues:
         self._queues: dict[str, _Queue] = {}
         self._served: dict[str, int] = {}  # lines sent per requester since the writer was idle
         self._count = 0
+        self._open = 0  # answers begun whose further lines are still to come (`more`)
 
     def __len__(self) -> int:
         return self._count
@@ -80,9 +81,10 @@ class OutputQueues:
             self._queues.setdefault(key, _Queue()).lines.append(line)
         self._count += 1
 
-    def answer(self, who: Requester, lines: list[bytes]) -> bool:
+    def answer(self, who: Requester, lines: list[bytes], *, more_to_come: bool = False) -> bool:
         """Queue a whole answer for `who`, or, when more than BACKLOG lines already wait for
-        them, count it as dropped and return False."""
+        them, count it as dropped and return False. `more_to_come`: these are its first lines
+        and `more` adds the rest; until then the busy period goes on even if nothing waits."""
         q = self._queues.get(who.key)
         if q is not None and len(q.lines) > BACKLOG:
             q.dropped += 1
@@ -90,7 +92,14 @@ class OutputQueues:
             return False
         for data in lines:
             self.put(data, key=who.key)
+        self._open += more_to_come
         return True
+
+    def more(self, who: Requester, lines: list[bytes]) -> None:
+        """The rest of an answer begun with `answer(..., more_to_come=True)`."""
+        for data in lines:
+            self.put(data, key=who.key)
+        self._open -= 1
 
     def pop(self) -> tuple[str, bytes, bool] | None:
         """The next line to write: (requester key, bytes, secret); None when nothing waits."""
@@ -111,7 +120,7 @@ class OutputQueues:
                 self._served = {k: n for k, n in self._served.items() if k in self._queues}
             self._served[key] = self._served.get(key, 0) + 1
         self._count -= 1
-        if self._count == 0:
+        if self._count == 0 and not self._open:
             self._served.clear()  # idle: the next busy period starts even
         return key, line.data, line.secret
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterator
 from typing import NamedTuple
 
 from ..commands.messages import Line, Reply, Span
@@ -45,6 +46,12 @@ def strip_formatting(text: str) -> str:
 
 def _neutral(text: str) -> str:
     """User-supplied text made inert: no formatting of its own, no line breaks, no CTCP."""
+    if _CONTROLS.search(text) is None:
+        return text  # every change `_neutralised` makes starts at a control: most text has none
+    return _neutralised(text)
+
+
+def _neutralised(text: str) -> str:
     text = clean(strip_formatting(text))
     return _CONTROLS.sub(lambda m: " " if m.group() == "\t" else "\ufffd", text)
 
@@ -77,6 +84,7 @@ def _render_line(line: Line) -> str:
 
 
 ITEM_SEP = " · "
+_SEP_BYTES = len(ITEM_SEP.encode())
 
 
 def _utf8_bytes(text: str) -> int:
@@ -105,14 +113,18 @@ def _pack(head: str, entries: list[str], budget: int) -> list[str]:
     pass `budget` bytes. An entry longer than a line goes alone (the splitter cuts it)."""
     lines: list[str] = []
     current = head
+    used = _utf8_bytes(head)  # bytes of `current`, kept as it grows
     for entry in entries:
+        size = _utf8_bytes(entry)
         if not current:
-            current = entry
-        elif _utf8_bytes(current) + len(ITEM_SEP.encode()) + _utf8_bytes(entry) <= budget:
-            current += (" " if current is head else ITEM_SEP) + entry
+            current, used = entry, size
+        elif used + _SEP_BYTES + size <= budget:
+            joiner = " " if current is head else ITEM_SEP
+            current += joiner + entry
+            used += (1 if joiner == " " else _SEP_BYTES) + size
         else:
             lines.append(current)
-            current = entry
+            current, used = entry, size
     if current:
         lines.append(current)
     return lines
@@ -126,7 +138,12 @@ def render(reply: Reply, budget: int | None = None) -> list[str]:
     sub-items in "(sub: …)"), each line filled up to `budget` bytes."""
     if budget is None:
         return [_render_line(line) for line in reply.lines]
-    out: list[str] = []
+    return list(render_lines(reply, budget))
+
+
+def render_lines(reply: Reply, budget: int) -> Iterator[str]:
+    """`render(reply, budget)` one line at a time: the first can be on its way while the rest
+    are rendered."""
     lines = reply.lines
     i = 0
     while i < len(lines):
@@ -135,12 +152,11 @@ def render(reply: Reply, budget: int | None = None) -> list[str]:
         while j < len(lines) and lines[j].kind == "bullet":
             j += 1
         if line.kind == "heading" and j > i + 1:
-            out.extend(_pack(_render_body(line), _entries(list(lines[i + 1:j])), budget))
+            yield from _pack(_render_body(line), _entries(list(lines[i + 1:j])), budget)
             i = j
         else:
-            out.append(_render_line(line))
+            yield _render_line(line)
             i += 1
-    return out
 
 
 # -- splitting ----------------------------------------------------------------------------------
@@ -190,6 +206,12 @@ def split_text_with_joins(text: str, budget: int) -> list[Piece]:
     """Split one line into pieces of at most `budget` UTF-8 bytes; see `split_text`."""
     if budget < MIN_BUDGET:
         raise ValueError(f"budget of {budget} bytes is too small to split text")
+    if len(text.encode("utf-8", "surrogatepass")) <= budget:
+        return [Piece(text, text, "")]  # fits whole: what `_pieces` finds, char by char
+    return _pieces(text, budget)
+
+
+def _pieces(text: str, budget: int) -> list[Piece]:
     n = len(text)
     nbytes = [0] * (n + 1)  # UTF-8 length of text[:j]
     bolds = [0] * (n + 1)  # number of \x02 in text[:j]; odd means bold is open at j

@@ -47,7 +47,7 @@ async def todo(ctx: Context, what: str | None) -> Reply:
         filters, label = {"area": what}, f"Open items in {what}"
     else:
         label = "Open items"
-    items, total, _ = await ctx.s.page(rel, limit=LIST_LIMIT, **filters)
+    items, total, _ = await ctx.s.page(rel, limit=LIST_LIMIT, count_unclaimed=False, **filters)
     narrow = f" (say {ctx.prefix}todo AREA to narrow it down)" if not what or key == "all" else ""
     return list_reply(items, heading=f"{label} for {rel.name}: {total}", total=total, narrow=narrow,
                       empty=f"Nothing: {label.lower()} for {rel.name} is an empty list.")

@@ -328,22 +328,30 @@ class Session(PeopleSession):
         """Items of a release, filtered in SQL. In list (creation) order; with a `limit`,
         blockers come first so the most important part of a long list is what is shown."""
         where, args = self._filters(release, states, severity, area, owner, unclaimed)
-        order = "id" if limit is None else f"severity = 'nice', id LIMIT {int(limit)}"
+        # Severity is 'blocker' or 'nice' (a CHECK), so `severity, id` is blockers first: the
+        # order of the items_listing index, whose first rows of one state are the page, unsorted.
+        order = "id" if limit is None else f"severity, id LIMIT {int(limit)}"
         sql = f"SELECT {ITEM_COLUMNS} FROM items WHERE {where} ORDER BY {order}"
         name = release.name
         return await self._named(await self._each(sql, lambda row: _item(row, name), *args))
 
     async def page(self, release: Release, *, limit: int, states: Iterable[str] | None = ("open",),
                    severity: str | None = None, area: str | None = None, owner: int | None = None,
-                   unclaimed: bool = False) -> tuple[list[Item], int, int]:
+                   unclaimed: bool = False, count_unclaimed: bool = True,
+                   ) -> tuple[list[Item], int, int | None]:
         """What a listing shows: the first `limit` items as `items(..., limit=...)` gives
-        them, how many match in all, and how many of those are unclaimed. A page that is not
-        full counts itself; a full one adds one COUNT over the index."""
+        them, how many match in all, and how many of those are unclaimed (None unless
+        `count_unclaimed`). A page that is not full counts itself; a full one adds one COUNT
+        over the index (items_listing), which reads each owners value only when asked to."""
         items = await self.items(release, states=states, severity=severity, area=area, owner=owner,
                                  unclaimed=unclaimed, limit=limit)
         if len(items) < limit:
-            return items, len(items), sum(not it.owner_ids for it in items)
+            return (items, len(items),
+                    sum(not it.owner_ids for it in items) if count_unclaimed else None)
         where, args = self._filters(release, states, severity, area, owner, unclaimed)
+        if not count_unclaimed:
+            row = await self._one(f"SELECT COUNT(*) FROM items WHERE {where}", *args)
+            return items, int(row[0]), None
         row = await self._one(f"SELECT COUNT(*), COALESCE(SUM(owners = '[]'), 0) FROM items WHERE {where}",
                               *args)
         return items, int(row[0]), int(row[1])
