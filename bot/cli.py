@@ -40,11 +40,8 @@ def _login() -> str:
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-    try:
-        return version("release-todobot")
-    except PackageNotFoundError:  # a source tree that was never installed
-        return "0+unknown"
+    from .. import __version__
+    return __version__
 
 
 def _setup_logging(config: Config, level: str, on_console: bool) -> None:

@@ -73,11 +73,8 @@ LIVE_NETWORK_KEYS = ("long_replies", "max_lines")
 
 
 def _version() -> str:
-    from importlib import metadata  # here: ~2.4 MB of RSS, for the rare CTCP VERSION
-    try:
-        return metadata.version("release-todobot")
-    except metadata.PackageNotFoundError:
-        return "unknown"
+    from .. import __version__
+    return __version__
 
 
 @dataclass

@@ -25,8 +25,8 @@ def setup_logging(level: str, *, file: str | None, fmt: str = "text") -> None:
     """Log to `file` (reopened when logrotate moves it: WatchedFileHandler), else stderr."""
     handler: logging.Handler
     if file:
-        import logging.handlers  # here: ~0.3 MB of RSS a bot logging to stderr does without
-        handler = logging.handlers.WatchedFileHandler(file, encoding="utf-8")
+        from logging.handlers import WatchedFileHandler  # here: ~0.3 MB of RSS stderr does without
+        handler = WatchedFileHandler(file, encoding="utf-8")
     else:
         handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))

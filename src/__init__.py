@@ -6,17 +6,7 @@ its replies) and `todobot.storage` (SQLite and the list formats). Imports flow o
 bot -> commands -> storage.
 """
 
-
-def __getattr__(name: str) -> str:
-    """`__version__`, looked up on first use: importlib.metadata (with the email and zipfile
-    modules it imports) costs every process ~2.4 MB of RSS (bench/memory.py), and only the
-    status page and `todobot --version` ask."""
-    if name != "__version__":
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib.metadata import PackageNotFoundError, version
-    try:
-        value = version("release-todobot")
-    except PackageNotFoundError:  # running from a source tree that was never installed
-        value = "0+unknown"
-    globals()["__version__"] = value
-    return value
+# The one place the version is written: pyproject.toml reads it (`dynamic`), and the code
+# needs no importlib.metadata lookup for it (~1.4 MB of RSS with the email and zipfile
+# modules it imports: bench/memory.py).
+__version__ = "0.1.0"
