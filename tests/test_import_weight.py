@@ -15,9 +15,10 @@ from pathlib import Path
 # an IRC-only bot does without (bench/memory.py): pydantic (~12 MB; bot/config_schema.py
 # checks the config), the `irc` package and importlib.metadata (~1.4 MB: the package's
 # __init__ imports it for its version; bot/irc_syntax.py parses what todobot used it for),
-# uuid and logging.handlers (~0.7 MB together).
+# uuid and logging.handlers (~0.7 MB together), importlib.resources (~1 MB with tempfile and
+# shutil; only `todobot demo` reads a packaged file).
 OPTIONAL = ("nio", "aiohttp", "pygal", "jinja2", "aioimaplib", "aiosmtplib", "pydantic", "irc",
-            "importlib.metadata", "uuid", "logging.handlers")
+            "importlib.metadata", "uuid", "logging.handlers", "importlib.resources", "tempfile")
 
 IRC_ONLY = """\
 database: bot.sqlite3
