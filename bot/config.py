@@ -19,16 +19,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator,
-                      model_validator)
+from .config_schema import BaseModel, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 
 class ConfigError(Exception):
     """A configuration problem, worded for the person who wrote the file."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Strict = BaseModel  # strict (unknown keys are errors) and frozen: see config_schema.py
 
 
 class DigestRoom(_Strict):
@@ -245,8 +243,6 @@ class MailList(_Strict):
     smtp: MailSmtp = Field(default_factory=MailSmtp)
     imap: MailImap | None = None  # None: send only
     digest: DigestRoom | None = None
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     @field_validator("list")
     @classmethod

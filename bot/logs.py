@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import logging.handlers
 import sys
 from datetime import datetime, timezone
 
@@ -26,7 +25,8 @@ def setup_logging(level: str, *, file: str | None, fmt: str = "text") -> None:
     """Log to `file` (reopened when logrotate moves it: WatchedFileHandler), else stderr."""
     handler: logging.Handler
     if file:
-        handler = logging.handlers.WatchedFileHandler(file, encoding="utf-8")
+        from logging.handlers import WatchedFileHandler  # here: ~0.3 MB of RSS stderr does without
+        handler = WatchedFileHandler(file, encoding="utf-8")
     else:
         handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
