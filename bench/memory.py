@@ -4,7 +4,7 @@
 
 Two tables:
 - imports: VmRSS of a fresh interpreter after each cumulative step (bare, asyncio and
-  sqlite3, the YAML library, todobot's config models, everything an
+  sqlite3, the IRC and YAML libraries, todobot's config models, everything an
   IRC-only `todobot run` imports, then the optional clients: matrix-nio, aiohttp, pygal,
   jinja2, aioimaplib, aiosmtplib). The difference between the last two rows is what an
   IRC-only bot saves by importing those only when the config uses them.
@@ -42,7 +42,8 @@ OPTIONAL = ("nio", "aiohttp", "pygal", "jinja2", "aioimaplib", "aiosmtplib")
 STEPS = [
     ("bare interpreter", ""),
     ("+ asyncio, sqlite3, aiosqlite", "import asyncio, sqlite3, aiosqlite"),
-    ("+ yaml", "import yaml"),
+    ("+ yaml, irc (jaraco: the modules the transport uses)",
+     "import yaml, irc.features, irc.message, irc.ctcp"),
     ("+ todobot's config models (bot/config.py, validated by bot/config_schema.py)",
      "import todobot.bot.config"),
     ("+ the rest of an IRC-only `todobot run` (cli, app, irc, scheduler, storage, commands)",

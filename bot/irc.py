@@ -28,10 +28,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from irc import ctcp
+
 from .config import Config, ConfigError, IrcNetwork
 from .irc_conn import CertificateRefused, IrcConnection, IrcLine, LinkClosed, nick_of, reconnect_backoff
 from .irc_out import Requester
-from .irc_syntax import CTCP_DELIMITER, ctcp_requests
 from .pending import PendingAnswers
 from .ratelimit import TokenBucket
 from .rooms import room_entry, room_settings
@@ -636,7 +637,7 @@ class IrcTransport(Transport):
             reply_to, private = self._channels[room], False
         else:
             room, reply_to, private = nick, nick, True
-        if body.startswith(CTCP_DELIMITER):
+        if body.startswith(ctcp.DELIMITER):
             action = self._ctcp(conn, nick, body)
             if action is None:
                 return
@@ -741,8 +742,10 @@ class IrcTransport(Transport):
     def _ctcp(self, conn: IrcConnection, nick: str, body: str) -> str | None:
         """Answer VERSION, PING and CLIENTINFO (by NOTICE, rate limited); return the text of
         an ACTION; ignore every other request."""
-        for tag, data in ctcp_requests(body):
-            tag = tag.upper()
+        for part in ctcp.dequote(body):
+            if not isinstance(part, tuple):
+                continue
+            tag, data = part[0].upper(), (part[1] if len(part) > 1 else "")
             if tag == "ACTION":
                 return data
             answer = {"VERSION": f"todobot {_version()}",
@@ -750,7 +753,7 @@ class IrcTransport(Transport):
                       "CLIENTINFO": " ".join(CTCP_ANSWERED)}.get(tag)
             if answer is None or not self._ctcp_bucket.try_take():
                 continue
-            reply = f"{CTCP_DELIMITER}{tag} {answer}".rstrip() + CTCP_DELIMITER
+            reply = f"{ctcp.DELIMITER}{tag} {answer}".rstrip() + ctcp.DELIMITER
             try:
                 conn.send("NOTICE", nick, reply)
             except ValueError:

@@ -20,10 +20,12 @@ import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from irc.features import FeatureSet
+from irc.message import Tag
+
 from .backoff import Backoff
 from .config import ConfigError, IrcNetwork
 from .irc_out import CONNECTION, OutputQueues, Requester, dropped_text
-from .irc_syntax import Features, tag_value
 from .ratelimit import TokenBucket
 from .irc_text import MAX_LINE, casefold, clean, pessimistic_source, wire_lines
 
@@ -116,8 +118,8 @@ def parse_line(text: str) -> IrcLine | None:
         raw_tags, _, text = text[1:].partition(" ")
         for item in raw_tags.split(";"):
             if item:
-                key, _, value = item.partition("=")
-                tags[key] = tag_value(value)
+                tag = Tag.parse(item)  # unescapes \s \: \\ \r \n
+                tags[tag["key"]] = tag["value"] or ""
         text = text.lstrip(" ")
     source = None
     if text.startswith(":"):
@@ -172,7 +174,7 @@ class IrcConnection:
         self.caps: set[str] = set()  # enabled capabilities
         self.offered: dict[str, str] = {}
         self.account: str | None = None  # the account SASL logged us in to
-        self.features = Features()  # ISUPPORT (005)
+        self.features = FeatureSet()  # ISUPPORT (005), parsed by the irc package
         self.registered = False
         self.motd_done = False  # end of MOTD seen: channels may be joined
         self._reader: asyncio.StreamReader | None = None
@@ -410,7 +412,10 @@ class IrcConnection:
 
     def _isupport(self, line: IrcLine) -> None:
         for token in line.params[1:-1]:
-            self.features.load(token)
+            if not token.startswith("-") and "=" not in token:
+                self.features.set(token)  # a bare flag (WHOX): FeatureSet would skip it
+            else:
+                self.features.load_feature(token)
 
     def _cap_update(self, line: IrcLine) -> None:
         """CAP ACK/NEW/DEL after registration (cap-notify)."""
