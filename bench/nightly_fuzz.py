@@ -4,8 +4,8 @@ Runs each property below in its own pytest process with `HYPOTHESIS_PROFILE=nigh
 (100,000 examples), one after the other, and appends to `--log` every `--every` examples
 (and at the end) how many examples the property has run so far, so that a run stopped by a
 deadline still says how far it got. Prints a Markdown table (property, examples, seconds,
-examples/s, outcome) on stdout. Meant to run under `nice -n 19`. `--max-seconds` stops each
-property after that long: a sample of each property's rate, not a nightly run.
+examples/s per wall and per CPU second, outcome) on stdout. Meant to run under `nice -n 19`.
+`--max-seconds` stops each property after that long: a sample of its rate, not a nightly run.
 
     nice -n 19 python bench/nightly_fuzz.py --log /tmp/nightly-fuzz.log
     nice -n 19 python bench/nightly_fuzz.py --max-seconds 120 -k roundtrip,byte_identical
@@ -42,7 +42,7 @@ PROPERTIES = [
 # every example's arguments, which costs more than most of these examples), appends the count
 # to the log now and then, and once `NIGHTLY_FUZZ_MAX_SECONDS` have passed skips the rest, so a
 # sample run ends cleanly with its count.
-_COUNT = {"n": 0, "started": time.monotonic()}
+_COUNT = {"n": 0, "started": time.monotonic(), "cpu": time.process_time()}
 
 
 def pytest_collection_modifyitems(config, items) -> None:
@@ -55,6 +55,7 @@ def pytest_collection_modifyitems(config, items) -> None:
     max_seconds = float(os.environ.get("NIGHTLY_FUZZ_MAX_SECONDS") or "inf")
     name = os.environ.get("NIGHTLY_FUZZ_PROPERTY", "?")
     started = _COUNT["started"] = time.monotonic()
+    _COUNT["cpu"] = time.process_time()
 
     def counting(inner):
         def run(*args, **kwargs):
@@ -78,7 +79,8 @@ def pytest_collection_modifyitems(config, items) -> None:
 def pytest_unconfigure(config) -> None:
     if os.environ.get("NIGHTLY_FUZZ_COUNT"):
         Path(os.environ["NIGHTLY_FUZZ_COUNT"]).write_text(
-            f"{_COUNT['n']} {time.monotonic() - _COUNT['started']}")
+            f"{_COUNT['n']} {time.monotonic() - _COUNT['started']} "
+            f"{time.process_time() - _COUNT['cpu']}")
 
 
 def main() -> None:
@@ -109,15 +111,17 @@ def main() -> None:
              "nightly_fuzz", "--hypothesis-show-statistics", prop],
             cwd=args.checkout, env=env, capture_output=True, text=True)
         seconds = time.monotonic() - t0
-        # examples run, and seconds from collection on (the rate leaves pytest's start out)
-        ran, running = (count.read_text() or "0 1").split()
+        # examples run, wall and CPU seconds from collection on (leaving pytest's start out):
+        # per CPU second (all threads of the process) is the rate on one quiet core, which a
+        # shared machine's wall clock does not show
+        ran, running, cpu = (count.read_text() or "0 1 1").split()
         ran = int(ran)
         count.unlink()
         outcome = "passed" if done.returncode == 0 else f"FAILED (exit {done.returncode})"
         if done.returncode == 0 and " skipped" in done.stdout.splitlines()[-1]:
             outcome = "stopped (time is up)"
         examples = _examples(done.stdout) if outcome == "passed" else f"{ran} examples run"
-        rate = f"{ran / float(running):.1f}"
+        rate = f"{ran / float(running):.1f} ({ran / float(cpu):.1f} per CPU s)"
         with open(args.log, "a") as f:
             f.write(f"{time.strftime('%H:%M:%S')} {prop}: {outcome}, {examples} in "
                     f"{seconds:.0f} s\n{done.stdout[-3000:]}\n")
