@@ -29,14 +29,17 @@ TRICKY = [
     "Title:", "Details:", "Owners:", "Progress:", "State:", "Links:", "Note:", "tools, blockers:",
     "19 March -- x", "<< DONE", ">", "> quoted", "\u202e", "\u200f", "\x00", "é", "漢字",
 ]
-text = (st.lists(st.one_of(st.text(max_size=8), st.sampled_from(TRICKY)), max_size=3)
-        .map(" ".join).map(normalise))
+# Every strategy is built once, here: one built inside a draw would be validated again for
+# every example, and each `.map` or composite is one more span Hypothesis records per draw.
+# (The nightly profile runs 100,000 examples; `bench/nightly_fuzz.py` samples the rate.)
+text = st.lists(st.one_of(st.text(max_size=8), st.sampled_from(TRICKY)), max_size=3).map(
+    lambda words: normalise(" ".join(words)))
 name = st.one_of(
     st.sampled_from(["Ian C", "IanJ", "Roger Pau Monné", "Jan Beulich", "van Gogh", "lower case",
                      "WIP", "DONE", "Ian C DONE", "#5", "x -- y", "Note:", "*"]),
     st.text(st.characters(blacklist_characters=",/()", blacklist_categories=("Cs",)),
-            min_size=1, max_size=12),
-).map(normalise).filter(bool)
+            min_size=1, max_size=12).map(normalise),
+).filter(bool)
 tag = st.one_of(st.sampled_from(["BUG", "BUG(?)", "CHECK"]),
                 st.text("ABCXYZ019_()?", max_size=5).map(lambda s: "T" + s))
 _chars = "abcz019./?=_()-"
@@ -46,20 +49,36 @@ link = st.one_of(st.builds("http://{}".format, st.text(_chars, min_size=1, max_s
 ident = st.none() | st.integers(0, 10**6)
 area = st.one_of(st.sampled_from(["tools", "hypervisor", "docs", "build system", "x86"]),
                  st.text("abzé_0.+-", min_size=1, max_size=10))
+_tags, _owners, _notes = st.lists(tag, max_size=2), st.lists(name, max_size=2), st.lists(text, max_size=1)
+_state = st.sampled_from(STATES)
+_explicit_links = st.none() | st.lists(link, max_size=2)  # None: the links found in the text
 
 
 @st.composite
-def items(draw, area: str, severity: str, depth: int = 1) -> ListItem:
-    it = ListItem(area=area, severity=severity, title=draw(text), tags=draw(st.lists(tag, max_size=2)),
-                  details=draw(text), owners=draw(st.lists(name, max_size=2)),
-                  progress=draw(text), state=draw(st.sampled_from(STATES)),
-                  notes=draw(st.lists(text, max_size=1)), id=draw(ident))
+def _item(draw, children: st.SearchStrategy | None) -> ListItem:
+    it = ListItem(area="", severity="", title=draw(text), tags=draw(_tags), details=draw(text),
+                  owners=draw(_owners), progress=draw(text), state=draw(_state), notes=draw(_notes),
+                  id=draw(ident))
     if draw(st.booleans()):  # mostly the bot's duplicates; any state must survive anyway
         it.duplicate_of = draw(ident)
-    explicit = draw(st.none() | st.lists(link, max_size=2))  # e.g. added with !link
+    explicit = draw(_explicit_links)  # e.g. added with !link
     it.links = find_links(it.title, it.details, it.progress) if explicit is None else explicit
-    if depth < 3:
-        it.children = draw(st.lists(items(area, severity, depth + 1), max_size=3 - depth))
+    if children is not None:
+        it.children = draw(children)
+    return it
+
+
+# An item at depth 1 has up to 2 children, each of which has up to 1 (depth 3 has none).
+_depth3 = _item(None)
+_depth2 = _item(st.lists(_depth3, max_size=1))
+_depth1 = _item(st.lists(_depth2, max_size=2))
+
+
+def _placed(it: ListItem, area: str, severity: str) -> ListItem:
+    """The item and its sub-items in the section (area, severity)."""
+    it.area, it.severity = area, severity
+    for child in it.children:
+        _placed(child, area, severity)
     return it
 
 
@@ -72,15 +91,16 @@ intro_line = st.one_of(
     st.text("abcXYZ019 .:;!?'()éß", min_size=1, max_size=30).map(normalise).filter(bool))
 intro = st.lists(st.lists(intro_line, min_size=1, max_size=3).map("\n".join),
                  max_size=3).map("\n\n".join)
+_sections = st.lists(st.tuples(area, st.sampled_from(["blocker", "nice"])), max_size=3, unique=True)
+_section_items = st.lists(_depth1, max_size=3)
+_release, _milestones = st.none() | st.just("4.2"), st.lists(milestone, max_size=3)
 
 
 @st.composite
 def release_lists(draw) -> ReleaseList:
-    sections = draw(st.lists(st.tuples(area, st.sampled_from(["blocker", "nice"])),
-                             max_size=3, unique=True))
-    top = [it for a, s in sections for it in draw(st.lists(items(a, s), max_size=3))]
-    return ReleaseList(release=draw(st.none() | st.just("4.2")),
-                       milestones=draw(st.lists(milestone, max_size=3)), items=top,
+    sections = draw(_sections)
+    top = [_placed(it, a, s) for a, s in sections for it in draw(_section_items)]
+    return ReleaseList(release=draw(_release), milestones=draw(_milestones), items=top,
                        intro=draw(intro))
 
 
