@@ -13,12 +13,11 @@ from pathlib import Path
 
 # Packages only the Matrix transport, the status page or the mail transport need; and what
 # an IRC-only bot does without (bench/memory.py): pydantic (~12 MB; bot/config_schema.py
-# checks the config), the `irc` package and importlib.metadata (~1.4 MB: the package's
-# __init__ imports it for its version; bot/irc_syntax.py parses what todobot used it for),
-# uuid and logging.handlers (~0.7 MB together), importlib.resources (~1 MB with tempfile and
-# shutil; only `todobot demo` reads a packaged file).
-OPTIONAL = ("nio", "aiohttp", "pygal", "jinja2", "aioimaplib", "aiosmtplib", "pydantic", "irc",
-            "importlib.metadata", "uuid", "logging.handlers", "importlib.resources", "tempfile")
+# checks the config), uuid and logging.handlers (~0.7 MB together). (importlib.metadata,
+# importlib.resources and tempfile come with the `irc` package, whose __init__ imports
+# importlib.metadata for its version: ~2 MB, measured in docs/benchmarks.md.)
+OPTIONAL = ("nio", "aiohttp", "pygal", "jinja2", "aioimaplib", "aiosmtplib", "pydantic", "uuid",
+            "logging.handlers")
 
 IRC_ONLY = """\
 database: bot.sqlite3
