@@ -9,7 +9,6 @@ to the file's directory, so a service finds its data whatever directory it start
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import types
@@ -361,6 +360,8 @@ def _suggestion(loc: tuple[Any, ...]) -> str:
         models = [m for model in models if part in model.model_fields
                   for m in _models_in(model.model_fields[part].annotation)]
     keys = sorted({k for m in models for k in m.model_fields})
+    import difflib  # only for a mistyped key: not loaded by every start
+
     close = difflib.get_close_matches(str(loc[-1]), keys, n=1, cutoff=0.6)
     return f" (did you mean `{close[0]}`?)" if close else ""
 

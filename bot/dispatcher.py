@@ -9,7 +9,6 @@ is logged with its traceback and answered with "internal error, logged as <ref>"
 
 from __future__ import annotations
 
-import difflib
 import logging
 import re
 import sqlite3
@@ -179,6 +178,8 @@ class Dispatcher:
         return None
 
     def _unknown(self, prefix: str, name: str) -> Reply:
+        import difflib  # only for a mistyped name: not loaded by a bot that never sees one
+
         names = [c.name for c in all_commands()]
         close = difflib.get_close_matches(name.casefold(), names, n=1)
         hint = f" Did you mean {prefix}{close[0]}?" if close else ""

@@ -8,7 +8,6 @@ severity. In a release with its own mail layout, the timeline and the list use t
 
 from __future__ import annotations
 
-import html
 import re
 import textwrap
 from datetime import datetime, tzinfo
@@ -21,8 +20,6 @@ from ..storage.layouts import DEFAULT as DEFAULT_LAYOUT
 from ..storage.layouts import render as render_layout
 from .format import item_spans, list_reply, owners_text, summary
 from .messages import Reply, Span, bold, item_ref, link, person
-from .render_html import reply_html
-from .render_markdown import reply_markdown
 from .timeline import summary_text, timeline_lines
 
 SHORT_BLOCKERS = 3  # blocker lines in the short (IRC) form
@@ -212,6 +209,7 @@ def render_text(data: DigestData, *, status_url: str | None = None) -> str:
 
 
 def render_markdown(data: DigestData, *, status_url: str | None = None) -> str:
+    from .render_markdown import reply_markdown  # the mail and web forms only: not for chat
     out = [f"# {md_escape(data.release.name)} TODO digest", "", md_escape(summary_text(data.totals)), ""]
     url = release_url(status_url, data.release.name)
     if url:
@@ -225,6 +223,9 @@ def render_markdown(data: DigestData, *, status_url: str | None = None) -> str:
 
 
 def render_html(data: DigestData, *, status_url: str | None = None) -> str:
+    import html
+
+    from .render_html import reply_html  # as reply_markdown: the mail and web forms only
     title = html.escape(f"{data.release.name} TODO digest")
     parts = [f"<h2>{title}</h2>", f"<p>{html.escape(summary_text(data.totals))}</p>"]
     url = release_url(status_url, data.release.name)

@@ -13,11 +13,13 @@ from pathlib import Path
 
 # Packages only the Matrix transport, the status page or the mail transport need; and what
 # an IRC-only bot does without (bench/memory.py): pydantic (~12 MB; bot/config_schema.py
-# checks the config), uuid and logging.handlers (~0.7 MB together). (importlib.metadata,
+# checks the config), uuid and logging.handlers (~0.7 MB together), the HTML and Markdown
+# renderers with `html` and difflib (~0.5 MB: the mail and web forms, a mistyped name). (importlib.metadata,
 # importlib.resources and tempfile come with the `irc` package, whose __init__ imports
 # importlib.metadata for its version: ~2 MB, measured in docs/benchmarks.md.)
 OPTIONAL = ("nio", "aiohttp", "pygal", "jinja2", "aioimaplib", "aiosmtplib", "pydantic", "uuid",
-            "logging.handlers")
+            "logging.handlers", "html", "difflib", "todobot.commands.render_html",
+            "todobot.commands.render_markdown")
 
 IRC_ONLY = """\
 database: bot.sqlite3
