@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -134,14 +135,15 @@ def main() -> None:
 
 
 def _examples(stdout: str) -> str:
-    """'100000 passing examples, 0 failing examples, 12 invalid examples' from the
-    statistics Hypothesis prints for the generate phase."""
-    lines = stdout.splitlines()
-    for i, line in enumerate(lines):
-        if "during generate phase" in line and i + 1 < len(lines):
-            return lines[i + 1].strip().lstrip("- ").split(";")[0]
-    return "?"
-
+    """'100000 passing, 0 failing, 2378 invalid' summed over the phases of the statistics
+    Hypothesis prints ('- 99999 passing, 0 failing, and 2378 invalid test cases' for the
+    generate phase, another such line for the reuse phase that replays stored examples)."""
+    totals = [0, 0, 0]
+    found = False
+    for m in re.finditer(r"(\d+) passing, (\d+) failing, and (\d+) invalid", stdout):
+        found = True
+        totals = [t + int(n) for t, n in zip(totals, m.groups())]
+    return "{} passing, {} failing, {} invalid".format(*totals) if found else "?"
 
 if __name__ == "__main__":
     main()
