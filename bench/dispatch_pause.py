@@ -7,7 +7,9 @@ by an untimed `!unclaim ID`) through `Dispatcher.handle` in this process: no tra
 socket. Each command is timed twice over: sent back to back, and with `--pause` seconds of
 idle between commands, as in `irc_latency.py`, where a person pauses between commands. The
 difference is what the idle costs the next command (caches and the core's clock going cold),
-which a no-bot round trip barely pays and a command does. Prints Markdown; never a test.
+which a no-bot round trip barely pays and a command does. A third pair of rows times the
+hand-off alone (an empty `Database.run`: to the database thread and back, no SQL), the part
+a read in the event loop's own thread would save. Prints Markdown; never a test.
 """
 
 from __future__ import annotations
@@ -29,6 +31,11 @@ from todobot.storage import Database, Repository
 
 ROOM = "#dev"
 TRANSPORT = "irc:bench"
+HAND_OFF = "(hand-off only)"
+
+
+def _nothing(conn) -> None:
+    return None
 
 
 async def run(path: Path, runs: int, pause: float) -> list[tuple[str, str, float, float]]:
@@ -41,11 +48,14 @@ async def run(path: Path, runs: int, pause: float) -> list[tuple[str, str, float
             item = (await s.items(await s.require_release(RELEASE)))[4].id
 
         async def say(text: str):
+            if text == HAND_OFF:
+                return await db.run(_nothing)
             return await dispatcher.handle(Message(TRANSPORT, ROOM, sender, text))
 
         rows = []
         for label, wait in (("back to back", 0.0), (f"after {pause * 1000:.0f} ms idle", pause)):
-            for text, undo in (("!todo", None), (f"!claim {item}", f"!unclaim {item}")):
+            for text, undo in (("!todo", None), (f"!claim {item}", f"!unclaim {item}"),
+                               (HAND_OFF, None)):
                 times = []
                 for _ in range(runs):
                     if wait:
@@ -53,10 +63,11 @@ async def run(path: Path, runs: int, pause: float) -> list[tuple[str, str, float
                     t0 = time.perf_counter()
                     reply = await say(text)
                     times.append((time.perf_counter() - t0) * 1000)
-                    assert reply is not None and reply.outcome != "error", reply
+                    assert text == HAND_OFF or reply is not None and reply.outcome != "error", reply
                     if undo:
                         await say(undo)
-                rows.append((text.split()[0], label, statistics.median(times), pct(times, 0.99)))
+                name = text if text == HAND_OFF else text.split()[0]
+                rows.append((name, label, statistics.median(times), pct(times, 0.99)))
         return rows
     finally:
         await db.close()
@@ -74,7 +85,8 @@ def main() -> None:
     print(f"{machine()}; the Xen 4.2 seed list; {args.runs} commands of each kind per row.\n")
     print("| command (Dispatcher.handle, in process) | sent | p50 | p99 |\n| --- | --- | --- | --- |")
     for command, label, p50, p99 in rows:
-        print(f"| `{command}` | {label} | {p50:.2f} ms | {p99:.2f} ms |")
+        name = command if command == HAND_OFF else f"`{command}`"
+        print(f"| {name} | {label} | {p50:.2f} ms | {p99:.2f} ms |")
 
 
 if __name__ == "__main__":
