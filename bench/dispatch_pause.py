@@ -31,11 +31,6 @@ from todobot.storage import Database, Repository
 
 ROOM = "#dev"
 TRANSPORT = "irc:bench"
-HAND_OFF = "(hand-off only)"
-
-
-def _nothing(conn) -> None:
-    return None
 
 
 async def run(path: Path, runs: int, pause: float) -> list[tuple[str, str, float, float]]:
@@ -47,26 +42,28 @@ async def run(path: Path, runs: int, pause: float) -> list[tuple[str, str, float
         async with Repository(db).session("bench", write=False) as s:
             item = (await s.items(await s.require_release(RELEASE)))[4].id
 
-        async def say(text: str):
-            if text == HAND_OFF:
-                return await db.run(_nothing)
-            return await dispatcher.handle(Message(TRANSPORT, ROOM, sender, text))
+        async def say(text: str) -> None:
+            reply = await dispatcher.handle(Message(TRANSPORT, ROOM, sender, text))
+            assert reply is not None and reply.outcome != "error", reply
 
+        # (row name, the timed call, an untimed call that undoes it)
+        cases = [
+            ("`!todo`", lambda: say("!todo"), None),
+            ("`!claim`", lambda: say(f"!claim {item}"), lambda: say(f"!unclaim {item}")),
+            ("the hand-off alone (an empty `Database.run`)", lambda: db.run(lambda conn: None), None),
+        ]
         rows = []
         for label, wait in (("back to back", 0.0), (f"after {pause * 1000:.0f} ms idle", pause)):
-            for text, undo in (("!todo", None), (f"!claim {item}", f"!unclaim {item}"),
-                               (HAND_OFF, None)):
+            for name, timed, undo in cases:
                 times = []
                 for _ in range(runs):
                     if wait:
                         await asyncio.sleep(wait)
                     t0 = time.perf_counter()
-                    reply = await say(text)
+                    await timed()
                     times.append((time.perf_counter() - t0) * 1000)
-                    assert text == HAND_OFF or reply is not None and reply.outcome != "error", reply
                     if undo:
-                        await say(undo)
-                name = text if text == HAND_OFF else text.split()[0]
+                        await undo()
                 rows.append((name, label, statistics.median(times), pct(times, 0.99)))
         return rows
     finally:
@@ -84,8 +81,7 @@ def main() -> None:
         rows = asyncio.run(run(path, args.runs, args.pause))
     print(f"{machine()}; the Xen 4.2 seed list; {args.runs} commands of each kind per row.\n")
     print("| command (Dispatcher.handle, in process) | sent | p50 | p99 |\n| --- | --- | --- | --- |")
-    for command, label, p50, p99 in rows:
-        name = command if command == HAND_OFF else f"`{command}`"
+    for name, label, p50, p99 in rows:
         print(f"| {name} | {label} | {p50:.2f} ms | {p99:.2f} ms |")
 
 

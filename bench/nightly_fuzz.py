@@ -138,12 +138,12 @@ def _examples(stdout: str) -> str:
     """'100000 passing, 0 failing, 2378 invalid' summed over the phases of the statistics
     Hypothesis prints ('- 99999 passing, 0 failing, and 2378 invalid test cases' for the
     generate phase, another such line for the reuse phase that replays stored examples)."""
-    totals = [0, 0, 0]
-    found = False
-    for m in re.finditer(r"(\d+) passing, (\d+) failing, and (\d+) invalid", stdout):
-        found = True
-        totals = [t + int(n) for t, n in zip(totals, m.groups())]
-    return "{} passing, {} failing, {} invalid".format(*totals) if found else "?"
+    counts = re.findall(r"(\d+) passing, (\d+) failing, and (\d+) invalid", stdout)
+    if not counts:
+        return "?"
+    return "{} passing, {} failing, {} invalid".format(
+        *(sum(int(n) for n in column) for column in zip(*counts)))
+
 
 if __name__ == "__main__":
     main()
