@@ -24,13 +24,24 @@ def test_minimal_file_is_valid(tmp_path):
 def test_empty_file_is_valid(tmp_path):
     f = tmp_path / "bot.yaml"
     f.write_text("")
-    assert load_config(f).prefix == "!"
+    cfg = load_config(f)
+    assert (cfg.prefix, cfg.admins, cfg.irc, cfg.matrix, cfg.mail) == ("!", [], [], None, [])
 
 
 def test_example_config_is_valid():
+    """The example parses into the values it documents (a sample of each section)."""
     cfg = load_config(EXAMPLE)
-    assert cfg.irc and cfg.irc[0].network
     assert cfg.source == str(EXAMPLE)
+    assert (cfg.prefix, cfg.default_release, cfg.max_depth, cfg.max_adds_per_hour) == ("!", "4.2", 8, 30)
+    assert cfg.admins == ["console:ijc", "irc:oftc/ijc", "matrix:@ijc:example.org"]
+    [irc] = cfg.irc
+    assert (irc.network, irc.host, irc.port, irc.tls, irc.nick) == ("oftc", "irc.oftc.net", 6697, True, "todobot")
+    assert irc.alternates == ["todobot_", "todobot__"]
+    assert (irc.throttle.burst, irc.throttle.rate, irc.max_lines) == (4, 1.0, 5)
+    assert cfg.matrix is not None and cfg.matrix.user_id == "@todobot:example.org"
+    assert (cfg.matrix.e2ee, cfg.matrix.max_events) == (True, 5)
+    assert cfg.mail and cfg.mail[0].list == "xen-devel@lists.example.org"
+    assert cfg.mail[0].authserv_id == "mx.example.org"
 
 
 def test_relative_paths_are_relative_to_the_config_file(tmp_path, monkeypatch):
@@ -204,8 +215,17 @@ def test_irc_login_methods_are_exclusive(net, message):
 
 
 def test_irc_login_methods_each_alone_are_valid():
-    for net in ({"sasl_account": "bot", "sasl_password_env": "P"},
-                {"sasl_mechanism": "EXTERNAL", "tls_certfile": "c.pem", "tls_keyfile": "k.pem"},
-                {"nickserv_password_env": "N", "nickserv_account": "bot"},
-                {"tls_certfile": "c.pem"}):  # CertFP without SASL: services know the fingerprint
-        parse_config({"irc": [{"network": "oftc", **net}]}, "cfg")
+    """Each login method alone parses, and into the fields the transport reads."""
+    def net(**keys):
+        [parsed] = parse_config({"irc": [{"network": "oftc", **keys}]}, "cfg").irc
+        return parsed
+    plain = net(sasl_account="bot", sasl_password_env="P")
+    assert (plain.sasl_mechanism, plain.sasl_account, plain.sasl_password_env) == ("PLAIN", "bot", "P")
+    external = net(sasl_mechanism="EXTERNAL", tls_certfile="c.pem", tls_keyfile="k.pem")
+    assert (external.sasl_mechanism, external.tls_certfile, external.tls_keyfile, external.tls) == (
+        "EXTERNAL", "c.pem", "k.pem", True)
+    nickserv = net(nickserv_password_env="N", nickserv_account="bot")
+    assert (nickserv.nickserv_account, nickserv.nickserv_password_env, nickserv.sasl_account) == (
+        "bot", "N", None)
+    certfp = net(tls_certfile="c.pem")  # CertFP without SASL: services know the fingerprint
+    assert (certfp.tls_certfile, certfp.sasl_mechanism, certfp.sasl_account) == ("c.pem", "PLAIN", None)

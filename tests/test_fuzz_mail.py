@@ -12,18 +12,21 @@ Run big with `HYPOTHESIS_PROFILE=nightly` (100,000 examples each).
 
 from __future__ import annotations
 
+import re
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from email.parser import BytesParser
+from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from todobot.bot.mail import _plain_body
-from todobot.bot.mail.replies import Command, parse_reply
+from todobot.bot.mail.replies import Claim, Command, parse_reply
 from todobot.storage import layouts
 from todobot.storage.layouts.common import MailFormatError
 from todobot.storage.mailfile import read_mail_file
+from todobot.storage.names import clean
 
 # -------------------------------------------------------------------- MIME messages
 
@@ -79,26 +82,91 @@ def mime_messages(draw) -> bytes:
     return raw
 
 
-@given(mime_messages(), st.sampled_from([None, "<a@b>"]))
+_SEED_LINES = (Path(__file__).resolve().parent.parent / "storage" / "seed" / "xen-4.2.txt"
+               ).read_text(encoding="utf-8").splitlines()
+
+
+@st.composite
+def wellformed(draw, bodies: st.SearchStrategy[str]) -> bytes:
+    """A valid message around `bodies`, in a transfer encoding chosen at random: the
+    properties below must hold on mail that reads, not only on mail that is refused."""
+    msg = EmailMessage()
+    msg["From"], msg["Subject"], msg["Message-ID"] = "Ian <ijc@example.org>", "Re: 4.2 TODO", "<a@b>"
+    msg.set_content(draw(bodies), cte=draw(st.sampled_from(["base64", "quoted-printable"])))
+    return bytes(msg)
+
+
+@st.composite
+def _list_bodies(draw) -> str:
+    """A stretch of the real 4.2 list with stray lines dropped in."""
+    start = draw(st.integers(0, len(_SEED_LINES) - 1))
+    lines = _SEED_LINES[start:start + draw(st.integers(1, 60))]
+    for _ in range(draw(st.integers(0, 4))):
+        lines.insert(draw(st.integers(0, len(lines))), draw(st.sampled_from(_LIST_LINES)))
+    return "\n".join(lines)
+
+
+def _one_line(reason: object) -> bool:
+    text = str(reason)
+    return bool(text.strip()) and "\n" not in text and "Traceback" not in text
+
+
+def _words_of(text: str) -> set[str]:
+    return set(text.split()) | set(clean(text).split())
+
+
+def _walk(items):
+    for it in items:
+        yield it
+        yield from _walk(it.children)
+
+
+@given(st.one_of(mime_messages(), wellformed(_list_bodies())), st.sampled_from([None, "<a@b>"]))
 def test_any_mime_message_imports_or_says_why_not(raw, message_id):
+    """Either every item read has a title made of words of the decoded text, or the refusal
+    is one line."""
     try:
         mail = read_mail_file(raw, message_id)
-    except LookupError:  # no such message / no text part: the command line says so
+    except LookupError as exc:  # no such message / no text part: the command line says so
+        assert _one_line(exc), repr(exc)
         return
     assert isinstance(mail.text, str)
     try:
-        layouts.parse(mail.text, "4.2")
-    except MailFormatError:
+        lst = layouts.parse(mail.text, "4.2")
+    except MailFormatError as exc:
+        assert _one_line(exc), repr(exc)
         return
+    words = _words_of(mail.text)
+    for it in _walk(lst.items):
+        assert it.title and all(any(w in t for t in words) for w in it.title.split()), (
+            it.title, mail.text)
 
 
-@given(mime_messages())
+# A line is someone else's words when it starts with ">" (after at most one space).
+_QUOTED = re.compile(r"\s?>")
+
+
+def _reply_bodies() -> st.SearchStrategy[str]:
+    return _lines.map(lambda lines: "\n".join((q + t) if quoted else t for quoted, q, t in lines))
+
+
+@given(st.one_of(mime_messages(), st.deferred(lambda: wellformed(_reply_bodies()))))
 def test_any_mime_reply_reads_into_actions(raw):
+    """Whatever a reply asks for comes from its own, unquoted lines."""
     msg = BytesParser(policy=default_policy).parsebytes(raw)
     assert isinstance(msg, EmailMessage)
     body = _plain_body(msg)
-    if body is not None:
-        parse_reply(body)
+    if body is None:
+        return
+    own = [ln for ln in body.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+           if not _QUOTED.match(ln)]
+    own_lines, own_words = {ln.strip() for ln in own}, set(" ".join(own).split())
+    for action in parse_reply(body):
+        if isinstance(action, Command):
+            assert action.line in own_lines, (action, body)
+        else:
+            said = action.said if isinstance(action, Claim) else action.text
+            assert set(said.split()) <= own_words, (action, body)
 
 
 # -------------------------------------------------------------------- quoted lines

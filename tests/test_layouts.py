@@ -139,6 +139,12 @@ def test_dev_update_sub_line_forms():
     assert [(c.title, c.owners, c.area, c.severity) for c in it.children] == [("child", ["D"], "", "nice")]
 
 
+def test_dev_update_keeps_every_status_line():
+    """Several `status:` lines are one progress, in order: none is dropped for the last."""
+    [it] = devupdate.parse("== Open ==\n\n* t\n  status: v1 posted\n  status: acked by Jan\n", "r").items
+    assert it.progress == "v1 posted; acked by Jan"
+
+
 def test_dev_update_warnings_name_their_lines():
     text = "== Open ==\n\n* a\n\nSome prose at the margin\n\n== Wishlist ==\n\n* b\n"
     lst = devupdate.parse(text, "r")
