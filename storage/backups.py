@@ -33,6 +33,44 @@ class DatabaseInUse(BackupError):
     pass
 
 
+class OwnFile(BackupError):
+    """A backup's destination (or a restore's source) that is the database or a file SQLite or
+    todobot keeps beside it: a usage mistake, refused before anything is touched."""
+
+
+# Written over, these would swap the live database's log or index (or the lock `restore` relies
+# on) under a running bot: what it acknowledged would be gone, and other processes would read
+# a damaged database.
+_OWN_FILES = (("", "the database itself"), ("-wal", "the database's write-ahead log"),
+              ("-shm", "the database's shared-memory index"),
+              ("-journal", "the database's rollback journal"), (".lock", "the database's lock file"))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        sa, sb = a.stat(), b.stat()  # through symlinks; hard links share the inode
+    except OSError:  # one does not exist (yet): the same path once symlinks are resolved?
+        return os.path.realpath(a) == os.path.realpath(b)
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+def own_file(db: str | Path, path: str | Path) -> str | None:
+    """What `path` is among the database `db`'s own files (the file, its `-wal`, `-shm`,
+    `-journal`, the `.lock`), in words; None when it is none of them."""
+    # SQLite names the side files after the database's real path: beside the symlink's target.
+    bases = {str(db), os.path.realpath(db)}
+    for suffix, what in _OWN_FILES:
+        if any(_same_file(Path(path), Path(base + suffix)) for base in bases):
+            return what
+    return None
+
+
+def refuse_own_dest(db: str | Path, dest: str | Path) -> None:
+    if (what := own_file(db, dest)) is not None:
+        raise OwnFile(f"{dest} is {what}: back it up to another file, or to a directory for a "
+                      "dated copy")
+
+
 def lock_path(db: str | Path) -> Path:
     return Path(f"{db}.lock")
 
@@ -95,6 +133,7 @@ def _temp_for(dest: Path) -> Path:
 def copy(src: str | Path, dest: str | Path) -> int:
     """A checked copy of the database `src` at `dest` (replaced whole if it exists); its size."""
     dest = Path(dest)
+    refuse_own_dest(src, dest)
     if not dest.parent.is_dir():
         raise BackupError(f"{dest.parent}: no such directory")
     tmp = _temp_for(dest)
@@ -140,6 +179,8 @@ def prune(directory: Path, db: str | Path, keep: int) -> list[Path]:
 def restore(src: str | Path, db: str | Path) -> Path | None:
     """Put the backup `src` in place of `db`; returns where the replaced database was kept."""
     src, db = Path(src), Path(db)
+    if (what := own_file(db, src)) is not None:
+        raise OwnFile(f"{src} is {what}, not a backup: name a copy made by `todobot backup`")
     if not src.is_file():
         raise BackupError(f"{src}: no such file")
     with exclusive(db):

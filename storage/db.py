@@ -170,6 +170,7 @@ class Database:
     async def backup(self, dest: str | Path) -> int:
         """An online, consistent copy (SQLite's backup API) that readers and writers may
         keep using while it runs; checked, then renamed over `dest`. Returns its size."""
+        backups.refuse_own_dest(self.path, dest)
         async with self._lock:
             return await _backup(self.conn, Path(dest))
 
