@@ -144,3 +144,18 @@ def test_json_export_keeps_the_intro(tmp_path):
     todobot("import", str(doc), "--release", "4.2", "--db", str(other))
     mail = todobot("export", "--release", "4.2", "--db", str(db)).stdout
     assert todobot("export", "--release", "4.2", "--db", str(other)).stdout == mail
+
+
+@pytest.mark.parametrize("doc", ["[" * 100_000, '{"items": ' + "[" * 100_000 + "]" * 100_000 + "}",
+                                 '{"a": ' * 100_000])
+def test_json_nested_too_deep_is_refused_in_one_line(tmp_path, doc):
+    from todobot.storage.formats import JsonImportError, from_json
+    with pytest.raises(JsonImportError, match="^not a todobot JSON export: nested too deep$"):
+        from_json(doc)
+    path = tmp_path / "deep.json"
+    path.write_text(doc)
+    db = tmp_path / "d.sqlite3"
+    proc = todobot("import", str(path), "--release", "4.2", "--db", str(db), check=False)
+    _refused(proc)
+    assert proc.stderr == "todobot: not a todobot JSON export: nested too deep\n"
+    assert not db.exists()
