@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from todobot.storage import Database
+
 from tests.test_cli import SEED
 from tests.test_cli import todobot as _todobot
 
@@ -159,3 +161,60 @@ def test_json_nested_too_deep_is_refused_in_one_line(tmp_path, doc):
     _refused(proc)
     assert proc.stderr == "todobot: not a todobot JSON export: nested too deep\n"
     assert not db.exists()
+
+
+CHANGED = ("The database file changed underneath the bot: nothing was changed; a release manager "
+           "must restart it.")
+
+
+def _replace(db: Path) -> None:
+    other = db.with_name("other.sqlite3")
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE mine (x)")
+    conn.close()
+    os.replace(other, db)
+
+
+def _truncate(db: Path) -> None:
+    with open(db, "r+b") as f:
+        f.truncate(0)
+
+
+@pytest.mark.parametrize("change, what", [(_replace, "replaced"), (_truncate, "truncated"),
+                                          (Path.unlink, "removed")])
+async def test_a_database_file_changed_under_the_bot_stops_its_writes(chat, tmp_path, caplog,
+                                                                      change, what):
+    from todobot.storage import DatabaseChanged
+    db = tmp_path / "todo.sqlite3"
+    assert (await chat.say("!add tools nice before")).startswith("Added #4")
+    change(db)
+    wal = Path(f"{db}-wal")
+    logged = wal.read_bytes()
+    caplog.clear()
+    # Commands (one hand-off, or with a wire id and its own record of the event), then a
+    # session statement by statement: each refused in one line, nothing written.
+    assert await chat.say("!add tools nice after") == CHANGED
+    assert await chat.say("!claim 1", msg_id="$event1") == CHANGED
+    with pytest.raises(DatabaseChanged):
+        async with chat.repo.session("t"):
+            pass
+    errors = [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+    assert [r.getMessage() for r in errors] == [
+        f"database file {db} was {what} while open: stopping writes; restore it from a backup "
+        "and restart"]
+    assert not [r for r in caplog.records if r.exc_info]
+    assert wal.read_bytes() == logged  # not a byte more in the log
+
+
+@pytest.mark.parametrize("change, what", [(_replace, "replaced"), (_truncate, "truncated")])
+async def test_a_change_with_no_write_after_it_is_logged_at_close(chat, tmp_path, caplog,
+                                                                   change, what):
+    db = tmp_path / "todo.sqlite3"
+    change(db)
+    if what == "replaced":
+        assert (await chat.say("!show 1")).startswith("#1 ")  # reads go on from the open file
+    await chat.db.close()
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        f"database file {db} was {what} while open: stopping writes; restore it from a backup "
+        "and restart"]
+    chat.db = await Database.open(tmp_path / "fresh.sqlite3")  # the fixture closes it
