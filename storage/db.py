@@ -172,13 +172,13 @@ class Database:
             if self._closed:
                 return
             self._closed = True
-            # Said once even when nothing was written since the change. The checkpoint is not
-            # skipped then: closing the last connection would run SQLite's own anyway.
-            self.changed()
-            try:
-                await self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            except sqlite3.Error as exc:
-                log.warning("checkpoint at close failed: %s", exc)
+            # A changed file is said once (even with no write since) and gets no checkpoint:
+            # into a truncated file it fails with a second, misleading "malformed" line.
+            if self.changed() is None:
+                try:
+                    await self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                except sqlite3.Error as exc:
+                    log.warning("checkpoint at close failed: %s", exc)
             await self.conn.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)

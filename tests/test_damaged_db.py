@@ -4,6 +4,7 @@ stderr, a non-zero exit, nothing written — never a traceback."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 from pathlib import Path
@@ -214,7 +215,40 @@ async def test_a_change_with_no_write_after_it_is_logged_at_close(chat, tmp_path
     if what == "replaced":
         assert (await chat.say("!show 1")).startswith("#1 ")  # reads go on from the open file
     await chat.db.close()
-    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+    # One line, and not a second one about a checkpoint into the truncated file.
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
         f"database file {db} was {what} while open: stopping writes; restore it from a backup "
         "and restart"]
     chat.db = await Database.open(tmp_path / "fresh.sqlite3")  # the fixture closes it
+
+
+def test_a_console_bot_whose_database_is_truncated_says_so_once(tmp_path):
+    """The operator's `: > todobot.sqlite3` under a running bot: the next write is refused in
+    one line, the log holds one ERROR line (no traceback, no checkpoint warning at the stop),
+    and nothing more lands in the file."""
+    import subprocess
+    import sys
+    db = _seeded(tmp_path)
+    log_file = tmp_path / "todobot.log"
+    bot = subprocess.Popen(
+        [sys.executable, "-m", "todobot", "console", "--db", str(db), "--as", "ijc", "--release", "4.2"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
+        cwd=tmp_path, env={**os.environ, "TODOBOT_LOG": str(log_file)})
+    try:
+        bot.stdin.write("!add tools nice before\n")
+        bot.stdin.flush()
+        assert bot.stdout.readline().startswith("<todobot> Added #20")
+        db.write_bytes(b"")  # truncated in place: the same inode
+        out, err = bot.communicate("!add tools nice after\n!show 1\n", timeout=60)
+    finally:
+        if bot.poll() is None:
+            bot.kill()
+            bot.wait()
+    assert bot.returncode == 0, err
+    assert out.splitlines()[0] == f"<todobot> {CHANGED}"
+    assert db.stat().st_size == 0
+    logged = [line for line in log_file.read_text().splitlines() if " INFO " not in line]
+    assert len(logged) == 1 and logged[0].endswith(
+        f" ERROR todobot.storage.db: database file {db} was truncated while open: stopping "
+        "writes; restore it from a backup and restart"), logged
+    assert "Traceback" not in err
