@@ -211,7 +211,8 @@ def cmd_backup(args: argparse.Namespace, config: Config) -> int:
         raise ValueError("--keep needs DEST to be a directory (it prunes the dated backups there)")
     if dest.is_dir():
         dest = dest / backups.dated_name(db_path)
-    backups.refuse_own_dest(db_path, dest)  # before the check below opens (and writes) the database
+    # A usage mistake touches nothing: refused before the check opens (and checkpoints) it.
+    backups.refuse_own_dest(db_path, dest)
     _checked(db_path, args.check)  # a damaged database is refused, not copied
     size = backups.copy(db_path, dest)
     print(f"Backed up to {dest} ({_size(size)}, integrity check ok)")

@@ -167,6 +167,23 @@ def test_backup_and_restore_refuse_the_databases_own_files(tmp_path):
     assert not list(tmp_path.glob("*.replaced-*"))
 
 
+def test_backup_into_a_directory_never_lands_on_the_databases_own_files(tmp_path, monkeypatch,
+                                                                      capsys):
+    """DEST a directory: the dated copy's own path is what is checked (a dated name cannot be
+    one of these files by construction, so the name is forced here)."""
+    from todobot.bot import cli
+    todobot("import", str(SEED), "--release", "4.2", "--db", "t.sqlite3", cwd=tmp_path)
+    (tmp_path / "t.sqlite3-wal").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli, "_setup_logging", lambda *args: None)
+    monkeypatch.setattr(cli.backups, "dated_name", lambda db, now=None: "t.sqlite3-wal")
+    assert cli.main(["backup", ".", "--db", "t.sqlite3"]) == 2
+    assert capsys.readouterr().err == ("todobot: t.sqlite3-wal is the database's write-ahead log: "
+                                       "back it up to another file, or to a directory for a "
+                                       "dated copy\n")
+    assert (tmp_path / "t.sqlite3-wal").read_bytes() == b""
+
+
 def test_restore_cli(tmp_path):
     todobot("import", str(SEED), "--release", "4.2", "--db", "t.sqlite3", cwd=tmp_path)
     todobot("backup", "b.sqlite3", "--db", "t.sqlite3", cwd=tmp_path)
