@@ -2,7 +2,9 @@
 
 Every copy goes through SQLite's backup API (consistent while a bot writes) into a temporary
 file next to its destination, is checked with `PRAGMA integrity_check`, and only then renamed
-into place: a destination never holds half a copy, and an existing one is replaced whole.
+into place: a destination never holds half a copy, and an existing one is replaced whole. A
+destination that is the database or a file beside it (its `-wal`, `-shm`, `-journal`, `.lock`)
+is refused: written over, it would swap a running bot's log or index under it.
 
 A process that has the database open holds a shared `flock` on `<db>.lock`; `restore` takes it
 exclusively, so it refuses while a bot (or an import) uses the file and no bot can start while
@@ -38,9 +40,8 @@ class OwnFile(BackupError):
     todobot keeps beside it: a usage mistake, refused before anything is touched."""
 
 
-# Written over, these would swap the live database's log or index (or the lock `restore` relies
-# on) under a running bot: what it acknowledged would be gone, and other processes would read
-# a damaged database.
+# A copy over the -wal loses what a running bot acknowledged and shows other processes a
+# damaged database; over the .lock, the bot's shared flock no longer keeps `restore` out.
 _OWN_FILES = (("", "the database itself"), ("-wal", "the database's write-ahead log"),
               ("-shm", "the database's shared-memory index"),
               ("-journal", "the database's rollback journal"), (".lock", "the database's lock file"))
