@@ -207,13 +207,13 @@ def cmd_backup(args: argparse.Namespace, config: Config) -> int:
     dest = Path(args.dest)
     if args.dest.endswith("/") and not dest.is_dir():
         raise FileNotFoundError(f"{dest}: no such directory")
-    if dest.resolve() == Path(db_path).resolve():
-        raise ValueError(f"{dest} is the database itself: back it up somewhere else")
     if args.keep is not None and not dest.is_dir():
         raise ValueError("--keep needs DEST to be a directory (it prunes the dated backups there)")
-    _checked(db_path, args.check)  # a damaged database is refused, not copied
     if dest.is_dir():
         dest = dest / backups.dated_name(db_path)
+    # A usage mistake touches nothing: refused before the check opens (and checkpoints) it.
+    backups.refuse_own_dest(db_path, dest)
+    _checked(db_path, args.check)  # a damaged database is refused, not copied
     size = backups.copy(db_path, dest)
     print(f"Backed up to {dest} ({_size(size)}, integrity check ok)")
     if args.keep is not None:
@@ -335,6 +335,9 @@ def main(argv: list[str] | None = None) -> int:
         return handler[args.command](args, config)
     except ConfigError as exc:
         print(f"todobot: configuration error:\n{exc}", file=sys.stderr)
+        return 2
+    except backups.OwnFile as exc:  # a usage mistake, as argparse's own are: exit 2
+        print(f"todobot: {exc}", file=sys.stderr)
         return 2
     except backups.BackupError as exc:
         print(f"todobot: {exc}", file=sys.stderr)

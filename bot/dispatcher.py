@@ -21,7 +21,7 @@ from functools import partial
 from ..commands import Context, Refused, UsageError, lookup
 from ..commands.args import convert
 from ..commands.registry import PATTERNS, Command, Pattern, all_commands
-from ..storage import Item, NameTaken, NotFound, Repository, Session
+from ..storage import DatabaseChanged, Item, NameTaken, NotFound, Repository, Session
 
 from ..commands.settings import Settings
 from .config import Config
@@ -327,6 +327,9 @@ class Dispatcher:
     @staticmethod
     def _database_trouble(exc: sqlite3.Error, msg: Message) -> Reply:
         """Database errors a person can meet, in one line; the transaction rolled back."""
+        if isinstance(exc, DatabaseChanged):  # logged once, where it was found
+            return text("The database file changed underneath the bot: nothing was changed; "
+                        "a release manager must restart it.", outcome="error")
         what = str(exc).lower()
         log.error("database error handling %r from %s: %s", msg.text[:200], msg.sender.identity, exc)
         if "full" in what:
@@ -349,6 +352,8 @@ class Dispatcher:
             async with self.repo.session(msg.sender.identity) as s:
                 if not await s.record_event(msg.transport, msg.msg_id):
                     return None
+        except DatabaseChanged:
+            pass  # nothing is written any more; the reply says so
         except Exception:
             log.exception("could not record event %s", msg.msg_id)
         return reply

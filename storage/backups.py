@@ -2,7 +2,9 @@
 
 Every copy goes through SQLite's backup API (consistent while a bot writes) into a temporary
 file next to its destination, is checked with `PRAGMA integrity_check`, and only then renamed
-into place: a destination never holds half a copy, and an existing one is replaced whole.
+into place: a destination never holds half a copy, and an existing one is replaced whole. A
+destination that is the database or a file beside it (its `-wal`, `-shm`, `-journal`, `.lock`)
+is refused: written over, it would swap a running bot's log or index under it.
 
 A process that has the database open holds a shared `flock` on `<db>.lock`; `restore` takes it
 exclusively, so it refuses while a bot (or an import) uses the file and no bot can start while
@@ -31,6 +33,43 @@ class BackupError(Exception):
 
 class DatabaseInUse(BackupError):
     pass
+
+
+class OwnFile(BackupError):
+    """A backup's destination (or a restore's source) that is the database or a file SQLite or
+    todobot keeps beside it: a usage mistake, refused before anything is touched."""
+
+
+# A copy over the -wal loses what a running bot acknowledged and shows other processes a
+# damaged database; over the .lock, the bot's shared flock no longer keeps `restore` out.
+_OWN_FILES = (("", "the database itself"), ("-wal", "the database's write-ahead log"),
+              ("-shm", "the database's shared-memory index"),
+              ("-journal", "the database's rollback journal"), (".lock", "the database's lock file"))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        sa, sb = a.stat(), b.stat()  # through symlinks; hard links share the inode
+    except OSError:  # one does not exist (yet): the same path once symlinks are resolved?
+        return os.path.realpath(a) == os.path.realpath(b)
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+def own_file(db: str | Path, path: str | Path) -> str | None:
+    """What `path` is among the database `db`'s own files (the file, its `-wal`, `-shm`,
+    `-journal`, the `.lock`), in words; None when it is none of them."""
+    # SQLite names the side files after the database's real path: beside the symlink's target.
+    bases = {str(db), os.path.realpath(db)}
+    for suffix, what in _OWN_FILES:
+        if any(_same_file(Path(path), Path(base + suffix)) for base in bases):
+            return what
+    return None
+
+
+def refuse_own_dest(db: str | Path, dest: str | Path) -> None:
+    if (what := own_file(db, dest)) is not None:
+        raise OwnFile(f"{dest} is {what}: back it up to another file, or to a directory for a "
+                      "dated copy")
 
 
 def lock_path(db: str | Path) -> Path:
@@ -95,6 +134,7 @@ def _temp_for(dest: Path) -> Path:
 def copy(src: str | Path, dest: str | Path) -> int:
     """A checked copy of the database `src` at `dest` (replaced whole if it exists); its size."""
     dest = Path(dest)
+    refuse_own_dest(src, dest)
     if not dest.parent.is_dir():
         raise BackupError(f"{dest.parent}: no such directory")
     tmp = _temp_for(dest)
@@ -140,6 +180,8 @@ def prune(directory: Path, db: str | Path, keep: int) -> list[Path]:
 def restore(src: str | Path, db: str | Path) -> Path | None:
     """Put the backup `src` in place of `db`; returns where the replaced database was kept."""
     src, db = Path(src), Path(db)
+    if (what := own_file(db, src)) is not None:
+        raise OwnFile(f"{src} is {what}, not a backup: name a copy made by `todobot backup`")
     if not src.is_file():
         raise BackupError(f"{src}: no such file")
     with exclusive(db):

@@ -5,7 +5,8 @@ One aiosqlite connection serves the whole process. Every unit of work runs insid
 in one hand-off to aiosqlite's worker thread), which hold an asyncio lock (one writer per process) and a
 `BEGIN IMMEDIATE` (one writer across processes sharing the file; `busy_timeout` makes the
 other process wait instead of failing). A command is one transaction: it commits whole or
-not at all.
+not at all. A write transaction first checks (one `os.stat`) that the file at the path is still
+the one opened and was not truncated; once it is not, the process writes no more.
 """
 
 from __future__ import annotations
@@ -39,6 +40,17 @@ class DatabaseProblem(Exception):
     """A database todobot cannot use as it is, worded in one line for the person running it."""
 
 
+class DatabaseChanged(sqlite3.DatabaseError):
+    """The database file was replaced, removed or truncated under the running process: its
+    writes would land in a file nobody reads, or in a hole. A `sqlite3.Error`, so everything
+    that answers database trouble in one line answers this too."""
+
+
+# SQLite's file header: a database file shorter than this was truncated (WAL mode writes the
+# first page at open, so even a new database is longer).
+HEADER_BYTES = 100
+
+
 def _problem(path: str, exc: BaseException) -> DatabaseProblem:
     what = str(exc).lower()
     if "not a database" in what or "malformed" in what or "corrupt" in what:
@@ -56,12 +68,15 @@ def _problem(path: str, exc: BaseException) -> DatabaseProblem:
 
 
 class Database:
-    def __init__(self, conn: aiosqlite.Connection, path: str, lock_fd: int | None = None) -> None:
+    def __init__(self, conn: aiosqlite.Connection, path: str, lock_fd: int | None = None,
+                 file_id: tuple[int, int] | None = None) -> None:
         self.conn = conn
         self.path = path
         self._lock = asyncio.Lock()
         self._closed = False
         self._lock_fd = lock_fd  # the shared flock `todobot restore` waits for (storage/backups.py)
+        self._file_id = file_id  # (st_dev, st_ino) of the file opened; None for :memory:
+        self._changed: str | None = None  # why writes stopped, once the file changed under us
 
     @classmethod
     async def open(cls, path: str | Path, *, full_check: bool = False) -> "Database":
@@ -88,6 +103,8 @@ class Database:
                 raise _problem(path, exc) from None
             raise
         try:
+            st = os.stat(path) if path != ":memory:" else None
+            file_id = (st.st_dev, st.st_ino) if st is not None else None
             conn.row_factory = sqlite3.Row
             await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             await cls._check(conn, path, full_check)
@@ -110,7 +127,7 @@ class Database:
             if isinstance(exc, SchemaTooNew):
                 raise DatabaseProblem(f"{path}: {exc}") from None
             raise
-        return cls(conn, path, lock_fd)
+        return cls(conn, path, lock_fd, file_id)
 
     @staticmethod
     async def _check(conn: aiosqlite.Connection, path: str, full: bool) -> None:
@@ -121,6 +138,33 @@ class Database:
             raise DatabaseProblem(f"{path} is damaged ({rows[0]}); nothing was written. Restore a "
                                   "copy made with `todobot backup`.")
 
+    def changed(self) -> str | None:
+        """Why this process must stop writing, when the file at `path` is no longer the one it
+        opened (replaced, removed) or was truncated; None while all is well. One `os.stat`,
+        cheap enough for every write transaction; the first time it finds a change it logs one
+        ERROR line and remembers it."""
+        if self._changed is not None or self._file_id is None:
+            return self._changed
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            what = "removed"
+        else:
+            if (st.st_dev, st.st_ino) != self._file_id:
+                what = "replaced"
+            elif st.st_size < HEADER_BYTES:
+                what = "truncated"
+            else:
+                return None
+        self._changed = (f"database file {self.path} was {what} while open: stopping writes; "
+                         "restore it from a backup and restart")
+        log.error("%s", self._changed)
+        return self._changed
+
+    def _check_writable(self) -> None:
+        if (why := self.changed()) is not None:
+            raise DatabaseChanged(why)
+
     async def close(self) -> None:
         """Fold the write-ahead log into the file (a clean stop leaves one file to copy), then
         close."""
@@ -128,10 +172,13 @@ class Database:
             if self._closed:
                 return
             self._closed = True
-            try:
-                await self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            except sqlite3.Error as exc:
-                log.warning("checkpoint at close failed: %s", exc)
+            # A changed file is said once (even with no write since) and gets no checkpoint:
+            # into a truncated file it fails with a second, misleading "malformed" line.
+            if self.changed() is None:
+                try:
+                    await self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                except sqlite3.Error as exc:
+                    log.warning("checkpoint at close failed: %s", exc)
             await self.conn.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
@@ -150,12 +197,16 @@ class Database:
         exception, which is re-raised) — in one hand-off, under the same lock as
         `transaction()`."""
         async with self._lock:
+            if write:
+                self._check_writable()
             return await self.run(partial(_transact, work, "BEGIN IMMEDIATE" if write else "BEGIN"))
 
     @asynccontextmanager
     async def transaction(self, write: bool = True) -> AsyncIterator[aiosqlite.Connection]:
         """One atomic unit of work. Rolled back on any exception, which is re-raised."""
         async with self._lock:
+            if write:
+                self._check_writable()
             try:
                 # Inside the try: a task cancelled while BEGIN runs in the worker thread must
                 # still roll it back, or the transaction stays open on the shared connection.
@@ -170,6 +221,7 @@ class Database:
     async def backup(self, dest: str | Path) -> int:
         """An online, consistent copy (SQLite's backup API) that readers and writers may
         keep using while it runs; checked, then renamed over `dest`. Returns its size."""
+        backups.refuse_own_dest(self.path, dest)
         async with self._lock:
             return await _backup(self.conn, Path(dest))
 

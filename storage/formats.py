@@ -90,6 +90,8 @@ def from_json(text: str) -> ReleaseList:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise JsonImportError(f"not JSON: {exc}") from None
+    except RecursionError:  # the decoder recurses once per [ or {; an export nests a few deep
+        raise JsonImportError("not a todobot JSON export: nested too deep") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
         raise JsonImportError("not a todobot JSON export: no \"items\" list")
     milestones = []

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
 
 import aiosqlite
 import pytest
@@ -10,6 +15,7 @@ import pytest
 from todobot.storage import Database, Repository
 from todobot.storage import backups
 from todobot.storage.migrations import LATEST, migrate, version
+from tests.test_faults import _create, _env
 
 
 async def _old_database(path, schema=1):
@@ -125,3 +131,108 @@ def test_dated_backups_and_pruning(tmp_path):
     gone = backups.prune(tmp_path, "todobot.sqlite3", keep=2)
     assert [p.name for p in gone] == made[:2]
     assert sorted(p.name for p in tmp_path.iterdir()) == made[2:] + ["todobot-mine.sqlite3"]
+
+
+def _fingerprint(paths):
+    """What a copy written over one of these files would change: inode and bytes."""
+    return {p: (p.stat().st_ino, p.read_bytes()) for p in paths if p.exists()}
+
+
+async def test_a_copy_never_lands_on_the_databases_own_files(tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    live = real / "live.sqlite3"
+    db = await Database.open(live)
+    try:
+        async with Repository(db).session("t") as s:
+            await s.create_release("4.2")
+        own = [live] + [real / f"live.sqlite3{side}" for side in ("-wal", "-shm", "-journal", ".lock")]
+        (real / "live.sqlite3-journal").write_bytes(b"")  # as a rollback-mode writer leaves it
+        assert all(p.exists() for p in own)
+        before = _fingerprint(own)
+        # The database reached through a symlink: SQLite keeps its side files by the target.
+        (tmp_path / "other").mkdir()
+        by_link = tmp_path / "other" / "link.sqlite3"
+        by_link.symlink_to(live)
+        (tmp_path / "to-wal").symlink_to(real / "live.sqlite3-wal")
+        os.link(live, tmp_path / "hard.sqlite3")
+        for dest in own + [tmp_path / "to-wal", tmp_path / "hard.sqlite3"]:
+            with pytest.raises(backups.OwnFile, match=r"is the database( itself|'s )"):
+                backups.copy(live, dest)
+            with pytest.raises(backups.OwnFile):
+                backups.copy(by_link, dest)
+            with pytest.raises(backups.OwnFile):
+                await db.backup(dest)
+        with pytest.raises(backups.OwnFile, match="live.sqlite3-wal is the database's write-ahead "
+                           "log: back it up to another file, or to a directory"):
+            backups.copy(live, real / "live.sqlite3-wal")
+        assert _fingerprint(own) == before
+        # A name that merely starts like the database's is a file like any other.
+        assert backups.copy(live, real / "live.sqlite3-walnut") > 0
+    finally:
+        await db.close()
+
+
+def test_restore_refuses_the_databases_own_files_as_its_source(tmp_path):
+    live = tmp_path / "live.sqlite3"
+    conn = sqlite3.connect(live)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("CREATE TABLE items (x)")
+    before = _fingerprint([live])
+    for side in ("", "-wal", "-shm"):
+        with pytest.raises(backups.OwnFile, match=f"live.sqlite3{side} is the database.*, not a "
+                           "backup: name a copy made by `todobot backup`"):
+            backups.restore(f"{live}{side}", live)
+    assert _fingerprint([live]) == before
+    conn.close()
+    assert not list(tmp_path.glob("*.replaced-*"))
+
+
+@pytest.mark.slow
+def test_backup_onto_the_live_write_ahead_log_is_refused_while_a_bot_writes(tmp_path):
+    """A console bot writes; `todobot backup DB-wal` (or -shm, or through a symlink) from a
+    second process is refused and touches nothing: other processes read every acknowledged
+    item, and after a kill -9 of the bot they are all still in the file."""
+    db = tmp_path / "t.sqlite3"
+    asyncio.run(_create(db))
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "wal-link").symlink_to(f"{db}-wal")
+    bot = subprocess.Popen(
+        [sys.executable, "-m", "todobot", "console", "--db", str(db), "--as", "ijc", "--release", "4.2"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, cwd=tmp_path,
+        env=_env(tmp_path))
+    acknowledged = []
+
+    def add(title: str) -> None:
+        bot.stdin.write(f"!add tools nice {title}\n")
+        bot.stdin.flush()
+        line = bot.stdout.readline()
+        assert line.startswith("<todobot> Added #"), line
+        acknowledged.append(title)
+
+    def titles() -> set[str]:
+        conn = sqlite3.connect(db)
+        try:
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            return {r[0] for r in conn.execute("SELECT title FROM items")}
+        finally:
+            conn.close()
+
+    try:
+        add("written before the backup")
+        for dest in (f"{db}-wal", f"{db}-shm", "elsewhere/wal-link"):
+            proc = subprocess.run([sys.executable, "-m", "todobot", "backup", dest, "--db", str(db)],
+                                  capture_output=True, text=True, cwd=tmp_path, env=_env(tmp_path),
+                                  timeout=60)
+            assert proc.returncode == 2, proc.stderr
+            assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+            assert proc.stderr.startswith(f"todobot: {dest} is the database's "), proc.stderr
+            assert "back it up to another file, or to a directory" in proc.stderr
+        add("written after the backup was refused")
+        assert set(acknowledged) <= titles()  # read by another process while the bot runs
+    finally:
+        bot.send_signal(signal.SIGKILL)
+        bot.wait(timeout=20)
+        bot.stdin.close()
+        bot.stdout.close()
+    assert set(acknowledged) <= titles()

@@ -135,11 +135,53 @@ def test_backup_into_a_directory_keeps_the_newest(tmp_path):
     assert sorted(p.name for p in (tmp_path / "backups").iterdir()) == sorted([old[2], made.group(1), "notes.txt"])
     proc = todobot("backup", "b.sqlite3", "--keep", "2", "--db", "t.sqlite3", cwd=tmp_path, check=False)
     assert proc.returncode == 1 and "--keep needs DEST to be a directory" in proc.stderr
-    for dest, message in (("nosuch/", "todobot: nosuch: no such directory"),
-                          ("./t.sqlite3", "todobot: t.sqlite3 is the database itself")):
-        proc = todobot("backup", dest, "--db", "t.sqlite3", cwd=tmp_path, check=False)
-        assert proc.returncode == 1 and proc.stderr.startswith(message), proc.stderr
+    proc = todobot("backup", "nosuch/", "--db", "t.sqlite3", cwd=tmp_path, check=False)
+    assert proc.returncode == 1 and proc.stderr.startswith("todobot: nosuch: no such directory")
     assert not (tmp_path / "nosuch").exists()
+
+
+def test_backup_and_restore_refuse_the_databases_own_files(tmp_path):
+    """A usage mistake (exit 2, one line saying what to do), not a copy over the live files."""
+    todobot("import", str(SEED), "--release", "4.2", "--db", "t.sqlite3", cwd=tmp_path)
+    todobot("backup", "b.sqlite3", "--db", "t.sqlite3", cwd=tmp_path)
+    (tmp_path / "t.sqlite3-wal").write_bytes(b"")  # as a running bot has them
+    (tmp_path / "t.sqlite3-shm").write_bytes(b"")
+    (tmp_path / "link.sqlite3").symlink_to("t.sqlite3")
+    before = (tmp_path / "t.sqlite3").read_bytes()
+    for dest, what in (("./t.sqlite3", "the database itself"), ("link.sqlite3", "the database itself"),
+                       ("t.sqlite3-wal", "the database's write-ahead log"),
+                       ("t.sqlite3-shm", "the database's shared-memory index"),
+                       ("t.sqlite3-journal", "the database's rollback journal"),
+                       ("t.sqlite3.lock", "the database's lock file")):
+        proc = todobot("backup", dest, "--db", "t.sqlite3", cwd=tmp_path, check=False)
+        assert proc.returncode == 2 and proc.stderr == (
+            f"todobot: {dest.removeprefix('./')} is {what}: back it up to another file, or to a directory for a "
+            "dated copy\n"), proc.stderr
+    for src in ("t.sqlite3", "t.sqlite3-wal"):
+        proc = todobot("restore", src, "--db", "t.sqlite3", cwd=tmp_path, check=False)
+        assert proc.returncode == 2 and proc.stderr.startswith(f"todobot: {src} is the database")
+        assert proc.stderr.endswith(", not a backup: name a copy made by `todobot backup`\n")
+    assert (tmp_path / "t.sqlite3").read_bytes() == before
+    assert (tmp_path / "t.sqlite3-wal").read_bytes() == b""
+    assert not (tmp_path / "t.sqlite3-journal").exists()
+    assert not list(tmp_path.glob("*.replaced-*"))
+
+
+def test_backup_into_a_directory_never_lands_on_the_databases_own_files(tmp_path, monkeypatch,
+                                                                      capsys):
+    """DEST a directory: the dated copy's own path is what is checked (a dated name cannot be
+    one of these files by construction, so the name is forced here)."""
+    from todobot.bot import cli
+    todobot("import", str(SEED), "--release", "4.2", "--db", "t.sqlite3", cwd=tmp_path)
+    (tmp_path / "t.sqlite3-wal").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli, "_setup_logging", lambda *args: None)
+    monkeypatch.setattr(cli.backups, "dated_name", lambda db, now=None: "t.sqlite3-wal")
+    assert cli.main(["backup", ".", "--db", "t.sqlite3"]) == 2
+    assert capsys.readouterr().err == ("todobot: t.sqlite3-wal is the database's write-ahead log: "
+                                       "back it up to another file, or to a directory for a "
+                                       "dated copy\n")
+    assert (tmp_path / "t.sqlite3-wal").read_bytes() == b""
 
 
 def test_restore_cli(tmp_path):

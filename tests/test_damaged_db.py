@@ -4,11 +4,14 @@ stderr, a non-zero exit, nothing written — never a traceback."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 from pathlib import Path
 
 import pytest
+
+from todobot.storage import Database
 
 from tests.test_cli import SEED
 from tests.test_cli import todobot as _todobot
@@ -144,3 +147,108 @@ def test_json_export_keeps_the_intro(tmp_path):
     todobot("import", str(doc), "--release", "4.2", "--db", str(other))
     mail = todobot("export", "--release", "4.2", "--db", str(db)).stdout
     assert todobot("export", "--release", "4.2", "--db", str(other)).stdout == mail
+
+
+@pytest.mark.parametrize("doc", ["[" * 100_000, '{"items": ' + "[" * 100_000 + "]" * 100_000 + "}",
+                                 '{"a": ' * 100_000])
+def test_json_nested_too_deep_is_refused_in_one_line(tmp_path, doc):
+    from todobot.storage.formats import JsonImportError, from_json
+    with pytest.raises(JsonImportError, match="^not a todobot JSON export: nested too deep$"):
+        from_json(doc)
+    path = tmp_path / "deep.json"
+    path.write_text(doc)
+    db = tmp_path / "d.sqlite3"
+    proc = todobot("import", str(path), "--release", "4.2", "--db", str(db), check=False)
+    _refused(proc)
+    assert proc.stderr == "todobot: not a todobot JSON export: nested too deep\n"
+    assert not db.exists()
+
+
+CHANGED = ("The database file changed underneath the bot: nothing was changed; a release manager "
+           "must restart it.")
+
+
+def _replace(db: Path) -> None:
+    other = db.with_name("other.sqlite3")
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE mine (x)")
+    conn.close()
+    os.replace(other, db)
+
+
+def _truncate(db: Path) -> None:
+    with open(db, "r+b") as f:
+        f.truncate(0)
+
+
+@pytest.mark.parametrize("change, what", [(_replace, "replaced"), (_truncate, "truncated"),
+                                          (Path.unlink, "removed")])
+async def test_a_database_file_changed_under_the_bot_stops_its_writes(chat, tmp_path, caplog,
+                                                                      change, what):
+    from todobot.storage import DatabaseChanged
+    db = tmp_path / "todo.sqlite3"
+    assert (await chat.say("!add tools nice before")).startswith("Added #4")
+    change(db)
+    wal = Path(f"{db}-wal")
+    logged = wal.read_bytes()
+    caplog.clear()
+    # Commands (one hand-off, or with a wire id and its own record of the event), then a
+    # session statement by statement: each refused in one line, nothing written.
+    assert await chat.say("!add tools nice after") == CHANGED
+    assert await chat.say("!claim 1", msg_id="$event1") == CHANGED
+    with pytest.raises(DatabaseChanged):
+        async with chat.repo.session("t"):
+            pass
+    errors = [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+    assert [r.getMessage() for r in errors] == [
+        f"database file {db} was {what} while open: stopping writes; restore it from a backup "
+        "and restart"]
+    assert not [r for r in caplog.records if r.exc_info]
+    assert wal.read_bytes() == logged  # not a byte more in the log
+
+
+@pytest.mark.parametrize("change, what", [(_replace, "replaced"), (_truncate, "truncated")])
+async def test_a_change_with_no_write_after_it_is_logged_at_close(chat, tmp_path, caplog,
+                                                                   change, what):
+    db = tmp_path / "todo.sqlite3"
+    change(db)
+    if what == "replaced":
+        assert (await chat.say("!show 1")).startswith("#1 ")  # reads go on from the open file
+    await chat.db.close()
+    # One line, and not a second one about a checkpoint into the truncated file.
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
+        f"database file {db} was {what} while open: stopping writes; restore it from a backup "
+        "and restart"]
+    chat.db = await Database.open(tmp_path / "fresh.sqlite3")  # the fixture closes it
+
+
+def test_a_console_bot_whose_database_is_truncated_says_so_once(tmp_path):
+    """The operator's `: > todobot.sqlite3` under a running bot: the next write is refused in
+    one line, the log holds one ERROR line (no traceback, no checkpoint warning at the stop),
+    and nothing more lands in the file."""
+    import subprocess
+    import sys
+    db = _seeded(tmp_path)
+    log_file = tmp_path / "todobot.log"
+    bot = subprocess.Popen(
+        [sys.executable, "-m", "todobot", "console", "--db", str(db), "--as", "ijc", "--release", "4.2"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
+        cwd=tmp_path, env={**os.environ, "TODOBOT_LOG": str(log_file)})
+    try:
+        bot.stdin.write("!add tools nice before\n")
+        bot.stdin.flush()
+        assert bot.stdout.readline().startswith("<todobot> Added #20")
+        db.write_bytes(b"")  # truncated in place: the same inode
+        out, err = bot.communicate("!add tools nice after\n!show 1\n", timeout=60)
+    finally:
+        if bot.poll() is None:
+            bot.kill()
+            bot.wait()
+    assert bot.returncode == 0, err
+    assert out.splitlines()[0] == f"<todobot> {CHANGED}"
+    assert db.stat().st_size == 0
+    logged = [line for line in log_file.read_text().splitlines() if " INFO " not in line]
+    assert len(logged) == 1 and logged[0].endswith(
+        f" ERROR todobot.storage.db: database file {db} was truncated while open: stopping "
+        "writes; restore it from a backup and restart"), logged
+    assert "Traceback" not in err
