@@ -1,10 +1,11 @@
-"""Names compare as people see them: invisible and blank-looking characters in names and
-titles."""
+"""Names compare as people see them (invisible and blank-looking characters in names and
+titles); owners do not mint people."""
 
 from __future__ import annotations
 
 import pytest
 
+from todobot.commands.claims import MAX_OWNERS
 from todobot.commands.messages import Sender
 from todobot.storage.names import clean, name_key, visible
 
@@ -54,3 +55,37 @@ async def test_titles_of_nothing_visible_are_refused(chat):
         assert await chat.say(f"!add tools nice {blank}") == "Usage: !add AREA blocker|nice TITLE"
     assert (await chat.say("!add tools nice fix\u2800it")).startswith(
         "Added #4 (tools, nice to have): fix it")
+
+
+async def _persons(chat) -> int:
+    async with chat.repo.session("t", write=False) as s:
+        return len(await s.persons())
+
+
+# -- owners do not mint people --------------------------------------------------------------------
+
+async def test_an_owner_assigns_only_people_the_bot_knows(chat):
+    await chat.say("!claim 1", "zed")
+    before = await _persons(chat)
+    names = ", ".join(["zed", "George Dunlap", "Keir Fraser"] + [f"Person {n}" for n in range(60)])
+    assert await chat.say(f"!assign 1 {names}", "zed") == (
+        f"An item has at most {MAX_OWNERS} owners; #1 would have 63.")
+    assert await chat.say("!assign 1 zed, George Dunlap", "zed") == (
+        "Nobody is called George Dunlap yet: they must say !iam George Dunlap first, or a "
+        "release manager can assign them.")
+    assert await chat.say("!claim 1 for Keir Fraser", "zed") == (
+        "Nobody is called Keir Fraser yet: they must say !iam Keir Fraser first, or a release "
+        "manager can assign them.")
+    assert await _persons(chat) == before
+    # George's own name is his at once: no placeholder stands in the way.
+    assert await chat.say("!iam George Dunlap", "george") == "You are now George Dunlap (was george)."
+    assert await chat.say("!assign 1 zed, George Dunlap, Jinsong Liu", "zed") == (
+        "#1 assigned to zed, George Dunlap, Jinsong Liu (was zed).")
+
+
+async def test_a_release_manager_names_new_people_up_to_the_limit(chat):
+    many = ", ".join(f"Person {n}" for n in range(MAX_OWNERS))
+    assert (await chat.say(f"!assign 1 {many}")).startswith("#1 assigned to Person 0, ")
+    assert len((await chat.item(1)).owners) == MAX_OWNERS
+    assert await chat.say("!claim 1 for Jinsong Liu") == (
+        f"An item has at most {MAX_OWNERS} owners; #1 would have {MAX_OWNERS + 1}.")
