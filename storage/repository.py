@@ -612,6 +612,10 @@ class Session(PeopleSession):
         deepest = list_depth(lst.items)
         if deepest > max_depth:
             raise ValueError(f"sub-items nest {deepest} deep in this list; the limit is {max_depth}")
+        for li in _flat(lst.items):
+            # Titles as people see them, like a title typed in chat (one that shows nothing
+            # once cleaned is kept as written rather than lost).
+            li.title = clean(li.title) or li.title
         release = await self.release(name)
         stats = {"added": 0, "updated": 0, "unchanged": 0, "dropped": 0}
         if release is None:
@@ -741,10 +745,11 @@ def _match_items(existing: list[Item], incoming: list[ListItem]) -> dict[int, It
         if li.id is not None and li.id in by_id and li.id not in used:
             found[id(li)] = by_id[li.id]
             used.add(li.id)
+    # Titles compare cleaned: one stored before titles were cleaned still matches.
     passes: list[Callable[[Any], tuple]] = [
-        lambda x: (x.title.casefold(), section_key(x), x.details, tuple(x.owners)),
-        lambda x: (x.title.casefold(), section_key(x)),
-        lambda x: (x.title.casefold(),),
+        lambda x: (clean(x.title).casefold(), section_key(x), x.details, tuple(x.owners)),
+        lambda x: (clean(x.title).casefold(), section_key(x)),
+        lambda x: (clean(x.title).casefold(),),
     ]
     for key in passes:
         buckets: dict[tuple, list[Item]] = {}

@@ -243,3 +243,13 @@ async def test_schema_7_confirms_earlier_links_and_keys_names_again(tmp_path):
             assert (await s.import_owner("Jan Beulich")) == (await s.person(1), False)
     finally:
         await db.close()
+
+
+async def test_an_imported_title_is_cleaned_and_still_matches_an_old_one(chat):
+    async with chat.repo.session("t") as s:  # stored before titles were cleaned on import
+        await s.execute("UPDATE items SET title = ? WHERE id = 1", ("libxl\u2800stable\u200b API",))
+    stats = await _import(chat, title="libxl stable\u3164API")
+    assert (stats["added"], stats["updated"]) == (0, 1)
+    assert (await chat.item(1)).title == "libxl stable API"
+    await _import(chat, title="new\u2800one\u0301 \u0301")
+    assert (await chat.item(4)).title == "new one\u0301"
