@@ -374,12 +374,18 @@ _MAIL = re.compile(r"[^@\s]+@[^@\s]+")
 def _admin_problem(entry: str, networks: list[str]) -> str | None:
     """Why an `admins:` entry can never match anyone, or None when it is well formed."""
     kind, _, rest = entry.partition(":")
+    if any(ch in "*?[]" for ch in entry):
+        return (f"{entry!r}: an identity is matched exactly, wildcards match nobody: write each "
+                f"release manager's identity in full ({_IDENTITY_FORMS})")
     if kind == "console" and rest and not any(ch.isspace() for ch in rest):
         return None
     if kind == "irc":
         network, slash, account = rest.partition("/")
         if not (network and slash and account):
             return f"{entry!r}: expected irc:NETWORK/ACCOUNT"
+        if account.startswith("~"):
+            return (f"{entry!r} is a nick without a services account, which proves nothing: "
+                    f"write irc:{network}/ACCOUNT, the account they log in to")
         if network not in networks:
             have = ", ".join(networks) or "none"
             return f"{entry!r}: no IRC network {network!r} is configured under irc: (configured: {have})"

@@ -128,6 +128,7 @@ def run(args, db_path: str, *, max_depth: int = MAX_DEPTH) -> int:
                                      source=source, dry_run=args.dry_run, max_depth=max_depth))
     if result.created:
         print(f"{'Would create' if args.dry_run else 'Created'} release {args.release}")
+    to_confirm = result.stats.pop("to confirm", 0)
     counts = ", ".join(f"{v} {k}" for k, v in result.stats.items())
     if args.dry_run:
         print(f"Dry run, nothing written to {Path(db_path).resolve()}: {counts}")
@@ -136,6 +137,10 @@ def run(args, db_path: str, *, max_depth: int = MAX_DEPTH) -> int:
     else:
         print(f"Imported into {args.release}: {counts}")
         print(f"Database: {Path(db_path).resolve()}")
+    if to_confirm:
+        # Someone had chosen the name: the items went to a placeholder, not to them.
+        print(f"{to_confirm} owner{'s' * (to_confirm != 1)} need{'s' * (to_confirm == 1)} "
+              "confirming: !person pending")
     if lst.warnings:
         print(f"todobot: {len(lst.warnings)} warning(s), these lines were not imported:",
               file=sys.stderr)

@@ -14,6 +14,7 @@ from .naming import check_name
 from .registry import Refused, UsageError, command, pattern
 
 DONE_REACTION = "✅"
+MAX_OWNERS = 8  # owners of one item: a list of names is no way to mint people in bulk
 _SPLIT_NAMES = re.compile(r"\s*(?:,|/|\band\b)\s*")
 
 
@@ -32,6 +33,23 @@ def _open(ctx: Context, item: Item, action: str) -> None:
         extra = f" (a duplicate of #{item.duplicate_of})" if item.duplicate_of else ""
         raise Refused(f"#{item.id} is {item.state}{extra}; {ctx.prefix}reopen it before you "
                       f"{action} it.")
+
+
+async def known_owner(ctx: Context, name: str) -> Person:
+    """The person `name` means. Only release managers name someone new (a placeholder);
+    anyone else names people the bot knows, so no typed list of names creates people."""
+    found = await ctx.s.person_named(name)
+    if found is not None:
+        return found
+    if not ctx.is_admin:
+        raise Refused(f"Nobody is called {name} yet: they must say {ctx.prefix}iam {name} "
+                      "first, or a release manager can assign them.")
+    return await ctx.s.owner_named(name)
+
+
+def _room_for(ctx: Context, item: Item, count: int) -> None:
+    if count > MAX_OWNERS:
+        raise Refused(f"An item has at most {MAX_OWNERS} owners; #{item.id} would have {count}.")
 
 
 async def claim_item(ctx: Context, item: Item, *, explicit: bool, owner: Person | None = None) -> Reply:
@@ -54,6 +72,7 @@ async def claim_item(ctx: Context, item: Item, *, explicit: bool, owner: Person 
                     f"say {ctx.prefix}claim {item.id} to join as co-owner.", outcome="refused",
                     items=(item.id,))
     before = list(item.owners)
+    _room_for(ctx, item, len(item.owner_ids) + 1)
     item = await ctx.s.update(item, owners=item.owner_ids + [who.id])
     by = f" (by {me.name})" if who.id != me.id else ""
     if before:
@@ -71,14 +90,15 @@ async def claim(ctx: Context, item: Item, name: str | None) -> Reply:
     owner = None
     if name is not None:
         check_name(name)
-        owner = await ctx.s.owner_named(name)
+        found = await ctx.s.person_named(name)
         me = await ctx.my_person()
-        if owner.id != me.id:
+        if found is None or found.id != me.id:
             if item.owners:
                 ctx.require_owner(item, "claim it for someone else")
             elif not ctx.is_admin:
                 raise Refused(f"Only release managers may claim an unclaimed item for someone "
                               f"else; {name} can say {ctx.prefix}claim {item.id} themselves.")
+        owner = found or await known_owner(ctx, name)
     return await claim_item(ctx, item, explicit=True, owner=owner)
 
 
@@ -130,8 +150,9 @@ async def assign(ctx: Context, item: Item, names_text: str) -> Reply:
     names = split_names(names_text)
     _open(ctx, item, "assign")
     before = owners_text(item.owners)
-    people = [await ctx.s.owner_named(n) for n in names]
-    item = await ctx.s.update(item, owners=[p.id for p in people])
+    _room_for(ctx, item, len(names))
+    people = [await known_owner(ctx, n) for n in names]
+    item = await ctx.s.update(item, owners=list(dict.fromkeys(p.id for p in people)))
     return text(item_ref(item.id), f" assigned to {owners_text(item.owners)} (was {before}).",
                 outcome="changed", items=(item.id,))
 

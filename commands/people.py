@@ -2,7 +2,9 @@
 
 A name belongs to one person. `!iam` sets your own and never touches anyone else's items;
 a name that came from an imported mail belongs to a placeholder until a release manager
-binds it to an identity (`!person link "Jan Beulich" irc:oftc/jbeulich`).
+binds it to an identity (`!person link "Jan Beulich" irc:oftc/jbeulich`). A link that would
+merge a person who has items or other identities asks to be repeated with `confirm`; `!person
+unlink` takes an identity back.
 """
 
 from __future__ import annotations
@@ -52,7 +54,10 @@ async def whoami(ctx: Context) -> Reply:
     parts = [f"You are {ctx.identity}"]
     if not ctx.authenticated:
         parts.append(" (not logged in to an account)")
-    parts.append(f", shown as {ctx.me}")
+    # The name they would get as a new person: a default name someone has is made unique.
+    shown = ctx.me if ctx.person is not None else await ctx.s.free_name(ctx.default_name,
+                                                                           ctx.identity)
+    parts.append(f", shown as {shown}")
     if ctx.person is None:
         parts.append(f" (set a name with {ctx.prefix}iam NAME)")
     if ctx.is_admin:
@@ -96,12 +101,62 @@ def _two(rest: str, what: str) -> tuple[str, str]:
     return a, b
 
 
-@command("person", Word("list|show|link|rename|merge|pending",
-                        choices=("list", "show", "link", "rename", "merge", "pending")),
+def _identity_arg(rest: str, verb: str) -> tuple[str, str, bool]:
+    """`NAME IDENTITY [confirm]`: the name, the identity and whether `confirm` was said."""
+    words = rest.split()
+    confirmed = verb == "link" and len(words) > 2 and words[-1].casefold() == "confirm"
+    if confirmed:
+        rest = rest.rstrip()[:-len("confirm")]
+    words = rest.rsplit(None, 1)
+    if len(words) != 2 or not _IDENTITY.fullmatch(words[1]):
+        raise UsageError(f"{verb} NAME IDENTITY, the identity like irc:oftc/jbeulich, "
+                         "matrix:@jan:example.org or mail:jan@example.org")
+    return clean(words[0].strip().strip('"')), words[1], confirmed
+
+
+async def _link(ctx: Context, rest: str) -> Reply:
+    name, identity, confirmed = _identity_arg(rest, "link")
+    p = await ctx.s.person_named(name)
+    if p is None:
+        check_name(name)
+        p = await ctx.s.owner_named(name)
+    current = await ctx.s.person_of(identity)
+    if current is not None and current.id != p.id and not confirmed:
+        # Linking merges the identity's whole person: say what goes with it, and ask again.
+        items = await ctx.s.count_all_owned(current.id)
+        others = [i for i in current.identities if i != identity]
+        if items or others:
+            what = [f"{items} item{'s' * (items != 1)}"] if items else []
+            what += [f"identit{'ies' if len(others) != 1 else 'y'} {', '.join(others)}"] if others else []
+            return text(f"{identity} is {current.name}; linking merges {current.name} "
+                        f"({' and '.join(what)}) into {p.name}. To do it, say {ctx.prefix}person "
+                        f"link \"{p.name}\" {identity} confirm", outcome="refused")
+    moved = await ctx.s.link_identity(p, identity)
+    more = f"; {moved} item{'s' * (moved != 1)} of their former name now show {p.name}" if moved else ""
+    return text(f"{p.name} is now {identity}{more}.", outcome="changed")
+
+
+async def _unlink(ctx: Context, rest: str) -> Reply:
+    name, identity, _ = _identity_arg(rest, "unlink")
+    p = await _person(ctx, name)
+    if identity not in p.identities:
+        raise Refused(f"{identity} is not {p.name}'s ({p.name} is {_identity_label(p)}).")
+    await ctx.s.unlink_identity(p, identity)
+    left = (f"{p.name} is still {_identity_label(p)}" if p.identities
+            else f"{p.name} is a placeholder now, its items kept")
+    return text(f"{identity} is no longer {p.name}; {left}.", outcome="changed")
+
+
+_VERBS = ("list", "show", "link", "unlink", "rename", "merge", "pending")
+
+
+@command("person", Word("|".join(_VERBS), choices=_VERBS),
          Text("...", optional=True), who="admin",
-         usage='list | show NAME | link NAME IDENTITY | rename NAME -> NEW | merge NAME -> INTO | pending',
+         usage='list | show NAME | link NAME IDENTITY [confirm] | unlink NAME IDENTITY | '
+         'rename NAME -> NEW | merge NAME -> INTO | pending',
          help="people and their identities: bind a name from an imported list to someone's "
-         "identity (link), rename, merge two people, list the waiting !iam requests",
+         "identity (link; confirm to merge a person who has items), take an identity back "
+         "(unlink), rename, merge two people, list the waiting !iam requests",
          example='!person link "Jan Beulich" irc:oftc/jbeulich')
 async def person(ctx: Context, verb: str, rest: str | None) -> Reply:
     rest = rest or ""
@@ -126,25 +181,16 @@ async def person(ctx: Context, verb: str, rest: str | None) -> Reply:
         return text(f"{p.name} — {_identity_label(p)}; owns {owned} open item"
                     f"{'s' * (owned != 1)}.")
     if verb == "link":
-        words = rest.rsplit(None, 1)
-        if len(words) != 2 or not _IDENTITY.fullmatch(words[1]):
-            raise UsageError("link NAME IDENTITY, the identity like irc:oftc/jbeulich, "
-                             "matrix:@jan:example.org or mail:jan@example.org")
-        name = clean(words[0].strip().strip('"'))
-        p = await ctx.s.person_named(name)
-        if p is None:
-            check_name(name)
-            p = await ctx.s.owner_named(name)
-        moved = await ctx.s.link_identity(p, words[1])
-        more = f"; {moved} item{'s' * (moved != 1)} of their former name now show {p.name}" if moved else ""
-        return text(f"{p.name} is now {words[1]}{more}.", outcome="changed")
+        return await _link(ctx, rest)
+    if verb == "unlink":
+        return await _unlink(ctx, rest)
     a, b = _two(rest, "NAME")
     p = await _person(ctx, a)
     if verb == "rename":
         check_name(b)
         old = p.name
         try:
-            await ctx.s.rename_person(p, b)
+            await ctx.s.rename_person(p, b, confirm=True)
         except NameTaken as exc:
             raise Refused(f"{exc.holder.name} is taken by {_identity_label(exc.holder)}; "
                           f"{ctx.prefix}person merge them instead.") from None

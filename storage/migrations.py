@@ -76,6 +76,32 @@ async def _people(conn: aiosqlite.Connection) -> None:
     await conn.execute("DROP TABLE people")
 
 
+async def _confirmed_names(conn: aiosqlite.Connection) -> None:
+    """7: names a release manager confirmed, and names compared as people see them.
+
+    `confirmed_key` is the name (as `name_key`) a release manager bound to the person; an
+    import gives items only to a name's confirmed holder. Persons bound by `!person link`
+    before (an identity's history row written by someone other than that identity) count as
+    confirmed. Keys are computed again under the stricter `clean`; a key another person
+    already has keeps its old form (a release manager merges the two).
+    """
+    await conn.execute("ALTER TABLE persons ADD COLUMN confirmed_key TEXT")
+    async with conn.execute("SELECT id, name, name_key FROM persons ORDER BY id") as cur:
+        rows = await cur.fetchall()
+    keys = {row[2] for row in rows}
+    for person_id, name, old in rows:
+        new = name_key(name)
+        if new != old and new not in keys:
+            await conn.execute("UPDATE persons SET name_key = ? WHERE id = ?", (new, person_id))
+            keys.discard(old)
+            keys.add(new)
+    await conn.execute(
+        "UPDATE persons SET confirmed_key = name_key WHERE EXISTS (SELECT 1 FROM identities"
+        " JOIN history ON history.field = 'identity ' || identities.identity"
+        " AND history.actor != identities.identity AND history.before IS NULL"
+        " WHERE identities.person_id = persons.id)")
+
+
 STEPS: list[Step] = [
     # 1: the list, people and history
     """
@@ -206,6 +232,7 @@ STEPS: list[Step] = [
     CREATE INDEX items_listing ON items(release_id, state, severity, id, owners);
     DROP INDEX items_release;
     """,
+    _confirmed_names,
 ]
 
 LATEST = len(STEPS)

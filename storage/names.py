@@ -1,10 +1,22 @@
 """Text that names things: people's names, titles, release names.
 
-Two jobs. `clean` removes what a reader cannot see (bidi overrides and isolates, zero-width
-and other format characters, control characters), so a title cannot reorder the text around
-it or hide a second meaning. `name_key` is what makes two names the same name: NFKC, casefold,
-collapsed whitespace, and the Cyrillic and Greek letters that look like Latin ones folded to
-them, so "Jan Beulich" with a Cyrillic "а" is taken when "Jan Beulich" is.
+Two jobs, one rule for every title and name (typed in chat, a display name, an import).
+`clean` keeps text as a reader sees it: what shows nothing goes (bidi overrides and isolates,
+zero-width and other format characters, Unicode's default-ignorable code points, control
+characters, combining marks with no base to sit on), what shows as a blank becomes a space
+(the braille blank and the Hangul fillers), and whitespace is collapsed. So a title cannot
+reorder the text around it or hide a second meaning, and "Jan\u2800Beulich" is "Jan Beulich".
+`name_key` is what makes two names the same name: NFKC, casefold, and the Cyrillic and Greek
+letters that look like Latin ones folded to them, so "Jan Beulich" with a Cyrillic "а" is
+taken when "Jan Beulich" is.
+
+The look-alike table is kept by hand rather than taken from Unicode's confusables (UTS #39):
+its skeletons also fold Latin to Latin ("rn" and "m", "l" and "I", "0" and "O"), which would
+make different real names one name, and `mixed_script` already refuses words that mix
+scripts; `confusable-homoglyphs`, which carries them, loads its tables for about 18 MB of an
+IRC-only bot's memory. The default-ignorable code points are listed here because the
+standard library's `unicodedata` does not carry that property; the `regex` module does, but
+costs an IRC-only bot about 2 MB of memory for these few ranges.
 """
 
 from __future__ import annotations
@@ -30,22 +42,48 @@ _CONFUSABLE = str.maketrans({
 })
 
 
+# Drawn as an empty cell, one character wide: a space to a reader.
+_BLANK = re.compile("[\u2800\u3164\u115f\u1160\uffa0]")
+# Default_Ignorable_Code_Point (Unicode's DerivedCoreProperties) beyond the format (Cf)
+# characters, which are removed by category: the combining grapheme joiner, Khmer inherent
+# vowels, variation selectors, the unassigned U+2065, U+FFF0-U+FFF8 and the tag plane.
+_IGNORABLE = re.compile("[\u034f\u17b4\u17b5\u180b-\u180f\u2065\ufe00-\ufe0f\ufff0-\ufff8"
+                        "\U000e0000-\U000e0fff]")
+
+
+def _format(ch: str) -> bool:
+    return unicodedata.category(ch) == "Cf"
+
+
+def _baseless(word: str) -> str:
+    """`word` without the combining marks at its start: they have no base to sit on."""
+    start = 0
+    while start < len(word) and unicodedata.category(word[start])[0] == "M":
+        start += 1
+    return word[start:]
+
+
 def clean(text: str) -> str:
-    """`text` without invisible format and control characters, whitespace collapsed."""
+    """`text` as a reader sees it: nothing invisible, blanks as spaces, whitespace collapsed."""
     text = _CONTROL.sub(" ", text)
-    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
-    return " ".join(text.split())
+    if text.isascii():
+        return " ".join(text.split())
+    text = _IGNORABLE.sub("", _BLANK.sub(" ", text))
+    text = "".join(ch for ch in text if not _format(ch))
+    return " ".join(w for w in map(_baseless, text.split()) if w)
 
 
 def visible(text: str) -> bool:
-    """Whether `text` shows anything: a letter, digit, mark, symbol or punctuation."""
-    return any(unicodedata.category(ch)[0] in "LNMSP" for ch in text)
+    """Whether `text` shows anything: a letter, digit, symbol or punctuation that is not a
+    blank (a mark alone shows nothing: it needs a base)."""
+    return any(unicodedata.category(ch)[0] in "LNSP" for ch in clean(text))
 
 
 def name_key(name: str) -> str:
     """The form under which two names are the same name."""
     folded = unicodedata.normalize("NFKC", clean(name)).casefold()
-    return unicodedata.normalize("NFKC", folded.translate(_CONFUSABLE))
+    # NFKC can turn a compatibility character into a blank (U+FFA0 into U+3164): clean again.
+    return clean(unicodedata.normalize("NFKC", folded.translate(_CONFUSABLE)))
 
 
 def _scripts(word: str) -> set[str]:

@@ -6,6 +6,12 @@ one display name, and no two persons have names that are the same under `names.n
 (case, spacing and look-alike letters ignored). A person without an identity is a
 placeholder: an owner named in an imported mail, whom a release manager binds to an identity
 with `!person link`.
+
+A name someone chose (`!iam`, a display name) is only a label: an import never gives that
+person items. A name is *confirmed* when a release manager bound it (`!person link`, `!person
+rename`); an imported owner's name goes to its confirmed holder, else to a placeholder — and
+a person who merely chose that name yields it to the placeholder and waits in `!person
+pending`, as if they had said `!iam` after the import.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ class Person:
     id: int
     name: str
     identities: list[str] = field(default_factory=list)
+    confirmed: bool = False  # a release manager bound this name to this person
 
     @property
     def placeholder(self) -> bool:
@@ -52,7 +59,8 @@ class PeopleSession:
             return None
         ids = await self._all("SELECT identity FROM identities WHERE person_id = ? ORDER BY identity",
                               row["id"])
-        return Person(row["id"], row["name"], [r["identity"] for r in ids])
+        return Person(row["id"], row["name"], [r["identity"] for r in ids],
+                      row["confirmed_key"] == row["name_key"])
 
     async def person(self, person_id: int) -> Person | None:
         return await self._person(await self._one("SELECT * FROM persons WHERE id = ?", person_id))
@@ -77,18 +85,24 @@ class PeopleSession:
         await self._history(None, None, "person", None, name)
         return Person(cur.lastrowid or 0, name)
 
+    async def free_name(self, default_name: str, identity: str) -> str:
+        """`default_name`, made unique with the identity in brackets when another person has
+        that name already: the name `identity` gets as a new person."""
+        base = clean(default_name) or identity
+        name, n = base, 2
+        tail = identity.split(':', 1)[-1]
+        if await self.person_named(name) is not None:
+            name = f"{base} ({tail})"
+        while await self.person_named(name) is not None:
+            name, n = f"{base} ({tail} {n})", n + 1
+        return name
+
     async def ensure_person(self, identity: str, default_name: str) -> Person:
-        """The identity's person, created on first need with `default_name` — made unique
-        with the identity in brackets when another person has that name already."""
+        """The identity's person, created on first need with `free_name(default_name)`."""
         found = await self.person_of(identity)
         if found is not None:
             return found
-        name = clean(default_name) or identity
-        if await self.person_named(name) is not None:
-            name = f"{name} ({identity.split(':', 1)[-1]})"
-            n = 2
-            while await self.person_named(name) is not None:
-                name, n = f"{clean(default_name)} ({identity.split(':', 1)[-1]} {n})", n + 1
+        name = await self.free_name(default_name, identity)
         person = await self._new_person(name)
         await self.execute("INSERT INTO identities (identity, person_id) VALUES (?, ?)",
                                 (identity, person.id))
@@ -103,14 +117,40 @@ class PeopleSession:
             raise ValueError("an owner's name shows nothing")
         return await self.person_named(name) or await self._new_person(clean(name))
 
-    async def rename_person(self, person: Person, name: str) -> None:
+    async def import_owner(self, name: str) -> tuple[Person, bool]:
+        """The person an owner named in an imported list is: the name's placeholder or its
+        confirmed holder, else a new placeholder. A person who only chose the name yields
+        it (renamed as `free_name` would, their request waiting in `!person pending`); the
+        flag says so."""
+        holder = await self.person_named(name)
+        if holder is None or holder.placeholder or holder.confirmed:
+            return await self.owner_named(name), False
+        identity = holder.identities[0]
+        await self.rename_person(holder, await self.free_name(holder.name, identity))
+        placeholder = await self._new_person(clean(name))
+        await self.request_name(identity, placeholder)
+        return placeholder, True
+    async def rename_person(self, person: Person, name: str, *, confirm: bool = False) -> None:
+        """`confirm`: a release manager names the person (else a name they chose is only
+        confirmed if a release manager confirmed it for them before)."""
         holder = await self.person_named(name)
         if holder is not None and holder.id != person.id:
             raise NameTaken(name, holder)
+        key = name_key(name)
         await self.execute("UPDATE persons SET name = ?, name_key = ? WHERE id = ?",
-                                (name, name_key(name), person.id))
+                           (name, key, person.id))
+        if confirm:
+            await self._confirm(person, key)
+        else:
+            row = await self._one("SELECT confirmed_key FROM persons WHERE id = ?", person.id)
+            person.confirmed = row["confirmed_key"] == key
         await self._history(None, None, f"person #{person.id}", person.name, name)
         person.name = name
+
+    async def _confirm(self, person: Person, key: str | None = None) -> None:
+        key = key or name_key(person.name)
+        await self.execute("UPDATE persons SET confirmed_key = ? WHERE id = ?", (key, person.id))
+        person.confirmed = True
 
     async def merge_persons(self, src: Person, dst: Person) -> int:
         """`src` becomes `dst`: its items, identities and requests move; returns items changed."""
@@ -131,8 +171,11 @@ class PeopleSession:
         return len(rows)
 
     async def link_identity(self, person: Person, identity: str) -> int:
-        """Bind `identity` to `person`; the identity's former person, if any, is merged into
-        it. Returns how many items changed owner."""
+        """A release manager binds `identity` to `person`, confirming the person's name; the
+        identity's former person, if any, is merged into it. Returns how many items changed
+        owner."""
+        await self._confirm(person)
+        await self.execute("DELETE FROM name_requests WHERE identity = ?", (identity,))
         current = await self.person_of(identity)
         if current is not None and current.id == person.id:
             return 0
@@ -140,10 +183,24 @@ class PeopleSession:
             return await self.merge_persons(current, person)
         await self.execute("INSERT INTO identities (identity, person_id) VALUES (?, ?)",
                                 (identity, person.id))
-        await self.execute("DELETE FROM name_requests WHERE identity = ?", (identity,))
         await self._history(None, None, f"identity {identity}", None, person.name)
         person.identities.append(identity)
         return 0
+
+    async def unlink_identity(self, person: Person, identity: str) -> None:
+        """Detach `identity` from `person` (whose items stay; with no identity left it is a
+        placeholder). The identity starts afresh as a new person when it next speaks."""
+        await self.execute("DELETE FROM identities WHERE identity = ? AND person_id = ?",
+                           (identity, person.id))
+        await self.execute("DELETE FROM name_requests WHERE identity = ?", (identity,))
+        await self._history(None, None, f"identity {identity}", person.name, None)
+        person.identities.remove(identity)
+
+    async def count_all_owned(self, person_id: int) -> int:
+        """Items of any state the person owns."""
+        row = await self._one("SELECT COUNT(*) FROM items, json_each(items.owners) AS o"
+                              " WHERE o.value = ?", person_id)
+        return int(row[0])
 
     async def identities_of(self, person_ids: list[int]) -> dict[int, list[str]]:
         """Each person's identities (for mentions), in one query."""

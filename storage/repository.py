@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from .db import Database
 from .models import (MAX_DEPTH, SEVERITIES, STATES, Change, Item, ListItem, Milestone, Release,
                      ReleaseList)
-from .names import clean
+from .names import clean, name_key
 from .people import PeopleSession
 
 
@@ -602,10 +602,20 @@ class Session(PeopleSession):
         updated, the rest added. Nothing is deleted unless `replace`, which drops (state
         `dropped`) the release's items the list no longer names. The release takes the list's
         layout when it has one; `source` (the mail's Message-ID and date) goes to the history.
+
+        Owners are bound by `import_owner`: never to someone merely because they chose the
+        name. An owner a matched item has already stays (the list's own export read back
+        gives nobody anything). `to confirm` in the counts (present when not 0) is how many
+        names someone had chosen and yielded to a placeholder, each waiting in `!person
+        pending`.
         """
         deepest = list_depth(lst.items)
         if deepest > max_depth:
             raise ValueError(f"sub-items nest {deepest} deep in this list; the limit is {max_depth}")
+        for li in _flat(lst.items):
+            # Titles as people see them, like a title typed in chat (one that shows nothing
+            # once cleaned is kept as written rather than lost).
+            li.title = clean(li.title) or li.title
         release = await self.release(name)
         stats = {"added": 0, "updated": 0, "unchanged": 0, "dropped": 0}
         if release is None:
@@ -633,20 +643,34 @@ class Session(PeopleSession):
         pending_dups: list[tuple[int, int]] = []
         id_map: dict[int, int] = {}  # ids as the file names them -> ids in this database
         owner_ids: dict[str, int | None] = {}  # each name as written, looked up once
+        to_confirm = 0
 
         async def owner_id(name: str) -> int | None:
+            nonlocal to_confirm
             if name not in owner_ids:
-                # A name that is nothing once invisible characters are gone names nobody.
-                owner_ids[name] = (await self.owner_named(name)).id if clean(name) else None
+                owner_ids[name] = None  # a name that is nothing once cleaned names nobody
+                if clean(name):
+                    person, yielded = await self.import_owner(name)
+                    owner_ids[name], to_confirm = person.id, to_confirm + yielded
             return owner_ids[name]
+
+        async def owners_of(li: ListItem, found: Item | None) -> list[int]:
+            have = ({name_key(n): i for n, i in zip(found.owners, found.owner_ids)}
+                    if found is not None and len(found.owners) == len(found.owner_ids) else {})
+            out = []
+            for name in li.owners:
+                pid = have.get(name_key(name)) or await owner_id(name)
+                if pid is not None:
+                    out.append(pid)
+            return out
 
         async def walk(nodes: list[ListItem], parent: int | None) -> None:
             for li in nodes:
-                owners = [pid for name in li.owners if (pid := await owner_id(name)) is not None]
+                found = matches.get(id(li))
+                owners = await owners_of(li, found)
                 fields = dict(area=li.area, severity=li.severity, title=li.title, tags=li.tags,
                               details=li.details, owners=owners, progress=li.progress,
                               state=li.state, links=li.links, section=li.section, parent=parent)
-                found = matches.get(id(li))
                 if found is None:
                     free_id = li.id if li.id is not None and not await self._id_taken(li.id) else None
                     fields.pop("parent")
@@ -680,6 +704,8 @@ class Session(PeopleSession):
                 if it.id not in seen and it.state != "dropped":
                     await self.update(it, state="dropped")
                     stats["dropped"] += 1
+        if to_confirm:
+            stats["to confirm"] = to_confirm
         return stats
 
     async def history_mark(self) -> int:
@@ -719,10 +745,11 @@ def _match_items(existing: list[Item], incoming: list[ListItem]) -> dict[int, It
         if li.id is not None and li.id in by_id and li.id not in used:
             found[id(li)] = by_id[li.id]
             used.add(li.id)
+    # Titles compare cleaned: one stored before titles were cleaned still matches.
     passes: list[Callable[[Any], tuple]] = [
-        lambda x: (x.title.casefold(), section_key(x), x.details, tuple(x.owners)),
-        lambda x: (x.title.casefold(), section_key(x)),
-        lambda x: (x.title.casefold(),),
+        lambda x: (clean(x.title).casefold(), section_key(x), x.details, tuple(x.owners)),
+        lambda x: (clean(x.title).casefold(), section_key(x)),
+        lambda x: (clean(x.title).casefold(),),
     ]
     for key in passes:
         buckets: dict[tuple, list[Item]] = {}

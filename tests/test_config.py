@@ -90,6 +90,13 @@ def test_an_unknown_key_far_from_any_is_just_unknown():
     ("mail:ijc", "'mail:ijc' is not an identity"),
     ("console:", "'console:' is not an identity"),
     ("slack:ijc", "'slack:ijc' is not an identity"),
+    ("irc:oftc/~bob", "'irc:oftc/~bob' is a nick without a services account, which proves nothing: "
+     "write irc:oftc/ACCOUNT, the account they log in to"),
+    ("console:*", "'console:*': an identity is matched exactly, wildcards match nobody: write each "
+     "release manager's identity in full (console:NICK, irc:NETWORK/ACCOUNT"),
+    ("matrix:@*:example.org", "'matrix:@*:example.org': an identity is matched exactly"),
+    ("mail:*@example.org", "'mail:*@example.org': an identity is matched exactly"),
+    ("irc:oftc/ij?", "'irc:oftc/ij?': an identity is matched exactly"),
 ])
 def test_admins_must_be_identities(entry, message):
     with pytest.raises(ConfigError) as exc:

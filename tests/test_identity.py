@@ -46,7 +46,12 @@ async def test_linking_merges_the_identity_s_own_items_into_the_name(chat):
     await chat.say("!claim 1", "jbeulich")  # claimed under the default name
     async with chat.repo.session("t") as s:
         await s.update(await s.get(3), owners=[(await s.owner_named("Jan Beulich")).id])
+    # The identity's person owns an item: the link says what it merges and asks again.
     assert await chat.say('!person link "Jan Beulich" console:jbeulich') == (
+        "console:jbeulich is jbeulich; linking merges jbeulich (1 item) into Jan Beulich. To do "
+        'it, say !person link "Jan Beulich" console:jbeulich confirm')
+    assert (await chat.item(1)).owners == ["jbeulich"]
+    assert await chat.say('!person link "Jan Beulich" console:jbeulich confirm') == (
         "Jan Beulich is now console:jbeulich; 1 item of their former name now show Jan Beulich.")
     assert (await chat.item(1)).owners == ["Jan Beulich"]
     assert (await chat.say("!done 3", "jbeulich")).startswith("#3 done")

@@ -29,3 +29,14 @@ def test_every_command_is_in_the_commands_table():
     rows = [ln for ln in table.splitlines() if ln.startswith("| `!")]
     for cmd in all_commands():
         assert any(f"`!{cmd.name}" in row or f"/ `!{cmd.name}" in row for row in rows), cmd.name
+
+
+def test_the_person_row_names_every_verb_and_the_owner_limit():
+    from todobot.commands.claims import MAX_OWNERS
+    from todobot.commands.registry import lookup
+    table = README.read_text(encoding="utf-8").split("## Commands")[1].split("\n## ")[0]
+    person_row = next(ln for ln in table.splitlines() if ln.startswith("| `!person "))
+    verbs = person_row.split("`")[1].removeprefix("!person ").replace("\\|", "|").split("|")
+    assert verbs == list(lookup("person").args[0].choices)
+    assign_row = next(ln for ln in table.splitlines() if ln.startswith("| `!assign "))
+    assert f"(at most {MAX_OWNERS})" in assign_row
