@@ -8,8 +8,10 @@ What the loop guarantees:
   same transaction as the command's effect);
 - a sync whose timeline is `limited` (a long downtime) is completed by paging back with
   /messages to the previous token, within `gap_fetch_max` events and 24 h;
-- answers are cut into events far under the 64 KiB event limit, `max_events` at a time, the
-  rest on `!more`; a reply or thread message means the item(s) the message it answers named;
+- answers are cut into events far under the 64 KiB event limit, measured in bytes as sent
+  (in an encrypted room, the ciphertext), `max_events` at a time, the rest on `!more`; an
+  event the server still refuses as too large is sent again cut smaller, else one line says
+  so; a reply or thread message means the item(s) the message it answers named;
 - a homeserver that fails is retried after 5 s, doubling to 320 s, reset by the first good
   sync; one that is unreachable costs one TCP connect per probe interval, and the loop resumes
   as soon as it accepts connections again; HTTP 429 waits the `retry_after_ms` it names;
@@ -50,7 +52,7 @@ from ..commands.settings import Settings
 from .backoff import Backoff
 from .config import Config, Matrix
 from .rooms import room_entry, room_settings
-from .matrix_render import render, split_reply
+from .matrix_render import Measure, content_bytes, encrypted_bytes, render, split_reply
 from .pending import PendingAnswers
 from ..commands.messages import Message, Reply, Sender, Span, text
 from .transport import Reconfigured, Transport
@@ -69,6 +71,10 @@ SEND_ATTEMPTS = 30
 SYNC_FILTER = {"room": {"timeline": {"limit": 100}}, "presence": {"not_types": ["*"]}}
 CANNOT_READ = ("I cannot read encrypted messages (end-to-end encryption support is not "
                "installed), so I cannot answer in this room.")
+TOO_LARGE = ("Part of this answer was too large for a Matrix event and could not be sent; "
+             "ask for less (one area, or !show ID).")
+FIRST_SYNC_WAIT = 120.0  # seconds a post waits for the first sync to show its room
+RESPLITS = 3  # times a refused event is cut smaller before the one-line answer
 _REPLY_FALLBACK = re.compile(r"\A(?:>[^\n]*\n)+\n?", re.DOTALL)
 _ITEM_ID = re.compile(r"(?<![\w#])#(\d{1,12})\b")
 GAP_MAX_AGE = 86400.0  # a gap is fetched back at most this far (seconds)
@@ -103,6 +109,7 @@ def item_ids(body: str) -> tuple[int, ...]:
     return tuple(dict.fromkeys(int(m) for m in _ITEM_ID.findall(body)))
 
 
+
 class MatrixLoginError(ValueError):
     """The homeserver refused our credentials; a person has to act (worded for them)."""
 
@@ -111,6 +118,10 @@ class _ServerError(Exception):
     def __init__(self, what: str, retry_after: float | None = None) -> None:
         super().__init__(what)
         self.retry_after = retry_after
+
+
+class _TooLarge(Exception):
+    """The homeserver refused an event as too large (M_TOO_LARGE, HTTP 413)."""
 
 
 class CountingClient(AsyncClient):
@@ -245,8 +256,14 @@ class MatrixTransport(Transport):
 
     async def post(self, room: str, reply: Reply) -> None:
         """An unsolicited answer (the digest): in as many events as it takes, no `!more`."""
-        for part in split_reply(reply):
-            await self._send_part(_Where(room), part)
+        if self.client is not None and room not in self.client.rooms:
+            try:  # (a digest due at start: whether the room is encrypted comes with the sync)
+                await asyncio.wait_for(self.synced.wait(), FIRST_SYNC_WAIT)
+            except asyncio.TimeoutError:
+                pass
+        where = _Where(room)
+        for part in split_reply(reply, measure=self._measure(where)):
+            await self._send_part(where, part)
 
     # -- login ------------------------------------------------------------------------------------
     def _kv(self, what: str) -> str:
@@ -784,7 +801,7 @@ class MatrixTransport(Transport):
         """Send an answer in events under the size limit: `max_events` of them now, the rest
         when the person says `!more`. Then the reaction and the reply's action, if any."""
         assert self.client is not None
-        parts = split_reply(reply)
+        parts = split_reply(reply, measure=self._measure(where))
         limit = self.mcfg.max_events
         if len(parts) > limit:
             rest = parts[limit:]
@@ -792,16 +809,9 @@ class MatrixTransport(Transport):
             parts = parts[:limit - 1] + [self._with_tail(parts[limit - 1], rest)]
         for part in parts:
             await self._send_part(where, part)
-        room = self.client.rooms.get(msg.room)
-        if reply.reaction and where.event_id:
-            if room is not None and room.encrypted:
-                # matrix-nio sends reactions unencrypted; in an encrypted room that would tell
-                # which commands succeeded. The answer itself says it.
-                log.debug("matrix: no reaction in encrypted room %s", msg.room)
-            else:
-                await self._send(msg.room, "m.reaction", {"m.relates_to": {
-                    "rel_type": "m.annotation", "event_id": where.event_id,
-                    "key": reply.reaction}})
+        if reply.reaction and where.event_id:  # (never in an encrypted room: see _would_leak)
+            await self._send(msg.room, "m.reaction", {"m.relates_to": {
+                "rel_type": "m.annotation", "event_id": where.event_id, "key": reply.reaction}})
         if reply.action == "leave":
             await self.client.room_leave(msg.room)
             self._present.discard(msg.room)
@@ -838,14 +848,44 @@ class MatrixTransport(Transport):
         for part in parts:
             await self._send_part(where, part)
 
-    async def _send_part(self, where: _Where, part: Reply) -> None:
-        """One event: the rendered part, related to what it answers; its items recorded so
-        that a reply to it can claim them."""
+    @staticmethod
+    def _content(where: _Where, part: Reply) -> dict[str, Any]:
         content: dict[str, Any] = render(part)
         relation = where.relation()
         if relation:
             content["m.relates_to"] = relation
-        event_id = await self._send(where.room, "m.room.message", content)
+        return content
+
+    def _measure(self, where: _Where) -> Measure:
+        """How many bytes a part takes as sent to this room: the ciphertext matrix-nio makes of
+        it in an encrypted room (several times the text for emoji), else its JSON."""
+        room = self.client.rooms.get(where.room) if self.client is not None else None
+        if room is not None and room.encrypted:
+            return lambda part: encrypted_bytes(self._content(where, part), where.room)
+        return lambda part: content_bytes(self._content(where, part))
+
+    async def _send_part(self, where: _Where, part: Reply, resplits: int = RESPLITS) -> None:
+        """One event: the rendered part, related to what it answers; its items recorded so
+        that a reply to it can claim them. An event refused as too large is sent again cut in
+        smaller ones; one that cannot be cut gets the one-line TOO_LARGE in its place."""
+        try:
+            event_id = await self._send(where.room, "m.room.message", self._content(where, part),
+                                        splittable=True)
+        except _TooLarge:
+            measure = self._measure(where)
+            size, base = measure(part), measure(Reply())
+            smaller = (split_reply(part, base + (size - base) // 2, measure) if resplits > 0
+                       else [part])
+            if len(smaller) > 1:
+                log.warning("matrix: %s refused an event of %d bytes as too large; sending it "
+                            "as %d smaller ones", where.room, size, len(smaller))
+                for piece in smaller:
+                    await self._send_part(where, piece, resplits - 1)
+            else:
+                log.error("matrix: %s refused an event of %d bytes as too large; it cannot be "
+                          "cut further; said so instead", where.room, size)
+                await self._send(where.room, "m.room.message", self._content(where, text(TOO_LARGE)))
+            return
         if event_id is None:
             return
         if where.thread and part.items:
@@ -885,15 +925,15 @@ class MatrixTransport(Transport):
                         joined.status_code, joined.message)
 
     async def _send(self, room_id: str, event_type: str, content: dict[str, Any], *,
-                    in_the_clear: bool = False) -> str | None:
+                    in_the_clear: bool = False, splittable: bool = False) -> str | None:
         """Send one event, retrying 429s (as long as the server asks) and brief outages with the
         same transaction id, so a retry never posts twice. `in_the_clear` skips encryption
-        (only for the notice that we cannot read a room)."""
+        (only for the notice that we cannot read a room). An event refused as too large raises
+        _TooLarge when `splittable` (the caller cuts it), else is logged."""
         client = self.client
         assert client is not None
         room = client.rooms.get(room_id)
-        if room is not None and room.encrypted and not self.e2ee and not in_the_clear:
-            log.warning("matrix: not sending to encrypted room %s without E2EE support", room_id)
+        if not in_the_clear and self._would_leak(room_id, room, event_type):
             return None
         txn = str(uuid.uuid4())
         backoff = Backoff(1.0, 30.0)
@@ -918,6 +958,12 @@ class MatrixTransport(Transport):
                 return None
             if isinstance(resp, RoomSendResponse):
                 return resp.event_id
+            if (resp.status_code == "M_TOO_LARGE"
+                    or getattr(resp.transport_response, "status", None) == 413):
+                if splittable:
+                    raise _TooLarge(resp.message)
+                log.error("matrix: %s refused a %s event as too large", room_id, event_type)
+                return None
             if resp.status_code == "M_LIMIT_EXCEEDED":
                 self.rate_limited += 1
                 delay = (resp.retry_after_ms or 1000) / 1000
@@ -928,6 +974,25 @@ class MatrixTransport(Transport):
             return None
         log.error("matrix: gave up sending to %s after %d attempts", room_id, SEND_ATTEMPTS)
         return None
+
+    def _would_leak(self, room_id: str, room: MatrixRoom | None, event_type: str) -> bool:
+        """Whether this event would go in the clear into an encrypted room (or one whose state
+        we have not seen): matrix-nio sends plaintext when it has no E2EE support or store, and
+        reactions are never encrypted. Such an event is not sent."""
+        if room is None:
+            log.warning("matrix: not sending to %s: its state (encrypted or not) is not known yet",
+                        room_id)
+            return True
+        if not room.encrypted:
+            return False
+        if not self.e2ee or self.client is None or self.client.olm is None:
+            log.warning("matrix: not sending to encrypted room %s without E2EE support", room_id)
+            return True
+        if event_type == "m.reaction":
+            # That would tell which commands succeeded; the answer itself says it.
+            log.debug("matrix: no reaction in encrypted room %s", room_id)
+            return True
+        return False
 
     async def _say_cannot_read(self, room_id: str) -> None:
         """Once per room: an unencrypted notice that we cannot read it, and nothing else."""
