@@ -38,8 +38,8 @@ from urllib.parse import urlsplit
 from aiohttp import ClientConnectionError
 from nio import (AsyncClient, AsyncClientConfig, InviteMemberEvent, JoinResponse, LoginResponse,
                  MatrixRoom, MegolmEvent, MessageDirection, PresenceSetResponse,
-                 RoomGetEventResponse, RoomLeaveResponse, RoomMemberEvent, RoomMessagesResponse,
-                 RoomMessageText, RoomResolveAliasResponse, RoomSendResponse, RoomUpgradeEvent,
+                 RoomGetEventResponse, RoomGetStateResponse, RoomLeaveResponse, RoomMemberEvent,
+                 RoomMessagesResponse, RoomMessageText, RoomResolveAliasResponse, RoomSendResponse, RoomUpgradeEvent,
                  SyncResponse, WhoamiResponse)
 from nio.api import Api
 from nio.crypto import ENCRYPTION_ENABLED
@@ -163,6 +163,7 @@ class MatrixTransport(Transport):
             r: s for r, s in self.configured.items() if r.startswith("!")}
         self._room_ids: dict[str, str] = {}  # configured room (id or alias) -> room id
         self._successor: dict[str, str] = {}  # upgraded room id -> its replacement's id
+        self._upgrades: dict[str, tuple[str, str]] = {}  # room to check -> (old room, sender)
         self._present: set[str] = set()  # rooms we are in (syncs, our own joins and leaves)
         self._room_tasks: set[asyncio.Task[None]] = set()  # joins and leaves after a reload
         self._room_lock = asyncio.Lock()
@@ -674,7 +675,8 @@ class MatrixTransport(Transport):
             inviter = next((ev.sender for ev in info.invite_state
                             if isinstance(ev, InviteMemberEvent) and ev.state_key == client.user_id
                             and ev.membership == "invite"), None)
-            wanted = room_id in self.room_release or inviter in self.mcfg.allowed_inviters
+            wanted = (room_id in self.room_release or room_id in self._upgrades
+                      or inviter in self.mcfg.allowed_inviters)
             if wanted:
                 log.info("matrix: joining %s (invited by %s)", room_id, inviter)
                 joined = await client.join(room_id)
@@ -682,6 +684,9 @@ class MatrixTransport(Transport):
                     self._check_rate_limit(joined)
                     log.error("matrix: cannot join %s: %s %s", room_id, joined.status_code,
                               joined.message)
+                elif room_id in self._upgrades:
+                    old, by = self._upgrades[room_id]
+                    await self._adopt_successor(old, room_id, by)
             else:
                 log.info("matrix: declining the invite to %s from %s", room_id, inviter)
                 await client.room_leave(room_id)
@@ -901,7 +906,9 @@ class MatrixTransport(Transport):
     # -- room upgrades ----------------------------------------------------------------------------
     async def _follow_upgrade(self, room_id: str, ev: RoomUpgradeEvent) -> None:
         """A configured room was upgraded: serve its replacement with the same settings, now
-        and after restarts."""
+        and after restarts; but only a tombstone from someone who may upgrade the room, to a
+        room that says it replaces this one (anyone with enough power could otherwise move the
+        bot into a room of their own)."""
         client = self.client
         assert client is not None and self.dispatcher is not None
         settings = self.room_release.get(room_id)
@@ -912,17 +919,66 @@ class MatrixTransport(Transport):
             return
         if new in self.room_release:
             return
-        self.room_release[new] = settings
-        self._successor[room_id] = new
-        self.dispatcher.bind_room(self.name, new, settings)
-        await self._kv_set(f"upgraded:{room_id}", new)
-        log.info("matrix: %s was upgraded to %s (by %s); joining it with the same settings",
-                 room_id, new, ev.sender)
+        if not await self._may_upgrade(room_id, ev.sender):
+            log.warning("matrix: %s sent a tombstone in %s naming %s, but is neither the room's "
+                        "creator nor at the power level m.room.tombstone needs; not following",
+                        ev.sender, room_id, new)
+            return
+        log.info("matrix: %s was upgraded to %s (by %s); joining it to check it", room_id, new,
+                 ev.sender)
         joined = await client.join(new)
         if not isinstance(joined, JoinResponse):
             self._check_rate_limit(joined)
+            self._upgrades[new] = (room_id, ev.sender)  # checked once an invite lets us in
             log.warning("matrix: cannot join %s yet (%s %s); waiting for an invite", new,
                         joined.status_code, joined.message)
+            return
+        await self._adopt_successor(room_id, new, ev.sender)
+
+    async def _may_upgrade(self, room_id: str, sender: str) -> bool:
+        """The room's creator, or someone whose power level is at least what m.room.tombstone
+        needs in it."""
+        assert self.client is not None
+        room = self.client.rooms.get(room_id)
+        if room is not None and room.power_levels.can_user_send_state(sender, "m.room.tombstone"):
+            return True
+        create = await self._create_event(room_id)
+        return create is not None and sender == (create.get("content", {}).get("creator")
+                                                 or create.get("sender"))
+
+    async def _create_event(self, room_id: str) -> dict[str, Any] | None:
+        """The room's m.room.create event (with its sender), or None when we cannot read it."""
+        assert self.client is not None
+        resp = await self.client.room_get_state(room_id)
+        if not isinstance(resp, RoomGetStateResponse):
+            self._check_rate_limit(resp)
+            log.warning("matrix: cannot read the state of %s: %s %s", room_id,
+                        resp.status_code, resp.message)
+            return None
+        return next((e for e in resp.events if isinstance(e, dict)
+                     and e.get("type") == "m.room.create" and e.get("state_key") == ""), None)
+
+    async def _adopt_successor(self, old: str, new: str, by: str) -> None:
+        """Joined `new`, named by a tombstone in `old`: serve it with `old`'s settings (also after
+        restarts) when its m.room.create names `old` as its predecessor; else leave it."""
+        assert self.client is not None and self.dispatcher is not None
+        self._upgrades.pop(new, None)
+        settings = self.room_release.get(old)
+        create = await self._create_event(new)
+        predecessor = ((create or {}).get("content", {}).get("predecessor") or {})
+        if settings is None or not isinstance(predecessor, dict) \
+                or predecessor.get("room_id") != old:
+            log.warning("matrix: %s, named by %s's tombstone in %s, does not say it replaces "
+                        "%s; leaving it and staying in %s", new, by, old, old, old)
+            await self.client.room_leave(new)
+            self._present.discard(new)
+            return
+        self.room_release[new] = settings
+        self._successor[old] = new
+        self.dispatcher.bind_room(self.name, new, settings)
+        self._present.add(new)
+        await self._kv_set(f"upgraded:{old}", new)
+        log.info("matrix: serving %s in place of %s with the same settings", new, old)
 
     async def _send(self, room_id: str, event_type: str, content: dict[str, Any], *,
                     in_the_clear: bool = False, splittable: bool = False) -> str | None:

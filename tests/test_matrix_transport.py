@@ -15,7 +15,9 @@ from typing import Any
 from urllib.parse import unquote
 
 import pytest
-from nio import MatrixRoom, RoomMessageText, RoomSendError, RoomSendResponse
+from nio import (JoinResponse, MatrixRoom, RoomGetStateResponse, RoomLeaveResponse,
+                 RoomMessageText, RoomSendError, RoomSendResponse, RoomUpgradeEvent)
+from nio.events.room_events import PowerLevels
 
 from todobot.bot.config import Matrix
 from todobot.bot.matrix import CANNOT_READ, TOO_LARGE, MatrixTransport, _Where
@@ -42,6 +44,20 @@ class FakeClient:
             size > SERVER_LIMIT)
         self.requests = 0
         self._n = 0
+        self.state: dict[str, list[dict[str, Any]]] = {}  # room id -> its state events
+        self.joins: list[str] = []
+        self.leaves: list[str] = []
+
+    async def join(self, room_id: str) -> Any:
+        self.joins.append(room_id)
+        return JoinResponse(room_id)
+
+    async def room_leave(self, room_id: str) -> Any:
+        self.leaves.append(room_id)
+        return RoomLeaveResponse()
+
+    async def room_get_state(self, room_id: str) -> Any:
+        return RoomGetStateResponse(self.state.get(room_id, []), room_id)
 
     def room(self, room_id: str = ROOM, *, encrypted: bool = False,
              members: tuple[tuple[str, str | None], ...] = ((ALICE, "Alice"),
@@ -259,3 +275,69 @@ async def test_an_event_that_cannot_be_cut_gets_one_line(matrix):
     bodies = t.client.bodies()
     assert TOO_LARGE in bodies
     assert "before" in "\n".join(bodies) and "after" in "\n".join(bodies)
+
+
+# -- room upgrades --------------------------------------------------------------------------------
+NEW = "!new:localhost"
+MALLORY = "@mallory:localhost"
+
+
+def create(room_id: str, creator: str, predecessor: str | None = None) -> dict[str, Any]:
+    content: dict[str, Any] = {"room_version": "10", "creator": creator}
+    if predecessor:
+        content["predecessor"] = {"room_id": predecessor, "event_id": "$tomb"}
+    return {"type": "m.room.create", "state_key": "", "sender": creator, "content": content,
+            "event_id": f"$create-{room_id}", "origin_server_ts": 1, "room_id": room_id}
+
+
+def tombstone(sender: str, new: str = NEW) -> RoomUpgradeEvent:
+    return RoomUpgradeEvent.from_dict({
+        "type": "m.room.tombstone", "state_key": "", "sender": sender, "event_id": "$tomb",
+        "origin_server_ts": int(time.time() * 1000),
+        "content": {"body": "This room has been replaced", "replacement_room": new}})
+
+
+@pytest.fixture
+def upgraded(matrix):
+    """A configured room created by Alice, where Bob has power 50 and Mallory 100, and a
+    tombstone needs 100."""
+    t = matrix(rooms=[ROOM])
+    room = t.client.room(members=((ALICE, "Alice"), ("@bob:localhost", "Bob"), (MALLORY, "M")))
+    room.power_levels = PowerLevels(users={ALICE: 100, "@bob:localhost": 50, MALLORY: 100},
+                                    events={"m.room.tombstone": 100})
+    t.client.state[ROOM] = [create(ROOM, ALICE)]
+    return t
+
+
+async def _kv(t: MatrixTransport, what: str) -> str | None:
+    return await t._kv_get(what)
+
+
+async def test_a_real_upgrade_is_followed_and_remembered(upgraded):
+    t = upgraded
+    t.client.state[NEW] = [create(NEW, ALICE, predecessor=ROOM)]
+    await t._handle_event(t.client.rooms[ROOM], tombstone(ALICE))
+    assert t.client.joins == [NEW] and t.client.leaves == []
+    assert t.room_release[NEW] == t.room_release[ROOM]
+    assert await _kv(t, f"upgraded:{ROOM}") == NEW
+
+
+async def test_a_tombstone_from_someone_without_the_power_is_ignored(upgraded):
+    t = upgraded
+    t.client.state[NEW] = [create(NEW, "@bob:localhost", predecessor=ROOM)]
+    await t._handle_event(t.client.rooms[ROOM], tombstone("@bob:localhost"))
+    assert t.client.joins == []
+    assert NEW not in t.room_release and await _kv(t, f"upgraded:{ROOM}") is None
+
+
+async def test_a_tombstone_to_a_room_that_does_not_replace_this_one_is_left(upgraded, caplog):
+    """Mallory has the power to send a tombstone, but her room was not made as this room's
+    successor: the bot joins it to look, leaves it, says so once, and remembers nothing."""
+    t = upgraded
+    t.client.state[NEW] = [create(NEW, MALLORY)]
+    await t._handle_event(t.client.rooms[ROOM], tombstone(MALLORY))
+    assert t.client.joins == [NEW] and t.client.leaves == [NEW]
+    assert NEW not in t.room_release and NEW not in t.rooms()
+    assert await _kv(t, f"upgraded:{ROOM}") is None
+    warnings = [r for r in caplog.records if r.levelname == "WARNING" and NEW in r.getMessage()]
+    assert len(warnings) == 1
