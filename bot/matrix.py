@@ -46,6 +46,7 @@ from nio.crypto import ENCRYPTION_ENABLED
 from nio.exceptions import LocalProtocolError
 
 from ..storage import Repository
+from ..storage.names import clean
 
 from ..commands import claim_intent
 from ..commands.settings import Settings
@@ -748,7 +749,7 @@ class MatrixTransport(Transport):
         reply_to = None if thread and relation.get("is_falling_back") is True else in_reply
         body = strip_reply_fallback(ev.body) if in_reply else ev.body
         # The identity is the user id, always; the display name is only a label to show.
-        display = room.user_name(ev.sender)
+        display = clean(room.user_name(ev.sender) or "") or None  # (bidi overrides, controls)
         sender = Sender(identity=f"matrix:{ev.sender}", nick=display or ev.sender,
                         authenticated=True, display_name=display)
         msg = Message(transport=self.name, room=room.room_id, sender=sender, text=body,

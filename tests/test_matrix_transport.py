@@ -277,6 +277,23 @@ async def test_an_event_that_cannot_be_cut_gets_one_line(matrix):
     assert "before" in "\n".join(bodies) and "after" in "\n".join(bodies)
 
 
+# -- display names --------------------------------------------------------------------------------
+async def test_a_display_name_is_cleaned_before_it_is_echoed(matrix):
+    """A display name is anyone's text: bidi overrides, isolates and control characters never
+    come back in the flood warning (or anywhere else the name is shown)."""
+    import unicodedata
+    t = matrix()
+    t.client.room(members=((ALICE, "\u202eecilA\u2066 \x07[admin]\u200b"),))
+    room = t.client.rooms[ROOM]
+    for _ in range(t.dispatcher.config.cooldown.burst + 2):
+        await t._handle_event(room, said("!whoami"))
+    bodies = t.client.bodies()
+    [warning] = [b for b in bodies if "too many commands" in b]
+    assert warning.startswith("ecilA [admin]: too many commands")
+    for body in bodies:
+        assert not any(unicodedata.category(ch) in ("Cf", "Cc") and ch != "\n" for ch in body)
+
+
 # -- room upgrades --------------------------------------------------------------------------------
 NEW = "!new:localhost"
 MALLORY = "@mallory:localhost"
