@@ -41,7 +41,7 @@ from nio import (AsyncClient, AsyncClientConfig, InviteMemberEvent, JoinResponse
                  RoomGetEventResponse, RoomGetStateResponse, RoomLeaveResponse, RoomMemberEvent,
                  RoomMessagesResponse, RoomMessageText, RoomResolveAliasResponse, RoomSendResponse, RoomUpgradeEvent,
                  SyncResponse, WhoamiResponse)
-from nio.api import Api
+from nio.api import Api, RelationshipType
 from nio.crypto import ENCRYPTION_ENABLED
 from nio.exceptions import LocalProtocolError
 
@@ -53,7 +53,8 @@ from ..commands.settings import Settings
 from .backoff import Backoff
 from .config import Config, Matrix
 from .rooms import room_entry, room_settings
-from .matrix_render import Measure, content_bytes, encrypted_bytes, render, split_reply
+from .matrix_render import (Measure, content_bytes, encrypted_bytes, render, shown_text,
+                            split_reply)
 from .pending import PendingAnswers
 from ..commands.messages import Message, Reply, Sender, Span, text
 from .transport import Reconfigured, Transport
@@ -81,7 +82,11 @@ _ITEM_ID = re.compile(r"(?<![\w#])#(\d{1,12})\b")
 GAP_MAX_AGE = 86400.0  # a gap is fetched back at most this far (seconds)
 GAP_PAGE = 100  # events per /messages request
 MAX_PENDING = 1000  # answers kept for "!more" (bot/pending.py)
-MAX_THREADS = 1000  # threads whose last named items we remember
+MAX_THREADS = 1000  # threads (and rooms) whose last named items we remember
+MAX_EDITS = 50  # edits of a replied-to message looked at for its latest text
+# What a claim becomes when its plain body and its HTML disagree: "this one", with the items
+# either named as the candidates (so the person is asked which).
+THIS_ONE = "I can take this one"
 _TRANSIENT = (ClientConnectionError, asyncio.TimeoutError, TimeoutError, OSError)
 # Matrix settings read at each use, so a reload applies them without logging in again.
 LIVE_MATRIX_KEYS = ("allowed_inviters", "max_events", "gap_fetch_max", "reply_claim_max_age")
@@ -109,6 +114,18 @@ def item_ids(body: str) -> tuple[int, ...]:
     """The `#id`s a message names, each once, in order."""
     return tuple(dict.fromkeys(int(m) for m in _ITEM_ID.findall(body)))
 
+
+def named_in(content: dict[str, Any]) -> tuple[int, ...]:
+    """The `#id`s a message names as people saw it: its plain body's when its HTML shows the
+    same ones (or it has none); when the two disagree, all of them if that makes several
+    (the person is asked which), else none (the person is asked for the id)."""
+    body = content.get("body")
+    plain = item_ids(strip_reply_fallback(body)) if isinstance(body, str) else ()
+    shown = shown_text(content)
+    if shown is None or item_ids(shown) == plain:
+        return plain
+    both = tuple(dict.fromkeys(plain + item_ids(shown)))
+    return both if len(both) > 1 else ()
 
 
 class MatrixLoginError(ValueError):
@@ -184,6 +201,8 @@ class MatrixTransport(Transport):
         self._recovering = False
         self._pending: PendingAnswers[Reply] = PendingAnswers(MAX_PENDING)  # (room, identity)
         self._thread_named: dict[tuple[str, str], tuple[int, ...]] = {}  # (room, root): items
+        # room -> who named items last in its main timeline ("" for the bot) and which
+        self._room_named: dict[str, tuple[str, tuple[int, ...]]] = {}
         self.gap_fetched = 0  # events fetched back after sync gaps (logs and tests)
         self.synced = asyncio.Event()  # set after each good sync (tests wait on it)
         if logging.getLogger("nio").level == logging.NOTSET:
@@ -762,13 +781,36 @@ class MatrixTransport(Transport):
             return
         said = body.strip()
         intent = claim_intent(said) if len(said) <= 200 else None
-        if intent is not None and intent.item_id is None and (reply_to or thread):
-            msg = replace(msg, refers_to=await self._referred(room.room_id, reply_to, thread))
+        shown = shown_text(content)  # what an HTML client showed: that is what was meant
+        seen = intent if shown is None else claim_intent(shown) if len(shown) <= 200 else None
+        if intent != seen:  # a claim in one form only, or of another item: ask which
+            ids = tuple(dict.fromkeys(i.item_id for i in (intent, seen)
+                                      if i is not None and i.item_id is not None))
+            msg = replace(msg, text=THIS_ONE, refers_to=ids if len(ids) > 1 else ())
+        elif intent is not None and intent.item_id is None:
+            if reply_to or thread:
+                msg = replace(msg, refers_to=await self._referred(room.room_id, reply_to, thread))
+            elif self._room_named.get(room.room_id, ("",))[0]:
+                msg = replace(msg, refers_to=())  # someone else named an item since we did
+        elif not thread and not said.startswith(
+                self.dispatcher.settings_for(self.name, room.room_id).prefix):
+            self._note_named(room.room_id, ev.sender, named_in(content))
         reply = await self.dispatcher.handle(msg)
         if reply is not None:
             await self._answer(msg, where, reply)
 
     # -- what "this one" means -------------------------------------------------------------------
+    def _note_named(self, room_id: str, who: str, items: tuple[int, ...]) -> None:
+        """`who` ("" for the bot) named `items` last in the room. Without a reply, "this one"
+        means what the bot named last, and nothing once someone else named an item since:
+        the person is asked which."""
+        if not items:
+            return
+        self._room_named.pop(room_id, None)
+        if len(self._room_named) >= MAX_THREADS:
+            del self._room_named[next(iter(self._room_named))]
+        self._room_named[room_id] = (who, items)
+
     async def _referred(self, room_id: str, reply_to: str | None,
                         thread: str | None) -> tuple[int, ...]:
         """The items a reply or thread message may mean: those the replied-to message named;
@@ -797,10 +839,41 @@ class MatrixTransport(Transport):
                 return ()
             async with self.repo.session("matrix", write=False) as s:
                 return await s.sent_items(self.name, event_id)
-        body = getattr(ev, "body", None)
-        if not isinstance(body, str):
-            return ()
-        return item_ids(strip_reply_fallback(body))
+        content = await self._latest_content(room_id, ev)
+        return named_in(content) if content is not None else ()
+
+    async def _latest_content(self, room_id: str, ev: Any) -> dict[str, Any] | None:
+        """An event's content as people see it now: the `m.new_content` of its latest edit by
+        its own sender, else its own content; None when the edits cannot be read."""
+        client = self.client
+        assert client is not None
+        source = getattr(ev, "source", None) or {}
+        content = source.get("content")
+        if not isinstance(content, dict):
+            return None
+        latest: tuple[int, str, dict[str, Any]] | None = None
+        seen = 0
+        try:
+            async for edit in client.room_get_event_relations(
+                    room_id, ev.event_id, RelationshipType.replacement, limit=MAX_EDITS):
+                seen += 1
+                if isinstance(edit, MegolmEvent) and client.olm is not None:
+                    edit = client.decrypt_event(edit)
+                new = ((getattr(edit, "source", None) or {}).get("content") or {}).get(
+                    "m.new_content")
+                if getattr(edit, "sender", None) == ev.sender and isinstance(new, dict):
+                    key = (getattr(edit, "server_timestamp", 0), edit.event_id, new)
+                    if latest is None or key[:2] > latest[:2]:
+                        latest = key
+                if seen >= MAX_EDITS:
+                    break
+        except _TRANSIENT:
+            raise
+        except Exception as exc:  # (an error response, an edit we cannot decrypt)
+            log.info("matrix: cannot read the edits of %s in %s (%s)", ev.event_id, room_id,
+                     exc or type(exc).__name__)
+            return None
+        return latest[2] if latest is not None else content
 
     # -- sending ----------------------------------------------------------------------------------
     async def _answer(self, msg: Message, where: _Where, reply: Reply) -> None:
@@ -894,6 +967,8 @@ class MatrixTransport(Transport):
             return
         if event_id is None:
             return
+        if not where.thread:
+            self._note_named(where.room, "", part.items)
         if where.thread and part.items:
             key = (where.room, where.thread)
             self._thread_named.pop(key, None)

@@ -3,8 +3,8 @@
 The HTML comes from the one Reply → HTML renderer (commands/render_html.py: escaped text,
 only safe links, nested `<ul>` lists); what is Matrix's own is here: owners with a Matrix
 identity become pills (matrix.to links that clients render as names), the event content,
-its size in bytes as the server counts it (encrypted or not), and splitting an answer under
-the event size limit.
+its size in bytes as the server counts it (encrypted or not), splitting an answer under the
+event size limit, and the text a client shows for someone's HTML message.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import quote
 
@@ -179,3 +180,43 @@ def split_reply(reply: Reply, limit: int = MAX_EVENT_BYTES,
                          items=_items_in(lines, reply.items)))
     return out
 
+
+class _Shown(HTMLParser):
+    """The text of an HTML body as clients show it: tags dropped, entities decoded, line
+    breaks for block elements, the reply fallback (`<mx-reply>`) left out."""
+
+    _BREAKS = frozenset({"br", "p", "div", "li", "ul", "ol", "blockquote", "pre", "tr",
+                         "h1", "h2", "h3", "h4", "h5", "h6"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._hidden = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "mx-reply":
+            self._hidden += 1
+        elif tag in self._BREAKS and not self._hidden:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "mx-reply" and self._hidden:
+            self._hidden -= 1
+        elif tag in self._BREAKS and not self._hidden:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._hidden:
+            self.parts.append(data)
+
+
+def shown_text(content: dict[str, Any]) -> str | None:
+    """What a client shows for a message that has an HTML `formatted_body`; None without one
+    (then clients show the plain `body`)."""
+    html_body = content.get("formatted_body")
+    if content.get("format") != HTML_FORMAT or not isinstance(html_body, str):
+        return None
+    parser = _Shown()
+    parser.feed(html_body)
+    parser.close()
+    return "".join(parser.parts).strip()

@@ -15,8 +15,9 @@ from typing import Any
 from urllib.parse import unquote
 
 import pytest
-from nio import (JoinResponse, MatrixRoom, RoomGetStateResponse, RoomLeaveResponse,
-                 RoomMessageText, RoomSendError, RoomSendResponse, RoomUpgradeEvent)
+from nio import (Event, JoinResponse, MatrixRoom, RoomGetEventResponse, RoomGetStateResponse,
+                 RoomLeaveResponse, RoomMessageText, RoomSendError, RoomSendResponse,
+                 RoomUpgradeEvent)
 from nio.events.room_events import PowerLevels
 
 from todobot.bot.config import Matrix
@@ -47,6 +48,17 @@ class FakeClient:
         self.state: dict[str, list[dict[str, Any]]] = {}  # room id -> its state events
         self.joins: list[str] = []
         self.leaves: list[str] = []
+
+        self.timeline: dict[str, Any] = {}  # event id -> event (room_get_event)
+        self.edits: dict[str, list[Any]] = {}  # event id -> its m.replace relations
+
+    async def room_get_event(self, room_id: str, event_id: str) -> Any:
+        return RoomGetEventResponse.from_dict(self.timeline[event_id].source)
+
+    async def room_get_event_relations(self, room_id: str, event_id: str, rel_type: Any = None,
+                                       limit: int | None = None, **kw: Any) -> Any:
+        for edit in self.edits.get(event_id, []):
+            yield edit
 
     async def join(self, room_id: str) -> Any:
         self.joins.append(room_id)
@@ -358,3 +370,85 @@ async def test_a_tombstone_to_a_room_that_does_not_replace_this_one_is_left(upgr
     assert await _kv(t, f"upgraded:{ROOM}") is None
     warnings = [r for r in caplog.records if r.levelname == "WARNING" and NEW in r.getMessage()]
     assert len(warnings) == 1
+
+
+# -- "I can take this one": what the person saw ---------------------------------------------------
+GEORGE = "@george:localhost"
+
+
+def posted(t: MatrixTransport, text: str, sender: str = MALLORY, **content: Any) -> Any:
+    """A message someone said earlier, as the server returns it for a reply to it."""
+    ev = said(text, sender, **content)
+    t.client.timeline[ev.event_id] = ev
+    return ev
+
+
+def reply_to(ev: Any) -> dict[str, Any]:
+    return {"m.relates_to": {"m.in_reply_to": {"event_id": ev.event_id}}}
+
+
+def edit(of: Any, text: str, sender: str | None = None) -> Any:
+    return Event.parse_event({
+        "type": "m.room.message", "event_id": f"$edit{next(_events)}",
+        "sender": sender or of.sender, "origin_server_ts": of.server_timestamp + 1000,
+        "content": {"msgtype": "m.text", "body": f"* {text}",
+                    "m.new_content": {"msgtype": "m.text", "body": text},
+                    "m.relates_to": {"rel_type": "m.replace", "event_id": of.event_id}}})
+
+
+@pytest.fixture
+def claims(matrix):
+    t = matrix()
+    t.client.room(members=((ALICE, "Alice"), (MALLORY, "Mallory"), (GEORGE, "George")))
+    return t
+
+
+async def test_a_reply_names_what_the_html_showed_and_asks_when_the_body_differs(claims, chat):
+    t = claims
+    them = posted(t, "#1 needs an owner", format="org.matrix.custom.html",
+                  formatted_body="<b>#2</b> needs an owner")
+    await t._handle_event(t.client.rooms[ROOM], said("I can take this one", GEORGE, **reply_to(them)))
+    assert t.client.bodies()[-1] == "Which one: #1 or #2? Say !claim ID."
+    assert (await chat.item(1)).owners == [] and (await chat.item(2)).owners == []
+
+
+async def test_a_reply_names_what_the_html_showed_when_it_agrees(claims, chat):
+    t = claims
+    them = posted(t, "> <@x:y> quoted #3\n\n#2 needs an owner", format="org.matrix.custom.html",
+                  formatted_body="<mx-reply><blockquote>quoted #3</blockquote></mx-reply>"
+                                 "<b>#2</b> needs an owner")
+    them.source["content"]["m.relates_to"] = {"m.in_reply_to": {"event_id": "$x"}}
+    await t._handle_event(t.client.rooms[ROOM], said("I can take this one", GEORGE, **reply_to(them)))
+    assert t.client.bodies()[-1].startswith("#2 claimed by George")
+
+
+async def test_a_reply_to_an_edited_message_names_what_the_edit_says(claims, chat):
+    t = claims
+    them = posted(t, "#1 needs an owner")
+    t.client.edits[them.event_id] = [edit(them, "#2 needs an owner"),
+                                     edit(them, "#1 is fine now", sender=ALICE)]  # not theirs
+    await t._handle_event(t.client.rooms[ROOM], said("I can take this one", GEORGE, **reply_to(them)))
+    assert t.client.bodies()[-1].startswith("#2 claimed by George")
+    assert (await chat.item(1)).owners == []
+
+
+async def test_a_claim_whose_html_names_another_item_is_asked_about(claims, chat):
+    t = claims
+    await t._handle_event(t.client.rooms[ROOM], said(
+        "I can take #1", GEORGE, format="org.matrix.custom.html",
+        formatted_body="I can take <b>#2</b>"))
+    assert t.client.bodies()[-1] == "Which one: #1 or #2? Say !claim ID."
+    assert (await chat.item(1)).owners == [] and (await chat.item(2)).owners == []
+
+
+async def test_without_a_reply_this_one_is_only_what_the_bot_named_last(claims, chat):
+    t = claims
+    room = t.client.rooms[ROOM]
+    await t._handle_event(room, said("!add tools nice first thing", ALICE))  # the bot names #4
+    await t._handle_event(room, said("#2 is easy, whoever wants it", MALLORY))
+    await t._handle_event(room, said("I can take this one", GEORGE))
+    assert t.client.bodies()[-1] == "Which one? Say !claim ID."
+    assert (await chat.item(4)).owners == [] and (await chat.item(2)).owners == []
+    await t._handle_event(room, said("!add tools nice second thing", ALICE))  # names #5
+    await t._handle_event(room, said("I can take this one", GEORGE))
+    assert t.client.bodies()[-1].startswith("#5 claimed by George")
