@@ -443,20 +443,36 @@ class MatrixTransport(Transport):
         self.room_release[room_id] = settings
         self.dispatcher.bind_room(self.name, room_id, settings)
         # A room upgraded while we served it: its successor, with the same settings.
+        chain = [room_id]
         for _ in range(20):
             newer = await self._kv_get(f"upgraded:{room_id}")
             if not newer:
                 break
             self._successor[room_id] = newer
             room_id = newer
+            chain.append(room_id)
             self.room_release[room_id] = settings
             self.dispatcher.bind_room(self.name, room_id, settings)
-        resp = await self.client.join(room_id)
-        if not isinstance(resp, JoinResponse):
-            self._check_rate_limit(resp)
-            log.error("matrix: cannot join %s (%s): %s %s; waiting for an invite", room,
-                      room_id, resp.status_code, resp.message)
-            return None
+        while True:
+            resp = await self.client.join(room_id)
+            if not isinstance(resp, JoinResponse):
+                self._check_rate_limit(resp)
+                log.error("matrix: cannot join %s (%s): %s %s; waiting for an invite", room,
+                          room_id, resp.status_code, resp.message)
+                return None
+            # (A successor remembered by an older version, which did not check it.)
+            if len(chain) == 1 or await self._replaces(room_id, chain[-2]) is not False:
+                break
+            old = chain[-2]
+            log.warning("matrix: %s, remembered as the upgrade of %s, does not say it replaces "
+                        "it; leaving it and going back to %s", room_id, old, old)
+            await self.client.room_leave(room_id)
+            await self._kv_set(f"upgraded:{old}", "")
+            self._successor.pop(old, None)
+            self.room_release.pop(room_id, None)
+            self.dispatcher.unbind_room(self.name, room_id)
+            chain.pop()
+            room_id = old
         self._present.add(room_id)
         return room_id
 
@@ -1034,16 +1050,22 @@ class MatrixTransport(Transport):
         return next((e for e in resp.events if isinstance(e, dict)
                      and e.get("type") == "m.room.create" and e.get("state_key") == ""), None)
 
+    async def _replaces(self, new: str, old: str) -> bool | None:
+        """Whether room `new` was made as `old`'s successor: its m.room.create names `old` as
+        its predecessor. None when its state cannot be read."""
+        create = await self._create_event(new)
+        if create is None:
+            return None
+        predecessor = create.get("content", {}).get("predecessor")
+        return isinstance(predecessor, dict) and predecessor.get("room_id") == old
+
     async def _adopt_successor(self, old: str, new: str, by: str) -> None:
         """Joined `new`, named by a tombstone in `old`: serve it with `old`'s settings (also after
         restarts) when its m.room.create names `old` as its predecessor; else leave it."""
         assert self.client is not None and self.dispatcher is not None
         self._upgrades.pop(new, None)
         settings = self.room_release.get(old)
-        create = await self._create_event(new)
-        predecessor = ((create or {}).get("content", {}).get("predecessor") or {})
-        if settings is None or not isinstance(predecessor, dict) \
-                or predecessor.get("room_id") != old:
+        if settings is None or not await self._replaces(new, old):
             log.warning("matrix: %s, named by %s's tombstone in %s, does not say it replaces "
                         "%s; leaving it and staying in %s", new, by, old, old, old)
             await self.client.room_leave(new)

@@ -372,6 +372,27 @@ async def test_a_tombstone_to_a_room_that_does_not_replace_this_one_is_left(upgr
     assert len(warnings) == 1
 
 
+
+async def test_a_successor_remembered_without_a_check_is_checked_at_start(upgraded):
+    """A replacement remembered by a version that did not check it: at start the bot joins it,
+    sees it does not name the configured room as its predecessor, leaves it, forgets it and
+    serves the configured room again."""
+    t = upgraded
+    await t._kv_set(f"upgraded:{ROOM}", NEW)
+    t.client.state[NEW] = [create(NEW, MALLORY)]
+    assert await t._join_room(ROOM, t.configured[ROOM]) == ROOM
+    assert t.client.joins == [NEW, ROOM] and t.client.leaves == [NEW]
+    assert NEW not in t.room_release and not await _kv(t, f"upgraded:{ROOM}")
+
+
+async def test_a_checked_successor_is_served_at_start(upgraded):
+    t = upgraded
+    await t._kv_set(f"upgraded:{ROOM}", NEW)
+    t.client.state[NEW] = [create(NEW, ALICE, predecessor=ROOM)]
+    assert await t._join_room(ROOM, t.configured[ROOM]) == NEW
+    assert t.client.joins == [NEW] and t.client.leaves == []
+    assert t.room_release[NEW] == t.room_release[ROOM]
+
 # -- "I can take this one": what the person saw ---------------------------------------------------
 GEORGE = "@george:localhost"
 
