@@ -121,6 +121,8 @@ def named_in(content: dict[str, Any]) -> tuple[int, ...]:
     (the person is asked which), else none (the person is asked for the id)."""
     body = content.get("body")
     plain = item_ids(strip_reply_fallback(body)) if isinstance(body, str) else ()
+    if not plain and "#" not in str(content.get("formatted_body", "")):
+        return ()  # (most messages: no HTML to parse)
     shown = shown_text(content)
     if shown is None or item_ids(shown) == plain:
         return plain
