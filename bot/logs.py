@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from datetime import datetime, timezone
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# Loggers that write key material at DEBUG: peewee logs every SQL statement with its
+# parameters, and nio's crypto store keeps the pickled Olm account and Megolm sessions through
+# peewee. They stay at WARNING whatever `log_level` says.
+SECRET_LOGGERS = ("peewee", "nio.store", "nio.crypto")
+LOG_FILE_MODE = 0o600
 
 
 class JsonFormatter(logging.Formatter):
@@ -21,17 +27,27 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, ensure_ascii=False)
 
 
+def private_file_handler(file: str) -> logging.Handler:
+    """A WatchedFileHandler whose file, when it creates it (first open, or again after logrotate
+    moved it), is readable by the bot's user only: the log names rooms, people and commands."""
+    from logging.handlers import WatchedFileHandler  # here: ~0.3 MB of RSS stderr does without
+
+    class PrivateFileHandler(WatchedFileHandler):
+        def _open(self):  # type: ignore[no-untyped-def]
+            fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, LOG_FILE_MODE)
+            return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
+
+    return PrivateFileHandler(file, encoding="utf-8")
+
+
 def setup_logging(level: str, *, file: str | None, fmt: str = "text") -> None:
     """Log to `file` (reopened when logrotate moves it: WatchedFileHandler), else stderr."""
-    handler: logging.Handler
-    if file:
-        from logging.handlers import WatchedFileHandler  # here: ~0.3 MB of RSS stderr does without
-        handler = WatchedFileHandler(file, encoding="utf-8")
-    else:
-        handler = logging.StreamHandler(sys.stderr)
+    handler = private_file_handler(file) if file else logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    for name in SECRET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -8,8 +8,10 @@ What the loop guarantees:
   same transaction as the command's effect);
 - a sync whose timeline is `limited` (a long downtime) is completed by paging back with
   /messages to the previous token, within `gap_fetch_max` events and 24 h;
-- answers are cut into events far under the 64 KiB event limit, `max_events` at a time, the
-  rest on `!more`; a reply or thread message means the item(s) the message it answers named;
+- answers are cut into events far under the 64 KiB event limit, measured in bytes as sent
+  (in an encrypted room, the ciphertext), `max_events` at a time, the rest on `!more`; an
+  event the server still refuses as too large is sent again cut smaller, else one line says
+  so; a reply or thread message means the item(s) the message it answers named;
 - a homeserver that fails is retried after 5 s, doubling to 320 s, reset by the first good
   sync; one that is unreachable costs one TCP connect per probe interval, and the loop resumes
   as soon as it accepts connections again; HTTP 429 waits the `retry_after_ms` it names;
@@ -36,21 +38,23 @@ from urllib.parse import urlsplit
 from aiohttp import ClientConnectionError
 from nio import (AsyncClient, AsyncClientConfig, InviteMemberEvent, JoinResponse, LoginResponse,
                  MatrixRoom, MegolmEvent, MessageDirection, PresenceSetResponse,
-                 RoomGetEventResponse, RoomLeaveResponse, RoomMemberEvent, RoomMessagesResponse,
-                 RoomMessageText, RoomResolveAliasResponse, RoomSendResponse, RoomUpgradeEvent,
+                 RoomGetEventResponse, RoomGetStateResponse, RoomLeaveResponse, RoomMemberEvent,
+                 RoomMessagesResponse, RoomMessageText, RoomResolveAliasResponse, RoomSendResponse, RoomUpgradeEvent,
                  SyncResponse, WhoamiResponse)
-from nio.api import Api
+from nio.api import Api, RelationshipType
 from nio.crypto import ENCRYPTION_ENABLED
 from nio.exceptions import LocalProtocolError
 
 from ..storage import Repository
+from ..storage.names import clean
 
 from ..commands import claim_intent
 from ..commands.settings import Settings
 from .backoff import Backoff
 from .config import Config, Matrix
 from .rooms import room_entry, room_settings
-from .matrix_render import render, split_reply
+from .matrix_render import (Measure, content_bytes, encrypted_bytes, render, shown_text,
+                            split_reply)
 from .pending import PendingAnswers
 from ..commands.messages import Message, Reply, Sender, Span, text
 from .transport import Reconfigured, Transport
@@ -69,12 +73,20 @@ SEND_ATTEMPTS = 30
 SYNC_FILTER = {"room": {"timeline": {"limit": 100}}, "presence": {"not_types": ["*"]}}
 CANNOT_READ = ("I cannot read encrypted messages (end-to-end encryption support is not "
                "installed), so I cannot answer in this room.")
+TOO_LARGE = ("Part of this answer was too large for a Matrix event and could not be sent; "
+             "ask for less (one area, or !show ID).")
+FIRST_SYNC_WAIT = 120.0  # seconds a post waits for the first sync to show its room
+RESPLITS = 3  # times a refused event is cut smaller before the one-line answer
 _REPLY_FALLBACK = re.compile(r"\A(?:>[^\n]*\n)+\n?", re.DOTALL)
 _ITEM_ID = re.compile(r"(?<![\w#])#(\d{1,12})\b")
 GAP_MAX_AGE = 86400.0  # a gap is fetched back at most this far (seconds)
 GAP_PAGE = 100  # events per /messages request
 MAX_PENDING = 1000  # answers kept for "!more" (bot/pending.py)
-MAX_THREADS = 1000  # threads whose last named items we remember
+MAX_THREADS = 1000  # threads (and rooms) whose last named items we remember
+MAX_EDITS = 50  # edits of a replied-to message looked at for its latest text
+# What a claim becomes when its plain body and its HTML disagree: "this one", with the items
+# either named as the candidates (so the person is asked which).
+THIS_ONE = "I can take this one"
 _TRANSIENT = (ClientConnectionError, asyncio.TimeoutError, TimeoutError, OSError)
 # Matrix settings read at each use, so a reload applies them without logging in again.
 LIVE_MATRIX_KEYS = ("allowed_inviters", "max_events", "gap_fetch_max", "reply_claim_max_age")
@@ -103,6 +115,21 @@ def item_ids(body: str) -> tuple[int, ...]:
     return tuple(dict.fromkeys(int(m) for m in _ITEM_ID.findall(body)))
 
 
+def named_in(content: dict[str, Any]) -> tuple[int, ...]:
+    """The `#id`s a message names as people saw it: its plain body's when its HTML shows the
+    same ones (or it has none); when the two disagree, all of them if that makes several
+    (the person is asked which), else none (the person is asked for the id)."""
+    body = content.get("body")
+    plain = item_ids(strip_reply_fallback(body)) if isinstance(body, str) else ()
+    if not plain and "#" not in str(content.get("formatted_body", "")):
+        return ()  # (most messages: no HTML to parse)
+    shown = shown_text(content)
+    if shown is None or item_ids(shown) == plain:
+        return plain
+    both = tuple(dict.fromkeys(plain + item_ids(shown)))
+    return both if len(both) > 1 else ()
+
+
 class MatrixLoginError(ValueError):
     """The homeserver refused our credentials; a person has to act (worded for them)."""
 
@@ -111,6 +138,10 @@ class _ServerError(Exception):
     def __init__(self, what: str, retry_after: float | None = None) -> None:
         super().__init__(what)
         self.retry_after = retry_after
+
+
+class _TooLarge(Exception):
+    """The homeserver refused an event as too large (M_TOO_LARGE, HTTP 413)."""
 
 
 class CountingClient(AsyncClient):
@@ -152,6 +183,7 @@ class MatrixTransport(Transport):
             r: s for r, s in self.configured.items() if r.startswith("!")}
         self._room_ids: dict[str, str] = {}  # configured room (id or alias) -> room id
         self._successor: dict[str, str] = {}  # upgraded room id -> its replacement's id
+        self._upgrades: dict[str, tuple[str, str]] = {}  # room to check -> (old room, sender)
         self._present: set[str] = set()  # rooms we are in (syncs, our own joins and leaves)
         self._room_tasks: set[asyncio.Task[None]] = set()  # joins and leaves after a reload
         self._room_lock = asyncio.Lock()
@@ -171,6 +203,8 @@ class MatrixTransport(Transport):
         self._recovering = False
         self._pending: PendingAnswers[Reply] = PendingAnswers(MAX_PENDING)  # (room, identity)
         self._thread_named: dict[tuple[str, str], tuple[int, ...]] = {}  # (room, root): items
+        # room -> who named items last in its main timeline ("" for the bot) and which
+        self._room_named: dict[str, tuple[str, tuple[int, ...]]] = {}
         self.gap_fetched = 0  # events fetched back after sync gaps (logs and tests)
         self.synced = asyncio.Event()  # set after each good sync (tests wait on it)
         if logging.getLogger("nio").level == logging.NOTSET:
@@ -245,8 +279,14 @@ class MatrixTransport(Transport):
 
     async def post(self, room: str, reply: Reply) -> None:
         """An unsolicited answer (the digest): in as many events as it takes, no `!more`."""
-        for part in split_reply(reply):
-            await self._send_part(_Where(room), part)
+        if self.client is not None and room not in self.client.rooms:
+            try:  # (a digest due at start: whether the room is encrypted comes with the sync)
+                await asyncio.wait_for(self.synced.wait(), FIRST_SYNC_WAIT)
+            except asyncio.TimeoutError:
+                pass
+        where = _Where(room)
+        for part in split_reply(reply, measure=self._measure(where)):
+            await self._send_part(where, part)
 
     # -- login ------------------------------------------------------------------------------------
     def _kv(self, what: str) -> str:
@@ -405,20 +445,36 @@ class MatrixTransport(Transport):
         self.room_release[room_id] = settings
         self.dispatcher.bind_room(self.name, room_id, settings)
         # A room upgraded while we served it: its successor, with the same settings.
+        chain = [room_id]
         for _ in range(20):
             newer = await self._kv_get(f"upgraded:{room_id}")
             if not newer:
                 break
             self._successor[room_id] = newer
             room_id = newer
+            chain.append(room_id)
             self.room_release[room_id] = settings
             self.dispatcher.bind_room(self.name, room_id, settings)
-        resp = await self.client.join(room_id)
-        if not isinstance(resp, JoinResponse):
-            self._check_rate_limit(resp)
-            log.error("matrix: cannot join %s (%s): %s %s; waiting for an invite", room,
-                      room_id, resp.status_code, resp.message)
-            return None
+        while True:
+            resp = await self.client.join(room_id)
+            if not isinstance(resp, JoinResponse):
+                self._check_rate_limit(resp)
+                log.error("matrix: cannot join %s (%s): %s %s; waiting for an invite", room,
+                          room_id, resp.status_code, resp.message)
+                return None
+            # (A successor remembered by an older version, which did not check it.)
+            if len(chain) == 1 or await self._replaces(room_id, chain[-2]) is not False:
+                break
+            old = chain[-2]
+            log.warning("matrix: %s, remembered as the upgrade of %s, does not say it replaces "
+                        "it; leaving it and going back to %s", room_id, old, old)
+            await self.client.room_leave(room_id)
+            await self._kv_set(f"upgraded:{old}", "")
+            self._successor.pop(old, None)
+            self.room_release.pop(room_id, None)
+            self.dispatcher.unbind_room(self.name, room_id)
+            chain.pop()
+            room_id = old
         self._present.add(room_id)
         return room_id
 
@@ -657,7 +713,8 @@ class MatrixTransport(Transport):
             inviter = next((ev.sender for ev in info.invite_state
                             if isinstance(ev, InviteMemberEvent) and ev.state_key == client.user_id
                             and ev.membership == "invite"), None)
-            wanted = room_id in self.room_release or inviter in self.mcfg.allowed_inviters
+            wanted = (room_id in self.room_release or room_id in self._upgrades
+                      or inviter in self.mcfg.allowed_inviters)
             if wanted:
                 log.info("matrix: joining %s (invited by %s)", room_id, inviter)
                 joined = await client.join(room_id)
@@ -665,6 +722,9 @@ class MatrixTransport(Transport):
                     self._check_rate_limit(joined)
                     log.error("matrix: cannot join %s: %s %s", room_id, joined.status_code,
                               joined.message)
+                elif room_id in self._upgrades:
+                    old, by = self._upgrades[room_id]
+                    await self._adopt_successor(old, room_id, by)
             else:
                 log.info("matrix: declining the invite to %s from %s", room_id, inviter)
                 await client.room_leave(room_id)
@@ -726,7 +786,7 @@ class MatrixTransport(Transport):
         reply_to = None if thread and relation.get("is_falling_back") is True else in_reply
         body = strip_reply_fallback(ev.body) if in_reply else ev.body
         # The identity is the user id, always; the display name is only a label to show.
-        display = room.user_name(ev.sender)
+        display = clean(room.user_name(ev.sender) or "") or None  # (bidi overrides, controls)
         sender = Sender(identity=f"matrix:{ev.sender}", nick=display or ev.sender,
                         authenticated=True, display_name=display)
         msg = Message(transport=self.name, room=room.room_id, sender=sender, text=body,
@@ -739,13 +799,36 @@ class MatrixTransport(Transport):
             return
         said = body.strip()
         intent = claim_intent(said) if len(said) <= 200 else None
-        if intent is not None and intent.item_id is None and (reply_to or thread):
-            msg = replace(msg, refers_to=await self._referred(room.room_id, reply_to, thread))
+        shown = shown_text(content)  # what an HTML client showed: that is what was meant
+        seen = intent if shown is None else claim_intent(shown) if len(shown) <= 200 else None
+        if intent != seen:  # a claim in one form only, or of another item: ask which
+            ids = tuple(dict.fromkeys(i.item_id for i in (intent, seen)
+                                      if i is not None and i.item_id is not None))
+            msg = replace(msg, text=THIS_ONE, refers_to=ids if len(ids) > 1 else ())
+        elif intent is not None and intent.item_id is None:
+            if reply_to or thread:
+                msg = replace(msg, refers_to=await self._referred(room.room_id, reply_to, thread))
+            elif self._room_named.get(room.room_id, ("",))[0]:
+                msg = replace(msg, refers_to=())  # someone else named an item since we did
+        elif not thread and not said.startswith(
+                self.dispatcher.settings_for(self.name, room.room_id).prefix):
+            self._note_named(room.room_id, ev.sender, named_in(content))
         reply = await self.dispatcher.handle(msg)
         if reply is not None:
             await self._answer(msg, where, reply)
 
     # -- what "this one" means -------------------------------------------------------------------
+    def _note_named(self, room_id: str, who: str, items: tuple[int, ...]) -> None:
+        """`who` ("" for the bot) named `items` last in the room. Without a reply, "this one"
+        means what the bot named last, and nothing once someone else named an item since:
+        the person is asked which."""
+        if not items:
+            return
+        self._room_named.pop(room_id, None)
+        if len(self._room_named) >= MAX_THREADS:
+            del self._room_named[next(iter(self._room_named))]
+        self._room_named[room_id] = (who, items)
+
     async def _referred(self, room_id: str, reply_to: str | None,
                         thread: str | None) -> tuple[int, ...]:
         """The items a reply or thread message may mean: those the replied-to message named;
@@ -774,17 +857,48 @@ class MatrixTransport(Transport):
                 return ()
             async with self.repo.session("matrix", write=False) as s:
                 return await s.sent_items(self.name, event_id)
-        body = getattr(ev, "body", None)
-        if not isinstance(body, str):
-            return ()
-        return item_ids(strip_reply_fallback(body))
+        content = await self._latest_content(room_id, ev)
+        return named_in(content) if content is not None else ()
+
+    async def _latest_content(self, room_id: str, ev: Any) -> dict[str, Any] | None:
+        """An event's content as people see it now: the `m.new_content` of its latest edit by
+        its own sender, else its own content; None when the edits cannot be read."""
+        client = self.client
+        assert client is not None
+        source = getattr(ev, "source", None) or {}
+        content = source.get("content")
+        if not isinstance(content, dict):
+            return None
+        latest: tuple[int, str, dict[str, Any]] | None = None
+        seen = 0
+        try:
+            async for edit in client.room_get_event_relations(
+                    room_id, ev.event_id, RelationshipType.replacement, limit=MAX_EDITS):
+                seen += 1
+                if isinstance(edit, MegolmEvent) and client.olm is not None:
+                    edit = client.decrypt_event(edit)
+                new = ((getattr(edit, "source", None) or {}).get("content") or {}).get(
+                    "m.new_content")
+                if getattr(edit, "sender", None) == ev.sender and isinstance(new, dict):
+                    key = (getattr(edit, "server_timestamp", 0), edit.event_id, new)
+                    if latest is None or key[:2] > latest[:2]:
+                        latest = key
+                if seen >= MAX_EDITS:
+                    break
+        except _TRANSIENT:
+            raise
+        except Exception as exc:  # (an error response, an edit we cannot decrypt)
+            log.info("matrix: cannot read the edits of %s in %s (%s)", ev.event_id, room_id,
+                     exc or type(exc).__name__)
+            return None
+        return latest[2] if latest is not None else content
 
     # -- sending ----------------------------------------------------------------------------------
     async def _answer(self, msg: Message, where: _Where, reply: Reply) -> None:
         """Send an answer in events under the size limit: `max_events` of them now, the rest
         when the person says `!more`. Then the reaction and the reply's action, if any."""
         assert self.client is not None
-        parts = split_reply(reply)
+        parts = split_reply(reply, measure=self._measure(where))
         limit = self.mcfg.max_events
         if len(parts) > limit:
             rest = parts[limit:]
@@ -792,16 +906,9 @@ class MatrixTransport(Transport):
             parts = parts[:limit - 1] + [self._with_tail(parts[limit - 1], rest)]
         for part in parts:
             await self._send_part(where, part)
-        room = self.client.rooms.get(msg.room)
-        if reply.reaction and where.event_id:
-            if room is not None and room.encrypted:
-                # matrix-nio sends reactions unencrypted; in an encrypted room that would tell
-                # which commands succeeded. The answer itself says it.
-                log.debug("matrix: no reaction in encrypted room %s", msg.room)
-            else:
-                await self._send(msg.room, "m.reaction", {"m.relates_to": {
-                    "rel_type": "m.annotation", "event_id": where.event_id,
-                    "key": reply.reaction}})
+        if reply.reaction and where.event_id:  # (never in an encrypted room: see _would_leak)
+            await self._send(msg.room, "m.reaction", {"m.relates_to": {
+                "rel_type": "m.annotation", "event_id": where.event_id, "key": reply.reaction}})
         if reply.action == "leave":
             await self.client.room_leave(msg.room)
             self._present.discard(msg.room)
@@ -838,16 +945,48 @@ class MatrixTransport(Transport):
         for part in parts:
             await self._send_part(where, part)
 
-    async def _send_part(self, where: _Where, part: Reply) -> None:
-        """One event: the rendered part, related to what it answers; its items recorded so
-        that a reply to it can claim them."""
+    @staticmethod
+    def _content(where: _Where, part: Reply) -> dict[str, Any]:
         content: dict[str, Any] = render(part)
         relation = where.relation()
         if relation:
             content["m.relates_to"] = relation
-        event_id = await self._send(where.room, "m.room.message", content)
+        return content
+
+    def _measure(self, where: _Where) -> Measure:
+        """How many bytes a part takes as sent to this room: the ciphertext matrix-nio makes of
+        it in an encrypted room (several times the text for emoji), else its JSON."""
+        room = self.client.rooms.get(where.room) if self.client is not None else None
+        if room is not None and room.encrypted:
+            return lambda part: encrypted_bytes(self._content(where, part), where.room)
+        return lambda part: content_bytes(self._content(where, part))
+
+    async def _send_part(self, where: _Where, part: Reply, resplits: int = RESPLITS) -> None:
+        """One event: the rendered part, related to what it answers; its items recorded so
+        that a reply to it can claim them. An event refused as too large is sent again cut in
+        smaller ones; one that cannot be cut gets the one-line TOO_LARGE in its place."""
+        try:
+            event_id = await self._send(where.room, "m.room.message", self._content(where, part),
+                                        splittable=True)
+        except _TooLarge:
+            measure = self._measure(where)
+            size, base = measure(part), measure(Reply())
+            smaller = (split_reply(part, base + (size - base) // 2, measure) if resplits > 0
+                       else [part])
+            if len(smaller) > 1:
+                log.warning("matrix: %s refused an event of %d bytes as too large; sending it "
+                            "as %d smaller ones", where.room, size, len(smaller))
+                for piece in smaller:
+                    await self._send_part(where, piece, resplits - 1)
+            else:
+                log.error("matrix: %s refused an event of %d bytes as too large; it cannot be "
+                          "cut further; said so instead", where.room, size)
+                await self._send(where.room, "m.room.message", self._content(where, text(TOO_LARGE)))
+            return
         if event_id is None:
             return
+        if not where.thread:
+            self._note_named(where.room, "", part.items)
         if where.thread and part.items:
             key = (where.room, where.thread)
             self._thread_named.pop(key, None)
@@ -861,7 +1000,9 @@ class MatrixTransport(Transport):
     # -- room upgrades ----------------------------------------------------------------------------
     async def _follow_upgrade(self, room_id: str, ev: RoomUpgradeEvent) -> None:
         """A configured room was upgraded: serve its replacement with the same settings, now
-        and after restarts."""
+        and after restarts; but only a tombstone from someone who may upgrade the room, to a
+        room that says it replaces this one (anyone with enough power could otherwise move the
+        bot into a room of their own)."""
         client = self.client
         assert client is not None and self.dispatcher is not None
         settings = self.room_release.get(room_id)
@@ -872,28 +1013,83 @@ class MatrixTransport(Transport):
             return
         if new in self.room_release:
             return
-        self.room_release[new] = settings
-        self._successor[room_id] = new
-        self.dispatcher.bind_room(self.name, new, settings)
-        await self._kv_set(f"upgraded:{room_id}", new)
-        log.info("matrix: %s was upgraded to %s (by %s); joining it with the same settings",
-                 room_id, new, ev.sender)
+        if not await self._may_upgrade(room_id, ev.sender):
+            log.warning("matrix: %s sent a tombstone in %s naming %s, but is neither the room's "
+                        "creator nor at the power level m.room.tombstone needs; not following",
+                        ev.sender, room_id, new)
+            return
+        log.info("matrix: %s was upgraded to %s (by %s); joining it to check it", room_id, new,
+                 ev.sender)
         joined = await client.join(new)
         if not isinstance(joined, JoinResponse):
             self._check_rate_limit(joined)
+            self._upgrades[new] = (room_id, ev.sender)  # checked once an invite lets us in
             log.warning("matrix: cannot join %s yet (%s %s); waiting for an invite", new,
                         joined.status_code, joined.message)
+            return
+        await self._adopt_successor(room_id, new, ev.sender)
+
+    async def _may_upgrade(self, room_id: str, sender: str) -> bool:
+        """The room's creator, or someone whose power level is at least what m.room.tombstone
+        needs in it."""
+        assert self.client is not None
+        room = self.client.rooms.get(room_id)
+        if room is not None and room.power_levels.can_user_send_state(sender, "m.room.tombstone"):
+            return True
+        create = await self._create_event(room_id)
+        return create is not None and sender == (create.get("content", {}).get("creator")
+                                                 or create.get("sender"))
+
+    async def _create_event(self, room_id: str) -> dict[str, Any] | None:
+        """The room's m.room.create event (with its sender), or None when we cannot read it."""
+        assert self.client is not None
+        resp = await self.client.room_get_state(room_id)
+        if not isinstance(resp, RoomGetStateResponse):
+            self._check_rate_limit(resp)
+            log.warning("matrix: cannot read the state of %s: %s %s", room_id,
+                        resp.status_code, resp.message)
+            return None
+        return next((e for e in resp.events if isinstance(e, dict)
+                     and e.get("type") == "m.room.create" and e.get("state_key") == ""), None)
+
+    async def _replaces(self, new: str, old: str) -> bool | None:
+        """Whether room `new` was made as `old`'s successor: its m.room.create names `old` as
+        its predecessor. None when its state cannot be read."""
+        create = await self._create_event(new)
+        if create is None:
+            return None
+        predecessor = create.get("content", {}).get("predecessor")
+        return isinstance(predecessor, dict) and predecessor.get("room_id") == old
+
+    async def _adopt_successor(self, old: str, new: str, by: str) -> None:
+        """Joined `new`, named by a tombstone in `old`: serve it with `old`'s settings (also after
+        restarts) when its m.room.create names `old` as its predecessor; else leave it."""
+        assert self.client is not None and self.dispatcher is not None
+        self._upgrades.pop(new, None)
+        settings = self.room_release.get(old)
+        if settings is None or not await self._replaces(new, old):
+            log.warning("matrix: %s, named by %s's tombstone in %s, does not say it replaces "
+                        "%s; leaving it and staying in %s", new, by, old, old, old)
+            await self.client.room_leave(new)
+            self._present.discard(new)
+            return
+        self.room_release[new] = settings
+        self._successor[old] = new
+        self.dispatcher.bind_room(self.name, new, settings)
+        self._present.add(new)
+        await self._kv_set(f"upgraded:{old}", new)
+        log.info("matrix: serving %s in place of %s with the same settings", new, old)
 
     async def _send(self, room_id: str, event_type: str, content: dict[str, Any], *,
-                    in_the_clear: bool = False) -> str | None:
+                    in_the_clear: bool = False, splittable: bool = False) -> str | None:
         """Send one event, retrying 429s (as long as the server asks) and brief outages with the
         same transaction id, so a retry never posts twice. `in_the_clear` skips encryption
-        (only for the notice that we cannot read a room)."""
+        (only for the notice that we cannot read a room). An event refused as too large raises
+        _TooLarge when `splittable` (the caller cuts it), else is logged."""
         client = self.client
         assert client is not None
         room = client.rooms.get(room_id)
-        if room is not None and room.encrypted and not self.e2ee and not in_the_clear:
-            log.warning("matrix: not sending to encrypted room %s without E2EE support", room_id)
+        if not in_the_clear and self._would_leak(room_id, room, event_type):
             return None
         txn = str(uuid.uuid4())
         backoff = Backoff(1.0, 30.0)
@@ -918,6 +1114,12 @@ class MatrixTransport(Transport):
                 return None
             if isinstance(resp, RoomSendResponse):
                 return resp.event_id
+            if (resp.status_code == "M_TOO_LARGE"
+                    or getattr(resp.transport_response, "status", None) == 413):
+                if splittable:
+                    raise _TooLarge(resp.message)
+                log.error("matrix: %s refused a %s event as too large", room_id, event_type)
+                return None
             if resp.status_code == "M_LIMIT_EXCEEDED":
                 self.rate_limited += 1
                 delay = (resp.retry_after_ms or 1000) / 1000
@@ -928,6 +1130,25 @@ class MatrixTransport(Transport):
             return None
         log.error("matrix: gave up sending to %s after %d attempts", room_id, SEND_ATTEMPTS)
         return None
+
+    def _would_leak(self, room_id: str, room: MatrixRoom | None, event_type: str) -> bool:
+        """Whether this event would go in the clear into an encrypted room (or one whose state
+        we have not seen): matrix-nio sends plaintext when it has no E2EE support or store, and
+        reactions are never encrypted. Such an event is not sent."""
+        if room is None:
+            log.warning("matrix: not sending to %s: its state (encrypted or not) is not known yet",
+                        room_id)
+            return True
+        if not room.encrypted:
+            return False
+        if not self.e2ee or self.client is None or self.client.olm is None:
+            log.warning("matrix: not sending to encrypted room %s without E2EE support", room_id)
+            return True
+        if event_type == "m.reaction":
+            # That would tell which commands succeeded; the answer itself says it.
+            log.debug("matrix: no reaction in encrypted room %s", room_id)
+            return True
+        return False
 
     async def _say_cannot_read(self, room_id: str) -> None:
         """Once per room: an unencrypted notice that we cannot read it, and nothing else."""

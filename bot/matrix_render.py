@@ -3,12 +3,17 @@
 The HTML comes from the one Reply → HTML renderer (commands/render_html.py: escaped text,
 only safe links, nested `<ul>` lists); what is Matrix's own is here: owners with a Matrix
 identity become pills (matrix.to links that clients render as names), the event content,
-and splitting an answer under the event size limit.
+its size in bytes as the server counts it (encrypted or not), splitting an answer under the
+event size limit, and the text a client shows for someone's HTML message.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Callable
+from html.parser import HTMLParser
+from typing import Any
 from urllib.parse import quote
 
 from ..commands.messages import Line, Reply, Span
@@ -46,17 +51,49 @@ def render(reply: Reply) -> dict[str, str]:
             "formatted_body": render_html(reply)}
 
 
-# Matrix refuses events over 64 KiB (M_TOO_LARGE). One event carries the plain body and the
-# HTML; keeping each under 16 KiB leaves room for JSON escaping, relations and signatures.
-MAX_EVENT_CHARS = 16 * 1024
-# A block whose own rendering is over this is cut into text pieces of this many characters.
+# Matrix refuses an event over 64 KiB (M_TOO_LARGE), counted in bytes of the event as the
+# server keeps it: the UTF-8 JSON of its content (in an encrypted room, the Megolm envelope) plus
+# the server's own fields (ids, hashes, signatures: a few hundred bytes). Parts are cut to
+# 24 KiB of content as sent, measured exactly, which leaves a wide margin.
+MAX_EVENT_BYTES = 24 * 1024
+# A line whose own event would be over half that is cut into text pieces of at most this
+# many characters, halved again until each fits.
 _PIECE = 2000
+MEGOLM = "m.megolm.v1.aes-sha2"
+# What an encrypted event carries beside the ciphertext (Curve25519 key and session id are 43
+# base64 characters; device ids are short, 32 is generous).
+_ENVELOPE = {"algorithm": MEGOLM, "sender_key": "k" * 43, "ciphertext": "", "session_id": "s" * 43,
+             "device_id": "d" * 32}
+# A Megolm message around the AES-CBC ciphertext: version byte, the message index and the
+# ciphertext's length as protobuf fields (tag + varint, at most 6 and 4 bytes), an 8-byte MAC
+# and a 64-byte Ed25519 signature.
+_MEGOLM_FRAME = 1 + 6 + 4 + 8 + 64
+
+Measure = Callable[[Reply], int]
 
 
-def _size(lines: list[Line]) -> int:
-    """Characters of both renderings of these lines (tags of nested lists included)."""
-    r = Reply(lines=lines)
-    return len(render_body(r)) + len(render_html(r))
+def content_bytes(content: dict[str, Any]) -> int:
+    """Bytes of an event content as the server stores it (UTF-8 JSON, nothing escaped)."""
+    return len(json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def encrypted_bytes(content: dict[str, Any], room_id: str,
+                    event_type: str = "m.room.message") -> int:
+    """Bytes of the `m.room.encrypted` content matrix-nio makes of `content`: the JSON it
+    encrypts is ASCII (`\\uXXXX` escapes: 6 bytes for a character of the BMP, 12 for one
+    beyond, like an emoji), padded to 16 bytes by AES-CBC, framed, then base64 (4/3); the
+    relation travels in the clear beside it."""
+    plain = len(json.dumps({"content": content, "type": event_type, "room_id": room_id},
+                           separators=(",", ":")))
+    megolm = _MEGOLM_FRAME + (plain // 16 + 1) * 16
+    envelope = dict(_ENVELOPE)
+    if "m.relates_to" in content:
+        envelope["m.relates_to"] = content["m.relates_to"]
+    return content_bytes(envelope) + -(-megolm * 4 // 3)
+
+
+def plain_size(reply: Reply) -> int:
+    return content_bytes(render(reply))
 
 
 def _blocks(lines: list[Line]) -> list[list[Line]]:
@@ -70,11 +107,22 @@ def _blocks(lines: list[Line]) -> list[list[Line]]:
     return out
 
 
-def _pieces(line: Line) -> list[Line]:
-    """A line too long for one event, as plain text lines of `_PIECE` characters."""
+def _pieces(line: Line, fits: Callable[[list[Line]], bool]) -> list[Line]:
+    """A line too long for one event, as plain text lines that each `fits`."""
     plain = line.plain
-    return [Line((Span(plain[i:i + _PIECE]),), line.kind if i == 0 else "text", line.level)
-            for i in range(0, len(plain), _PIECE)]
+    texts: list[str] = []
+
+    def cut(text: str) -> None:
+        if len(text) <= 1 or fits([Line((Span(text),), "text", line.level)]):
+            texts.append(text)
+        else:
+            half = len(text) // 2
+            cut(text[:half])
+            cut(text[half:])
+    for i in range(0, len(plain), _PIECE):
+        cut(plain[i:i + _PIECE])
+    return [Line((Span(t),), line.kind if i == 0 else "text", line.level)
+            for i, t in enumerate(texts)]
 
 
 def _items_in(lines: list[Line], items: tuple[int, ...]) -> tuple[int, ...]:
@@ -82,31 +130,38 @@ def _items_in(lines: list[Line], items: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(i for i in items if i in named)
 
 
-def split_reply(reply: Reply, limit: int = MAX_EVENT_CHARS) -> list[Reply]:
-    """`reply` as consecutive replies that each render (body + HTML) in `limit` characters,
-    cut between items (a bullet stays with its sub-items, a heading with what follows it).
-    Each part keeps the items its own lines name; a reply that fits is returned as is."""
-    if _size(reply.lines) <= limit:
+def split_reply(reply: Reply, limit: int = MAX_EVENT_BYTES,
+                measure: Measure = plain_size) -> list[Reply]:
+    """`reply` as consecutive replies whose events `measure` at most `limit` bytes each (by
+    default the plain content; an encrypted room measures the ciphertext), cut between items
+    (a bullet stays with its sub-items, a heading with what follows it). Each part keeps the
+    items its own lines name; a reply that fits is returned as is."""
+    def size(lines: list[Line]) -> int:
+        return measure(Reply(lines=lines))
+
+    if size(reply.lines) <= limit:
         return [reply]
+    base = size([])  # what every event costs (keys, relation, encryption's frame)
+    half = base + (limit - base) // 2
     blocks: list[list[Line]] = []
     for block in _blocks(reply.lines):
-        if _size(block) <= limit:
+        if size(block) <= limit:
             blocks.append(block)
         else:  # a huge item (long notes): line by line, and cut any line that alone is too big
             for line in block:
-                blocks.extend([p] for p in ([line] if _size([line]) <= limit // 2
-                                            else _pieces(line)))
+                blocks.extend([p] for p in ([line] if size([line]) <= half
+                                            else _pieces(line, lambda ls: size(ls) <= half)))
     parts: list[list[Line]] = []
     current: list[Line] = []
-    size = 0
+    total = base
     for block in blocks:
         # Estimated as the sum of the blocks; checked exactly below.
-        cost = _size(block) + 32
-        if current and size + cost > limit:
+        cost = size(block) - base + 32
+        if current and total + cost > limit:
             parts.append(current)
-            current, size = [], 0
+            current, total = [], base
         current = current + block
-        size += cost
+        total += cost
     if current:
         parts.append(current)
     # A heading at the end of a part belongs to the next one.
@@ -115,12 +170,53 @@ def split_reply(reply: Reply, limit: int = MAX_EVENT_CHARS) -> list[Reply]:
             parts[i + 1].insert(0, parts[i].pop())
     out: list[Reply] = []
     for lines in parts:
-        if _size(lines) > limit and len(lines) > 1:  # the estimate was wrong: halve
+        if size(lines) > limit and len(lines) > 1:  # the estimate was wrong: halve
             half = len(lines) // 2
             for side in (lines[:half], lines[half:]):
                 out += split_reply(Reply(lines=side, outcome=reply.outcome, long=reply.long,
-                                         items=_items_in(side, reply.items)), limit)
+                                         items=_items_in(side, reply.items)), limit, measure)
             continue
         out.append(Reply(lines=lines, outcome=reply.outcome, long=reply.long,
                          items=_items_in(lines, reply.items)))
     return out
+
+
+class _Shown(HTMLParser):
+    """The text of an HTML body as clients show it: tags dropped, entities decoded, line
+    breaks for block elements, the reply fallback (`<mx-reply>`) left out."""
+
+    _BREAKS = frozenset({"br", "p", "div", "li", "ul", "ol", "blockquote", "pre", "tr",
+                         "h1", "h2", "h3", "h4", "h5", "h6"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._hidden = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "mx-reply":
+            self._hidden += 1
+        elif tag in self._BREAKS and not self._hidden:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "mx-reply" and self._hidden:
+            self._hidden -= 1
+        elif tag in self._BREAKS and not self._hidden:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._hidden:
+            self.parts.append(data)
+
+
+def shown_text(content: dict[str, Any]) -> str | None:
+    """What a client shows for a message that has an HTML `formatted_body`; None without one
+    (then clients show the plain `body`)."""
+    html_body = content.get("formatted_body")
+    if content.get("format") != HTML_FORMAT or not isinstance(html_body, str):
+        return None
+    parser = _Shown()
+    parser.feed(html_body)
+    parser.close()
+    return "".join(parser.parts).strip()

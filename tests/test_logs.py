@@ -41,3 +41,38 @@ def test_a_file_is_reopened_after_rotation(restore_root_logger, tmp_path):
     path.rename(tmp_path / "todobot.log.1")
     logging.getLogger("todobot.test").info("second")
     assert json.loads(path.read_text())["message"] == "second"
+
+
+def test_log_files_are_private_also_after_rotation(restore_root_logger, tmp_path):
+    path = tmp_path / "todobot.log"
+    setup_logging("INFO", file=str(path))
+    logging.getLogger("todobot.test").info("first")
+    assert path.stat().st_mode & 0o777 == 0o600
+    path.rename(tmp_path / "todobot.log.1")
+    logging.getLogger("todobot.test").info("second")
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert "second" in path.read_text()
+
+
+def test_encryption_keys_never_reach_the_log_even_at_debug(restore_root_logger, tmp_path):
+    import sqlite3
+
+    from nio import AsyncClient, AsyncClientConfig
+    from nio.crypto import ENCRYPTION_ENABLED
+    if not ENCRYPTION_ENABLED:
+        pytest.skip("matrix-nio without E2EE support")
+    path = tmp_path / "todobot.log"
+    setup_logging("DEBUG", file=str(path))
+    store = tmp_path / "store"
+    store.mkdir()
+    client = AsyncClient("http://127.0.0.1:1", "@bot:localhost", store_path=str(store),
+                         config=AsyncClientConfig(encryption_enabled=True))
+    client.restore_login("@bot:localhost", "DEVICE", "token")  # creates and stores the account
+    [db] = list(store.glob("*.db"))
+    with sqlite3.connect(db) as conn:
+        [(pickle,)] = conn.execute("select account from accounts").fetchall()
+    logged = path.read_text()
+    assert len(pickle) > 100
+    assert str(pickle)[:64] not in logged and "accounts" not in logged
+    logging.getLogger("todobot.test").debug("debug lines still go to the file")
+    assert "debug lines still go" in path.read_text()

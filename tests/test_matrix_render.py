@@ -133,13 +133,13 @@ def _long_list(n: int, title_chars: int) -> Reply:
 
 
 def test_a_long_answer_is_split_between_items_under_the_limit():
-    from todobot.bot.matrix_render import MAX_EVENT_CHARS, split_reply
+    from todobot.bot.matrix_render import MAX_EVENT_BYTES, content_bytes, split_reply
     reply = _long_list(55, 1900)
     parts = split_reply(reply)
     assert len(parts) > 5
     for part in parts:
         out = render(part)
-        assert len(out["body"]) + len(out["formatted_body"]) <= MAX_EVENT_CHARS
+        assert content_bytes(out) <= MAX_EVENT_BYTES
         _well_formed(out["formatted_body"])
         assert part.lines[0].kind != "bullet" or part.lines[0].level == 0  # sub-items stay put
         assert part.lines[-1].kind != "heading"  # a heading goes with what follows it
@@ -149,7 +149,7 @@ def test_a_long_answer_is_split_between_items_under_the_limit():
 
 
 def test_a_short_answer_stays_one_event_and_a_huge_line_is_cut():
-    from todobot.bot.matrix_render import MAX_EVENT_CHARS, split_reply
+    from todobot.bot.matrix_render import MAX_EVENT_BYTES, content_bytes, split_reply
     small = _long_list(3, 60)
     assert split_reply(small) == [small]
     huge = Reply().add("note: " + "é<" * 40_000)
@@ -158,7 +158,7 @@ def test_a_short_answer_stays_one_event_and_a_huge_line_is_cut():
     assert "".join(ln.plain for p in parts for ln in p.lines) == huge.plain
     for part in parts:
         out = render(part)
-        assert len(out["body"]) + len(out["formatted_body"]) <= MAX_EVENT_CHARS
+        assert content_bytes(out) <= MAX_EVENT_BYTES
 
 
 def _well_formed(html_text: str) -> None:

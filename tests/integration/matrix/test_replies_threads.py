@@ -115,3 +115,40 @@ async def test_a_reply_to_an_old_message_asks_for_the_id(humans, synapse, tmp_pa
         assert await _owners(app.config.database, "item-old") == []
     finally:
         await app.stop()
+
+
+async def _send(person, room: str, content: dict) -> str:
+    resp = await person.client.room_send(room, "m.room.message", content,
+                                         ignore_unverified_devices=True)
+    return resp.event_id
+
+
+async def test_a_reply_claims_what_the_message_showed_after_its_edits(humans, synapse, tmp_path,
+                                                                      bot_user):
+    """What people saw is the latest edit (by its author) and the HTML: a reply to an edited
+    message claims the item the edit names; one whose HTML and plain text name different items
+    gets a question."""
+    alice, bob, (room,), app = await _setup(humans, synapse, tmp_path, bot_user)
+    db = app.config.database
+    try:
+        a, _ = await _add(alice, room, bot_user, "item-a")
+        b, _ = await _add(alice, room, bot_user, "item-b")
+        said = await alice.say(room, f"#{a} needs an owner")
+        for text in (f"#{a} or so needs an owner", f"#{b} needs an owner"):
+            await _send(alice, room, {
+                "msgtype": "m.text", "body": f"* {text}",
+                "m.new_content": {"msgtype": "m.text", "body": text},
+                "m.relates_to": {"rel_type": "m.replace", "event_id": said}})
+        ev = await bob.say(room, "I can take this one", reply_to=said)
+        claimed = await bob.reply_to(ev, bot_user)
+        assert claimed.body.startswith(f"#{b} claimed by"), claimed.body
+        assert await _owners(db, "item-a") == []
+        two_faced = await _send(alice, room, {
+            "msgtype": "m.text", "body": f"#{a} is easy", "format": "org.matrix.custom.html",
+            "formatted_body": f"<b>#{b}</b> is easy"})
+        ev = await bob.say(room, "I can take this one", reply_to=two_faced)
+        assert (await bob.reply_to(ev, bot_user)).body == (
+            f"Which one: #{a} or #{b}? Say !claim ID.")
+        assert await _owners(db, "item-a") == []
+    finally:
+        await app.stop()

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from .conftest import (PASSWORD, bot_config, items_titled, prepare_db, start_bot, unique,
-                       wait_bot_synced)
+from .conftest import (PASSWORD, bot_config, items_titled, open_repo, prepare_db, start_bot,
+                       unique, wait_bot_synced)
 
 pytestmark = pytest.mark.integration
 
@@ -164,3 +164,49 @@ async def test_an_upgraded_room_is_followed_with_its_settings(humans, synapse, t
         assert item.release == "4.3"
     finally:
         await app.stop()
+
+
+async def test_a_tombstone_to_a_room_that_does_not_replace_it_is_not_followed(
+        humans, synapse, tmp_path, bot_user):
+    """Mallory, made an admin of the room (power 100: enough for m.room.tombstone), points a
+    tombstone at a room of her own. The bot looks, sees that room's m.room.create does not name
+    the old room as its predecessor, leaves it, and goes on serving the old room only, also
+    after a restart."""
+    from nio import RoomPreset, RoomPutStateResponse
+    alice = await humans("alice")
+    mallory = await humans("mallory")
+    # Version 10: from 12 on, only creators may send a tombstone (level 150).
+    created = await alice.client.room_create(invite=[bot_user, mallory.user_id],
+                                             preset=RoomPreset.public_chat, room_version="10")
+    room = created.room_id
+    config = bot_config(synapse, tmp_path, bot_user, admins=[alice.user_id], rooms=[room])
+    app = await start_bot(config)
+    try:
+        await wait_bot_synced(config.database, bot_user)
+        await alice.wait_until(lambda: room in app.transports[-1].rooms())
+        await mallory.join(room)
+        levels = await alice.client.room_get_state_event(room, "m.room.power_levels")
+        content = dict(levels.content)
+        content["users"] = {**content.get("users", {}), mallory.user_id: 100}
+        sent = await alice.client.room_put_state(room, "m.room.power_levels", content)
+        assert isinstance(sent, RoomPutStateResponse), sent
+        await alice.wait_until(lambda: any(
+            e.source.get("type") == "m.room.power_levels"
+            and mallory.user_id in e.source.get("content", {}).get("users", {})
+            for r, e in alice.events if r == room))
+        theirs = (await mallory.client.room_create(preset=RoomPreset.public_chat)).room_id
+        sent = await mallory.client.room_put_state(room, "m.room.tombstone", {
+            "body": "This room has moved", "replacement_room": theirs})
+        assert isinstance(sent, RoomPutStateResponse), sent
+        await mallory.wait_membership(theirs, bot_user, "join")
+        await mallory.wait_membership(theirs, bot_user, "leave")
+        await alice.barrier(room, bot_user)  # still answering in the old room
+        assert theirs not in app.transports[-1].rooms()
+    finally:
+        await app.stop()
+    db, repo = await open_repo(config.database)
+    try:
+        async with repo.session("test", write=False) as s:
+            assert await s.kv_get(f"matrix:{bot_user}:upgraded:{room}") is None
+    finally:
+        await db.close()
