@@ -5,6 +5,7 @@ holds up the others, limits count per person across mails, deep MIME is refused.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 
 import aiosmtplib
@@ -152,12 +153,16 @@ async def test_a_hostile_subject_or_name_never_stops_the_acknowledgements(rig):
 
 
 async def test_an_acknowledgement_that_cannot_be_built_is_dropped_and_logged(rig, caplog):
-    async with rig.chat.repo.session("test") as s:  # stored before this version: no header takes it
-        await s.kv_set("mail.ack-pending/<old@x>", '{"to": "a@b", "name": "x\\r\\ny"}')
+    bad = {"to": "a@b.example\r\nBcc: c@d.example", "subject": "s", "in_reply_to": "<old@x>",
+           "references": [], "body": "b\n", "message_id": "<ack-old@x>"}
+    async with rig.chat.repo.session("test") as s:  # no To: header takes that address
+        await s.kv_set("mail.ack-pending/<old@x>", json.dumps(bad))
+        await s.kv_set("mail.ack-pending/<older@x>", '{"to": "a@b", "name": "x"}')  # unreadable
     await rig.deliver(mail("c@example.org", "!claim 3\n", message_id="<after@x>"))
     assert [str(m["To"]) for m in rig.smtp.sent] == ["c@example.org"]
     assert await rig.pending() == []
-    assert any("cannot be built" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+    dropped = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(dropped) == 2 and all("cannot be built" in m for m in dropped)
 
 
 async def test_a_failing_acknowledgement_is_dropped_after_its_rounds(rig, caplog):
