@@ -1,13 +1,14 @@
 """Hostile senders against the real mailbox and SMTP server: a forged release manager's mail
 does nothing and gets no answer; an unauthenticated display name takes no name and limits
 count per sender across mails; a hostile Subject or From name never stops later
-acknowledgements, across a restart; a forged From gets at most a few short acknowledgements."""
+acknowledgements, across a restart; a forged From gets at most a few short acknowledgements;
+MIME nested 2,000 deep is refused and flagged seen."""
 
 from __future__ import annotations
 
 import pytest
 
-from .conftest import AUTHSERV, barrier, mail, not_barrier
+from .conftest import AUTHSERV, LIST, barrier, mail, not_barrier
 from .test_replies import WEEKLY, _weekly_sent, handled
 
 pytestmark = pytest.mark.integration
@@ -98,3 +99,20 @@ async def test_a_forged_from_gets_at_most_five_short_acknowledgements(
             text = a.msg.get_content()
             assert len(text.splitlines()) <= 41 and len(text) <= 3100
             assert "attacker text " * 10 not in " ".join(text.split())
+
+
+async def test_mime_nested_2000_deep_is_refused_and_flagged_seen(bot_factory, mailbox, smtp_sink):
+    body = "Content-Type: text/plain\r\n\r\n!claim 1\r\n"
+    for i in range(2000):
+        body = f'Content-Type: multipart/mixed; boundary="b{i}"\r\n\r\n--b{i}\r\n{body}\r\n--b{i}--\r\n'
+    raw = (f"From: a@example.org\r\nTo: {LIST}\r\nMessage-ID: <deep@x>\r\nIn-Reply-To: {WEEKLY}\r\n"
+           f"MIME-Version: 1.0\r\n{body}").encode()
+    async with bot_factory(seed=_weekly_sent) as bot:
+        await mailbox.deliver(raw)
+        await handled(bot, "<deep@x>")
+        await mailbox.wait_all_seen(1)
+        assert bot.transport.inbox.failed == set()
+        async with bot.repo.session("test", write=False) as s:
+            assert (await s.get(1)).owners == []
+        await barrier(bot, mailbox, smtp_sink, in_reply_to=WEEKLY)
+        assert not_barrier(smtp_sink.received) == []
