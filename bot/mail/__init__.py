@@ -52,6 +52,7 @@ from .auth import Verdict, automated, from_address, header, message_ids, sender_
 from .handling import ack_text, limit, steps_for
 from .inbox import Inbox
 from .replies import parse_reply
+from .signatures import signed_by
 from .weekly import weekly_body
 
 if TYPE_CHECKING:
@@ -95,6 +96,7 @@ class MailTransport(Transport):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._flushing = asyncio.Lock()
         self._token = secrets.token_hex(8)  # marks this process's attempts at sending (see top)
+        self.dkim_dns = None  # verify_dkim's TXT lookup: dkimpy's own (DNS) unless replaced
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self, dispatcher: "Dispatcher") -> None:
@@ -281,9 +283,13 @@ class MailTransport(Transport):
             to_bot = [r for r in refs if await s.kv_get(_SENT + r) is not None]
         why = automated(msg, replies_to_bot=bool(to_bot), own_addresses=self.own)
         addr = from_address(msg)[1]
-        if not why and verdict(msg, self.cfg.authserv_id, addr) is Verdict.FAIL:
+        trust = verdict(msg, self.cfg.authserv_id, addr)
+        if not why and trust is Verdict.FAIL:
             why = f"forged: {self.cfg.authserv_id}'s Authentication-Results fail it"
-        sender = sender_of(msg, authserv_id=self.cfg.authserv_id)
+        signer = None
+        if not why and trust is Verdict.NONE and self.cfg.verify_dkim and addr:
+            signer = await asyncio.to_thread(signed_by, raw, addr.rsplit("@", 1)[-1], self.dkim_dns)
+        sender = sender_of(msg, authserv_id=self.cfg.authserv_id, proven=signer is not None)
         body = _plain_body(msg) if not why else None
         actions = limit(parse_reply(body, prefix=self.dispatcher.prefix)) if body else []
         if why or sender is None or not actions:

@@ -62,14 +62,15 @@ def from_address(msg: EmailMessage) -> tuple[str, str]:
     return " ".join(_CONTROL.sub(" ", name).split()) if named else "", addr.strip().lower()
 
 
-def sender_of(msg: EmailMessage, *, authserv_id: str | None) -> Sender | None:
+def sender_of(msg: EmailMessage, *, authserv_id: str | None, proven: bool = False) -> Sender | None:
     """The sender as todobot's identities see it (`mail:ADDRESS`); None without a usable From.
     Only an authenticated mail's display name names its sender: an unauthenticated one is
-    known by its address alone (anybody can write "Keir Fraser" in a From)."""
+    known by its address alone (anybody can write "Keir Fraser" in a From). `proven`: the
+    From is proven otherwise (signatures.py)."""
     name, addr = from_address(msg)
     if not addr:
         return None
-    trusted = verdict(msg, authserv_id, addr) is Verdict.PASS
+    trusted = proven or verdict(msg, authserv_id, addr) is Verdict.PASS
     shown = name if trusted else ""
     return Sender(identity=f"mail:{addr}", nick=shown or addr, authenticated=trusted,
                   display_name=shown or None, unverified="this message is not authenticated")
