@@ -98,12 +98,12 @@ def _trusted_results(msg: EmailMessage, authserv_id: str) -> list:
             continue
         text = str(value).replace("\r", "").replace("\n", "")
         try:
-            header = authres.AuthenticationResultsHeader.parse_value(text)
+            parsed = authres.AuthenticationResultsHeader.parse_value(text)
         except Exception:  # authres raises its own SyntaxError and others on odd input
             break
-        if str(header.authserv_id).lower() != authserv_id.lower():
+        if str(parsed.authserv_id).lower() != authserv_id.lower():
             break  # below another server's header: anyone could have written it
-        out += header.results
+        out += parsed.results
     return out
 
 
