@@ -115,6 +115,7 @@ class Bot:
             "database": str(self.db), "default_release": "4.2", "log_file": str(self.log),
             "mail": [{"list": LIST, "from": f"todobot <{BOT}>", "release": "4.2",
                       "authserv_id": AUTHSERV,
+                      "acks_per_hour": 1000,  # every reply is one owner's: count them all
                       "smtp": {"host": "127.0.0.1", "port": smtp.sink.port, "starttls": False},
                       "imap": {"host": "127.0.0.1", "port": dovecot.port, "tls": False,
                                "username": BOT, "password_env": PASSWORD_ENV,

@@ -239,6 +239,8 @@ class MailList(_Strict):
     release: str | None = None
     subject: str = "Xen {release} TODO / Release Plan"
     authserv_id: str | None = None  # whose Authentication-Results to trust; None: trust none
+    acks_per_hour: int = Field(5, ge=0, le=1000)  # acknowledgements to one address an hour, at most
+    verify_dkim: bool = False  # check DKIM signatures ourselves when authserv_id gives no verdict
     smtp: MailSmtp = Field(default_factory=MailSmtp)
     imap: MailImap | None = None  # None: send only
     digest: DigestRoom | None = None

@@ -38,11 +38,14 @@ def check_title(title: str) -> str:
 
 async def check_rate(ctx: Context) -> None:
     """Anyone may add, but not without end: a per-person limit per hour (release managers
-    are exempt), counted from the history, so adding under several names does not help."""
+    are exempt), counted from the history over all the person's identities, so adding under
+    several names, transports or mails does not help."""
     limit = ctx.settings.max_adds_per_hour
     if ctx.is_admin or limit is None:
         return
-    added = await ctx.s.count_created_by(ctx.identity, since=ctx.s.now - 3600)
+    person = await ctx.s.person_of(ctx.identity)
+    identities = person.identities if person is not None and person.identities else [ctx.identity]
+    added = await ctx.s.count_created_by(identities, since=ctx.s.now - 3600)
     if added >= limit:
         raise Refused(f"You have added {added} items in the last hour; the limit is {limit}. "
                       "A release manager can add more.")

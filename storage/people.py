@@ -214,10 +214,17 @@ class PeopleSession:
                 out.setdefault(r["person_id"], []).append(r["identity"])
         return out
 
-    async def count_created_by(self, actor: str, since: float) -> int:
-        row = await self._one("SELECT COUNT(*) FROM history WHERE field = 'created' AND actor = ?"
-                              " AND at > ?", actor, since)
-        return int(row[0])
+    async def count_created_by(self, identities: list[str], since: float) -> int:
+        """Items created since `since` by any of `identities`, also as recorded with the
+        message that carried them ("mail:a@b via <id@host>")."""
+        total = 0
+        for identity in identities:
+            row = await self._one(
+                "SELECT COUNT(*) FROM history WHERE field = 'created' AND at > ?"
+                " AND (actor = ? OR substr(actor, 1, ?) = ?)",
+                since, identity, len(identity) + 5, identity + " via ")
+            total += int(row[0])
+        return total
 
     async def count_owned(self, person_id: int) -> int:
         row = await self._one("SELECT COUNT(*) FROM items, json_each(items.owners) AS o"

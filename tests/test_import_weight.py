@@ -17,7 +17,7 @@ from pathlib import Path
 # renderers with `html` and difflib (~0.5 MB: the mail and web forms, a mistyped name). (importlib.metadata,
 # importlib.resources and tempfile come with the `irc` package, whose __init__ imports
 # importlib.metadata for its version: ~2 MB, measured in docs/benchmarks.md.)
-OPTIONAL = ("nio", "aiohttp", "pygal", "jinja2", "aioimaplib", "aiosmtplib", "pydantic", "uuid",
+OPTIONAL = ("nio", "aiohttp", "pygal", "jinja2", "aioimaplib", "aiosmtplib", "authres", "dkim", "pydantic", "uuid",
             "logging.handlers", "html", "difflib", "todobot.commands.render_html",
             "todobot.commands.render_markdown")
 

@@ -7,7 +7,7 @@ from email.policy import default
 
 import pytest
 
-from todobot.bot.mail.auth import authenticated, automated, sender_of
+from todobot.bot.mail.auth import Verdict, authenticated, automated, sender_of, verdict
 
 SERV = "mx.example.org"
 
@@ -17,10 +17,18 @@ def msg(*headers: str, body: str = "hi\n"):
     return message_from_bytes(("\r\n".join(head) + "\r\n\r\n" + body).encode(), policy=default)
 
 
-def test_identity_is_the_lowercased_address_named_from_the_display_name():
+def test_identity_is_the_lowercased_address_named_from_the_display_name_once_proven():
+    s = sender_of(msg(f"Authentication-Results: {SERV}; dkim=pass header.d=eu.citrix.com"),
+                  authserv_id=SERV)
+    assert (s.identity, s.display_name, s.nick, s.authenticated) == (
+        "mail:george.dunlap@eu.citrix.com", "George Dunlap", "George Dunlap", True)
+
+
+def test_an_unauthenticated_sender_is_known_by_the_address_never_the_display_name():
+    # Anyone can write "Keir Fraser" in a From: the person made for it must not take his name.
     s = sender_of(msg(), authserv_id=SERV)
     assert (s.identity, s.display_name, s.nick, s.authenticated) == (
-        "mail:george.dunlap@eu.citrix.com", "George Dunlap", "George Dunlap", False)
+        "mail:george.dunlap@eu.citrix.com", None, "george.dunlap@eu.citrix.com", False)
 
 
 @pytest.mark.parametrize("results,ok", [
@@ -40,6 +48,71 @@ def test_identity_is_the_lowercased_address_named_from_the_display_name():
 def test_only_the_trusted_servers_dkim_or_dmarc_pass_counts(results, ok):
     m = msg(f"Authentication-Results: {results}")
     assert authenticated(m, SERV, "george.dunlap@eu.citrix.com") is ok
+
+
+# Hostile headers: each one passed the old regular expressions or an easy mistake.
+FORGED_IAN = (f"{SERV}; spf=pass smtp.mailfrom=dmarc=pass@evil.example; dkim=none; "
+              "dmarc=fail (p=reject) header.from=citrix.com")
+
+
+@pytest.mark.parametrize("results,expected", [
+    (FORGED_IAN, Verdict.FAIL),
+    (f"{SERV}; spf=pass smtp.mailfrom=dmarc=pass@evil.example; dkim=none", Verdict.NONE),
+    (f"{SERV}; spf=pass smtp.mailfrom=x@evil.example (dkim=pass header.d=citrix.com)", Verdict.NONE),
+    (f'{SERV}; dkim=pass header.d=evil.example header.i="x header.d=citrix.com"', Verdict.NONE),
+    (f'{SERV}; dkim=pass header.i="x header.d=citrix.com" header.d=evil.example', Verdict.NONE),
+    (f'{SERV}; dkim=pass header.d=evil.example header.b="header.d=citrix.com"', Verdict.NONE),
+    (f"{SERV}; dkim=pass header.d=evil.example header.d=citrix.com", Verdict.NONE),  # given twice
+    (f"{SERV}; dkim=pass header.d=citrix.com header.d=evil.example", Verdict.NONE),
+    (f'{SERV}; dkim=pass reason="x; dmarc=pass header.from=citrix.com" header.d=evil.example',
+     Verdict.NONE),
+    (f"{SERV}; x-dkim=pass header.d=citrix.com", Verdict.NONE),  # another method's result
+    (f"{SERV}; dmarc=pass", Verdict.NONE),  # about which domain?
+    (f"{SERV}; dkim=pass header.d=com", Verdict.NONE),  # a top-level domain aligns with nothing
+    (f"{SERV}; dkim=pass header.d=evilcitrix.com", Verdict.NONE),
+    (f"{SERV}; dkim=pass header.d=eu.citrix.com", Verdict.PASS),  # relaxed: a subdomain
+    (f"{SERV}; spf=fail smtp.mailfrom=citrix.com", Verdict.FAIL),
+    (f"{SERV}; spf=fail smtp.mailfrom=citrix.com; dkim=pass header.d=citrix.com", Verdict.PASS),
+    (f"{SERV}; spf=softfail smtp.mailfrom=citrix.com", Verdict.NONE),
+    (f"{SERV}; dmarc=fail header.from=citrix.com; dkim=pass header.d=citrix.com", Verdict.FAIL),
+    (f"{SERV}; dmarc=fail header.from=evil.example", Verdict.NONE),  # about another domain
+    (f"{SERV}; ;; === garbage", Verdict.NONE),  # unparsable: proves nothing
+])
+def test_hostile_results_headers_prove_nothing(results, expected):
+    m = msg(f"Authentication-Results: {results}")
+    assert verdict(m, SERV, "ian.campbell@citrix.com") is expected
+
+
+def test_a_forged_release_managers_mail_is_forged_not_authenticated():
+    # "dmarc=pass" inside the smtp.mailfrom the sender chose is no DMARC result.
+    m = message_from_bytes(("From: Ian Campbell <ian.campbell@citrix.com>\r\n"
+                            f"Authentication-Results: {FORGED_IAN}\r\n\r\n!blocker 16\r\n").encode(),
+                           policy=default)
+    assert verdict(m, SERV, "ian.campbell@citrix.com") is Verdict.FAIL
+    s = sender_of(m, authserv_id=SERV)
+    assert (s.authenticated, s.display_name) == (False, None)
+
+
+def test_a_subdomains_signature_aligns_with_its_parent():
+    m = msg(f"Authentication-Results: {SERV}; dkim=pass header.d=eu.citrix.com")
+    assert verdict(m, SERV, "ian.campbell@citrix.com") is Verdict.PASS
+
+
+def test_only_the_topmost_results_of_the_trusted_server_count():
+    ours = f"Authentication-Results: {SERV}; dkim=pass header.d=eu.citrix.com"
+    theirs = "Authentication-Results: relay.example.net; dkim=fail header.d=eu.citrix.com"
+    assert verdict(msg(ours, theirs), SERV, "george.dunlap@eu.citrix.com") is Verdict.PASS
+    # Below another server's header, "ours" was written by whoever wrote that one.
+    assert verdict(msg(theirs, ours), SERV, "george.dunlap@eu.citrix.com") is Verdict.NONE
+    # Our server may add several (one per milter): all of the topmost run count.
+    fail = f"Authentication-Results: {SERV}; dmarc=fail header.from=eu.citrix.com"
+    assert verdict(msg(ours, fail, theirs), SERV, "george.dunlap@eu.citrix.com") is Verdict.FAIL
+    assert verdict(msg(ours, theirs, fail), SERV, "george.dunlap@eu.citrix.com") is Verdict.PASS
+
+
+def test_results_are_read_as_written_not_as_encoded_words_decode():
+    m = msg(f"Authentication-Results: {SERV}; =?utf-8?q?dkim=3Dpass_header.d=3Deu.citrix.com?=")
+    assert verdict(m, SERV, "george.dunlap@eu.citrix.com") is Verdict.NONE
 
 
 def test_no_trusted_server_configured_means_nobody_is_authenticated():

@@ -80,12 +80,27 @@ def test_acknowledgement_says_what_was_applied_refused_and_not_understood():
     assert ack_text([], []) is None
 
 
-async def test_a_mail_applies_at_most_fifty_actions_and_says_so(chat):
+async def test_a_mail_applies_at_most_twenty_actions_and_says_so(chat):
     d = chat.dispatcher
     actions = limit([Command(f"!note 1 n{i}") for i in range(60)])
     replies = await d.run_steps(mail_msg("<m5@x>"), steps_for(actions, d, link=None))
-    assert len(replies) == 51 and replies[-1].outcome == "refused"
-    assert "Only the first 50" in replies[-1].plain
-    assert len((await chat.item(1)).notes) == 50
+    assert len(replies) == 21 and replies[-1].outcome == "refused"
+    assert "Only the first 20" in replies[-1].plain
+    assert len((await chat.item(1)).notes) == 20
+    # The acknowledgement says so first, whatever else it has to say.
+    assert ack_text(actions, replies).startswith("Only the first 20 items")
     long = await d.run_steps(mail_msg("<m6@x>"), [d.command_step("!note 1 " + "x" * 3000)])
     assert long[0].plain.startswith("That command is too long (3008 characters")
+
+
+async def test_adds_per_hour_count_the_sender_across_mails(chat):
+    # History names each mail ("mail:jan@suse.com via <id>"); the limit is the sender's.
+    d = chat.dispatcher
+    limit_ = chat.config.max_adds_per_hour
+    for n in range(limit_):
+        [r] = await d.run_steps(mail_msg(f"<add{n}@x>"), [d.command_step(f"!add tools nice t{n}")],
+                                actor=f"mail:jan@suse.com via <add{n}@x>")
+        assert r.outcome == "changed"
+    [r] = await d.run_steps(mail_msg("<add-over@x>"), [d.command_step("!add tools nice over")],
+                            actor="mail:jan@suse.com via <add-over@x>")
+    assert r.outcome == "refused" and f"the limit is {limit_}" in r.plain

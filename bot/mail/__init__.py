@@ -9,6 +9,12 @@ Message-ID (handling.py, `Dispatcher.run_steps`); a private acknowledgement goes
 sender when something changed or was refused. The acknowledgement is stored in the same
 transaction and deleted once sent, so a crash before sending delays it but never loses it.
 
+Never an amplifier: a mail the trusted server fails (auth.py) is dropped with one log line
+and no answer; an address gets at most `acks_per_hour` acknowledgements an hour, each a
+bounded summary (handling.py). An acknowledgement that cannot be built, that the server
+refuses for good, or that still fails after ACK_ROUNDS rounds of attempts is logged and
+dropped, so one bad mail never holds up the others'.
+
 Nothing is mailed twice. Before each SMTP attempt, the stored mail (an acknowledgement, or a
 weekly mail being retried) is marked with this process's token; a failed attempt clears the
 mark. A mark left by another process means that process died while sending, and the server
@@ -28,11 +34,13 @@ import ssl
 import time
 from email import message_from_bytes
 from email.message import EmailMessage
-from email.parser import BytesParser
+from email.parser import BytesHeaderParser, BytesParser
 from email.policy import SMTP
 from email.policy import default as default_policy
 from email.utils import parseaddr
 from typing import TYPE_CHECKING, Any
+
+import aiosmtplib
 
 from ...commands.messages import Message, Reply
 
@@ -40,10 +48,11 @@ from ..config import Config, MailList
 from ..rooms import room_settings
 from ..transport import Transport
 from . import outbox
-from .auth import automated, message_ids, sender_of
+from .auth import Verdict, automated, from_address, header, message_ids, sender_of, verdict
 from .handling import ack_text, limit, steps_for
 from .inbox import Inbox
 from .replies import parse_reply
+from .signatures import signed_by
 from .weekly import weekly_body
 
 if TYPE_CHECKING:
@@ -56,6 +65,10 @@ TRANSPORT = "mail"
 _PENDING = "mail.ack-pending/"  # kv: acknowledgements committed but not yet sent
 _SENT = "mail.sent/"  # kv: Message-IDs of mails the bot wrote (replies to them are for us)
 _RETRY = "mail.weekly-retry/"  # kv: weekly mails whose first attempt failed, still being retried
+_ACKED = "mail.acked/"  # kv: per address, when it was last sent acknowledgements (the hour's)
+ACK_ROUNDS = 5  # rounds of 3 attempts (one per flush: new mail, restart) before an ack is dropped
+MAX_MIME_DEPTH = 30  # multiparts nested deeper than this are not read
+MAX_REFS = 100  # In-Reply-To and References ids looked up (the bot's mail is among the first)
 
 
 def _thread_key(list_addr: str, release: str) -> str:
@@ -83,6 +96,7 @@ class MailTransport(Transport):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._flushing = asyncio.Lock()
         self._token = secrets.token_hex(8)  # marks this process's attempts at sending (see top)
+        self.dkim_dns = None  # verify_dkim's TXT lookup: dkimpy's own (DNS) unless replaced
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self, dispatcher: "Dispatcher") -> None:
@@ -253,27 +267,35 @@ class MailTransport(Transport):
 
     async def _handle(self, raw: bytes) -> None:
         assert self.dispatcher is not None
-        msg = BytesParser(policy=default_policy).parsebytes(raw)
-        ids = message_ids(str(msg.get("Message-ID", "")))
+        head = BytesHeaderParser(policy=default_policy).parsebytes(raw)  # never recurses
+        ids = message_ids(header(head, "Message-ID"))
         message_id = ids[0] if ids else "<sha256:" + hashlib.sha256(raw).hexdigest() + ">"
-        refs = message_ids(str(msg.get("In-Reply-To", ""))) + message_ids(str(msg.get("References", "")))
         async with self.repo.session(f"{TRANSPORT}:{self.cfg.list}", write=False) as s:
             if await s.seen_event(TRANSPORT, message_id):
                 return
+        msg = _parse(raw)
+        if msg is None:
+            return await self._drop(message_id, from_address(head)[1],
+                                    f"MIME parts nested deeper than {MAX_MIME_DEPTH}")
+        refs = list(dict.fromkeys(message_ids(header(msg, "In-Reply-To"))
+                                  + message_ids(header(msg, "References"))))[:MAX_REFS]
+        async with self.repo.session(f"{TRANSPORT}:{self.cfg.list}", write=False) as s:
             to_bot = [r for r in refs if await s.kv_get(_SENT + r) is not None]
         why = automated(msg, replies_to_bot=bool(to_bot), own_addresses=self.own)
-        sender = sender_of(msg, authserv_id=self.cfg.authserv_id)
-        body = _plain_body(msg)
-        actions = limit(parse_reply(body, prefix=self.dispatcher.prefix)) if body and not why else []
+        addr = from_address(msg)[1]
+        trust = verdict(msg, self.cfg.authserv_id, addr)
+        if not why and trust is Verdict.FAIL:
+            why = f"forged: {self.cfg.authserv_id}'s Authentication-Results fail it"
+        signer = None
+        if not why and trust is Verdict.NONE and self.cfg.verify_dkim and addr:
+            signer = await asyncio.to_thread(signed_by, raw, addr.rsplit("@", 1)[-1], self.dkim_dns)
+        sender = sender_of(msg, authserv_id=self.cfg.authserv_id, proven=signer is not None)
+        body = _plain_body(msg) if not why else None
+        actions = limit(parse_reply(body, prefix=self.dispatcher.prefix)) if body else []
         if why or sender is None or not actions:
-            if why:
-                log.info("mail %s: ignoring %s from %s: %s", self.cfg.list, message_id,
-                         msg.get("From", "?"), why)
-            async with self.repo.session(f"{TRANSPORT}:{self.cfg.list}") as s:
-                await s.record_event(TRANSPORT, message_id)
-            return
+            return await self._drop(message_id, addr, why)
         message = Message(transport=TRANSPORT, room=self.cfg.list, sender=sender,
-                          text=str(msg.get("Subject", "")), msg_id=message_id)
+                          text=outbox.one_line(header(msg, "Subject") or "", 200), msg_id=message_id)
         steps = steps_for(actions, self.dispatcher, link=message_id)
         steps.append(self._ack_step(msg, sender.identity, message_id, refs, actions))
         # History names the mail: "mail:jan@suse.com via <5028C2F3...@nat28.tlf.novell.com>".
@@ -286,20 +308,36 @@ class MailTransport(Transport):
                  len(actions))
         self._spawn(self._flush_pending(), "mail-acks")  # the inbox never waits on SMTP
 
+    async def _drop(self, message_id: str, addr: str, why: str | None) -> None:
+        """Handled without effect nor answer (`why`, when given, logged in one line)."""
+        if why:
+            log.info("mail %s: ignoring %s from %s: %s", self.cfg.list,
+                     outbox.one_line(message_id, 200), outbox.one_line(addr, 200) or "?", why)
+        async with self.repo.session(f"{TRANSPORT}:{self.cfg.list}") as s:
+            await s.record_event(TRANSPORT, message_id)
+
     def _ack_step(self, msg: EmailMessage, identity: str, message_id: str, refs: list[str],
                   actions: list) -> "Step":
-        """The last step: store the acknowledgement with the effects it reports."""
-        name = sender_of(msg, authserv_id=None)
+        """The last step: store the acknowledgement with the effects it reports, unless the
+        address had its `acks_per_hour` already."""
         to = identity.removeprefix("mail:")
 
         async def step(ctx, done: list[Reply]) -> None:
             body = ack_text(actions, done)
             if body is None:
                 return None
+            now = ctx.s.now
+            sent = [t for t in json.loads(await ctx.s.kv_get(_ACKED + to) or "[]") if t > now - 3600]
+            if len(sent) >= self.cfg.acks_per_hour:
+                log.info("mail %s: no acknowledgement of %s to %s: %d sent in the last hour",
+                         self.cfg.list, message_id, to, len(sent))
+                return None
+            await ctx.s.kv_set(_ACKED + to, json.dumps(sent + [now]))
             ack_id = outbox.new_message_id(self.cfg)
-            pending = {"to": to, "name": name.display_name if name else "",
-                       "subject": str(msg.get("Subject", "")), "in_reply_to": message_id,
-                       "references": refs, "body": body, "message_id": ack_id}
+            pending = {"to": to, "subject": (header(msg, "Subject") or "")[:outbox.MAX_SUBJECT],
+                       "in_reply_to": message_id, "references": refs[-outbox.MAX_REFERENCES:],
+                       "body": body,
+                       "message_id": ack_id}
             await ctx.s.kv_set(_PENDING + message_id, json.dumps(pending))
             await ctx.s.kv_set(_SENT + ack_id, "ack")
             return None
@@ -314,25 +352,71 @@ class MailTransport(Transport):
         async with self.repo.session(f"{TRANSPORT}:{self.cfg.list}", write=False) as s:
             rows = await s.kv_prefixed(_PENDING)
         for key, value in rows:
-            p = json.loads(value)
-            if p.get("sending") and p["sending"] != self._token:
-                await self._abandon(key, f"the acknowledgement of {p['in_reply_to']} to {p['to']}")
+            try:
+                p = json.loads(value)
+                what = (f"the acknowledgement of {outbox.one_line(str(p['in_reply_to']), 200)} "
+                        f"to {outbox.one_line(str(p['to']), 200)}")
+                if p.get("sending") and p["sending"] != self._token:
+                    await self._abandon(key, what)
+                    continue
+                ack = outbox.ack_message(self.cfg, to=p["to"], subject=p["subject"],
+                                         in_reply_to=p["in_reply_to"], references=p["references"],
+                                         body=p["body"], message_id=p["message_id"])
+            except Exception as exc:  # stored by an older version, or a value no header takes
+                await self._give_up(key, f"an acknowledgement ({key}) that cannot be built ({exc})")
                 continue
-            ack = outbox.ack_message(self.cfg, to=p["to"], to_name=p["name"], subject=p["subject"],
-                                     in_reply_to=p["in_reply_to"], references=p["references"],
-                                     body=p["body"], message_id=p["message_id"])
             for attempt in range(3):
                 try:
                     await self._send_marked(key, ack)
                     break
                 except Exception as exc:
-                    log.warning("mail %s: acknowledgement to %s failed (%s)", self.cfg.list,
-                                p["to"], exc)
-                    await asyncio.sleep(self.retry_base * (attempt + 1))
+                    log.warning("mail %s: %s failed (%s)", self.cfg.list, what, exc)
+                    if _permanent(exc):
+                        await self._give_up(key, f"{what}, refused by the server")
+                        break
+                    if attempt < 2:
+                        await asyncio.sleep(self.retry_base * (attempt + 1))
             else:
-                continue  # kept: tried again with the next message or at restart
+                rounds = int(p.get("rounds", 0)) + 1
+                if rounds >= ACK_ROUNDS:
+                    await self._give_up(key, f"{what}, after {rounds * 3} attempts")
+                    continue
+                async with self.repo.session(f"{TRANSPORT}:{self.cfg.list}") as s:
+                    if await s.kv_get(key) is not None:  # tried again with the next mail or at restart
+                        await s.kv_set(key, json.dumps({**p, "rounds": rounds}))
+                continue
             async with self.repo.session(f"{TRANSPORT}:{self.cfg.list}") as s:
                 await s.kv_delete(key)
+
+    async def _give_up(self, key: str, what: str) -> None:
+        async with self.repo.session(f"{TRANSPORT}:{self.cfg.list}") as s:
+            await s.kv_delete(key)
+        log.error("mail %s: dropped %s", self.cfg.list, what)
+
+
+def _permanent(exc: Exception) -> bool:
+    """An SMTP 5xx answer: the same mail will be refused again."""
+    code = getattr(exc, "code", None)
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        code = min((getattr(r, "code", 0) for r in exc.recipients), default=None)
+    return isinstance(code, int) and 500 <= code < 600
+
+
+def _parse(raw: bytes) -> EmailMessage | None:
+    """The whole message; None when its MIME parts nest deeper than MAX_MIME_DEPTH (the parser
+    itself would run out of stack well before a hostile 2,000)."""
+    try:
+        msg = BytesParser(policy=default_policy).parsebytes(raw)
+    except RecursionError:
+        return None
+    stack = [(msg, 0)]
+    while stack:
+        part, depth = stack.pop()
+        if depth > MAX_MIME_DEPTH:
+            return None
+        if part.is_multipart():
+            stack += [(p, depth + 1) for p in part.get_payload() if isinstance(p, EmailMessage)]
+    return msg
 
 
 def _plain_body(msg: EmailMessage) -> str | None:

@@ -1,71 +1,153 @@
 """Who sent a mail, whether that is proven, and whether to read it at all. Pure functions.
 
-From is easy to forge. A mail counts as authenticated only when the receiving server we
-trust (the configured `authserv_id`) says so in its `Authentication-Results` header (RFC
-8601): `dkim=pass` with a signing domain that is the From domain, or `dmarc=pass`. That
-server must strip such headers arriving from outside carrying its own id (RFC 8601 §5;
-Postfix, Exim and rspamd do); any other server's results are ignored.
+From is easy to forge. Only the receiving server we trust (the configured `authserv_id`)
+can say who sent a mail, in its `Authentication-Results` header (RFC 8601), read with the
+`authres` parser — never by searching the text, where `dkim=` can sit inside another
+property's value. Only the topmost such headers count: those above the first one from any
+other server. Our server must strip headers arriving from outside that carry its id (RFC
+8601 §5; Postfix, Exim and rspamd can), or a forger could put one on top.
+
+A result counts only for its own method and the From domain: `dmarc=pass` with
+`header.from` the From domain, or `dkim=pass` with a signing domain (`header.d`, else the
+domain of `header.i`) aligned with the From domain (equal, or one a subdomain of the other,
+as DMARC's relaxed alignment). SPF alone never proves From. `dmarc=fail`, or `spf=fail`
+without such a DKIM pass, means the mail is forged: it is dropped unanswered. Anything the
+parser cannot read, or a result with a property given twice, proves nothing.
 """
 
 from __future__ import annotations
 
+import enum
 import re
 from email.message import EmailMessage
 from email.utils import getaddresses, parseaddr
 
+import authres
+
 from ...commands.messages import Sender
 
-_RESINFO = re.compile(r"\b(dkim|dmarc)\s*=\s*(\w+)([^;]*)", re.I)
-_PROP = re.compile(r"\bheader\.(d|i|from)\s*=\s*\"?([^\s;\"]+)", re.I)
-_COMMENT = re.compile(r"\([^()]*\)")
 _ROBOT_LOCAL = re.compile(r"(mailer-daemon|postmaster|no-?reply|do-?not-?reply|bounces?)([+-].*)?$", re.I)
 
 
+class Verdict(enum.Enum):
+    PASS = "authenticated"  # the trusted server vouches for the From domain
+    NONE = "unauthenticated"  # no proof either way: acts with anyone's rights
+    FAIL = "forged"  # the trusted server says From is not the sender's
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def header(msg: EmailMessage, name: str) -> str | None:
+    """A header's value as text (None when absent). One the email package refuses to decode
+    (a CR or LF in an encoded word, say) reads as written, undecoded."""
+    try:
+        value = msg.get(name)
+    except Exception:  # the email package raises ValueError and others on hostile values
+        value = next((v for k, v in msg.raw_items() if k.lower() == name.lower()), None)
+    return None if value is None else str(value)
+
+
 def from_address(msg: EmailMessage) -> tuple[str, str]:
-    """(display name, address lowercased) of the mail's From; ("", "") when there is none."""
-    values = msg.get_all("From") or []
-    pairs = getaddresses([str(v) for v in values])
+    """(display name, address lowercased) of the mail's From; ("", "") when there is none.
+    A From the email package refuses to decode is read undecoded, without its name."""
+    try:
+        values, named = [str(v) for v in msg.get_all("From") or []], True
+    except Exception:
+        values, named = [str(v) for k, v in msg.raw_items() if k.lower() == "from"], False
+    pairs = getaddresses(values)
     if len(pairs) != 1 or "@" not in pairs[0][1]:
         return "", ""
     name, addr = pairs[0]
-    return " ".join(name.split()), addr.strip().lower()
+    return " ".join(_CONTROL.sub(" ", name).split()) if named else "", addr.strip().lower()
 
 
-def sender_of(msg: EmailMessage, *, authserv_id: str | None) -> Sender | None:
-    """The sender as todobot's identities see it (`mail:ADDRESS`); None without a usable From."""
+def sender_of(msg: EmailMessage, *, authserv_id: str | None, proven: bool = False) -> Sender | None:
+    """The sender as todobot's identities see it (`mail:ADDRESS`); None without a usable From.
+    Only an authenticated mail's display name names its sender: an unauthenticated one is
+    known by its address alone (anybody can write "Keir Fraser" in a From). `proven`: the
+    From is proven otherwise (signatures.py)."""
     name, addr = from_address(msg)
     if not addr:
         return None
-    return Sender(identity=f"mail:{addr}", nick=name or addr.split("@")[0],
-                  authenticated=authenticated(msg, authserv_id, addr),
-                  display_name=name or None, unverified="this message is not authenticated")
+    trusted = proven or verdict(msg, authserv_id, addr) is Verdict.PASS
+    shown = name if trusted else ""
+    return Sender(identity=f"mail:{addr}", nick=shown or addr, authenticated=trusted,
+                  display_name=shown or None, unverified="this message is not authenticated")
 
 
 def _domain_of(value: str) -> str:
     return value.rsplit("@", 1)[-1].strip().lower().rstrip(".")
 
 
-def authenticated(msg: EmailMessage, authserv_id: str | None, address: str) -> bool:
-    if not authserv_id:
+def aligned(signer: str, domain: str) -> bool:
+    """DMARC's relaxed alignment without a public suffix list: the same domain, or one a
+    subdomain of the other, never a bare top-level domain."""
+    if not signer or not domain or "." not in signer or "." not in domain:
         return False
-    domain = _domain_of(address)
-    for header in msg.get_all("Authentication-Results") or []:
-        text = _COMMENT.sub(" ", str(header))
-        serv, _, rest = text.partition(";")
-        if not serv.split() or serv.split()[0].lower() != authserv_id.lower():
+    return signer == domain or domain.endswith("." + signer) or signer.endswith("." + domain)
+
+
+def _trusted_results(msg: EmailMessage, authserv_id: str) -> list:
+    """The results of the topmost Authentication-Results headers by `authserv_id`. A header
+    the parser cannot read ends them, like another server's."""
+    out = []
+    # Raw values: the header as our server wrote it, not as encoded words decode.
+    for name, value in msg.raw_items():
+        if name.lower() != "authentication-results":
             continue
-        for m in _RESINFO.finditer(rest):
-            method, result, props = m[1].lower(), m[2].lower(), dict(
-                (k.lower(), v) for k, v in _PROP.findall(m[3]))
-            if result != "pass":
-                continue
-            if method == "dmarc" and _domain_of(props.get("from", domain)) == domain:
-                return True
-            if method == "dkim":
-                signer = props.get("d") or props.get("i")
-                if signer and _domain_of(signer) == domain:
-                    return True
-    return False
+        text = str(value).replace("\r", "").replace("\n", "")
+        try:
+            parsed = authres.AuthenticationResultsHeader.parse_value(text)
+        except Exception:  # authres raises its own SyntaxError and others on odd input
+            break
+        if str(parsed.authserv_id).lower() != authserv_id.lower():
+            break  # below another server's header: anyone could have written it
+        out += parsed.results
+    return out
+
+
+def _props(result) -> dict[str, str] | None:
+    """`ptype.property` -> value, lowercased keys; None when a property is given twice."""
+    out: dict[str, str] = {}
+    for p in result.properties:
+        key = f"{p.type}.{p.name}".lower()
+        if key in out:
+            return None
+        out[key] = str(p.value)
+    return out
+
+
+def verdict(msg: EmailMessage, authserv_id: str | None, address: str) -> Verdict:
+    """What the trusted server's results say about the From `address` (see the top)."""
+    if not authserv_id:
+        return Verdict.NONE
+    results = _trusted_results(msg, authserv_id)
+    if not results:
+        return Verdict.NONE
+    domain = _domain_of(address)
+    dkim_pass = dmarc_pass = dmarc_fail = spf_fail = False
+    for result in results:
+        props = _props(result)
+        if props is None:
+            continue
+        method, outcome = str(result.method).lower(), str(result.result).lower()
+        if method == "dkim" and outcome == "pass":
+            signer = props.get("header.d") or _domain_of(props.get("header.i", ""))
+            dkim_pass |= aligned(_domain_of(signer), domain)
+        elif method == "dmarc":
+            about = _domain_of(props.get("header.from", ""))
+            dmarc_pass |= outcome == "pass" and about == domain
+            dmarc_fail |= outcome == "fail" and about in ("", domain)
+        elif method == "spf" and outcome == "fail":
+            spf_fail = True
+    if dmarc_fail or (spf_fail and not dkim_pass):
+        return Verdict.FAIL
+    return Verdict.PASS if dkim_pass or dmarc_pass else Verdict.NONE
+
+
+def authenticated(msg: EmailMessage, authserv_id: str | None, address: str) -> bool:
+    return verdict(msg, authserv_id, address) is Verdict.PASS
 
 
 def message_ids(value: str | None) -> list[str]:
@@ -80,21 +162,21 @@ def automated(msg: EmailMessage, *, replies_to_bot: bool, own_addresses: set[str
         return "no usable From"
     if addr in own_addresses:
         return "our own mail"
-    auto = str(msg.get("Auto-Submitted", "no")).split(";")[0].strip().lower()
+    auto = (header(msg, "Auto-Submitted") or "no").split(";")[0].strip().lower()
     if auto != "no":
         return f"Auto-Submitted: {auto}"
-    if any(msg.get(h) is not None for h in ("X-Autoreply", "X-Autorespond")):
+    if any(header(msg, h) is not None for h in ("X-Autoreply", "X-Autorespond")):
         return "an auto-reply"
     if _ROBOT_LOCAL.match(addr.split("@")[0]):
         return f"sent by {addr}"
-    return_path = parseaddr(str(msg.get("Return-Path", "")))[1]
-    if msg.get("Return-Path") is not None and not return_path:
+    return_path = header(msg, "Return-Path")
+    if return_path is not None and not parseaddr(return_path)[1]:
         return "a bounce (empty Return-Path)"
     ctype = msg.get_content_type()
     if ctype == "multipart/report":
         return "a delivery report"
-    precedence = str(msg.get("Precedence", "")).strip().lower()
-    if precedence in ("bulk", "junk", "list") or msg.get("List-Id") is not None:
+    precedence = (header(msg, "Precedence") or "").strip().lower()
+    if precedence in ("bulk", "junk", "list") or header(msg, "List-Id") is not None:
         if not replies_to_bot:
             return "list traffic that does not answer the bot's mail"
     return None

@@ -70,7 +70,7 @@ def _claim_step(action: Claim) -> Step:
     return step
 
 
-MAX_ACTIONS = 50  # per mail; a reply is a conversation, not a batch job
+MAX_ACTIONS = 20  # per mail; a reply is a conversation, not a batch job
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,11 @@ def steps_for(actions: list[Action | Skipped], dispatcher: Dispatcher, *,
 
 
 _WIDTH = 72
+# An acknowledgement is a short summary, never the sender's text in bulk: it may go to an
+# address that did not write the mail (unauthenticated From).
+MAX_ACK_LINES = 40
+MAX_ACK_CHARS = 3000
+MAX_ECHO = 60  # characters of a command quoted back
 
 
 def _wrap(line: str) -> list[str]:
@@ -117,26 +122,50 @@ def _wrap(line: str) -> list[str]:
                          break_long_words=False, break_on_hyphens=False) or ["  *"]
 
 
+def _echo(said: str) -> str:
+    return said if len(said) <= MAX_ECHO else said[:MAX_ECHO - 1].rstrip() + "…"
+
+
+def _bounded(lines: list[str]) -> list[str]:
+    """At most MAX_ACK_LINES lines and MAX_ACK_CHARS characters, then what was left out."""
+    out: list[str] = []
+    size = 0
+    for n, line in enumerate(lines):
+        line = line[:_WIDTH * 2]
+        if n >= MAX_ACK_LINES or size + len(line) + 1 > MAX_ACK_CHARS:
+            out.append(f"({len(lines) - n} more lines left out.)")
+            break
+        out.append(line)
+        size += len(line) + 1
+    return out
+
+
 def ack_text(actions: list[Action | Skipped], replies: list[Reply]) -> str | None:
     """The private acknowledgement: what was applied, what was refused and why, what else a
-    command answered. None when the mail asked for nothing (ordinary discussion)."""
+    command answered, bounded (see MAX_ACK_LINES). None when the mail asked for nothing
+    (ordinary discussion)."""
+    skipped: list[str] = []
     applied: list[str] = []
     refused: list[str] = []
     answers: list[str] = []
     for action, reply in zip(actions, replies):
         if not reply.lines:
             continue
-        said = action.line if isinstance(action, Command) else None
+        said = _echo(action.line) if isinstance(action, Command) else None
         body = reply.plain
-        if reply.outcome == "changed":
+        if isinstance(action, Skipped):
+            skipped.append(body)  # first: the bound below must never hide it
+        elif reply.outcome == "changed":
             applied.append(body)
         elif reply.outcome in ("refused", "error"):
             refused.append(f"{said}: {body}" if said else body)
         else:
             answers.append(f"{said}\n{body}" if said else body)
-    if not (applied or refused or answers):
+    if not (skipped or applied or refused or answers):
         return None
     out: list[str] = []
+    for entry in skipped:
+        out += textwrap.wrap(entry, _WIDTH) + [""]
     for title, entries in (("Applied:", applied), ("Not applied:", refused)):
         if entries:
             out += [title, ""]
@@ -146,4 +175,6 @@ def ack_text(actions: list[Action | Skipped], replies: list[Reply]) -> str | Non
             out.append("")
     for entry in answers:
         out += [re.sub(r"\s+$", "", ln) for ln in entry.split("\n")] + [""]
-    return "\n".join(out).rstrip() + "\n"
+    while out and not out[-1]:
+        out.pop()
+    return "\n".join(_bounded(out)).rstrip() + "\n"

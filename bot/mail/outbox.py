@@ -2,11 +2,16 @@
 
 Every mail gets a real Message-ID from the bot's own domain; the weekly mails thread through
 In-Reply-To / References. Acknowledgements carry `Auto-Submitted: auto-replied` so that no
-other robot answers them (RFC 3834), and go to the sender only.
+other robot answers them (RFC 3834), and go to the sender's bare address only.
+
+Every header value passes through `_set`, the one place that keeps what a sender wrote
+(a Subject, a Message-ID) from adding header lines: control characters become spaces and
+the value is cut to a bounded length.
 """
 
 from __future__ import annotations
 
+import re
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -21,6 +26,19 @@ import aiosmtplib
 from ..config import MailList
 
 MAX_REFERENCES = 10  # keep References short: the thread's root and the latest weeks
+MAX_HEADER = 998  # RFC 5322's line limit, the longest value any header here may have
+MAX_SUBJECT = 200
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def one_line(value: str, limit: int = MAX_HEADER) -> str:
+    """`value` as one line without control characters (CR, LF, NUL...), at most `limit` long:
+    for headers, and for logging what a sender wrote."""
+    return " ".join(_CONTROL.sub(" ", value).split())[:limit]
+
+
+def _set(msg: EmailMessage, name: str, value: str, limit: int = MAX_HEADER) -> None:
+    msg[name] = one_line(value, limit)
 
 
 def domain_of(cfg: MailList) -> str:
@@ -34,12 +52,12 @@ def new_message_id(cfg: MailList) -> str:
 def _message(cfg: MailList, *, to: str, subject: str, body: str, message_id: str,
              at: float | None) -> EmailMessage:
     msg = EmailMessage(policy=SMTP)
-    msg["From"] = cfg.from_
-    msg["To"] = to
-    msg["Subject"] = subject
-    msg["Date"] = (format_datetime(datetime.fromtimestamp(at, timezone.utc)) if at is not None
-                   else formatdate(time.time(), usegmt=True))
-    msg["Message-ID"] = message_id
+    _set(msg, "From", cfg.from_)
+    _set(msg, "To", to)
+    _set(msg, "Subject", subject, MAX_SUBJECT)
+    _set(msg, "Date", format_datetime(datetime.fromtimestamp(at, timezone.utc)) if at is not None
+         else formatdate(time.time(), usegmt=True))
+    _set(msg, "Message-ID", message_id)
     # UTF-8 text sent as written (8BITMIME, which every current server offers), so the lines
     # the list reads are the lines the layout wrote, never re-wrapped by an encoding.
     cte = "7bit" if body.isascii() else "8bit"
@@ -53,20 +71,22 @@ def weekly_message(cfg: MailList, *, release: str, body: str, message_id: str,
                    message_id=message_id, at=at)
     if previous:
         refs = previous[:1] + previous[1:][-(MAX_REFERENCES - 1):]
-        msg["In-Reply-To"] = previous[-1]
-        msg["References"] = " ".join(dict.fromkeys(refs))
+        _set(msg, "In-Reply-To", previous[-1])
+        _set(msg, "References", " ".join(dict.fromkeys(refs)))
     return msg
 
 
-def ack_message(cfg: MailList, *, to: str, to_name: str, subject: str, in_reply_to: str | None,
+def ack_message(cfg: MailList, *, to: str, subject: str, in_reply_to: str | None,
                 references: list[str], body: str, message_id: str) -> EmailMessage:
+    """To the bare address: a display name is the sender's text, not worth echoing."""
     subject = subject if subject.lower().startswith("re:") else f"Re: {subject}".strip()
-    recipient = str(Address(to_name, addr_spec=to)) if to_name else to
-    msg = _message(cfg, to=recipient, subject=subject, body=body, message_id=message_id, at=None)
-    msg["Auto-Submitted"] = "auto-replied"
+    msg = _message(cfg, to=str(Address(addr_spec=to)), subject=subject, body=body,
+                   message_id=message_id, at=None)
+    _set(msg, "Auto-Submitted", "auto-replied")
     if in_reply_to:
-        msg["In-Reply-To"] = in_reply_to
-        msg["References"] = " ".join(dict.fromkeys(references[-(MAX_REFERENCES - 1):] + [in_reply_to]))
+        _set(msg, "In-Reply-To", in_reply_to)
+        _set(msg, "References", " ".join(dict.fromkeys(
+            references[-(MAX_REFERENCES - 1):] + [in_reply_to])))
     return msg
 
 

@@ -7,7 +7,8 @@ Modelled on how people answer the weekly TODO mail (tests/data/mail/ holds real 
 - a short paragraph that is a plain-language claim ("I can take this one", "mine") claims
   the item written or quoted just before it: a new bullet, or a quoted item of the weekly
   mail (`> * #10 Bump library SONAMES as necessary.`, or its title without the id);
-- a line starting with the command prefix (`!status 8 patch posted`) is a command.
+- a line starting with the command prefix (`!status 8 patch posted`) is a command; an
+  indented one is not (a quoted example, an indented paste).
 
 Quoted text, the "On ..., X wrote:" line and signatures (`-- ` and below, ` -George`) are
 never read as items or commands. Everything else is discussion and means nothing.
@@ -152,7 +153,7 @@ def parse_reply(body: str, *, prefix: str = "!") -> list[Action]:
         if not stripped:
             end_bullet()
             end_para()
-        elif stripped.startswith(prefix) and len(stripped) > len(prefix):
+        elif line.startswith(prefix) and len(stripped) > len(prefix):  # indented: prose
             end_bullet()
             end_para()
             actions.append(Command(stripped))
