@@ -471,6 +471,7 @@ def load_config(path: str | os.PathLike[str] | None) -> Config:
 # -- checks before serving: the environment the config needs -------------------------------------
 
 E2E_EXTRA = "pip install 'release-todobot[e2e]'"
+DKIM_EXTRA = "pip install 'release-todobot[dkim]'"
 
 
 def encryption_available() -> bool:
@@ -510,6 +511,8 @@ def serving_problems(cfg: Config) -> list[str]:
     if cfg.matrix is not None and cfg.matrix.e2ee and "e2ee" in cfg.matrix.model_fields_set \
             and not encryption_available():
         problems.append(f"matrix.e2ee: true needs the encryption extra: {E2E_EXTRA}")
+    problems += [f"mail[{i}].verify_dkim: true needs the DKIM extra: {DKIM_EXTRA}"
+                 for i, m in enumerate(cfg.mail) if m.verify_dkim and find_spec("dkim") is None]
     for what, path in (("database", cfg.database), ("log_file", cfg.log_file),
                        ("matrix.data_dir", cfg.matrix.data_dir if cfg.matrix else None)):
         if path and path != ":memory:" and (problem := _missing_parent(what, path)):

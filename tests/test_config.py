@@ -151,6 +151,15 @@ def test_e2ee_without_the_extra_says_which_to_install(monkeypatch):
     assert serving_problems(cfg) == []
 
 
+def test_verify_dkim_without_the_extra_says_which_to_install(monkeypatch):
+    mail = {"list": "l@example.org", "from": "b@example.org", "verify_dkim": True}
+    cfg = parse_config({"mail": [mail]}, "bot.yaml")
+    assert serving_problems(cfg) == []  # the test extra has dkimpy
+    monkeypatch.setattr(config_module, "find_spec", lambda name: None if name == "dkim" else object())
+    assert serving_problems(cfg) == [
+        "bot.yaml: mail[0].verify_dkim: true needs the DKIM extra: pip install 'release-todobot[dkim]'"]
+
+
 @pytest.mark.parametrize("data,message", [
     ({"prefx": "!"}, "cfg: prefx: unknown key"),
     ({"admins": "console:ijc"}, "cfg: admins: Input should be a valid list"),
