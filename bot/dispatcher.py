@@ -21,6 +21,7 @@ from functools import partial
 from ..commands import Context, Refused, UsageError, lookup
 from ..commands.args import convert
 from ..commands.registry import PATTERNS, Command, Pattern, all_commands
+from ..storage.names import clean
 from ..storage import DatabaseChanged, Item, NameTaken, NotFound, Repository, Session
 
 from ..commands.settings import Settings
@@ -131,7 +132,9 @@ class Dispatcher:
             return None
         self._warned.add(who)
         wait = max(1, round(bucket.delay()))
-        return text(f"{msg.sender.nick}: too many commands at once; I will ignore yours for "
+        # The nick is the sender's own text (a Matrix display name, a mail name): shown only
+        # through the one cleaning rule, so it cannot reorder or hide the warning around it.
+        return text(f"{clean(msg.sender.nick)}: too many commands at once; I will ignore yours for "
                     f"{wait} s.", outcome="refused")
 
     # -- the entry point --------------------------------------------------------------------

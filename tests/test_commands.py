@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from todobot.commands.messages import Sender
+
 
 async def test_help_lists_every_command_and_explains_one(chat):
     out = await chat.say("!help")
@@ -330,6 +332,15 @@ async def test_prefix_is_configurable(tmp_path, prefix):
             "This room tracks no release yet: import a list with `todobot import FILE --release NAME`.")
     finally:
         await c.close()
+
+
+async def test_the_flood_warning_shows_a_name_only_cleaned(chat):
+    """A display name is the sender's own text: the warning never carries its bidi
+    overrides or control characters."""
+    sender = Sender("matrix:@m:x", "\u202eevil\x07 name\u2066", display_name="x")
+    replies = [await chat.reply("!todo", sender=sender, transport="matrix") for _ in range(12)]
+    [warning] = [r.plain for r in replies if r is not None and "too many" in r.plain]
+    assert warning.startswith("evil name: too many commands at once"), warning
 
 
 async def test_flood_from_one_person_is_answered_once_then_ignored(chat):

@@ -24,6 +24,13 @@ def test_identity_is_the_lowercased_address_named_from_the_display_name_once_pro
         "mail:george.dunlap@eu.citrix.com", "George Dunlap", "George Dunlap", True)
 
 
+def test_a_proven_display_name_is_cleaned_by_the_one_rule():
+    raw = ("From: =?utf-8?q?George=E2=80=AE_Dun=E2=80=8Blap?= <george.dunlap@eu.citrix.com>\r\n"
+           f"Authentication-Results: {SERV}; dkim=pass header.d=eu.citrix.com\r\n\r\nhi\r\n")
+    s = sender_of(message_from_bytes(raw.encode(), policy=default), authserv_id=SERV)
+    assert (s.display_name, s.authenticated) == ("George Dunlap", True)
+
+
 def test_an_unauthenticated_sender_is_known_by_the_address_never_the_display_name():
     # Anyone can write "Keir Fraser" in a From: the person made for it must not take his name.
     s = sender_of(msg(), authserv_id=SERV)

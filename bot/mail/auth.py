@@ -25,6 +25,7 @@ from email.utils import getaddresses, parseaddr
 import authres
 
 from ...commands.messages import Sender
+from ...storage.names import clean
 
 _ROBOT_LOCAL = re.compile(r"(mailer-daemon|postmaster|no-?reply|do-?not-?reply|bounces?)([+-].*)?$", re.I)
 
@@ -35,7 +36,6 @@ class Verdict(enum.Enum):
     FAIL = "forged"  # the trusted server says From is not the sender's
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def header(msg: EmailMessage, name: str) -> str | None:
@@ -59,7 +59,7 @@ def from_address(msg: EmailMessage) -> tuple[str, str]:
     if len(pairs) != 1 or "@" not in pairs[0][1]:
         return "", ""
     name, addr = pairs[0]
-    return " ".join(_CONTROL.sub(" ", name).split()) if named else "", addr.strip().lower()
+    return clean(name) if named else "", addr.strip().lower()
 
 
 def sender_of(msg: EmailMessage, *, authserv_id: str | None, proven: bool = False) -> Sender | None:
