@@ -21,6 +21,7 @@ from ..storage import Database, Repository
 from .config import Config, ConfigError, check_serving, load_config
 from .dispatcher import Dispatcher
 from .transport import Transport
+from .logs import log_failure
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ class App:
                 if pruned:
                     log.info("forgot %d handled event ids older than 30 days", pruned)
             except Exception:
-                log.exception("maintenance failed; trying again tomorrow")
+                log_failure(log, "maintenance failed; trying again tomorrow")
 
     async def start_extras(self) -> None:
         """The digest scheduler and the status page, when configured (after the transports,

@@ -8,6 +8,8 @@ import os
 import sys
 from datetime import datetime, timezone
 
+from ..storage import DatabaseChanged
+
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Loggers that write key material at DEBUG: peewee logs every SQL statement with its
 # parameters, and nio's crypto store keeps the pickled Olm account and Megolm sessions through
@@ -38,6 +40,16 @@ def private_file_handler(file: str) -> logging.Handler:
             return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
 
     return PrivateFileHandler(file, encoding="utf-8")
+
+
+def log_failure(logger: logging.Logger, msg: str, *args: object) -> None:
+    """`logger.exception(msg, ...)` for a background job that failed and will try again — but
+    without the traceback when the database file changed underneath the bot: storage said so
+    once, in one ERROR line, and a loop retrying every few seconds would repeat it for ever."""
+    if isinstance(sys.exc_info()[1], DatabaseChanged):
+        logger.debug(msg + " (the database file changed underneath)", *args)
+    else:
+        logger.exception(msg, *args)
 
 
 def setup_logging(level: str, *, file: str | None, fmt: str = "text") -> None:

@@ -58,6 +58,7 @@ from .matrix_render import (Measure, content_bytes, encrypted_bytes, render, sho
 from .pending import PendingAnswers
 from ..commands.messages import Message, Reply, Sender, Span, text
 from .transport import Reconfigured, Transport
+from .logs import log_failure
 
 if TYPE_CHECKING:
     from .dispatcher import Dispatcher
@@ -389,7 +390,7 @@ class MatrixTransport(Transport):
                 await self._pause(delay, probe=True)
             except Exception:
                 delay = backoff.next()
-                log.exception("matrix: sync failed; retrying in %.0f s", delay)
+                log_failure(log, "matrix: sync failed; retrying in %.0f s", delay)
                 await self._pause(delay, probe=False)
 
     async def _pause(self, delay: float, *, probe: bool) -> None:
@@ -756,8 +757,8 @@ class MatrixTransport(Transport):
             except _TRANSIENT:
                 raise
             except Exception:
-                log.exception("matrix: event %s in %s failed", getattr(ev, "event_id", "?"),
-                              room_id)
+                log_failure(log, "matrix: event %s in %s failed", getattr(ev, "event_id", "?"),
+                            room_id)
 
     async def _handle_event(self, room: MatrixRoom, ev: Any) -> None:
         client = self.client

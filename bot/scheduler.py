@@ -29,6 +29,7 @@ from ..storage.digests import SlotKey
 
 from ..commands.settings import Settings
 from .schedule import UTC, Schedule, next_run, parse_schedule
+from .logs import log_failure
 
 if TYPE_CHECKING:
     from ..storage import Repository
@@ -129,7 +130,7 @@ class DigestScheduler:
             try:
                 wake = await self.tick()
             except Exception:
-                log.exception("digest scheduler: tick failed; retrying later")
+                log_failure(log, "digest scheduler: tick failed; retrying later")
                 wake = self.clock() + (self.rescan or 300.0)
             if self._stop.is_set():
                 break

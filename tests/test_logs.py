@@ -76,3 +76,29 @@ def test_encryption_keys_never_reach_the_log_even_at_debug(restore_root_logger, 
     assert str(pickle)[:64] not in logged and "accounts" not in logged
     logging.getLogger("todobot.test").debug("debug lines still go to the file")
     assert "debug lines still go" in path.read_text()
+
+
+async def test_background_jobs_do_not_repeat_a_changed_database(tmp_path, caplog):
+    """Storage says once that the file changed underneath; a retrying loop (sync, scheduler,
+    mail, maintenance) must not add a traceback at every turn — other failures keep theirs."""
+    from todobot.bot.logs import log_failure
+    from todobot.storage import Database
+    db = await Database.open(tmp_path / "t.sqlite3")
+    (tmp_path / "t.sqlite3").rename(tmp_path / "moved.sqlite3")
+    log = logging.getLogger("todobot.test")
+    with caplog.at_level(logging.DEBUG):
+        for _ in range(3):
+            try:
+                async with db.transaction():
+                    pass
+            except Exception:
+                log_failure(log, "tick failed; retrying later")
+        try:
+            raise ValueError("something else")
+        except ValueError:
+            log_failure(log, "tick failed; retrying later")
+    await db.close()
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.getMessage().split(":")[0] for r in errors] == [
+        f"database file {tmp_path / 't.sqlite3'} was removed while open", "tick failed; retrying later"]
+    assert [bool(r.exc_info) for r in errors] == [False, True]

@@ -54,6 +54,7 @@ from .inbox import Inbox
 from .replies import parse_reply
 from .signatures import signed_by
 from .weekly import weekly_body
+from ..logs import log_failure
 
 if TYPE_CHECKING:
     from ...storage.digest_data import DigestData
@@ -261,8 +262,8 @@ class MailTransport(Transport):
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("mail %s: could not handle a message of %d bytes; left unseen",
-                          self.cfg.list, len(raw))
+            log_failure(log, "mail %s: could not handle a message of %d bytes; left unseen",
+                        self.cfg.list, len(raw))
             return False
 
     async def _handle(self, raw: bytes) -> None:
