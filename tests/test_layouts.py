@@ -28,13 +28,13 @@ DEV = (DATA / "xen-4.3-dev-update.txt").read_text(encoding="utf-8")
 
 
 def test_registry_names_and_detection():
-    assert set(LAYOUTS) == {"xen-4.2", "xen-dev-update"}
+    assert set(LAYOUTS) == {"xen-4.2", "xen-dev-update", "markdown-checklist"}
     assert by_name("xen-dev-update") is devupdate
-    with pytest.raises(ValueError, match="unknown layout 'nope'; known: xen-4.2, xen-dev-update"):
+    with pytest.raises(ValueError, match="unknown layout .nope.; known: xen-4.2, xen-dev-update, markdown-checklist"):
         by_name("nope")
     assert detect(SEED.read_text(encoding="utf-8")).NAME == "xen-4.2"
     assert detect(DEV).NAME == "xen-dev-update"
-    assert detect("just prose").NAME == "xen-4.2"  # the default, which then refuses it
+    assert detect("just prose") is None  # refused by parse, naming the layouts tried
     for module in LAYOUTS.values():  # each one a reader, a writer and a detector
         assert callable(module.parse) and callable(module.render) and callable(module.detect)
 
