@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from tests.test_mail_roundtrip import release_lists
 from todobot.storage import Database, Repository
-from todobot.storage.layouts import LAYOUTS, MailFormatError, by_name, detect, devupdate, normalise, render
+from todobot.storage.layouts import (LAYOUTS, MailFormatError, by_name, detect, devupdate, normalise,
+                                      render, writer)
 from todobot.storage.layouts.common import LINK_ONLY
 from todobot.storage.models import STATES, ListItem, Milestone, ReleaseList
 
@@ -28,15 +29,18 @@ DEV = (DATA / "xen-4.3-dev-update.txt").read_text(encoding="utf-8")
 
 
 def test_registry_names_and_detection():
-    assert set(LAYOUTS) == {"xen-4.2", "xen-dev-update", "markdown-checklist"}
+    assert set(LAYOUTS) == {"xen-4.2", "xen-dev-update", "markdown-checklist", "regzbot",
+                            "xen-release-update"}
     assert by_name("xen-dev-update") is devupdate
-    with pytest.raises(ValueError, match="unknown layout .nope.; known: xen-4.2, xen-dev-update, markdown-checklist"):
+    with pytest.raises(ValueError, match="unknown layout .nope.; known: xen-4.2, xen-dev-update, markdown-checklist, "
+                       "regzbot, xen-release-update"):
         by_name("nope")
     assert detect(SEED.read_text(encoding="utf-8")).NAME == "xen-4.2"
     assert detect(DEV).NAME == "xen-dev-update"
     assert detect("just prose") is None  # refused by parse, naming the layouts tried
-    for module in LAYOUTS.values():  # each one a reader, a writer and a detector
-        assert callable(module.parse) and callable(module.render) and callable(module.detect)
+    for module in LAYOUTS.values():  # each one a reader, a writer (or one named) and a detector
+        assert callable(module.parse) and callable(writer(module.NAME).render)
+        assert callable(module.detect)
 
 
 # ---------------------------------------------------------------- the 4.3 mail, field by field

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import devupdate, markdown, xen42
+from . import devupdate, markdown, regzbot, xen42, xenrelease
 from .common import MailFormatError, find_links, normalise, unread_lines
 
-LAYOUTS: dict[str, ModuleType] = {m.NAME: m for m in (xen42, devupdate, markdown)}
+LAYOUTS: dict[str, ModuleType] = {m.NAME: m for m in (xen42, devupdate, markdown, regzbot, xenrelease)}
 DEFAULT = xen42.NAME
 
 WRITERS = tuple(name for name, m in LAYOUTS.items() if hasattr(m, "render"))

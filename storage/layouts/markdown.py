@@ -35,8 +35,8 @@ and stays in the title). URLs and <message-id>s in the title, details or progres
 is an item too. Lines quoted with `>` at the margin are a reply's quotes, skipped; a `-- `
 signature ends the text; `---` rules are skipped.
 
-Text is escaped with `formats.md_escape`, plus `@` and `;` (owners, notes, mentions: also no
-GitHub pings) and `:` in milestones; the reader undoes every backslash escape. The writer puts
+Text is escaped with `formats.md_escape`, plus `@` (no GitHub pings either), `;` in owners
+and `:` in milestones; the reader undoes every backslash escape. The writer puts
 items under headings as the development update does (`devupdate.heading_for`). Round trip:
 `parse(render(L)) == L` under the development update's constraints (see `devupdate`), except
 that titles, details and notes may start with anything; milestone names and dates are not
@@ -74,7 +74,7 @@ TIMELINE = "timeline"
 
 
 def _esc(text: str) -> str:
-    return md_escape(text).replace("@", "\\@").replace(";", "\\;")
+    return md_escape(text).replace("@", "\\@")
 
 
 def _unesc(text: str) -> str:
@@ -318,7 +318,7 @@ def _render_item(it: ListItem, depth: int, implied: tuple[str, str], ids: bool,
     if it.title:
         head.append(_esc(it.title))
     if it.owners:
-        group = ", ".join("@" + _esc(o) for o in it.owners)
+        group = ", ".join("@" + _esc(o).replace(";", "\\;") for o in it.owners)
         head.append(f"({group}; {_esc(it.progress)})" if it.progress else f"({group})")
     out.append(f"{' ' * (2 * depth)}- [{'x' if checked else ' '}] {' '.join(head)}".rstrip())
     if it.progress and not it.owners:
