@@ -127,3 +127,16 @@ def test_format_markdown_is_this_layout():
     lst = devupdate.parse(DEV, "4.3")
     assert render(lst, layout="markdown-checklist") == markdown.render(lst)
     assert not hasattr(__import__("todobot.storage.formats", fromlist=["x"]), "to_markdown")
+
+
+def test_the_readme_checklist_example_reads_without_warnings():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### The mail formats")[1].split("\n### The JSON format")[0]
+    example = section.split("```")[5]
+    lst = detect(example).parse(example, "r")
+    assert lst.layout == "markdown-checklist" and lst.warnings == []
+    [crash, debian] = lst.items
+    assert (crash.owners, crash.progress, crash.severity) == (["alice", "bob"], "patch posted", "blocker")
+    assert [(c.title, c.state) for c in crash.children] == [("Add a regression test", "done")]
+    assert (debian.area, debian.owners, debian.notes) == (
+        "Packaging", ["carol"], ["Ask the packagers whether this blocks them"])
