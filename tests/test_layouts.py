@@ -178,7 +178,8 @@ def test_dev_update_refuses_prose():
 _SAFE = "abcxyzABC019 .,;!?'()/éß漢"
 _safe = st.text(_SAFE, min_size=1, max_size=10).map(normalise).filter(bool)
 _MARKUP = ["(external)", "(Linux)", "owner:", "status:", "state:", "> q", "@Ian", "- x", "* y",
-           "-", "*", "== h ==", "<== WE ARE HERE", "#5", "[BUG]", "http://x.org/a", "<m@id>", "--"]
+           "-", "*", "== h ==", "<== WE ARE HERE", "#5", "[BUG]", "http://x.org/a", "<m@id>", "--",
+           "(@Ian)", "—", "**#5**", "- [ ]", "Title:", "Information from", "====", "Friday 1st May"]
 _word = st.one_of(_safe, st.sampled_from(_MARKUP))
 _text = st.lists(_word, min_size=1, max_size=4).map(lambda words: normalise(" ".join(words)))
 
