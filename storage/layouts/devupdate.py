@@ -29,7 +29,8 @@ As a release manager writes it and as `render` writes it::
 The section gives the state and severity (`SECTIONS`): "Completed", "Finished", "Done" are
 done; "Bugs", "Blockers" are open blockers; "Open", "Backlog", "Features on-track", "Nice to
 have", "Features" are open, nice to have. An unknown heading reads as open, nice to have,
-with a warning. Titles are kept as written, trailing parentheses included: owners only come
+with a warning (the Markdown checklist reads its `##` headings with this table too, and the
+Xen release update adds its own headings to it). Titles are kept as written, trailing parentheses included: owners only come
 from `owner:` lines. Lines quoted with `>` at the margin are a reply's quotes, skipped; a
 `-- ` signature ends the mail.
 

@@ -39,8 +39,9 @@ Text is escaped with `formats.md_escape`, plus `@` (no GitHub pings either), `;`
 and `:` in milestones; the reader undoes every backslash escape. The writer puts
 items under headings as the development update does (`devupdate.heading_for`). Round trip:
 `parse(render(L)) == L` under the development update's constraints (see `devupdate`), except
-that titles, details and notes may start with anything; milestone names and dates are not
-empty; intro paragraphs do not start with `#`, `-`, `>` or `*`.
+that titles, details and notes may start with anything (notes not with a bare link); milestone
+names are not empty; intro paragraphs do not start with `#`, `-`, `+`, `*` or `>`, nor hold a
+`- [ ]` line.
 """
 
 from __future__ import annotations
