@@ -26,8 +26,8 @@ SAMPLES = {"xen-4.2": SEED.read_text(encoding="utf-8"), "xen-dev-update": DEV,
 def fields(items: list[ListItem]) -> list[tuple]:
     """Every field but the section, children included; in an order no layout changes (each
     groups items under its own headings)."""
-    return sorted(astuple(replace(it, section="", children=[])) + (fields(it.children),)
-                  for it in items)
+    return sorted((astuple(replace(it, section="", children=[])) + (fields(it.children),)
+                   for it in items), key=repr)
 
 
 def test_every_layout_has_a_sample_detected_as_itself():
