@@ -76,3 +76,18 @@ def test_older_report_lines_and_stray_text():
 def test_a_report_without_sections_is_refused():
     with pytest.raises(MailFormatError, match="no TODO list found"):
         regzbot.parse("Hi, this is regzbot.\nNothing to report.\n", "r")
+
+
+def test_an_mbox_with_the_report_picks_it():
+    from todobot.storage.mailfile import read_mail_file
+
+    def message(subject: str, body: str, mid: str) -> bytes:
+        return (f"From bot@example.org Sun Jan 17 18:00:00 2027\nFrom: bot@example.org\n"
+                f"Subject: {subject}\nMessage-ID: <{mid}>\nDate: Sun, 17 Jan 2027 18:00:00 +0000\n"
+                f"Content-Type: text/plain; charset=utf-8\n\n{body}\n").encode()
+    mbox = (message("Re: frobnet patch", "Looks fine to me.", "a@example.org")
+            + message("[regzbot] Linux regressions report for mainline [2027-01-17]", REPORT,
+                      "b@example.org"))
+    mail = read_mail_file(mbox)
+    assert mail.message_id == "<b@example.org>"
+    assert len(regzbot.parse(mail.text, "7.2").items) == 4
