@@ -116,7 +116,7 @@ def main() -> None:
         src = work / "dev-update.txt"
         src.write_text(mail)
         parsed = devupdate.parse(mail, RELEASE)
-        count = sum(1 for _ in devupdate._walk(parsed.items))
+        count = sum(1 for _ in devupdate.walk(parsed.items))
         print(f"mail: {len(mail) / 1024:.0f} KiB, {mail.count(chr(10))} lines, {count} items "
               f"({len(parsed.warnings)} warnings)", file=sys.stderr)
         for run in range(args.runs):
@@ -135,7 +135,7 @@ def main() -> None:
             print(f"run {run + 1}: " + ", ".join(f"{k} {v[-1]:.0f} ms" for k, v in rows.items()),
                   file=sys.stderr)
         again = devupdate.parse(text, RELEASE)
-        assert sum(1 for _ in devupdate._walk(again.items)) == count, "export lost items"
+        assert sum(1 for _ in devupdate.walk(again.items)) == count, "export lost items"
         cli = {}
         for name, argv in (("import", ["import", str(src), "--release", "cli", "--layout",
                                        devupdate.NAME, "--db", str(work / "cli.sqlite3")]),

@@ -15,7 +15,7 @@ from pathlib import Path
 from ..commands.settings import Settings
 from ..storage import Database, DatabaseProblem, Repository
 from ..storage import backups
-from ..storage.layouts import LAYOUTS, devupdate
+from ..storage.layouts import LAYOUTS, WRITERS, devupdate, markdown
 
 from .app import App
 from .config import E2E_EXTRA, Config, ConfigError, check_serving, encryption_available, load_config
@@ -26,6 +26,7 @@ from .rooms import room_settings
 log = logging.getLogger("todobot")
 
 LAYOUT_NAMES = tuple(LAYOUTS)
+WRITER_NAMES = WRITERS  # the layouts a release can be exported in
 DEMO_DB = "todobot-demo.sqlite3"
 DEMO_RELEASE = "4.2"
 
@@ -139,7 +140,7 @@ def cmd_import(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_export(args: argparse.Namespace, config: Config) -> int:
-    from ..storage.formats import to_json, to_markdown
+    from ..storage.formats import to_json
     from ..storage.layouts import render
 
     async def export() -> str:
@@ -151,9 +152,9 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
             await db.close()
         if args.format == "json":
             return to_json(lst)
-        if args.format == "markdown":
-            return to_markdown(lst)
-        return render(lst, ids=not args.no_ids, layout=args.layout)
+        # --format markdown is the Markdown checklist layout (--layout markdown-checklist)
+        layout = markdown.NAME if args.format == "markdown" else args.layout
+        return render(lst, ids=not args.no_ids, layout=layout)
 
     sys.stdout.write(asyncio.run(export()))
     return 0
@@ -288,9 +289,10 @@ def build_parser() -> argparse.ArgumentParser:
     common(e)
     release(e)
     e.add_argument("--format", choices=("mail", "json", "markdown"), default="mail",
-                   help="output format (default: mail)")
+                   help="output format (default: mail; markdown: the same as --layout "
+                   f"{markdown.NAME})")
     e.add_argument("--no-ids", action="store_true", help="mail without #ids, for posting")
-    e.add_argument("--layout", choices=LAYOUT_NAMES,
+    e.add_argument("--layout", choices=WRITER_NAMES,
                    help="mail layout (default: the one the release was imported from)")
 
     g = sub.add_parser("digest", help="print a release's digest, for pasting into a mailing list")

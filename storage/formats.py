@@ -1,4 +1,5 @@
-"""JSON and Markdown forms of a release list (the mail forms live in `layouts/`).
+"""The JSON form of a release list, and the Markdown escaper (the mail forms, the Markdown
+checklist among them, live in `layouts/`).
 
 The JSON form is stable and documented in the README: items are flat, in list order, with
 `parent` and `duplicate_of` as ids.
@@ -12,7 +13,6 @@ from typing import Any
 
 from .models import SEVERITIES, STATES, ListItem, Milestone, ReleaseList
 from .names import clean, visible
-from .timeline import DONE, HERE, marks
 
 JSON_ITEM_KEYS = ("id", "area", "severity", "tags", "title", "details", "owners", "progress",
                   "state", "parent", "duplicate_of", "links", "notes")
@@ -150,42 +150,6 @@ def from_json(text: str) -> ReleaseList:
     if not isinstance(intro, str) or "\x00" in intro:
         raise JsonImportError("intro must be text")
     return ReleaseList(release if isinstance(release, str) else None, milestones, roots, intro)
-
-
-_MD_MARK = {HERE: "**we are here**", DONE: "done"}
-
-
-def to_markdown(lst: ReleaseList) -> str:
-    out = [f"# {lst.release} TODO", ""]
-    if lst.milestones:
-        out += ["## Timeline", ""]
-        for m in lst.milestones:
-            mark = "".join(f" — {_MD_MARK[k]}" for k in marks(m)[-1:])
-            out.append(f"- {md_escape(m.when)}: {md_escape(m.name)}{mark}")
-        out.append("")
-    sections: dict[tuple[str, str], list[ListItem]] = {}
-    for it in lst.items:
-        sections.setdefault((it.area, it.severity), []).append(it)
-    for (area, sev), items in sorted(sections.items(), key=lambda kv: kv[0][1] != "blocker"):
-        out += [f"## {md_escape(area)}, {'blockers' if sev == 'blocker' else 'nice to have'}", ""]
-        for it in items:
-            _md_item(it, 0, out)
-        out.append("")
-    return "\n".join(out).rstrip() + "\n"
-
-
-def _md_item(it: ListItem, depth: int, out: list[str]) -> None:
-    box = "x" if it.state != "open" else " "
-    ident = f"**#{it.id}** " if it.id is not None else ""
-    tags = "".join(f"[{t}] " for t in it.tags)
-    group = list(it.owners) + ([it.progress] if it.progress else [])
-    if it.state != "open":
-        group.append(it.state.upper())
-    tail = f" ({md_escape(', '.join(group))})" if group else ""
-    body = md_escape(f"{tags}{it.title}" + (f" {it.details}" if it.details else ""))
-    out.append(f"{'  ' * depth}- [{box}] {ident}{body}{tail}")
-    for child in it.children:
-        _md_item(child, depth + 1, out)
 
 
 def md_escape(text: str) -> str:

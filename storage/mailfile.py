@@ -14,8 +14,10 @@ from email.parser import BytesParser
 from email.utils import parsedate_to_datetime
 
 # A subject that looks like a release list mail: "4.2 TODO / Release Plan",
-# "Xen 4.3 development update", "[ANNOUNCE] status of 4.3".
-_LIST_SUBJECT = re.compile(r"todo|status|release plan|development update|dev update", re.I)
+# "Xen 4.3 development update", "[ANNOUNCE] status of 4.3", "Xen 4.16 release update",
+# "[regzbot] Linux regressions report for mainline [2027-01-15]".
+_LIST_SUBJECT = re.compile(r"todo|status|release plan|development update|dev update|"
+                           r"release update|regressions? report|tracking list", re.I)
 _REPLY = re.compile(r"\s*(?:re|aw|sv)\s*:", re.I)
 _HEADER_LINE = re.compile(rb"[A-Za-z][A-Za-z0-9-]*:[ \t]")
 # "From sender@example.org Mon May 13 12:00:00 2013": the line that starts each mbox message.

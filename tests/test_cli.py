@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from todobot.storage.layouts import LAYOUTS
+
 SEED = Path(__file__).resolve().parent.parent / "storage" / "seed" / "xen-4.2.txt"
 
 
@@ -358,11 +360,11 @@ def test_prose_is_refused_and_leaves_nothing_behind(tmp_path):
     proc = todobot("import", "-", "--release", "4.3", "--db", "t.sqlite3", stdin=prose,
                    cwd=tmp_path, check=False)
     assert proc.returncode == 1 and proc.stdout == ""
+    # One line: the layouts tried and the first lines, none of them part of a list.
     assert proc.stderr.splitlines() == [
-        "todobot: no TODO list found: expected a timeline or a section header such as 'tools, blockers:'",
-        "The first lines, none of them part of a list:",
-        "  line 1: Hi all -- a quick note.",
-        "  line 3: The release is close -- thanks for the testing."]
+        "todobot: no TODO list found in any known layout (tried "
+        + ", ".join(LAYOUTS) + '); the first lines: line 1: "Hi all -- a quick note."; '
+        'line 3: "The release is close -- thanks for the testing."']
     assert not (tmp_path / "t.sqlite3").exists()
 
 

@@ -104,7 +104,8 @@ async def test_sub_items_nest_eight_deep_at_most(chat):
 async def test_a_1100_deep_chain_from_an_older_version_still_renders(chat, tmp_path):
     from todobot.commands.render_digest import full_reply, render_html, render_markdown, render_text
     from todobot.storage.digest_data import collect
-    from todobot.storage.formats import to_json, to_markdown
+    from todobot.storage.formats import to_json
+    from todobot.storage.layouts import render
     from todobot.storage.layouts.xen42 import render_mail
 
     async with chat.repo.session("old version") as s:
@@ -118,7 +119,7 @@ async def test_a_1100_deep_chain_from_an_older_version_still_renders(chat, tmp_p
         mail = render_mail(lst)
         assert "level 1099" in " ".join(mail.split()) and "level 1099" in to_json(lst)
         assert max(len(line) for line in mail.splitlines()) <= 72
-        assert "level 1099" in to_markdown(lst)
+        assert "level 1099" in render(lst, layout="markdown-checklist")
         data = await collect(s, rel, since=0)
         assert "level 1099" in " ".join(render_text(data).split())
         assert "level 1099" in render_markdown(data)

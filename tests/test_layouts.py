@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from tests.test_mail_roundtrip import release_lists
 from todobot.storage import Database, Repository
-from todobot.storage.layouts import LAYOUTS, MailFormatError, by_name, detect, devupdate, normalise, render
+from todobot.storage.layouts import (LAYOUTS, MailFormatError, by_name, detect, devupdate, normalise,
+                                      render, writer)
 from todobot.storage.layouts.common import LINK_ONLY
 from todobot.storage.models import STATES, ListItem, Milestone, ReleaseList
 
@@ -28,15 +29,18 @@ DEV = (DATA / "xen-4.3-dev-update.txt").read_text(encoding="utf-8")
 
 
 def test_registry_names_and_detection():
-    assert set(LAYOUTS) == {"xen-4.2", "xen-dev-update"}
+    assert set(LAYOUTS) == {"xen-4.2", "xen-dev-update", "markdown-checklist", "regzbot",
+                            "xen-release-update"}
     assert by_name("xen-dev-update") is devupdate
-    with pytest.raises(ValueError, match="unknown layout 'nope'; known: xen-4.2, xen-dev-update"):
+    with pytest.raises(ValueError, match="unknown layout .nope.; known: xen-4.2, xen-dev-update, markdown-checklist, "
+                       "regzbot, xen-release-update"):
         by_name("nope")
     assert detect(SEED.read_text(encoding="utf-8")).NAME == "xen-4.2"
     assert detect(DEV).NAME == "xen-dev-update"
-    assert detect("just prose").NAME == "xen-4.2"  # the default, which then refuses it
-    for module in LAYOUTS.values():  # each one a reader, a writer and a detector
-        assert callable(module.parse) and callable(module.render) and callable(module.detect)
+    assert detect("just prose") is None  # refused by parse, naming the layouts tried
+    for module in LAYOUTS.values():  # each one a reader, a writer (or one named) and a detector
+        assert callable(module.parse) and callable(writer(module.NAME).render)
+        assert callable(module.detect)
 
 
 # ---------------------------------------------------------------- the 4.3 mail, field by field
@@ -174,7 +178,8 @@ def test_dev_update_refuses_prose():
 _SAFE = "abcxyzABC019 .,;!?'()/éß漢"
 _safe = st.text(_SAFE, min_size=1, max_size=10).map(normalise).filter(bool)
 _MARKUP = ["(external)", "(Linux)", "owner:", "status:", "state:", "> q", "@Ian", "- x", "* y",
-           "-", "*", "== h ==", "<== WE ARE HERE", "#5", "[BUG]", "http://x.org/a", "<m@id>", "--"]
+           "-", "*", "== h ==", "<== WE ARE HERE", "#5", "[BUG]", "http://x.org/a", "<m@id>", "--",
+           "(@Ian)", "—", "**#5**", "- [ ]", "Title:", "Information from", "====", "Friday 1st May"]
 _word = st.one_of(_safe, st.sampled_from(_MARKUP))
 _text = st.lists(_word, min_size=1, max_size=4).map(lambda words: normalise(" ".join(words)))
 

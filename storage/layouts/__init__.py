@@ -2,22 +2,25 @@
 
 Each layout module has `NAME`, `detect(text) -> float` (0 when the text does not look like
 it at all), `parse(text, release) -> ReleaseList` (raising `MailFormatError` when the text
-holds no list) and `render(lst, *, ids=True, width=72) -> str`. A new layout is a new module
-added to `LAYOUTS` below; nothing else changes.
+holds no list) and `render(lst, *, ids=True, width=72) -> str`; a layout that is only read has no `render`
+but `WRITTEN_AS`, the layout its lists are exported in. A new layout is a new module added
+to `LAYOUTS` below; nothing else changes.
 """
 
 from __future__ import annotations
 
 from types import ModuleType
 
-from . import devupdate, xen42
-from .common import MailFormatError, find_links, normalise
+from . import devupdate, markdown, regzbot, xen42, xenrelease
+from .common import MailFormatError, find_links, normalise, unread_lines
 
-LAYOUTS: dict[str, ModuleType] = {m.NAME: m for m in (xen42, devupdate)}
+LAYOUTS: dict[str, ModuleType] = {m.NAME: m for m in (xen42, devupdate, markdown, regzbot, xenrelease)}
 DEFAULT = xen42.NAME
 
-__all__ = ["DEFAULT", "LAYOUTS", "MailFormatError", "by_name", "detect", "find_links",
-           "normalise", "parse", "render"]
+WRITERS = tuple(name for name, m in LAYOUTS.items() if hasattr(m, "render"))
+
+__all__ = ["DEFAULT", "LAYOUTS", "WRITERS", "MailFormatError", "by_name", "detect", "find_links",
+           "normalise", "parse", "render", "writer"]
 
 
 def by_name(name: str) -> ModuleType:
@@ -27,18 +30,32 @@ def by_name(name: str) -> ModuleType:
         raise ValueError(f"unknown layout {name!r}; known: {', '.join(LAYOUTS)}") from None
 
 
-def detect(text: str) -> ModuleType:
-    """The layout the text looks most like (the 4.2 layout when none fits)."""
+def detect(text: str) -> ModuleType | None:
+    """The layout the text looks most like; None when it looks like none of them."""
     scores = {name: m.detect(text) for name, m in LAYOUTS.items()}
     best = max(scores, key=lambda n: scores[n])
-    return LAYOUTS[best] if scores[best] > 0 else LAYOUTS[DEFAULT]
+    return LAYOUTS[best] if scores[best] > 0 else None
 
 
 def parse(text: str, release: str | None = None, layout: str | None = None):
-    """Read a mail in the given layout, or the detected one."""
-    return (by_name(layout) if layout else detect(text)).parse(text, release)
+    """Read a mail in the given layout, or the detected one. A text that looks like no layout
+    is refused in one line naming the layouts tried and the first lines read."""
+    module = by_name(layout) if layout else detect(text)
+    if module is not None:
+        return module.parse(text, release)
+    prose = [(n, normalise(ln)) for n, ln in enumerate(text.split("\n"), 1) if normalise(ln)]
+    first = f"; the first lines: {unread_lines(prose, 3)}" if prose else ": the text is empty"
+    raise MailFormatError(f"no TODO list found in any known layout (tried {', '.join(LAYOUTS)})"
+                          + first)
+
+
+def writer(name: str) -> ModuleType:
+    """The layout a release in layout `name` is exported in: its own, or for a layout that is
+    only read (`WRITTEN_AS`), the one it names."""
+    module = by_name(name)
+    return by_name(module.WRITTEN_AS) if hasattr(module, "WRITTEN_AS") else module
 
 
 def render(lst, *, ids: bool = True, width: int = 72, layout: str | None = None) -> str:
     """Write a list in the given layout, else its own (`lst.layout`), else the default."""
-    return by_name(layout or lst.layout or DEFAULT).render(lst, ids=ids, width=width)
+    return writer(layout or lst.layout or DEFAULT).render(lst, ids=ids, width=width)

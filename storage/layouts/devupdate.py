@@ -29,7 +29,8 @@ As a release manager writes it and as `render` writes it::
 The section gives the state and severity (`SECTIONS`): "Completed", "Finished", "Done" are
 done; "Bugs", "Blockers" are open blockers; "Open", "Backlog", "Features on-track", "Nice to
 have", "Features" are open, nice to have. An unknown heading reads as open, nice to have,
-with a warning. Titles are kept as written, trailing parentheses included: owners only come
+with a warning (the Markdown checklist reads its `##` headings with this table too, and the
+Xen release update adds its own headings to it). Titles are kept as written, trailing parentheses included: owners only come
 from `owner:` lines. Lines quoted with `>` at the margin are a reply's quotes, skipped; a
 `-- ` signature ends the mail.
 
@@ -128,7 +129,7 @@ def _subline(it: ListItem, line: str, details: dict[int, list[str]]) -> None:
                           if o and o.casefold() not in _UNCLAIMED]
         elif key == "severity" and value.casefold() in _SEVERITY:
             it.severity = _SEVERITY[value.casefold()]
-            for child in _walk(it.children):
+            for child in walk(it.children):
                 child.severity = it.severity
         elif key == "status":
             it.progress = f"{it.progress}; {value}" if it.progress else value
@@ -212,17 +213,17 @@ def parse(text: str, release: str | None = None) -> ReleaseList:
         prose = [(n, normalise(ln)) for n, ln in enumerate(text.split("\n"), 1) if normalise(ln)]
         raise MailFormatError("no TODO list found: expected headings such as '= Timeline =' "
                               "or '== Open =='", prose[:5])
-    for it in _walk(items):
+    for it in walk(items):
         it.details = " ".join(details.get(id(it), []))
-    paras = _paragraphs(intro) + _paragraphs(after)
+    paras = paragraphs(intro) + paragraphs(after)
     return ReleaseList(release=release, milestones=milestones, items=items,
                        intro="\n\n".join(paras), layout=NAME, warnings=warnings)
 
 
-def _walk(items: list[ListItem]):
+def walk(items: list[ListItem]):
     for it in items:
         yield it
-        yield from _walk(it.children)
+        yield from walk(it.children)
 
 
 def _milestone(text: str) -> Milestone:
@@ -231,7 +232,7 @@ def _milestone(text: str) -> Milestone:
     return Milestone(when=when.strip(), name=name.strip(), done=done, current=current)
 
 
-def _paragraphs(lines: list[str | None]) -> list[str]:
+def paragraphs(lines: list[str | None]) -> list[str]:
     paras, cur = [], []
     for line in lines + [None]:
         if line is not None:
@@ -252,7 +253,7 @@ def _fits(heading: str, state: str, severity: str) -> bool:
     return got[0] == "done" if state == "done" else got == (state, severity)
 
 
-def _heading_for(it: ListItem, headings: list[str]) -> str:
+def heading_for(it: ListItem, headings: list[str]) -> str:
     """The section an item is written under (see the module docstring)."""
     if it.state not in ("open", "done"):  # no section says deferred: `state:` line instead
         return it.section or _DEFAULT_HEADING[("open", it.severity)]
@@ -275,7 +276,7 @@ def render(lst: ReleaseList, *, ids: bool = True, width: int = 72) -> str:
     headings = list(dict.fromkeys(it.section for it in lst.items if it.section))
     groups: dict[str, dict[str, list[ListItem]]] = {}
     for it in lst.items:
-        groups.setdefault(_heading_for(it, headings), {"": []}).setdefault(it.area, []).append(it)
+        groups.setdefault(heading_for(it, headings), {"": []}).setdefault(it.area, []).append(it)
     if not groups and not lst.milestones:
         groups["Open"] = {"": []}  # an empty list still reads back as a list
     for heading, areas in groups.items():

@@ -62,7 +62,8 @@ writer puts `Timeline:` before the timeline (a lone `DATE -- NAME` line would be
 reader drops it again. The release name is not part of the mail body.
 With `ids=False` neither `#id`s nor `DUPLICATE of #id` references are written. A list with
 no items and no milestones is written with an `all, blockers:` section holding `* None`, so
-that it still reads back as a (empty) list.
+that it still reads back as a (empty) list. Items without an area are written under
+`(no area), blockers:` / `(no area), nice to have:`, which read back as area "".
 """
 
 from __future__ import annotations
@@ -105,11 +106,18 @@ _PROGRESS = re.compile(
 _NOT_NAMES = {"linux", "netbsd", "freebsd", "windows", "arm", "x86", "intel", "amd", "xen",
               "qemu", "debian", "fedora", "suse", "opensuse", "ubuntu"}
 _PARTICLES = {"de", "van", "von", "da", "der", "den", "di", "du", "del", "la", "le"}
+# The section of items without an area (a development update's items outside any `===`
+# subsection): every item needs a heading the reader knows, and this one reads back as "".
+NO_AREA = "(no area)"
 _STATE_WORD = {"done": "DONE", "duplicate": "DUPLICATE", "deferred": "DEFERRED", "dropped": "DROPPED"}
 
 
 
 # ---------------------------------------------------------------- parsing one bullet
+
+
+def _area_read(area: str) -> str:
+    return "" if area == NO_AREA else area
 
 
 def _is_placeholder(body: str) -> bool:
@@ -321,7 +329,8 @@ def parse_mail(text: str, release: str | None = None) -> ReleaseList:
         head = _HEADER.fullmatch(line) if at_margin and not bullet else None
         if head:
             severity = "blocker" if head[2][0] in "bB" else "nice"
-            section, sections, cur = (normalise(head[1]), severity), sections + 1, None
+            area = normalise(head[1])
+            section, sections, cur = (_area_read(area), severity), sections + 1, None
             after_bullet_line = False
             continue
         if not sections:
@@ -413,7 +422,8 @@ def render_mail(lst: ReleaseList, *, ids: bool = True, width: int = 72) -> str:
     if not groups and not timeline:
         groups[("all", "blocker")] = []  # an empty list still reads back as a list
     for (area, severity), items in groups.items():
-        lines = [f"{area}, {'blockers' if severity == 'blocker' else 'nice to have'}:", ""]
+        kind = "blockers" if severity == "blocker" else "nice to have"
+        lines = [f"{area or NO_AREA}, {kind}:", ""]
         for it in items:
             _render_item(it, 1, ids, width, lines)
         if not items:
