@@ -198,7 +198,8 @@ class Dispatcher:
             return await self._invoke(ctx, cmd, args)
 
         # The usage line only for a usage error: built from the arguments, it is not free.
-        return await self._run(msg, run, write=cmd.writes, usage=partial(cmd.usage_line, prefix))
+        return await self._run(msg, run, write=cmd.writes_with(args),
+                               usage=partial(cmd.usage_line, prefix))
 
     def _refusal(self, msg: Message, cmd: Command, prefix: str, args: str) -> Reply | None:
         """Release-manager commands, and release-manager subcommands of the others (`!release

@@ -49,7 +49,8 @@ class Command:
     usage_text: str | None = None  # instead of the usage generated from `args`
     does: str | None = None  # for refusals: "Only the owners ... may <does>" ("mark it done")
     # Subcommands (the first word) only release managers may run, in a command anyone may
-    # run otherwise: `!release new NAME`. The dispatcher enforces them as it does `who`.
+    # run otherwise: `!release new NAME`. The dispatcher enforces them as it does `who`; they
+    # write, so the rest of such a command may be read-only.
     admin_verbs: tuple[str, ...] = ()
 
     @property
@@ -61,6 +62,10 @@ class Command:
         first word one of `admin_verbs`."""
         words = args.split(None, 1)
         return self.who == "admin" or bool(words and words[0].casefold() in self.admin_verbs)
+
+    def writes_with(self, args: str) -> bool:
+        """Whether it runs in a write transaction with these arguments."""
+        return self.writes or (bool(self.admin_verbs) and self.admin_only(args))
 
     def usage_line(self, prefix: str) -> str:
         return f"{prefix}{self.name}{' ' + self.usage if self.usage else ''}"

@@ -35,7 +35,7 @@ async def summary_line(s: Session, release: Release) -> str:
 
 
 @command("release", Word("new", optional=True, choices=("new",)), Word("NAME", optional=True),
-         usage="[NAME] | new NAME", admin_verbs=("new",), example="!release",
+         usage="[NAME] | new NAME", admin_verbs=("new",), example="!release", writes=False,
          help="the release timeline, with << WE ARE HERE; `new NAME` (release managers) starts "
          "a release, which becomes this room's when it has none")
 async def release(ctx: Context, new: str | None, name: str | None) -> Reply:

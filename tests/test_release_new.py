@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from todobot.bot.mail_import import read_list
 from todobot.commands.messages import Sender
 from todobot.storage import Database, Repository, layouts
 from todobot.storage.digest_data import collect
@@ -132,9 +133,10 @@ async def test_the_project_names_the_digest_and_the_weekly_mail(tmp_path):
 
 
 async def test_an_imported_mails_subject_is_the_releases_own(tmp_path):
-    mail = read_mail_file((DATA / "xen-4.3-flowed.eml").read_bytes())
-    lst = layouts.parse(mail.text, "4.3")
-    lst.subject = mail.subject
+    lst, _, _ = read_list(str(DATA / "xen-4.3-flowed.eml"), "4.3")  # as `todobot import` reads
+    # A subject is one line: the header parser unfolds it, and controls never reach a header.
+    assert read_mail_file(b"Subject: 4.4\r\n plan\x07 now\r\nFrom: a@b\r\n\r\nx\n").subject == \
+        "4.4 plan now"
     db = await Database.open(tmp_path / "s.sqlite3")
     try:
         async with Repository(db).session("t") as s:
@@ -258,3 +260,19 @@ def test_the_project_is_one_line_of_visible_text():
     for bad in ("Acme\nBcc: all@example.org", "\u200b", "Acme\u202e"):
         with pytest.raises(ConfigError, match="project is one line of visible text"):
             parse_config({"project": bad})
+
+
+async def test_release_reads_and_release_new_takes_the_write_lock(chat):
+    """`!release` stays a read; `!release new` takes the writer's lock (BEGIN IMMEDIATE) from
+    the start, so it never has to upgrade a read under another process's write."""
+    kinds = []
+    run = chat.repo.run
+
+    async def spy(actor, work, *, write=True):
+        kinds.append(write)
+        return await run(actor, work, write=write)
+    chat.repo.run = spy
+    await chat.say("!release new 2.0")
+    await chat.say("!release")
+    await chat.say("!release NEW 2.1")
+    assert kinds == [True, False, True]
