@@ -274,7 +274,9 @@ class Session(PeopleSession):
             "INSERT INTO room_releases (transport, room, release_id, at) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (transport, room) DO UPDATE SET release_id = excluded.release_id,"
             " at = excluded.at", (transport, room, release.id, self.now))
-        await self._history(release.id, None, "room", None, f"{transport} {room}")
+        # The history (which the public status page's feed shows) names the transport, not
+        # the room: a Matrix room's id is not for everyone; room_releases holds it.
+        await self._history(release.id, None, "room", None, f"a {transport} room")
 
     async def last_import(self, release: Release) -> int:
         """The history id of the release's latest import (0: never imported): the digest's
