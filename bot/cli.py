@@ -1,4 +1,5 @@
-"""The `todobot` command line: demo, console, run, import, export, digest, backup, restore."""
+"""The `todobot` command line: init, demo, console, run, release, import, export, digest,
+backup, restore."""
 
 from __future__ import annotations
 
@@ -139,6 +140,37 @@ def cmd_import(args: argparse.Namespace, config: Config) -> int:
     return mail_import.run(args, args.db or config.database, max_depth=config.max_depth)
 
 
+def cmd_release(args: argparse.Namespace, config: Config) -> int:
+    """`release new NAME`: an empty release, as `!release new NAME` starts one in chat."""
+    from ..storage.names import release_name_problem
+
+    problem = release_name_problem(args.name)
+    if problem:
+        raise ValueError(problem)
+    db_path = args.db or config.database
+
+    async def create() -> str:
+        db, repo = await _open(db_path, full_check=args.check)
+        try:
+            async with repo.session(f"cli:{_login()}") as s:
+                taken = await s.release_like(args.name)
+                if taken is not None:
+                    raise ValueError(f"release {taken.name} exists already in {db_path}")
+                await s.create_release(args.name)
+        finally:
+            await db.close()
+        return str(Path(db_path).resolve())
+    where = asyncio.run(create())
+    print(f"Started release {args.name} in {where}; in chat: !add AREA blocker|nice TITLE, "
+          "!milestone DATE NAME")
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from . import init_config
+    return init_config.run(args, login=_login())
+
+
 def cmd_export(args: argparse.Namespace, config: Config) -> int:
     from ..storage.formats import to_json
     from ..storage.layouts import render
@@ -273,6 +305,28 @@ def build_parser() -> argparse.ArgumentParser:
     common(r)
     r.add_argument("--console", action="store_true", help="also serve the terminal console")
 
+    n = sub.add_parser("init", help="write a first bot.yaml from a few questions (or flags)")
+    n.add_argument("-o", "--output", default="bot.yaml", help="the file to write (default bot.yaml)")
+    n.add_argument("--force", action="store_true", help="replace the file if it exists")
+    n.add_argument("--yes", action="store_true",
+                   help="ask nothing: the flags given, defaults for the rest")
+    n.add_argument("--project", help="the project's name (Acme): mail subjects, page titles")
+    n.add_argument("--irc", metavar="HOST[:PORT]/#CHANNEL", help="an IRC server and channel")
+    n.add_argument("--irc-network", metavar="NAME",
+                   help="the NETWORK of irc:NETWORK/ACCOUNT (default: from the server's name)")
+    n.add_argument("--matrix", metavar="URL", help="a Matrix homeserver")
+    n.add_argument("--matrix-room", metavar="ROOM", help="the Matrix room (#alias:server)")
+    n.add_argument("--matrix-user", metavar="MXID", help="the bot's Matrix account")
+    n.add_argument("--admin", action="append", metavar="IDENTITY",
+                   help="a release manager (irc:NETWORK/ACCOUNT, matrix:@u:server, "
+                   "mail:ADDRESS, console:NICK); repeat for more")
+    n.add_argument("--list", metavar="ADDRESS", help="the mailing list of the weekly mail")
+
+    rl = sub.add_parser("release", help="`release new NAME`: start an empty release")
+    common(rl)
+    rl.add_argument("verb", choices=("new",), help="new: start a release")
+    rl.add_argument("name", metavar="NAME", help="the release's name, e.g. 2.0")
+
     i = sub.add_parser("import", help="import a release mail (or JSON export) into a release")
     common(i)
     i.add_argument("file", help="the mail as plain text, .eml or mbox, a .json export, or - for stdin")
@@ -320,6 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "init":  # before any config: it writes the first one
+        return cmd_init(args)
     try:
         config = load_config(getattr(args, "config", None))
         devupdate.add_sections(config.mail_sections)
@@ -331,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         _setup_logging(config, level, on_console)
         handler = {"console": cmd_console, "run": cmd_run, "import": cmd_import,
                    "export": cmd_export, "backup": cmd_backup, "restore": cmd_restore,
-                   "digest": cmd_digest}
+                   "digest": cmd_digest, "release": cmd_release}
         if args.command == "demo":
             return cmd_demo(args)
         return handler[args.command](args, config)

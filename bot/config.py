@@ -237,7 +237,8 @@ class MailList(_Strict):
     list: str  # To: of the weekly mail; the "room" of this transport
     from_: str = Field(alias="from")  # "todobot <todobot@example.org>"
     release: str | None = None
-    subject: str = "Xen {release} TODO / Release Plan"
+    # None: the subject of the mail the release was imported from, else "{project} {release} TODO"
+    subject: str | None = None
     authserv_id: str | None = None  # whose Authentication-Results to trust; None: trust none
     acks_per_hour: int = Field(5, ge=0, le=1000)  # acknowledgements to one address an hour, at most
     verify_dkim: bool = False  # check DKIM signatures ourselves when authserv_id gives no verdict
@@ -249,17 +250,22 @@ class MailList(_Strict):
     @classmethod
     def _address(cls, v: str) -> str:
         if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", v):
-            raise ValueError(f"{v!r} is not a mail address (like xen-devel@lists.example.org)")
+            raise ValueError(f"{v!r} is not a mail address (like devel@lists.example.org)")
         return v
 
     @field_validator("subject")
     @classmethod
-    def _subject(cls, v: str) -> str:
+    def _subject(cls, v: str | None) -> str | None:
         try:
-            v.format(release="4.2")
+            v is None or v.format(release="4.2", project="Acme")
         except (KeyError, IndexError, ValueError):
-            raise ValueError("subject may use only {release}") from None
+            raise ValueError("subject may use only {release} and {project}") from None
         return v
+
+    def subject_for(self, release: str) -> str:
+        """The subject of a mail about `release` that carries no digest (the digest's own is
+        `DigestData.subject`)."""
+        return " ".join((self.subject or "{release} TODO").format(release=release, project="").split())
 
 
 class Cooldown(_Strict):
@@ -279,6 +285,7 @@ class Console(_Strict):
 
 
 class Config(_Strict):
+    project: str | None = Field(None, min_length=1, max_length=40)  # "Acme": subjects, titles, headers
     database: str = "todobot.sqlite3"
     prefix: str = Field("!", min_length=1, max_length=10)
     admins: list[str] = Field(default_factory=list)
@@ -311,6 +318,15 @@ class Config(_Strict):
     @property
     def source(self) -> str:
         return self._source or "config"
+
+    @field_validator("project")
+    @classmethod
+    def _project(cls, v: str | None) -> str | None:
+        from ..storage.names import clean, visible  # the one rule for what text shows
+
+        if v is not None and (clean(v) != v or not visible(v)):
+            raise ValueError("project is one line of visible text, like Acme")
+        return v
 
     @field_validator("admins")
     @classmethod

@@ -193,7 +193,7 @@ class Dispatcher:
         cmd = lookup(name)
         if cmd is None:
             return await self._finish(msg, self._unknown(prefix, name))
-        refusal = self._refusal(msg, cmd, prefix)
+        refusal = self._refusal(msg, cmd, prefix, args)
         if refusal is not None:  # before any transaction: a stranger costs nothing
             return await self._finish(msg, refusal)
 
@@ -201,22 +201,25 @@ class Dispatcher:
             return await self._invoke(ctx, cmd, args)
 
         # The usage line only for a usage error: built from the arguments, it is not free.
-        return await self._run(msg, run, write=cmd.writes, usage=partial(cmd.usage_line, prefix))
+        return await self._run(msg, run, write=cmd.writes_with(args),
+                               usage=partial(cmd.usage_line, prefix))
 
-    def _refusal(self, msg: Message, cmd: Command, prefix: str) -> Reply | None:
-        """Release-manager commands are refused before anything else is looked at."""
-        if cmd.who != "admin" or self.is_admin(msg):
+    def _refusal(self, msg: Message, cmd: Command, prefix: str, args: str) -> Reply | None:
+        """Release-manager commands, and release-manager subcommands of the others (`!release
+        new`), are refused before anything else is looked at."""
+        if not cmd.admin_only(args) or self.is_admin(msg):
             return None
+        name = cmd.name if cmd.who == "admin" else f"{cmd.name} {args.split()[0].casefold()}"
         sender = msg.sender
         why = ("" if sender.authenticated else
                ", and I could not confirm your account (services did not answer); try again"
                if sender.unconfirmed else f", and {sender.unverified}")
-        return text(f"Only release managers may use {prefix}{cmd.name}{why}.", outcome="refused")
+        return text(f"Only release managers may use {prefix}{name}{why}.", outcome="refused")
 
     async def _invoke(self, ctx: Context, cmd: Command, args: str) -> Reply | None:
         """Run one command in an open context: its rights, its declared arguments, then the
         handler. The one place a command runs, from a room and from a mail alike."""
-        refusal = self._refusal(ctx.message, cmd, ctx.prefix)
+        refusal = self._refusal(ctx.message, cmd, ctx.prefix, args)
         if refusal is not None:
             raise Refused(refusal.plain)
         values = await convert(ctx, cmd.args, args)
@@ -226,14 +229,26 @@ class Dispatcher:
                 ctx.require_owner(item, cmd.does or f"use {ctx.prefix}{cmd.name} on it")
         return await cmd.handler(ctx, *values)
 
-    async def _context(self, s: Session, msg: Message) -> Context:
-        release = self.release_for(msg.transport, msg.room)
+    async def resolve_release(self, s: Session, transport: str, room: str) -> str | None:
+        """The room's release: the config's; else the one the room chose with `!release new`
+        (kept in the database, so a restart keeps it; read each time, as any process may
+        choose it); else the newest when the room first needs one, pinned, so a release
+        created later (by !defer) does not take the room."""
+        release = self.settings_for(transport, room).release
         if release is None:
-            # No release configured: the newest one when the room first needs one, pinned, so
-            # a release created later (by !defer) does not take the room.
+            chosen = await s.room_release(transport, room)
+            if chosen is not None:
+                release = self._pinned[(transport, room)] = chosen.name
+        if release is None:
+            release = self._pinned.get((transport, room))
+        if release is None:
             latest = await s.latest_release()
             if latest is not None:
-                release = self._pinned.setdefault((msg.transport, msg.room), latest.name)
+                release = self._pinned.setdefault((transport, room), latest.name)
+        return release
+
+    async def _context(self, s: Session, msg: Message) -> Context:
+        release = await self.resolve_release(s, msg.transport, msg.room)
         return Context(s=s, message=msg, settings=self.settings_for(msg.transport, msg.room),
                        release_name=release, is_admin=self.is_admin(msg),
                        person=await s.person_of(msg.sender.identity),

@@ -725,7 +725,8 @@ class IrcTransport(Transport):
         if raw.startswith(self.prefix):
             words = raw[len(self.prefix):].split(None, 1)
             cmd = lookup(words[0]) if words else None
-            return cmd is not None and (cmd.who != "anyone" or cmd.name in _IDENTITY_COMMANDS)
+            return cmd is not None and (cmd.who != "anyone" or cmd.name in _IDENTITY_COMMANDS
+                                        or cmd.admin_only(words[1] if len(words) > 1 else ""))
         return len(raw) <= 200 and claim_intent(raw) is not None
 
     def _sender(self, nick: str, account: str | None, *, unconfirmed: bool = False) -> Sender:

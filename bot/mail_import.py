@@ -39,6 +39,7 @@ def read_list(path: str, release: str, *, layout: str | None = None,
     if path.endswith(".json") or mail.text.lstrip().startswith("{"):
         return from_json(mail.text), mail.source, mail.message_id
     lst = layouts.parse(mail.text, release, layout)
+    lst.subject = mail.subject
     if not lst.items and not lst.milestones:  # headings alone: nothing to import
         raise MailFormatError("no TODO list found: no items and no timeline",
                               warnings=lst.warnings[:5])

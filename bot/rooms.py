@@ -24,7 +24,8 @@ def room_settings(config: Config, *, release: str | None = None,
     return Settings(release=release or config.default_release, prefix=config.prefix,
                     timezone=timezone, digest_every=every,
                     stale_days=top.stale_days if top else None, status_url=url, compact=compact,
-                    max_depth=config.max_depth, max_adds_per_hour=config.max_adds_per_hour)
+                    max_depth=config.max_depth, max_adds_per_hour=config.max_adds_per_hour,
+                    project=config.project)
 
 
 def room_entry(value: Any, key: str) -> tuple[str, str | None, DigestRoom | None]:

@@ -148,7 +148,6 @@ class DigestScheduler:
     # -- one wake-up ---------------------------------------------------------------------------
     async def targets(self) -> list[Target]:
         out = []
-        latest: str | None = None
         for transport in self.transports:
             for room in transport.rooms():
                 settings = self.dispatcher.settings_for(transport.name, room)
@@ -159,13 +158,8 @@ class DigestScheduler:
                 except ValueError as exc:
                     log.error("digest for %s %s: %s", transport.name, room, exc)
                     continue
-                release = self.dispatcher.release_for(transport.name, room)
-                if release is None:
-                    if latest is None:
-                        async with self.repo.session(self.ACTOR, write=False) as s:
-                            rel = await s.latest_release()
-                        latest = rel.name if rel else ""
-                    release = latest or None
+                async with self.repo.session(self.ACTOR, write=False) as s:
+                    release = await self.dispatcher.resolve_release(s, transport.name, room)
                 if release is None:
                     continue
                 out.append(Target(transport, room, release, schedule, settings))
@@ -249,7 +243,7 @@ class DigestScheduler:
                         since = (slot - period).timestamp()
                     return await collect(s, release, since=since, stale_days=settings.stale_days,
                                          transport=target.transport.name, room=target.room,
-                                         tz=settings.tz)
+                                         tz=settings.tz, project=settings.project)
                 # Read in one hand-off to the database thread (see Repository.run).
                 data = await self.repo.run(self.ACTOR, gather, write=False)
                 # A transport that writes the digest itself (mail: the release's own layout)

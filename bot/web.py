@@ -217,7 +217,7 @@ class StatusServer:
                 return self._respond(request, etag, modified)
             rels = [(r, await summary_line(s, r)) for r in await s.releases()]
             now = s.now
-        text = await self._page("index.html", title="todobot releases", releases=rels, now=now)
+        text = await self._page("index.html", title=f"{self.config.project or 'todobot'} releases", releases=rels, now=now)
         return self._respond(request, etag, modified, body=text, content_type="text/html")
 
     async def _release(self, s: Session, name: str) -> tuple[Release, str]:
@@ -272,7 +272,7 @@ class StatusServer:
         except views.BadFilter as e:
             raise web.HTTPNotFound(text=f"No such page: {e}.") from None
         text = await self._page(
-            "release.html", title=f"{rel.name} TODO", release=rel, base=release_path(rel.name),
+            "release.html", title=f"{self.config.project or ''} {rel.name} TODO".lstrip(), release=rel, base=release_path(rel.name),
             summary=summary, timeline=timeline_lines(milestones), f=f,
             choices=views.Choices.of(everything), total=len(everything), shown=len(shown),
             show_open=show_open, paging=paging,
@@ -347,7 +347,7 @@ class StatusServer:
             entries.append({"event": ev, "link": link, "title": title, "content": content})
         updated = views.iso(last[1] or rel.created_at or now, self.tz)
         text = await asyncio.to_thread(
-            self.env.get_template("feed.xml").render, release=rel, summary=summary, feed_url=f"{page_url}/feed.atom", page_url=page_url,
+            self.env.get_template("feed.xml").render, release=rel, project=self.config.project, summary=summary, feed_url=f"{page_url}/feed.atom", page_url=page_url,
             updated=updated, entries=entries)
         return self._respond(request, etag, modified, body=text, content_type="application/atom+xml")
 

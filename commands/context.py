@@ -65,12 +65,14 @@ class Context:
 
     async def release(self) -> Release:
         if self.release_name is None:
-            raise Refused("This room tracks no release yet: import a list with "
+            raise Refused(f"This room tracks no release yet: a release manager starts one with "
+                          f"{self.prefix}release new NAME, or imports a list with "
                           "`todobot import FILE --release NAME`.")
         rel = await self.s.release(self.release_name)
         if rel is None:
-            raise Refused(f"Release {self.release_name} does not exist yet: import a list with "
-                          f"`todobot import FILE --release {self.release_name}`.")
+            raise Refused(f"Release {self.release_name} does not exist yet: a release manager "
+                          f"starts it with {self.prefix}release new {self.release_name}, or "
+                          f"imports a list with `todobot import FILE --release {self.release_name}`.")
         return rel
 
     async def item(self, item_id: int) -> Item:

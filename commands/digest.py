@@ -21,7 +21,7 @@ async def digest(ctx: Context, preview: str | None) -> Reply:
     msg = ctx.message
     settings = ctx.settings
     data = await collect(ctx.s, rel, since=await since_for_room(ctx.s, rel, msg.transport, msg.room),
-                         stale_days=settings.stale_days, tz=settings.tz)
+                         stale_days=settings.stale_days, tz=settings.tz, project=settings.project)
     return render_reply(data, "short" if settings.compact else "full", prefix=ctx.prefix,
                         status_url=settings.status_url)
 

@@ -102,7 +102,7 @@ async def edit(ctx: Context, item: Item, rest: str) -> Reply:
 
 @command("link", ItemArg(), Text("URL|<message-id>"),
          help="attach a link, bug URL or mail message-id",
-         example="!link 12 http://bugzilla.xen.org/bugzilla/show_bug.cgi?id=1822")
+         example="!link 12 https://bugs.example.org/show_bug.cgi?id=1822")
 async def link_(ctx: Context, item: Item, url: str) -> Reply:
     if not LINK.fullmatch(url):
         raise UsageError("give one URL (http://..., https://...) or a message-id <...@...>")

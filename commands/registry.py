@@ -9,7 +9,8 @@
 
 A command declares its arguments (see `args`), its usage line follows from them, and `who`
 says who may run it: "anyone", "owner" (the owners of the item it names, and release
-managers) or "admin" (release managers). The dispatcher converts the arguments and enforces
+managers) or "admin" (release managers); `admin_verbs` names subcommands of it only release
+managers may run. The dispatcher converts the arguments and enforces
 `who` before the handler runs. A handler returns a `Reply`; it raises `UsageError` for
 arguments that parse but make no sense, `Refused` when it may not go on (the message says
 why), `NotFound` for an unknown id or name.
@@ -47,10 +48,24 @@ class Command:
     writes: bool = True  # False for read-only commands: they run in a read transaction
     usage_text: str | None = None  # instead of the usage generated from `args`
     does: str | None = None  # for refusals: "Only the owners ... may <does>" ("mark it done")
+    # Subcommands (the first word) only release managers may run, in a command anyone may
+    # run otherwise: `!release new NAME`. The dispatcher enforces them as it does `who`; they
+    # write, so the rest of such a command may be read-only.
+    admin_verbs: tuple[str, ...] = ()
 
     @property
     def usage(self) -> str:
         return self.usage_text if self.usage_text is not None else usage_of(self.args)
+
+    def admin_only(self, args: str) -> bool:
+        """Whether only release managers may run it with these arguments: `who`, or its
+        first word one of `admin_verbs`."""
+        words = args.split(None, 1)
+        return self.who == "admin" or bool(words and words[0].casefold() in self.admin_verbs)
+
+    def writes_with(self, args: str) -> bool:
+        """Whether it runs in a write transaction with these arguments."""
+        return self.writes or (bool(self.admin_verbs) and self.admin_only(args))
 
     def usage_line(self, prefix: str) -> str:
         return f"{prefix}{self.name}{' ' + self.usage if self.usage else ''}"
@@ -69,11 +84,11 @@ PATTERNS: list[Pattern] = []
 
 def command(name: str, *args: Arg, help: str, example: str = "", who: Who = "anyone",
             aliases: tuple[str, ...] = (), writes: bool = True, usage: str | None = None,
-            does: str | None = None) -> Callable[[Handler], Handler]:
+            does: str | None = None, admin_verbs: tuple[str, ...] = ()) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
         group = fn.__module__.rsplit(".", 1)[-1]
         cmd = Command(name, tuple(args), help, example or f"!{name}", who, group, fn, aliases,
-                      writes, usage, does)
+                      writes, usage, does, admin_verbs)
         for key in (name, *aliases):
             if key in COMMANDS:
                 raise RuntimeError(f"command {key} registered twice")

@@ -57,7 +57,7 @@ def _day(ts: float, tz: tzinfo) -> str:
 
 
 def head_reply(data: DigestData) -> Reply:
-    return Reply().add(bold(f"{data.release.name} TODO digest"), ": ", summary_text(data.totals))
+    return Reply().add(bold(f"{data.title} TODO digest"), ": ", summary_text(data.totals))
 
 
 def _layout_lines(data: DigestData, lst: ReleaseList) -> list[str] | None:
@@ -146,7 +146,7 @@ def short_reply(data: DigestData, *, prefix: str = "!", status_url: str | None =
     """A handful of lines: summary with the week's counts, open blockers, stale pings, pointers."""
     counts = change_counts(data.changes)
     tail = f"; since {_day(data.since, data.tz)}: {', '.join(counts)}" if counts else ""
-    reply = Reply(long=False).add(bold(f"{data.release.name} TODO digest"), f": {summary_text(data.totals)}{tail}")
+    reply = Reply(long=False).add(bold(f"{data.title} TODO digest"), f": {summary_text(data.totals)}{tail}")
     open_blockers = {it.id for it in data.blockers}
     roots = [it for it in data.blockers if it.parent not in open_blockers]
     shown = roots if len(roots) <= SHORT_BLOCKERS else roots[:SHORT_BLOCKERS - 1]
@@ -210,7 +210,7 @@ def render_text(data: DigestData, *, status_url: str | None = None) -> str:
 
 def render_markdown(data: DigestData, *, status_url: str | None = None) -> str:
     from .render_markdown import reply_markdown  # the mail and web forms only: not for chat
-    out = [f"# {md_escape(data.release.name)} TODO digest", "", md_escape(summary_text(data.totals)), ""]
+    out = [f"# {md_escape(data.title)} TODO digest", "", md_escape(summary_text(data.totals)), ""]
     url = release_url(status_url, data.release.name)
     if url:
         out += [f"Status page: <{url}>", ""]
@@ -226,7 +226,7 @@ def render_html(data: DigestData, *, status_url: str | None = None) -> str:
     import html
 
     from .render_html import reply_html  # as reply_markdown: the mail and web forms only
-    title = html.escape(f"{data.release.name} TODO digest")
+    title = html.escape(f"{data.title} TODO digest")
     parts = [f"<h2>{title}</h2>", f"<p>{html.escape(summary_text(data.totals))}</p>"]
     url = release_url(status_url, data.release.name)
     if url:

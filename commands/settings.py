@@ -26,6 +26,7 @@ class Settings:
     max_depth: int = MAX_DEPTH  # how deep sub-items may nest
     max_adds_per_hour: int | None = 30  # items one person may add per hour (release managers: any)
     cooldown: bool = True  # the per-person command rate applies (not on the operator's terminal)
+    project: str | None = None  # the config's `project:` ("Acme"), named in digest headers
 
     @property
     def tz(self) -> tzinfo:

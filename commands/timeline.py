@@ -7,6 +7,7 @@ from ..storage import Milestone, Release, Session
 
 from .context import Context
 from ..storage.dates import is_free_form, when_problem
+from ..storage.names import release_name_problem
 from ..storage.timeline import marks, release_timeline
 from .args import Text, Word
 from .registry import Refused, UsageError, command
@@ -33,9 +34,13 @@ async def summary_line(s: Session, release: Release) -> str:
     return summary_text(await s.summary(release))
 
 
-@command("release", Word("NAME", optional=True), help="the release timeline, with << WE ARE HERE",
-         example="!release", writes=False)
-async def release(ctx: Context, name: str | None) -> Reply:
+@command("release", Word("new", optional=True, choices=("new",)), Word("NAME", optional=True),
+         usage="[NAME] | new NAME", admin_verbs=("new",), example="!release", writes=False,
+         help="the release timeline, with << WE ARE HERE; `new NAME` (release managers) starts "
+         "a release, which becomes this room's when it has none")
+async def release(ctx: Context, new: str | None, name: str | None) -> Reply:
+    if new:
+        return await _new_release(ctx, name)
     rel = await ctx.s.require_release(name) if name else await ctx.release()
     milestones = await release_timeline(ctx.s, rel, ctx.settings.tz)  # as the digest has it
     reply = Reply().add(bold(f"Release {rel.name}"), ": ", await summary_line(ctx.s, rel))
@@ -46,11 +51,38 @@ async def release(ctx: Context, name: str | None) -> Reply:
     return reply
 
 
+async def _new_release(ctx: Context, name: str | None) -> Reply:
+    if name is None:
+        raise UsageError("new NAME, like: new 2.0")
+    problem = release_name_problem(name)
+    if problem:
+        raise Refused(f"{problem}.")
+    taken = await ctx.s.release_like(name)
+    if taken is not None:
+        raise Refused(f"Release {taken.name} exists already: {ctx.prefix}release {taken.name} "
+                      "shows it.")
+    rel = await ctx.s.create_release(name)
+    msg = ctx.message
+    configured = ctx.settings.release
+    if configured is not None:  # the config names this room's release, and the config wins
+        where = ("this room's release, as the config says" if configured == rel.name else
+                 f"this room stays on {configured}, as the config says")
+    elif (chosen := await ctx.s.room_release(msg.transport, msg.room)) is None:
+        # The room had chosen none (it followed the newest release): this one is its choice.
+        await ctx.s.bind_room(msg.transport, msg.room, rel)
+        where = f"this room's release now: {ctx.prefix}add, {ctx.prefix}milestone work on it"
+    else:
+        where = f"this room stays on {chosen.name}"
+    return Reply(outcome="changed").add(f"Started release {rel.name}; {where}.")
+
+
 @command("releases", help="the releases todobot knows", writes=False)
 async def releases(ctx: Context) -> Reply:
     rels = await ctx.s.releases()
     if not rels:
-        return Reply().add("No releases yet: import a list with `todobot import FILE --release NAME`.")
+        return Reply().add(f"No releases yet: a release manager starts one with "
+                           f"{ctx.prefix}release new NAME, or imports a list with "
+                           "`todobot import FILE --release NAME`.")
     reply = Reply()
     for rel in rels:
         here = " (this room)" if rel.name == ctx.release_name else ""

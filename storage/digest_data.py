@@ -149,6 +149,17 @@ class DigestData:
     # The closed items as (id, parent id, state): all the open tree needs of them (an open
     # child of a closed item takes its place), and all that is read of them.
     closed: list[tuple[int, int | None, str]]
+    project: str | None = None  # the config's `project:`, named in headers and subjects
+
+    @property
+    def title(self) -> str:
+        """"Acme 2.0", or "2.0" without a project: what the headers say before "TODO"."""
+        return f"{self.project} {self.release.name}" if self.project else self.release.name
+
+    def subject(self, template: str | None = None) -> str:
+        """The weekly mail's subject: the config's template, else the subject of the mail the
+        release was imported from, else "<title> TODO"."""
+        return mail_subject(template, self.release, self.project)
 
     @property
     def open_list(self) -> ReleaseList:
@@ -183,18 +194,31 @@ def _open_tree(nodes: list[ListItem]) -> list[ListItem]:
     return out
 
 
+def mail_subject(template: str | None, release: Release, project: str | None) -> str:
+    """See `DigestData.subject`; also for mails that carry no digest."""
+    if template:
+        return " ".join(template.format(release=release.name, project=project or "").split())
+    if release.subject:
+        return release.subject
+    return f"{project} {release.name} TODO" if project else f"{release.name} TODO"
+
+
 async def collect(s: Session, release: Release, *, since: float, stale_days: int | None = None,
                   transport: str | None = None, room: str | None = None,
-                  tz: tzinfo | None = None) -> DigestData:
+                  tz: tzinfo | None = None, project: str | None = None) -> DigestData:
     """Everything a digest says, read in one session. With `transport` and `room`, stale
-    claims already pinged there in an earlier digest are left out (each is pinged once)."""
+    claims already pinged there in an earlier digest are left out (each is pinged once).
+    An import is a baseline: what it wrote is what the readers have already (the mail), so
+    the changes start after the latest import, not with every imported item as new."""
     tz = tz or UTC
     now = s.now
     items = await s.items(release)
     closed = [tuple(r) for r in await s._all(
         "SELECT id, parent_id, state FROM items WHERE release_id = ? AND state != 'open'", release.id)]
     milestones = await release_timeline(s, release, tz)
-    changes = await summarise_changes(s, await s.changes_since(release, since))
+    baseline = await s.last_import(release)
+    changes = await summarise_changes(
+        s, [c for c in await s.changes_since(release, since) if c.id > baseline])
     stale: list[StaleClaim] = []
     if stale_days:
         stale = await stale_claims(s, items, stale_days, now)
@@ -202,7 +226,7 @@ async def collect(s: Session, release: Release, *, since: float, stale_days: int
             done = await pinged(s, transport, room, [c.key for c in stale])
             stale = [c for c in stale if c.key not in done]
     return DigestData(release, now, since, tz, await s.summary(release), milestones,
-                      changes, items, stale_days, stale, closed)
+                      changes, items, stale_days, stale, closed, project)
 
 
 async def since_for_room(s: Session, release: Release, transport: str, room: str) -> float:

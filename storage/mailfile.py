@@ -13,6 +13,8 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import parsedate_to_datetime
 
+from .names import clean
+
 # A subject that looks like a release list mail: "4.2 TODO / Release Plan",
 # "Xen 4.3 development update", "[ANNOUNCE] status of 4.3", "Xen 4.16 release update",
 # "[regzbot] Linux regressions report for mainline [2027-01-15]".
@@ -29,6 +31,7 @@ class MailText:
     text: str
     source: str | None = None  # "Message-ID <x@y>, Date ..." for the history; None: plain text
     message_id: str | None = None
+    subject: str = ""  # the Subject: header, decoded and cleaned; "" for plain text
 
 
 def read_mail_file(raw: bytes, message_id: str | None = None) -> MailText:
@@ -110,7 +113,10 @@ def _from_message(msg: EmailMessage) -> MailText:
     date = str(msg.get("Date", "")).strip()
     source = ", ".join(p for p in (f"Message-ID {mid}" if mid else "", f"Date {date}" if date else "")
                        if p)
-    return MailText(text, source or "a mail without Message-ID", mid or None)
+    # A release keeps its mail's subject for its weekly mail: one clean line, never a header
+    # injection (the header parser has decoded it; clean drops controls and newlines).
+    subject = clean(str(msg.get("Subject", "")))[:200]
+    return MailText(text, source or "a mail without Message-ID", mid or None, subject)
 
 
 def _unflow(text: str, delsp: bool) -> str:

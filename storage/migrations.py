@@ -233,6 +233,19 @@ STEPS: list[Step] = [
     DROP INDEX items_release;
     """,
     _confirmed_names,
+    # 8: starting a release in chat — the subject of the mail a release was imported from (its
+    # weekly mail keeps it; '' when none), and the release a room chose with `!release new`
+    # (the config's release for a room still wins over it)
+    """
+    ALTER TABLE releases ADD COLUMN subject TEXT NOT NULL DEFAULT '';
+    CREATE TABLE room_releases (
+        transport   TEXT NOT NULL,
+        room        TEXT NOT NULL,
+        release_id  INTEGER NOT NULL REFERENCES releases(id),
+        at          REAL NOT NULL,
+        PRIMARY KEY (transport, room)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 LATEST = len(STEPS)

@@ -84,6 +84,7 @@ class ReleaseList:
     # Where the list came from and what reading it noticed: not part of the list itself.
     layout: str = field(default="", compare=False)  # a storage.layouts name; "" = unknown
     warnings: list[str] = field(default_factory=list, compare=False)  # one line each
+    subject: str = field(default="", compare=False)  # the mail's Subject: line; "" = none
 
 
 @dataclass
@@ -93,6 +94,7 @@ class Release:
     intro: str = ""
     created_at: float = 0.0
     layout: str = "xen-4.2"  # the mail layout it is exported and digested in
+    subject: str = ""  # the Subject: of the mail it was imported from; "" = none
 
 
 @dataclass

@@ -74,7 +74,8 @@ def _item(row: sqlite3.Row | tuple, release: str, notes: list[str] | None = None
 
 
 def _release(row: sqlite3.Row) -> Release:
-    return Release(row["id"], row["name"], row["intro"], row["created_at"], row["layout"])
+    return Release(row["id"], row["name"], row["intro"], row["created_at"], row["layout"],
+                   row["subject"])
 
 
 def section_key(it: Item | ListItem) -> tuple[str, str, str]:
@@ -255,6 +256,34 @@ class Session(PeopleSession):
 
     async def ensure_release(self, name: str) -> Release:
         return await self.release(name) or await self.create_release(name)
+
+    async def release_like(self, name: str) -> Release | None:
+        """The release whose name reads as `name` (case aside): "2.0RC" is taken by "2.0rc"."""
+        row = await self._one("SELECT * FROM releases WHERE name = ? COLLATE NOCASE", name)
+        return _release(row) if row else None
+
+    async def room_release(self, transport: str, room: str) -> Release | None:
+        """The release a room chose (`!release new`), or None."""
+        row = await self._one(
+            "SELECT releases.* FROM room_releases JOIN releases ON releases.id = release_id"
+            " WHERE transport = ? AND room = ?", transport, room)
+        return _release(row) if row else None
+
+    async def bind_room(self, transport: str, room: str, release: Release) -> None:
+        await self.execute(
+            "INSERT INTO room_releases (transport, room, release_id, at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (transport, room) DO UPDATE SET release_id = excluded.release_id,"
+            " at = excluded.at", (transport, room, release.id, self.now))
+        # The history (which the public status page's feed shows) names the transport, not
+        # the room: a Matrix room's id is not for everyone; room_releases holds it.
+        await self._history(release.id, None, "room", None, f"a {transport} room")
+
+    async def last_import(self, release: Release) -> int:
+        """The history id of the release's latest import (0: never imported): the digest's
+        baseline, since an imported list is what the readers already have."""
+        row = await self._one("SELECT COALESCE(MAX(id), 0) FROM history WHERE release_id = ?"
+                              " AND field = 'import'", release.id)
+        return int(row[0])
 
     # -- milestones -----------------------------------------------------------------------------
     async def milestones(self, release: Release) -> list[Milestone]:
@@ -627,8 +656,10 @@ class Session(PeopleSession):
                 await self._history(release.id, None, "intro", release.intro, lst.intro)
             if lst.layout:
                 release = await self.set_layout(release, lst.layout)
-        if source:
-            await self._history(release.id, None, "import", None, source)
+        if lst.subject and lst.subject != release.subject:
+            await self.execute("UPDATE releases SET subject = ? WHERE id = ?",
+                               (lst.subject, release.id))
+            await self._history(release.id, None, "subject", release.subject, lst.subject)
         if lst.milestones:
             await self.set_milestones(release, lst.milestones)
         existing = await self.items(release, states=None)
@@ -706,6 +737,8 @@ class Session(PeopleSession):
                     stats["dropped"] += 1
         if to_confirm:
             stats["to confirm"] = to_confirm
+        # Last, after what it wrote: the digest's changes start after this row (`last_import`).
+        await self._history(release.id, None, "import", None, source or "a list file")
         return stats
 
     async def history_mark(self) -> int:

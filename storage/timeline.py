@@ -1,15 +1,14 @@
 """The release timeline, decided in one place: which milestones are DONE and which one is WE
-ARE HERE as of a day, and the marks each carries. Every form of it (the mail layouts in
+ARE HERE (what the mail or a release manager said), and the marks each carries. Every form of it (the mail layouts in
 layouts/, the chat, Markdown and HTML forms in commands/ and bot/, the Markdown export) takes
 its rows from here and only chooses how they look."""
 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, datetime, tzinfo
+from datetime import tzinfo
 from typing import TYPE_CHECKING
 
-from .dates import parse_when
 from .models import Milestone, Release
 
 if TYPE_CHECKING:  # the layouts import this module, and the repository the layouts
@@ -25,36 +24,15 @@ def marks(m: Milestone) -> list[str]:
     return [DONE] * m.done + [HERE] * m.current
 
 
-def effective_milestones(milestones: list[Milestone], today: date, created: date) -> list[Milestone]:
-    """The timeline with its marks as of `today`.
-
-    When a milestone is marked current (`!milestone here`, or an imported `<< WE ARE HERE`),
-    the stored marks are the release manager's word and stay. Otherwise milestones whose date
-    has come are DONE and the first one not done is WE ARE HERE — the phase being worked
-    towards, which is how the mail reads ("30 July RC1 << DONE, Weekly RCN+1 << WE ARE HERE")."""
-    out = [replace(m) for m in milestones]
-    if any(m.current for m in out):
-        return out
-    prev: date | None = None
-    dated = False
-    for m in out:
-        d = parse_when(m.when, prev or created, not_before=prev)
-        if d is not None:
-            dated = True
-            prev = d
-            m.done = m.done or d <= today
-    if dated:
-        for m in out:
-            if not m.done:
-                m.current = True
-                break
-    return out
+def effective_milestones(milestones: list[Milestone]) -> list[Milestone]:
+    """The timeline with its marks: DONE and WE ARE HERE exactly where the mail or a release
+    manager (`!milestone done|here`) put them. A date that has passed marks nothing: a
+    development update lists past dates it does not call done, and a milestone that slipped
+    is not done because its day came."""
+    return [replace(m) for m in milestones]
 
 
-async def release_timeline(s: Session, release: Release, tz: tzinfo) -> list[Milestone]:
-    """The release's milestones with their marks as of today in `tz` (the room's digest
-    zone, or the status page's): what every view of the timeline shows."""
-    now = s.now
-    today = datetime.fromtimestamp(now, tz).date()
-    created = datetime.fromtimestamp(release.created_at or now, tz).date()
-    return effective_milestones(await s.milestones(release), today, created)
+async def release_timeline(s: Session, release: Release, tz: tzinfo | None = None) -> list[Milestone]:
+    """The release's milestones with their marks: what every view of the timeline shows.
+    (`tz`, the viewer's zone, changes nothing now that no mark follows the calendar.)"""
+    return effective_milestones(await s.milestones(release))

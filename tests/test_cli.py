@@ -65,8 +65,8 @@ def test_console_without_a_release_says_how_to_get_one(tmp_path):
     proc = todobot("console", "--db", "t.sqlite3", "--as", "ijc", "--release", "4.2",
                    stdin="!todo\n", cwd=tmp_path)
     assert proc.stdout.splitlines() == [
-        "<todobot> Release 4.2 does not exist yet: import a list with `todobot import FILE "
-        "--release 4.2`."]
+        "<todobot> Release 4.2 does not exist yet: a release manager starts it with !release new "
+        "4.2, or imports a list with `todobot import FILE --release 4.2`."]
 
 
 def test_import_console_export_round_trip(tmp_path):

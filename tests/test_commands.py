@@ -329,7 +329,8 @@ async def test_prefix_is_configurable(tmp_path, prefix):
         assert await c.say("!help") is None
         assert (await c.say(f"{prefix}help claim")).startswith(f"{prefix}claim ID")
         assert await c.say(f"{prefix}blockers") == (
-            "This room tracks no release yet: import a list with `todobot import FILE --release NAME`.")
+            f"This room tracks no release yet: a release manager starts one with {prefix}release "
+            "new NAME, or imports a list with `todobot import FILE --release NAME`.")
     finally:
         await c.close()
 

@@ -62,8 +62,34 @@ WHO = {
 }
 
 
+# Subcommands only release managers may run, of commands anyone may run otherwise, with an
+# example each: written out for the same reason.
+ADMIN_VERBS = {"release": {"new": "!release new 9.9"}}
+
+
 def test_the_registry_grants_what_the_table_says():
     assert {c.name: c.who for c in all_commands()} == WHO
+    assert {c.name: set(c.admin_verbs) for c in all_commands() if c.admin_verbs} == \
+        {name: set(verbs) for name, verbs in ADMIN_VERBS.items()}
+
+
+_ADMIN_EXAMPLES = [pytest.param(ex, id=ex) for verbs in ADMIN_VERBS.values() for ex in verbs.values()]
+
+
+@pytest.mark.parametrize("example", _ADMIN_EXAMPLES)
+async def test_admin_subcommands_refuse_everyone_else(world, example):
+    """As the matrix below does for whole commands, through the dispatcher's one check."""
+    senders = {"stranger": Sender("console:mallory", "mallory"),
+               "the owner": Sender("console:owen", "owen"),
+               "a release manager's nick, not logged in": _irc_sender("ijc", None),
+               "another account with a release manager's nick": _irc_sender("ijc", "mallory")}
+    for who, sender in senders.items():
+        before = await _history(world)
+        reply = await world.reply(example, sender=sender)
+        assert _refused(reply) and "release managers" in reply.plain, (who, reply and reply.plain)
+        assert await _history(world) == before, who
+    reply = await world.reply(example, sender=Sender(ADMIN, "ijc"))
+    assert not _refused(reply), reply.plain
 
 
 def _commands(*who: str):
@@ -151,14 +177,21 @@ def test_who_matches_the_readme():
     levels = {"anyone": "anyone", "anyone logged in": "anyone", "owners, release managers": "owner",
               "release managers": "admin"}
     seen = set()
+    verbs = set()
     for row in table.splitlines():
         if not row.startswith("| `!"):
             continue
         cells = [c.strip() for c in row.strip("|").split(" | ")]
         who = re.sub(r"\s*\(.*\)", "", cells[-1])
+        sub = re.fullmatch(r"`!(\w+) (\w+) [A-Z].*`", cells[0])
+        if sub and sub[1] in ADMIN_VERBS:  # a release managers' subcommand has its own row
+            assert levels[who] == "admin" and sub[2] in ADMIN_VERBS[sub[1]], row
+            verbs.add((sub[1], sub[2]))
+            continue
         for name in re.findall(r"`!(\w+)", cells[0]):
             cmd = next((c for c in all_commands() if c.name == name), None)
             if cmd is not None:
                 assert cmd.who == levels[who], (name, cmd.who, who)
                 seen.add(name)
     assert seen == {c.name for c in all_commands()}, {c.name for c in all_commands()} - seen
+    assert verbs == {(n, v) for n, vs in ADMIN_VERBS.items() for v in vs}, verbs

@@ -141,15 +141,15 @@ class MailTransport(Transport):
         the slot's record. A failed first attempt is retried in the background."""
         settings = self.dispatcher.settings_for(TRANSPORT, room) if self.dispatcher else None
         body = weekly_body(data, status_url=settings.status_url if settings else None)
-        return await self._send_weekly(body, data.release.name)
+        return await self._send_weekly(body, data.release.name, data.subject(self.cfg.subject))
 
-    async def _send_weekly(self, body: str, release: str) -> str:
+    async def _send_weekly(self, body: str, release: str, subject: str = "") -> str:
         key = _thread_key(self.cfg.list, release)
         message_id = outbox.new_message_id(self.cfg)
         async with self.repo.session(f"{TRANSPORT}:{self.cfg.list}") as s:
             previous = json.loads(await s.kv_get(key) or "[]")
             await s.kv_set(_SENT + message_id, "weekly")  # before sending: replies may be fast
-        msg = outbox.weekly_message(self.cfg, release=release, body=body, message_id=message_id,
+        msg = outbox.weekly_message(self.cfg, release=release, subject=subject, body=body, message_id=message_id,
                                     previous=previous)
         try:
             await self._send(msg)

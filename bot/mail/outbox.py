@@ -66,8 +66,8 @@ def _message(cfg: MailList, *, to: str, subject: str, body: str, message_id: str
 
 
 def weekly_message(cfg: MailList, *, release: str, body: str, message_id: str,
-                   previous: list[str], at: float | None = None) -> EmailMessage:
-    msg = _message(cfg, to=cfg.list, subject=cfg.subject.format(release=release), body=body,
+                   previous: list[str], at: float | None = None, subject: str = "") -> EmailMessage:
+    msg = _message(cfg, to=cfg.list, subject=subject or cfg.subject_for(release), body=body,
                    message_id=message_id, at=at)
     if previous:
         refs = previous[:1] + previous[1:][-(MAX_REFERENCES - 1):]
