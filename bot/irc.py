@@ -831,7 +831,7 @@ class IrcTransport(Transport):
         # would only cost a write per command.
         msg = Message(transport=self.name, room=room, sender=self._sender(nick, account),
                       text=text, private=private, at=_server_time(line.tags.get("time")))
-        inbound = _Inbound(msg, reply_to)
+        inbound = _Inbound(msg, reply_to, userhost=userhost)
         # "!more" is the transport's own, but it queues like a command: after the answer
         # to this person's previous one, which it continues.
         inbound.more = text.strip().casefold() == f"{self.prefix}more".casefold()
@@ -845,7 +845,6 @@ class IrcTransport(Transport):
                 inbound.msg = dataclasses.replace(
                     msg, sender=self._sender(nick, None, unconfirmed=True))
             else:
-                inbound.userhost = userhost
                 inbound.deadline = time.monotonic() + WHOIS_WAIT
                 if held is None:
                     self._hold(folded, inbound)
@@ -955,13 +954,15 @@ class IrcTransport(Transport):
             if inbound.more:
                 conn, msg = self._conn, inbound.msg
                 if conn is not None and conn.registered:
-                    self._more(conn, msg.room, msg.sender.nick, inbound.reply_to, msg.private)
+                    self._more(conn, msg.room, msg.sender.nick, inbound.reply_to, msg.private,
+                               inbound.userhost)
                 continue
             msg = await self._identified_message(inbound)
             if msg is None:
                 msg = inbound.msg
                 self._deliver(msg, inbound.reply_to,
-                              one_line(f"{msg.sender.nick}: {CHANGED_HANDS}", outcome="refused"))
+                              one_line(f"{msg.sender.nick}: {CHANGED_HANDS}", outcome="refused"),
+                              inbound.userhost)
                 continue
             try:
                 reply = await self._dispatcher.handle(msg)
@@ -969,7 +970,7 @@ class IrcTransport(Transport):
                 log.exception("%s: unhandled error for %r", self.name, msg.text[:200])
                 continue
             if reply is not None:
-                self._deliver(msg, inbound.reply_to, reply)
+                self._deliver(msg, inbound.reply_to, reply, inbound.userhost)
 
     async def _identified_message(self, inbound: _Inbound) -> Message | None:
         """The message with its sender's account, once WHOIS answered (bounded wait); None
@@ -994,7 +995,7 @@ class IrcTransport(Transport):
             return None
         return dataclasses.replace(msg, sender=self._sender(nick, answer.account))
 
-    def _deliver(self, msg: Message, reply_to: str, reply: Reply) -> None:
+    def _deliver(self, msg: Message, reply_to: str, reply: Reply, userhost: str = "") -> None:
         conn = self._conn
         if conn is None or not conn.registered:
             log.warning("%s: disconnected; reply to %s lost", self.name, msg.sender.nick)
@@ -1009,7 +1010,7 @@ class IrcTransport(Transport):
         # The first line is queued (and, when the writer is idle, written) before the rest
         # are rendered: a listing's first line does not wait for its last.
         lines = list(itertools.islice(wire, 1))
-        who = self._requester(nick, command, target)
+        who = self._requester(nick, command, target, userhost)
         if not conn.answer(who, lines, more_to_come=True):
             log.info("%s: answer to %s dropped: too many lines already wait for them",
                      self.name, nick)
@@ -1025,8 +1026,11 @@ class IrcTransport(Transport):
         if rest:
             self._pending.remember((msg.room, self._fold(nick)), rest, (command, target))
 
-    def _requester(self, nick: str, command: str, target: str) -> Requester:
-        return Requester(f"{self.net.network}/{self._fold(nick)}", nick, command, target)
+    def _requester(self, nick: str, command: str, target: str, userhost: str = "") -> Requester:
+        """Whose turn an answer takes: the asker's user@host when known, so clones under
+        many nicks are one requester (one turn, one backlog), not forty."""
+        return Requester(f"{self.net.network}/{userhost or self._fold(nick)}", nick, command,
+                         target)
 
     @classmethod
     def _wire(cls, conn: IrcConnection, command: str, target: str, reply: Reply) -> list[bytes]:
@@ -1045,12 +1049,12 @@ class IrcTransport(Transport):
         return wire_lines(command, target, text, conn.wire_source())
 
     def _more(self, conn: IrcConnection, room: str, nick: str, reply_to: str,
-              private: bool = False) -> None:
+              private: bool = False, userhost: str = "") -> None:
         key = (room, self._fold(nick))
         pending = self._pending.get(key)
         if pending is None:
             command = "NOTICE" if private else "PRIVMSG"
-            conn.answer(self._requester(nick, command, reply_to),
+            conn.answer(self._requester(nick, command, reply_to, userhost),
                         wire_lines(command, reply_to, f"{nick}: there is nothing more to show.",
                                    conn.wire_source()))
             return
@@ -1060,7 +1064,7 @@ class IrcTransport(Transport):
         if rest:
             lines = lines + self._offer(conn, command, target, len(rest))
         # A page dropped (their backlog is full) stays pending for the next "more".
-        if conn.answer(self._requester(nick, command, target), lines):
+        if conn.answer(self._requester(nick, command, target, userhost), lines):
             self._pending.advance(key, limit)
 
 

@@ -6,7 +6,8 @@ only when a token is there, from these queues:
 - then questions a held command waits for (WHOIS), one queue per asker (`ask`): served in
   turn by the same rule as answers, so one asker's many questions (clones sharing a
   user@host) do not delay another's;
-- then one queue per requester: a person (network and folded nick), a room for unsolicited
+- then one queue per requester: a person (network and `user@host`, else the folded nick:
+  clones under many nicks are one person), a room for unsolicited
   posts (digests), or the connection itself (JOIN, CAP, ...). The next line comes from the
   requester served fewest lines since the writer was last idle; among equals, the one with
   the fewest lines waiting (a one-line answer is not kept behind long listings), then the
@@ -34,7 +35,7 @@ MAX_SERVED = 10_000  # served counts kept during one long busy period
 class Requester:
     """Who an answer is for, and where the "answers dropped" line would go."""
 
-    key: str  # "network/folded nick"
+    key: str  # "network/user@host" (or "network/folded nick")
     nick: str  # as shown in that line
     command: str  # PRIVMSG or NOTICE
     target: str  # the channel, or the nick in private

@@ -289,7 +289,7 @@ async def test_names_make_a_nick_visible_and_the_bot_leaving_hides_it(server, ru
 async def test_a_release_manager_behind_forty_clones_is_asked_about_next(server, run):
     """40 unidentified clones (one user@host) send `!whoami`; only a few of their WHOIS are
     asked, the rest answered as unconfirmed at once. The release manager's WHOIS then goes
-    out before any further line, and he is recognised."""
+    out before any further line, he is recognised, and answered before the clones' backlog."""
     t, d = await run(network(server.port, throttle=Throttle(burst=1, rate=2)))
     c = await registered(server)
     await c.sync()
@@ -302,9 +302,14 @@ async def test_a_release_manager_behind_forty_clones_is_asked_about_next(server,
     first = [await c.line() for _ in range(2)]
     assert "WHOIS ijc" in first, first  # not behind the clones' answers
     whois_answer(c, "ijc", "ijc", "home", "ijc")
+    asked = len(c.received)
     while (m := await d.next()).sender.nick != "ijc":
         pass
     assert (m.sender.identity, m.sender.authenticated) == ("irc:testnet/ijc", True)
+    # His answer is not behind the clones' either: they are one requester, served once.
+    assert await c.expect("NOTICE ijc") == "NOTICE ijc :echo !whoami"
+    meanwhile = [r for r in c.received[asked:] if r.startswith(b"NOTICE clone")]
+    assert len(meanwhile) <= 2, meanwhile
     sent = [r.decode() for r in c.received]
     assert len([ln for ln in sent if ln.startswith("WHOIS clone")]) <= WHOIS_PER_USERHOST
     assert start < len(sent)

@@ -896,13 +896,13 @@ async def test_a_newcomer_is_answered_before_everyone_elses_backlog(server, run)
     c = await registered(server)
     await c.sync()
     for nick in ("ann", "bea", "cid", "dan"):
-        c.send(f":{nick}!u@h PRIVMSG #test :!show 1")
+        c.send(f":{nick}!u@{nick}.example PRIVMSG #test :!show 1")
     for _ in range(4):
         await d.next()
     first = await c.expect("PRIVMSG")  # 12 lines queued; the bucket lets one out at a time
     assert first == "PRIVMSG #test :ann line 0"
     d.answer = lambda msg: text("eve: #2 one line")
-    c.send(":eve!u@h PRIVMSG #test :!show 2")
+    c.send(":eve!u@eve.example PRIVMSG #test :!show 2")
     await d.next()
     following = [await c.expect("PRIVMSG") for _ in range(2)]
     assert "PRIVMSG #test :eve: #2 one line" in following

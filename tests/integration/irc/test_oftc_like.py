@@ -180,7 +180,7 @@ async def test_a_nick_swapped_while_its_whois_waits_refuses_the_command(oftc_lik
 async def test_a_release_manager_behind_forty_clones_is_recognised(oftc_like, bot_factory, humans):
     """40 unidentified clones (one user@host) send `!whoami` in private, then the release
     manager does: at the server's default flood limits and the bot's default throttle, he is
-    answered as the release manager, not "could not confirm"."""
+    answered as the release manager, not "could not confirm", and not after their answers."""
     server = oftc_like
     async with bot_factory(server, channels=[channel_name("xen")], sasl=False, tls=True,
                            throttle=Throttle(), nickserv_password_env=BOT_PASSWORD_ENV) as bot:
@@ -195,3 +195,6 @@ async def test_a_release_manager_behind_forty_clones_is_recognised(oftc_like, bo
         said = await ian.hear(bot.nick, r"You are ", command="NOTICE")
         assert "irc:oftcnet/ijc" in said and "release manager" in said
         assert "could not confirm" not in said
+        # Nor was his answer behind theirs: the clones are one requester, with one backlog.
+        answered = sum(bool(clone.heard(bot.nick)) for clone in clones)
+        assert answered < 30, answered
