@@ -12,7 +12,12 @@ Long answers stop after `max_lines` lines; the rest waits per channel and nick f
 Where the server does not tell accounts (no account-tag, extended-join/account-notify or
 WHOX), a message that needs one waits for the server's WHOIS answer (bounded) before it goes
 to the worker, and so do that person's later messages (their order is kept); everyone else's
-pass meanwhile. The bot's own NickServ login holds the channel joins until services answer.
+pass meanwhile. An answer counts only for the `nick!user@host` it describes (311): a nick
+that changed hands between the command and the WHOIS gets the command refused, and a kept
+answer is used only while the bot can see that nick go (a shared channel, or MONITOR).
+WHOIS lines are queued per asking `user@host` ahead of answers, a few at a time each, so
+clones cannot starve anyone else's. The bot's own NickServ login holds the channel joins
+until services answer.
 """
 
 from __future__ import annotations
@@ -31,14 +36,15 @@ from typing import TYPE_CHECKING
 from irc import ctcp
 
 from .config import Config, ConfigError, IrcNetwork
-from .irc_conn import CertificateRefused, IrcConnection, IrcLine, LinkClosed, nick_of, reconnect_backoff
+from .irc_conn import (CertificateRefused, IrcConnection, IrcLine, LinkClosed, nick_of,
+                       reconnect_backoff, userhost_of)
 from .irc_out import Requester
 from .pending import PendingAnswers
 from .ratelimit import TokenBucket
 from .rooms import room_entry, room_settings
 from .irc_text import budget_for, casefold, render_lines, strip_formatting, wire_lines
 from ..commands import claim_intent, lookup
-from ..commands.messages import Message, Reply, Sender
+from ..commands.messages import Message, Reply, Sender, text as one_line
 from .transport import Reconfigured, Transport
 
 if TYPE_CHECKING:
@@ -56,6 +62,11 @@ WHOIS_TTL = 60.0  # a WHOIS answer is trusted this long (no account-notify keeps
 # release manager refused a moment ago must not stay refused for a minute once identified.
 WHOIS_TTL_NO_ACCOUNT = 3.0
 WHOIS_CACHE_MAX = 5000
+# WHOIS questions waiting for the server (queued or sent): per asking user@host (clones
+# share one), and in all. A command past these is answered as "could not confirm".
+WHOIS_PER_USERHOST = 2
+WHOIS_PENDING_MAX = 100
+CHANGED_HANDS = "your nick changed hands while I checked your account: send the command again"
 HELD_MAX = 20  # messages of one person held behind their unanswered WHOIS; more are dropped
 IDENTIFY_WAIT = 10.0  # channel joins wait this long for services to confirm our IDENTIFY
 REJOIN_AFTER_KICK = 5.0  # the first rejoin after a kick; each kick soon after doubles it
@@ -80,6 +91,25 @@ def _version() -> str:
     return __version__
 
 
+@dataclass(frozen=True)
+class _WhoisAnswer:
+    """What one WHOIS said: whose connection held the nick (311) and its account."""
+
+    userhost: str = ""  # "" when the server showed no 311 (the nick was gone)
+    account: str | None = None
+
+
+@dataclass
+class _Asked:
+    """A WHOIS waiting for the server: who waits, and its line in which asker's queue."""
+
+    fut: asyncio.Future[_WhoisAnswer]
+    key: str  # "whois:user@host" of the asker
+    line: bytes | None
+    conn: IrcConnection
+    seen: dict[str, str | None] = dataclasses.field(default_factory=dict)  # 311/330/307 so far
+
+
 @dataclass
 class _Inbound:
     """A message waiting for the dispatcher; `whois` is set while its sender's account is
@@ -87,9 +117,11 @@ class _Inbound:
 
     msg: Message
     reply_to: str
-    whois: asyncio.Future[str | None] | None = None
+    whois: asyncio.Future[_WhoisAnswer] | None = None
     deadline: float = 0.0
     more: bool = False  # "!more": the next page of this person's last long answer
+    userhost: str = ""  # the user@host the command came from
+    stale: bool = False  # the nick quit or changed while its WHOIS was pending
 
 
 @dataclass
@@ -117,11 +149,16 @@ class IrcTransport(Transport):
         self._inbox: asyncio.Queue[_Inbound] = asyncio.Queue(INBOX_SIZE)
         self._stopping = False
         self._accounts: dict[str, str | None] = {}  # folded nick -> account (None: logged out)
-        # WHOIS, where the server does not tell accounts by itself: answers with their time,
-        # questions in flight, and what the current answer has said so far.
-        self._whois_cache: dict[str, tuple[str | None, float]] = {}
-        self._whois_asked: dict[str, asyncio.Future[str | None]] = {}
-        self._whois_seen: dict[str, str | None] = {}
+        # WHOIS, where the server does not tell accounts by itself. Answers: folded nick ->
+        # (the user@host it was about, account, when), valid only for that exact source;
+        # questions in flight per folded nick.
+        self._whois_cache: dict[str, tuple[str, str | None, float]] = {}
+        self._whois_asked: dict[str, _Asked] = {}
+        # Who the bot can see leave: folded nick -> folded shared channels; with MONITOR,
+        # the nicks watched and, of those online, their user@host.
+        self._members: dict[str, set[str]] = {}
+        self._monitored: set[str] = set()
+        self._online: dict[str, str] = {}
         # Messages held, per folded nick, until that nick's WHOIS is answered or runs out.
         self._held: dict[str, list[_Inbound]] = {}
         self._holds: set[asyncio.Task[None]] = set()
@@ -309,7 +346,9 @@ class IrcTransport(Transport):
         self.sessions += 1
         self._accounts.clear()
         self._whois_cache.clear()
-        self._whois_seen.clear()
+        self._members.clear()
+        self._monitored.clear()  # a new connection watches nothing
+        self._online.clear()
         self._identify_state = ""
         if conn.account:
             log.info("%s: logged in as %s (SASL)", self.name, conn.account)
@@ -325,9 +364,9 @@ class IrcTransport(Transport):
             for task in list(self._timers):
                 task.cancel()
             self._timers.clear()
-            for fut in self._whois_asked.values():
-                if not fut.done():
-                    fut.cancel()
+            for asked in self._whois_asked.values():
+                if not asked.fut.done():
+                    asked.fut.cancel()
             self._whois_asked.clear()
 
     def _later(self, delay: float, fn, *args) -> None:
@@ -461,9 +500,21 @@ class IrcTransport(Transport):
             if all(f in self.joined for f in self._channels):
                 self.ready.set()
             return
+        if nick:
+            self._members.setdefault(self._fold(nick), set()).add(self._fold(chan))
         if nick and "extended-join" in conn.caps and len(line.params) >= 2:
             account = line.params[1]
             self._accounts[self._fold(nick)] = None if account == "*" else account
+
+    def _on_353(self, conn: IrcConnection, line: IrcLine) -> None:  # RPL_NAMREPLY
+        if len(line.params) < 4:
+            return
+        chan = self._fold(line.params[2])
+        prefixes = "".join(getattr(conn.features, "prefix", None) or "@+")
+        for name in line.params[3].split():
+            nick = nick_of(name.lstrip(prefixes))
+            if nick and not conn.is_me(nick):
+                self._members.setdefault(self._fold(nick), set()).add(chan)
 
     def _on_354(self, conn: IrcConnection, line: IrcLine) -> None:  # WHOX
         if len(line.params) >= 4 and line.params[1] == WHOX_TOKEN:
@@ -476,63 +527,182 @@ class IrcTransport(Transport):
             self._accounts[self._fold(line.nick)] = None if account in ("*", "") else account
             self._forget(line.nick)
 
+    # -- who the bot can see leave -----------------------------------------------------------
+    def _left(self, nick: str, chan: str) -> None:
+        """`nick` left one shared channel; out of sight when it was the last."""
+        folded = self._fold(nick)
+        chans = self._members.get(folded)
+        if chans is not None:
+            chans.discard(self._fold(chan))
+        if not chans:
+            self._lost_sight(folded)
+
+    def _lost_sight(self, folded: str) -> None:
+        """The bot can no longer see `folded` quit or change nick: nothing it knew about
+        that nick's account may be used for whoever holds it next."""
+        self._members.pop(folded, None)
+        self._accounts.pop(folded, None)  # account-notify no longer reaches us
+        self._forget(folded)
+
+    def _left_channel(self, chan: str) -> None:
+        """The bot itself left `chan`: its members are out of sight unless shared elsewhere."""
+        for folded, chans in list(self._members.items()):
+            chans.discard(chan)
+            if not chans:
+                self._lost_sight(folded)
+
     # -- WHOIS: accounts where the server does not tell them -------------------------------
     def _forget(self, nick: str | None) -> None:
-        if nick:
-            self._whois_cache.pop(self._fold(nick), None)
+        if not nick:
+            return
+        folded = self._fold(nick)
+        self._whois_cache.pop(folded, None)
+        if folded in self._monitored:
+            self._monitored.discard(folded)
+            self._online.pop(folded, None)
+            conn = self._conn
+            if conn is not None and conn.registered:
+                conn.send("MONITOR", "-", folded)
+
+    def _changed_hands(self, nick: str) -> None:
+        """`nick` quit or changed while its WHOIS was pending: the answer will be about
+        someone else (or no one), so the commands waiting for it are refused."""
+        folded = self._fold(nick)
+        if folded in self._whois_asked:
+            for inbound in self._held.get(folded, ()):
+                if inbound.whois is not None:
+                    inbound.stale = True
 
     def _known_account(self, conn: IrcConnection, line: IrcLine, nick: str) -> tuple[bool, str | None]:
-        """(known, account): what the server has told us about `nick` without asking."""
+        """(known, account): what the server has told us about `nick` (as the sender of
+        `line`) without asking."""
         if "account-tag" in conn.caps:
             return True, line.tags.get("account") or None  # absent: not logged in
         folded = self._fold(nick)
+        userhost = userhost_of(line.source or "")
         if folded in self._accounts:
             return True, self._accounts[folded]
         cached = self._whois_cache.get(folded)
-        if cached is not None and time.monotonic() - cached[1] < (
-                WHOIS_TTL if cached[0] is not None else WHOIS_TTL_NO_ACCOUNT):
-            return True, cached[0]
+        if (cached is not None and userhost and cached[0] == userhost
+                and self._in_sight(folded, userhost)
+                and time.monotonic() - cached[2] < (WHOIS_TTL if cached[1] is not None
+                                                    else WHOIS_TTL_NO_ACCOUNT)):
+            return True, cached[1]
         return False, None
 
-    def _ask_whois(self, conn: IrcConnection, nick: str) -> asyncio.Future[str | None]:
+    def _in_sight(self, folded: str, userhost: str) -> bool:
+        """Whether the bot would see `folded` quit or change nick (and so forget what it
+        knows): a shared channel, or MONITOR saying this very user@host holds it."""
+        return folded in self._members or self._online.get(folded) == userhost
+
+    def _ask_whois(self, conn: IrcConnection, nick: str,
+                   userhost: str) -> asyncio.Future[_WhoisAnswer] | None:
+        """The WHOIS answer to wait for: the one pending for this nick, or a new question;
+        None when it cannot be asked (no user@host to bind the answer to, or too many
+        questions pending from this user@host or in all)."""
         folded = self._fold(nick)
-        fut = self._whois_asked.get(folded)
-        if fut is None or fut.done():
-            fut = self._whois_asked[folded] = asyncio.get_running_loop().create_future()
-            self._whois_seen.pop(folded, None)
-            conn.send("WHOIS", nick, urgent=True)  # ahead of queued replies: a command waits
+        asked = self._whois_asked.get(folded)
+        if asked is not None:
+            return asked.fut  # one question in flight per nick, so per source
+        key = f"whois:{userhost}"
+        if (not userhost or len(self._whois_asked) >= WHOIS_PENDING_MAX
+                or sum(a.key == key for a in self._whois_asked.values()) >= WHOIS_PER_USERHOST):
+            return None
+        fut: asyncio.Future[_WhoisAnswer] = asyncio.get_running_loop().create_future()
+        # Ahead of queued answers (a command waits), in turn with other askers.
+        self._whois_asked[folded] = _Asked(fut, key, conn.ask(key, "WHOIS", nick), conn)
         return fut
 
+    def _give_up_whois(self, folded: str, fut: asyncio.Future[_WhoisAnswer]) -> None:
+        """Nobody waits for this WHOIS any more: take it back if not sent yet; the next
+        command asks again."""
+        asked = self._whois_asked.get(folded)
+        if asked is None or asked.fut is not fut:
+            return
+        del self._whois_asked[folded]
+        if asked.line is not None:
+            asked.conn.withdraw(asked.key, asked.line)
+        fut.cancel()
+
+    def _whois_part(self, nick: str) -> dict[str, str | None] | None:
+        asked = self._whois_asked.get(self._fold(nick))
+        return asked.seen if asked is not None else None  # not ours: an oper's, say
+
+    def _on_311(self, conn: IrcConnection, line: IrcLine) -> None:  # RPL_WHOISUSER
+        if len(line.params) >= 4 and (seen := self._whois_part(line.params[1])) is not None:
+            seen["userhost"] = userhost_of(f"{line.params[1]}!{line.params[2]}@{line.params[3]}")
+
     def _on_330(self, conn: IrcConnection, line: IrcLine) -> None:  # RPL_WHOISACCOUNT
-        if len(line.params) >= 3:
-            self._whois_seen[self._fold(line.params[1])] = line.params[2]
+        if len(line.params) >= 3 and (seen := self._whois_part(line.params[1])) is not None:
+            seen["account"] = line.params[2]
 
     def _on_307(self, conn: IrcConnection, line: IrcLine) -> None:  # RPL_WHOISREGNICK
         # "is a registered nick" / "has identified for this nick": the account is the nick.
-        if len(line.params) >= 2:
-            self._whois_seen.setdefault(self._fold(line.params[1]), line.params[1])
+        if len(line.params) >= 2 and (seen := self._whois_part(line.params[1])) is not None:
+            seen.setdefault("account", line.params[1])
 
     def _on_318(self, conn: IrcConnection, line: IrcLine) -> None:  # RPL_ENDOFWHOIS
         if len(line.params) < 2:
             return
         for nick in line.params[1].split(","):
             folded = self._fold(nick)
-            account = self._whois_seen.pop(folded, None)
-            fut = self._whois_asked.pop(folded, None)
-            if fut is None:
+            asked = self._whois_asked.pop(folded, None)
+            if asked is None:
                 continue  # not ours (an operator's manual WHOIS, say)
-            self._remember_whois(folded, account)
-            if not fut.done():
-                fut.set_result(account)
+            answer = _WhoisAnswer(asked.seen.get("userhost") or "", asked.seen.get("account"))
+            if answer.userhost:
+                self._remember_whois(conn, nick, answer)
+            if not asked.fut.done():
+                asked.fut.set_result(answer)
 
-    def _remember_whois(self, folded: str, account: str | None) -> None:
+    def _remember_whois(self, conn: IrcConnection, nick: str, answer: _WhoisAnswer) -> None:
+        folded = self._fold(nick)
         now = time.monotonic()
         if len(self._whois_cache) >= WHOIS_CACHE_MAX:
-            self._whois_cache = {k: v for k, v in self._whois_cache.items()
-                                 if now - v[1] < WHOIS_TTL}
+            for old in [k for k, v in self._whois_cache.items() if now - v[2] >= WHOIS_TTL]:
+                self._forget(old)
             while len(self._whois_cache) >= WHOIS_CACHE_MAX:
-                del self._whois_cache[next(iter(self._whois_cache))]
-        self._whois_cache[folded] = (account, now)
+                self._forget(next(iter(self._whois_cache)))
+        self._whois_cache[folded] = (answer.userhost, answer.account, now)
+        if answer.account is not None and folded not in self._members:
+            self._monitor(conn, folded)
+
+    # -- MONITOR: seeing nicks go that share no channel with the bot ------------------------
+    def _monitor(self, conn: IrcConnection, folded: str) -> None:
+        """Watch `folded` (when the server offers MONITOR), so its kept answer may be used
+        while the server says the same user@host holds it (730) and is forgotten when it
+        goes (731)."""
+        limit = getattr(conn.features, "monitor", None)
+        if not limit or folded in self._monitored:
+            return
+        if not isinstance(limit, bool) and isinstance(limit, int) and len(self._monitored) >= limit:
+            now = time.monotonic()
+            for old in list(self._monitored):  # those whose answers ran out make room
+                if old not in self._whois_cache or now - self._whois_cache[old][2] >= WHOIS_TTL:
+                    self._forget(old)
+            if len(self._monitored) >= limit:
+                return
+        self._monitored.add(folded)
+        conn.send("MONITOR", "+", folded)
+
+    def _on_730(self, conn: IrcConnection, line: IrcLine) -> None:  # RPL_MONONLINE
+        for target in line.params[-1].split(","):
+            folded = self._fold(nick_of(target))
+            if folded in self._monitored:
+                self._online[folded] = userhost_of(target)
+
+    def _on_731(self, conn: IrcConnection, line: IrcLine) -> None:  # RPL_MONOFFLINE
+        for target in line.params[-1].split(","):
+            folded = self._fold(nick_of(target))
+            self._online.pop(folded, None)
+            self._changed_hands(folded)
+            self._forget(folded)
+
+    def _on_734(self, conn: IrcConnection, line: IrcLine) -> None:  # ERR_MONLISTFULL
+        for target in line.param(2).split(","):
+            folded = self._fold(target)
+            self._monitored.discard(folded)
+            self._online.pop(folded, None)
 
     def _on_nick(self, conn: IrcConnection, line: IrcLine) -> None:
         old, new = line.nick, line.param(0)
@@ -544,8 +714,13 @@ class IrcTransport(Transport):
                 conn.source = new + conn.source[len(nick_of(conn.source)):]
             log.info("%s: now known as %s", self.name, new)
             return
+        self._changed_hands(old)
+        self._changed_hands(new)
         self._forget(old)
         self._forget(new)
+        chans = self._members.pop(self._fold(old), None)
+        if chans:
+            self._members[self._fold(new)] = chans
         account = self._accounts.pop(self._fold(old), None)
         if account is not None or "extended-join" in conn.caps:
             self._accounts[self._fold(new)] = account
@@ -554,23 +729,27 @@ class IrcTransport(Transport):
 
     def _on_quit(self, conn: IrcConnection, line: IrcLine) -> None:
         if line.nick:
-            self._accounts.pop(self._fold(line.nick), None)
-            self._forget(line.nick)
+            self._changed_hands(line.nick)
+            self._lost_sight(self._fold(line.nick))
             if self._fold(line.nick) == self._fold(self.net.nick):
                 self._regain(conn)
 
     def _on_part(self, conn: IrcConnection, line: IrcLine) -> None:
         if conn.is_me(line.nick):
             self.joined.discard(self._fold(line.param(0)))
-        else:
-            # We do not track who shares which channel: forgetting on any PART only costs
-            # one more WHOIS, and never trusts an answer about someone we lost sight of.
+            self._left_channel(self._fold(line.param(0)))
+        elif line.nick:
+            # Forgotten on any PART, even with channels still shared: it costs one more
+            # WHOIS and never keeps an answer about someone the bot is losing sight of.
             self._forget(line.nick)
+            self._left(line.nick, line.param(0))
 
     def _on_kick(self, conn: IrcConnection, line: IrcLine) -> None:
         if not conn.is_me(line.param(1)):
             self._forget(line.param(1))
+            self._left(line.param(1), line.param(0))
             return
+        self._left_channel(self._fold(line.param(0)))
         folded = self._fold(line.param(0))
         self.joined.discard(folded)
         if folded not in self._channels:
@@ -646,23 +825,30 @@ class IrcTransport(Transport):
             text = "I " + strip_formatting(action).strip()
         else:
             text = self._as_command(conn, strip_formatting(body), private)
+        userhost = userhost_of(line.source or "")
         known, account = self._known_account(conn, line, nick)
         # No msg_id: IRC never replays a message, so recording ids for at-most-once handling
         # would only cost a write per command.
         msg = Message(transport=self.name, room=room, sender=self._sender(nick, account),
                       text=text, private=private, at=_server_time(line.tags.get("time")))
-        inbound = _Inbound(msg, reply_to)
+        inbound = _Inbound(msg, reply_to, userhost=userhost)
         # "!more" is the transport's own, but it queues like a command: after the answer
         # to this person's previous one, which it continues.
         inbound.more = text.strip().casefold() == f"{self.prefix}more".casefold()
         folded = self._fold(nick)
         held = self._held.get(folded)
         if not known and not inbound.more and self._needs_account(text):
-            inbound.whois = self._ask_whois(conn, nick)
-            inbound.deadline = time.monotonic() + WHOIS_WAIT
-            if held is None:
-                self._hold(folded, inbound)
-                return
+            inbound.whois = self._ask_whois(conn, nick, userhost)
+            if inbound.whois is None:
+                log.debug("%s: not asking WHOIS %s (%s): too many questions pending",
+                          self.name, nick, userhost)
+                inbound.msg = dataclasses.replace(
+                    msg, sender=self._sender(nick, None, unconfirmed=True))
+            else:
+                inbound.deadline = time.monotonic() + WHOIS_WAIT
+                if held is None:
+                    self._hold(folded, inbound)
+                    return
         if held is not None:  # behind their own earlier message, never overtaking it
             if len(held) >= HELD_MAX:
                 log.warning("%s: too many messages from %s wait for WHOIS; dropping one",
@@ -686,12 +872,11 @@ class IrcTransport(Transport):
         self._held[folded] = [inbound]
         assert inbound.whois is not None
 
-        async def release(fut: asyncio.Future[str | None], deadline: float) -> None:
+        async def release(fut: asyncio.Future[_WhoisAnswer], deadline: float) -> None:
             try:
                 await asyncio.wait({fut}, timeout=max(0.0, deadline - time.monotonic()))
-                if not fut.done() and self._whois_asked.get(folded) is fut:
-                    del self._whois_asked[folded]  # given up: the next command asks again
-                    fut.cancel()
+                if not fut.done():
+                    self._give_up_whois(folded, fut)
             finally:
                 for waiting in self._held.pop(folded, []):
                     self._queue(waiting)
@@ -770,25 +955,33 @@ class IrcTransport(Transport):
             if inbound.more:
                 conn, msg = self._conn, inbound.msg
                 if conn is not None and conn.registered:
-                    self._more(conn, msg.room, msg.sender.nick, inbound.reply_to, msg.private)
+                    self._more(conn, msg.room, msg.sender.nick, inbound.reply_to, msg.private,
+                               inbound.userhost)
                 continue
             msg = await self._identified_message(inbound)
+            if msg is None:
+                msg = inbound.msg
+                self._deliver(msg, inbound.reply_to,
+                              one_line(f"{msg.sender.nick}: {CHANGED_HANDS}", outcome="refused"),
+                              inbound.userhost)
+                continue
             try:
                 reply = await self._dispatcher.handle(msg)
             except Exception:  # the dispatcher answers errors itself; a last guard
                 log.exception("%s: unhandled error for %r", self.name, msg.text[:200])
                 continue
             if reply is not None:
-                self._deliver(msg, inbound.reply_to, reply)
+                self._deliver(msg, inbound.reply_to, reply, inbound.userhost)
 
-    async def _identified_message(self, inbound: _Inbound) -> Message:
-        """The message with its sender's account, once WHOIS answered (bounded wait)."""
+    async def _identified_message(self, inbound: _Inbound) -> Message | None:
+        """The message with its sender's account, once WHOIS answered (bounded wait); None
+        when the answer is about another connection than the one the command came from."""
         msg, fut = inbound.msg, inbound.whois
         if fut is None:
             return msg
         nick = msg.sender.nick
         try:
-            account = await asyncio.wait_for(asyncio.shield(fut),
+            answer = await asyncio.wait_for(asyncio.shield(fut),
                                              max(0.0, inbound.deadline - time.monotonic()))
         except (asyncio.TimeoutError, asyncio.CancelledError):
             if asyncio.current_task().cancelling():  # type: ignore[union-attr]
@@ -796,9 +989,14 @@ class IrcTransport(Transport):
             log.warning("%s: no WHOIS answer for %s within %.0fs; treating as not logged in",
                         self.name, nick, WHOIS_WAIT)
             return dataclasses.replace(msg, sender=self._sender(nick, None, unconfirmed=True))
-        return dataclasses.replace(msg, sender=self._sender(nick, account))
+        if inbound.stale or answer.userhost != inbound.userhost:
+            log.info("%s: %s changed hands while its WHOIS was pending (%s, then %s); "
+                     "refusing %r", self.name, nick, inbound.userhost, answer.userhost or "gone",
+                     msg.text[:50])
+            return None
+        return dataclasses.replace(msg, sender=self._sender(nick, answer.account))
 
-    def _deliver(self, msg: Message, reply_to: str, reply: Reply) -> None:
+    def _deliver(self, msg: Message, reply_to: str, reply: Reply, userhost: str = "") -> None:
         conn = self._conn
         if conn is None or not conn.registered:
             log.warning("%s: disconnected; reply to %s lost", self.name, msg.sender.nick)
@@ -813,7 +1011,7 @@ class IrcTransport(Transport):
         # The first line is queued (and, when the writer is idle, written) before the rest
         # are rendered: a listing's first line does not wait for its last.
         lines = list(itertools.islice(wire, 1))
-        who = self._requester(nick, command, target)
+        who = self._requester(nick, command, target, userhost)
         if not conn.answer(who, lines, more_to_come=True):
             log.info("%s: answer to %s dropped: too many lines already wait for them",
                      self.name, nick)
@@ -829,8 +1027,11 @@ class IrcTransport(Transport):
         if rest:
             self._pending.remember((msg.room, self._fold(nick)), rest, (command, target))
 
-    def _requester(self, nick: str, command: str, target: str) -> Requester:
-        return Requester(f"{self.net.network}/{self._fold(nick)}", nick, command, target)
+    def _requester(self, nick: str, command: str, target: str, userhost: str = "") -> Requester:
+        """Whose turn an answer takes: the asker's user@host when known, so clones under
+        many nicks are one requester (one turn, one backlog), not forty."""
+        return Requester(f"{self.net.network}/{userhost or self._fold(nick)}", nick, command,
+                         target)
 
     @classmethod
     def _wire(cls, conn: IrcConnection, command: str, target: str, reply: Reply) -> list[bytes]:
@@ -849,12 +1050,12 @@ class IrcTransport(Transport):
         return wire_lines(command, target, text, conn.wire_source())
 
     def _more(self, conn: IrcConnection, room: str, nick: str, reply_to: str,
-              private: bool = False) -> None:
+              private: bool = False, userhost: str = "") -> None:
         key = (room, self._fold(nick))
         pending = self._pending.get(key)
         if pending is None:
             command = "NOTICE" if private else "PRIVMSG"
-            conn.answer(self._requester(nick, command, reply_to),
+            conn.answer(self._requester(nick, command, reply_to, userhost),
                         wire_lines(command, reply_to, f"{nick}: there is nothing more to show.",
                                    conn.wire_source()))
             return
@@ -864,7 +1065,7 @@ class IrcTransport(Transport):
         if rest:
             lines = lines + self._offer(conn, command, target, len(rest))
         # A page dropped (their backlog is full) stays pending for the next "more".
-        if conn.answer(self._requester(nick, command, target), lines):
+        if conn.answer(self._requester(nick, command, target, userhost), lines):
             self._pending.advance(key, limit)
 
 

@@ -92,6 +92,14 @@ def nick_of(source: str) -> str:
     return source.partition("!")[0].split("@", 1)[0]
 
 
+def userhost_of(source: str) -> str:
+    """The `user@host` of a "nick!user@host" source, host in lower case (DNS names and
+    addresses ignore case; the user part does not); "" when the source has no user part."""
+    _, bang, userhost = source.partition("!")
+    user, at, host = userhost.rpartition("@")
+    return f"{user}@{host.lower()}" if bang and at and user and host else ""
+
+
 def decode_line(raw: bytes) -> str:
     """UTF-8 when valid; UTF-8 without the last, partial character when the server cut the
     line inside one; else latin-1 for this line only (old clients still send it)."""
@@ -262,11 +270,22 @@ class IrcConnection:
         self._wake.set()
 
     def _enqueue(self, line: bytes, urgent: bool = False, secret: bool = False,
-                 key: str = CONNECTION) -> None:
+                 key: str = CONNECTION, ask: bool = False) -> bytes | None:
         data = self._checked(line)
         if data is not None:
-            self._out.put(data, key=key, urgent=urgent, secret=secret)
+            self._out.put(data, key=key, urgent=urgent, secret=secret, ask=ask)
             self._queued()
+        return data
+
+    def ask(self, key: str, command: str, *params: str) -> bytes | None:
+        """A question a command waits for (WHOIS), in `key`'s queue of questions: before
+        every answer, in turn with other askers (`bot.irc_out`). Returns the line, for
+        `withdraw`."""
+        return self._enqueue(build_line(command, *params), key=key, ask=True)
+
+    def withdraw(self, key: str, line: bytes) -> bool:
+        """Take back a question `ask` queued, unless it has been sent."""
+        return self._out.withdraw(key, line)
 
     def send(self, command: str, *params: str, urgent: bool = False, secret: bool = False) -> None:
         """One line of the connection's own; `secret` lines (passwords) are never logged."""

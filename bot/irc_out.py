@@ -2,8 +2,12 @@
 
 The connection's writer may send one line per token of its bucket. Which line is decided
 only when a token is there, from these queues:
-- urgent lines (PONG, QUIT, WHOIS, the bot's NickServ login) first, in order;
-- then one queue per requester: a person (network and folded nick), a room for unsolicited
+- urgent lines (PONG, QUIT, the bot's NickServ login) first, in order;
+- then questions a held command waits for (WHOIS), one queue per asker (`ask`): served in
+  turn by the same rule as answers, so one asker's many questions (clones sharing a
+  user@host) do not delay another's;
+- then one queue per requester: a person (network and `user@host`, else the folded nick:
+  clones under many nicks are one person), a room for unsolicited
   posts (digests), or the connection itself (JOIN, CAP, ...). The next line comes from the
   requester served fewest lines since the writer was last idle; among equals, the one with
   the fewest lines waiting (a one-line answer is not kept behind long listings), then the
@@ -31,7 +35,7 @@ MAX_SERVED = 10_000  # served counts kept during one long busy period
 class Requester:
     """Who an answer is for, and where the "answers dropped" line would go."""
 
-    key: str  # "network/folded nick"
+    key: str  # "network/user@host" (or "network/folded nick")
     nick: str  # as shown in that line
     command: str  # PRIVMSG or NOTICE
     target: str  # the channel, or the nick in private
@@ -60,6 +64,7 @@ class OutputQueues:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self._urgent: deque[_Line] = deque()
+        self._asks: dict[str, _Queue] = {}
         self._queues: dict[str, _Queue] = {}
         self._served: dict[str, int] = {}  # lines sent per requester since the writer was idle
         self._count = 0
@@ -73,13 +78,28 @@ class OutputQueues:
         return len(q.lines) if q else 0
 
     def put(self, data: bytes, *, key: str = CONNECTION, urgent: bool = False,
-            secret: bool = False) -> None:
+            secret: bool = False, ask: bool = False) -> None:
+        """`ask`: a question under `key`, sent before every answer (see the module's doc)."""
         line = _Line(data, secret, self.clock())
         if urgent:
             self._urgent.append(line)
         else:
-            self._queues.setdefault(key, _Queue()).lines.append(line)
+            (self._asks if ask else self._queues).setdefault(key, _Queue()).lines.append(line)
         self._count += 1
+
+    def withdraw(self, key: str, data: bytes) -> bool:
+        """Take back a question not sent yet (nobody waits for its answer any more)."""
+        q = self._asks.get(key)
+        for line in q.lines if q else ():
+            if line.data == data:
+                q.lines.remove(line)
+                if not q.lines:
+                    del self._asks[key]
+                self._count -= 1
+                if self._count == 0 and not self._open:
+                    self._served.clear()
+                return True
+        return False
 
     def answer(self, who: Requester, lines: list[bytes], *, more_to_come: bool = False) -> bool:
         """Queue a whole answer for `who`, or, when more than BACKLOG lines already wait for
@@ -107,22 +127,32 @@ class OutputQueues:
             line = self._urgent.popleft()
             key = CONNECTION
         else:
-            ready = [(self._served.get(k, 0), len(q.lines), q.lines[0].at, k)
-                     for k, q in self._queues.items() if q.lines]
-            if not ready:
+            picked = self._fairest(self._asks) or self._fairest(self._queues)
+            if picked is None:
                 return None
-            key = min(ready)[3]
-            q = self._queues[key]
-            line = q.lines.popleft()
-            if not q.lines and not q.dropped:
-                del self._queues[key]
-            if len(self._served) >= MAX_SERVED and key not in self._served:
-                self._served = {k: n for k, n in self._served.items() if k in self._queues}
-            self._served[key] = self._served.get(key, 0) + 1
+            key, line = picked
         self._count -= 1
         if self._count == 0 and not self._open:
             self._served.clear()  # idle: the next busy period starts even
         return key, line.data, line.secret
+
+    def _fairest(self, queues: dict[str, _Queue]) -> tuple[str, _Line] | None:
+        """The next line of `queues`: from the requester served least since the writer was
+        idle, then the one with the fewest lines waiting, then the one waiting longest."""
+        ready = [(self._served.get(k, 0), len(q.lines), q.lines[0].at, k)
+                 for k, q in queues.items() if q.lines]
+        if not ready:
+            return None
+        key = min(ready)[3]
+        q = queues[key]
+        line = q.lines.popleft()
+        if not q.lines and not q.dropped:
+            del queues[key]
+        if len(self._served) >= MAX_SERVED and key not in self._served:
+            self._served = {k: n for k, n in self._served.items()
+                            if k in self._queues or k in self._asks}
+        self._served[key] = self._served.get(key, 0) + 1
+        return key, line
 
     def drained(self, key: str) -> tuple[Requester, int] | None:
         """After a pop: when `key`'s queue is empty and answers to it were dropped, who to

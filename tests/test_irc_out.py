@@ -56,3 +56,32 @@ def test_answers_past_the_backlog_are_counted_and_told_once():
     assert q.drained("net/ann") is None
     assert dropped_text(3, "alice") == "3 more answers for alice dropped: ask again with a narrower query"
     assert dropped_text(1, "alice").startswith("1 more answer for alice")
+
+
+def test_questions_go_before_answers_in_turn_per_asker():
+    q = queues()
+    q.answer(person("ann"), [b"a1"])
+    for i in range(3):
+        q.put(b"WHOIS clone%d" % i, key="whois:clone@evil", ask=True)
+    q.put(b"WHOIS ijc", key="whois:ijc@home", ask=True)
+    q.put(b"PONG x", urgent=True)
+    assert drain(q) == [b"PONG x", b"WHOIS ijc", b"WHOIS clone0", b"WHOIS clone1",
+                        b"WHOIS clone2", b"a1"]
+    q.put(b"WHOIS clone3", key="whois:clone@evil", ask=True)
+    assert q.pop()[1] == b"WHOIS clone3"
+    q.put(b"WHOIS clone4", key="whois:clone@evil", ask=True)
+    q.put(b"WHOIS clone5", key="whois:clone@evil", ask=True)
+    assert q.pop()[1] == b"WHOIS clone4"
+    q.put(b"WHOIS ijc", key="whois:ijc@home", ask=True)  # served less than the clones
+    assert q.pop()[1] == b"WHOIS ijc"
+
+
+def test_a_question_withdrawn_is_not_sent():
+    q = queues()
+    q.put(b"WHOIS a", key="whois:a@h", ask=True)
+    q.put(b"WHOIS b", key="whois:a@h", ask=True)
+    assert q.withdraw("whois:a@h", b"WHOIS a") and len(q) == 1
+    assert not q.withdraw("whois:a@h", b"WHOIS a")
+    assert drain(q) == [b"WHOIS b"]
+    assert not q.withdraw("whois:a@h", b"WHOIS b")  # sent already
+    assert len(q) == 0

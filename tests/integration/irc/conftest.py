@@ -71,10 +71,12 @@ class Human:
     @classmethod
     async def connect(cls, server: IrcServer, nick: str, *, account: str | None = None,
                       identify: str | None = None,
-                      client_cert: tuple[str, str] | None = None) -> "Human":
+                      client_cert: tuple[str, str] | None = None,
+                      user: str | None = None) -> "Human":
         """`account`: log in by SASL PLAIN; `identify`: by `PRIVMSG NickServ :IDENTIFY`
         after registering (networks without SASL); `client_cert`: (cert, key) to connect to
-        the server's TLS listener with."""
+        the server's TLS listener with; `user`: the USER name (default: from the nick), so
+        two clients share a user@host or do not."""
         if client_cert:
             ctx = ssl.create_default_context(cafile=server.cert)
             ctx.load_cert_chain(*client_cert)
@@ -85,7 +87,7 @@ class Human:
         h._task = asyncio.create_task(h._read_loop())
         if account:
             h.send("CAP LS 302")
-        h.send(f"NICK {nick}", f"USER {nick.lower()[:9]} 0 * :{nick} (test)")
+        h.send(f"NICK {nick}", f"USER {user or nick.lower()[:9]} 0 * :{nick} (test)")
         if account:
             await h.expect(lambda ln: ln.command == "CAP" and ln.param(1) == "LS")
             h.send("CAP REQ :sasl")
@@ -231,6 +233,19 @@ def oftc_like(tmp_path_factory) -> IrcServer:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def oftc_like_no_monitor(tmp_path_factory) -> IrcServer:
+    """The OFTC-like network without MONITOR (InspIRCd's `monitor` module not loaded), plain
+    text. Account ijc (and todobot) exist."""
+    server = _launch(start_inspircd, tmp_path_factory.mktemp("oftc-nomon"), "inspircd", "anope",
+                     network="oftcnet", oftc_like=True, monitor=False, default_limits=True)
+    try:
+        _register_accounts_sync(server, "todobot", "ijc")
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def inspircd_private(tmp_path) -> IrcServer:
     """An InspIRCd + Anope of this test's own (to restart it mid-test)."""
@@ -353,8 +368,9 @@ async def humans():
     made: list[Human] = []
 
     async def connect(server: IrcServer, nick: str, *, account: str | None = None,
-                      identify: str | None = None, channel: str | None = None) -> Human:
-        h = await Human.connect(server, nick, account=account, identify=identify)
+                      identify: str | None = None, channel: str | None = None,
+                      user: str | None = None) -> Human:
+        h = await Human.connect(server, nick, account=account, identify=identify, user=user)
         made.append(h)
         if channel:
             await h.join(channel)

@@ -94,3 +94,107 @@ async def test_registered_only_channel_is_joined_after_identifying(oftc_like, bo
                            nickserv_password_env=BOT_PASSWORD_ENV) as bot:
         assert bot.transport.joined == {chan.lower()}
         await ian.expect(lambda ln: ln.command == "JOIN" and ln.nick == bot.nick)
+
+
+# -- identity bound to the exact source of a command -------------------------------------------
+
+
+async def offers_monitor(bot) -> bool:
+    conn = bot.transport._conn
+    assert conn is not None
+    return bool(getattr(conn.features, "monitor", None))
+
+
+async def next_holder_of_a_nick(server, bot_factory, humans, *, monitor: bool) -> None:
+    """The release manager, as "bob", identifies, asks `!whoami` in private and quits; an
+    unidentified client from the same user@host takes "bob" and sends `!done 11` in private:
+    the bot shares no channel with either, so it asks again (or, with MONITOR, has seen bob
+    go) and #11 stays open."""
+    async with bot_factory(server, channels=[channel_name("xen")], sasl=False, tls=monitor,
+                           throttle=Throttle(), nickserv_password_env=BOT_PASSWORD_ENV,
+                           seed=seed_xen) as bot:
+        assert await offers_monitor(bot) == monitor
+        bob = await humans(server, "bob", identify="ijc", user="bob")
+        bob.say(bot.nick, "!whoami")
+        said = await bob.hear(bot.nick, r"You are ", command="NOTICE")
+        assert "irc:oftcnet/ijc" in said and "release manager" in said
+        await bob.quit()
+        taker = await humans(server, "bob", user="bob")  # the same user@host, no login
+        async with bot.repo.session("test", write=False) as s:
+            before = (await s.get(11)).state
+        assert before != "done"
+        taker.say(bot.nick, "!done 11")
+        refused = await taker.hear(bot.nick, r"#11", command="NOTICE")
+        assert "Log in to your account" in refused or "Only the owners" in refused
+        async with bot.repo.session("test", write=False) as s:
+            assert (await s.get(11)).state == before
+        taker.say(bot.nick, "!whoami")
+        said = await taker.hear(bot.nick, r"You are ", command="NOTICE")
+        assert "not logged in" in said and "irc:oftcnet/ijc" not in said
+
+
+async def test_a_kept_answer_is_not_given_to_the_next_holder_of_the_nick(oftc_like, bot_factory,
+                                                                         humans):
+    """InspIRCd 3 with its `monitor` module offers MONITOR: the bot watches bob, and forgets
+    him when MONITOR says he went offline."""
+    await next_holder_of_a_nick(oftc_like, bot_factory, humans, monitor=True)
+
+
+async def test_without_monitor_no_kept_answer_for_a_nick_out_of_sight(oftc_like_no_monitor,
+                                                                      bot_factory, humans):
+    await next_holder_of_a_nick(oftc_like_no_monitor, bot_factory, humans, monitor=False)
+
+
+async def test_a_nick_swapped_while_its_whois_waits_refuses_the_command(oftc_like, bot_factory,
+                                                                        humans):
+    """An unidentified "bob" sends `!done 10` in private and at once renames; the release
+    manager takes his nick "bob" back before the bot's throttled WHOIS goes out. The WHOIS
+    answer is about the release manager's connection, not the sender's: refused, #10 open."""
+    server = oftc_like
+    async with bot_factory(server, channels=[channel_name("xen")], sasl=False, tls=True,
+                           throttle=Throttle(), nickserv_password_env=BOT_PASSWORD_ENV,
+                           seed=seed_xen) as bot:
+        owner = await humans(server, "bob_", identify="ijc", user="ijc")
+        attacker = await humans(server, "bob", user="mallory")
+        async with bot.repo.session("test", write=False) as s:
+            before = (await s.get(10)).state
+        # The throttle is spent (as after a burst of answers): the WHOIS waits a few seconds,
+        # less than the command waits for it.
+        bucket = bot.transport._bucket
+        bucket.tokens = -3 * bucket.rate
+        attacker.say(bot.nick, "!done 10")
+        attacker.send("NICK mallory")
+        await attacker.expect(lambda ln: ln.command == "NICK" and ln.param(0) == "mallory")
+        owner.send("NICK bob")
+        await owner.expect(lambda ln: ln.command == "NICK" and ln.param(0) == "bob")
+        said = await owner.hear(bot.nick, r"changed hands", command="NOTICE")
+        assert said == "bob: your nick changed hands while I checked your account: send the command again"
+        async with bot.repo.session("test", write=False) as s:
+            assert (await s.get(10)).state == before
+        # The release manager's own command, sent again, is his.
+        owner.say(bot.nick, "!whoami")
+        said = await owner.hear(bot.nick, r"You are ", command="NOTICE")
+        assert "irc:oftcnet/ijc" in said
+
+
+async def test_a_release_manager_behind_forty_clones_is_recognised(oftc_like, bot_factory, humans):
+    """40 unidentified clones (one user@host) send `!whoami` in private, then the release
+    manager does: at the server's default flood limits and the bot's default throttle, he is
+    answered as the release manager, not "could not confirm", and not after their answers."""
+    server = oftc_like
+    async with bot_factory(server, channels=[channel_name("xen")], sasl=False, tls=True,
+                           throttle=Throttle(), nickserv_password_env=BOT_PASSWORD_ENV) as bot:
+        clones = await asyncio.gather(*(humans(server, f"clone{i}", user="clone")
+                                        for i in range(40)))
+        ian = await humans(server, "Ian", identify="ijc", user="ian")
+        for clone in clones:
+            clone.say(bot.nick, "!whoami")
+        # The clones' lines reach the server first.
+        await asyncio.gather(*(clone.writer.drain() for clone in clones))
+        ian.say(bot.nick, "!whoami")
+        said = await ian.hear(bot.nick, r"You are ", command="NOTICE")
+        assert "irc:oftcnet/ijc" in said and "release manager" in said
+        assert "could not confirm" not in said
+        # Nor was his answer behind theirs: the clones are one requester, with one backlog.
+        answered = sum(bool(clone.heard(bot.nick)) for clone in clones)
+        assert answered < 30, answered
