@@ -4,10 +4,13 @@ browser tests are in tests/test_web_browser.py."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import shutil
 import subprocess
 import sys
+import threading
 import tomllib
 import xml.etree.ElementTree as ET
 import zipfile
@@ -21,6 +24,7 @@ import aiohttp
 import pytest
 from multidict import CIMultiDict
 
+from todobot.bot import web
 from todobot.bot.config import Config
 from todobot.bot.web import StatusServer, parse_listen, templates
 from todobot.commands.links import message_id_url, safe_url, segments
@@ -526,12 +530,12 @@ async def test_a_long_table_comes_in_pages_of_200_rows(long_list):
 async def test_a_release_table_is_rendered_once_until_it_changes(long_list, monkeypatch):
     server = long_list
     renders = []
-    page = server._page
+    html = server._html
 
-    async def counting(template, **context):
+    def counting(template, now, **context):
         renders.append(template)
-        return await page(template, **context)
-    monkeypatch.setattr(server, "_page", counting)
+        return html(template, now, **context)
+    monkeypatch.setattr(server, "_html", counting)
     _, first, body = await fetch(server.url + "/release/9")
     _, again, body_again = await fetch(server.url + "/release/9")
     assert (again["ETag"], body_again) == (first["ETag"], body) and renders == ["release.html"]
@@ -542,6 +546,129 @@ async def test_a_release_table_is_rendered_once_until_it_changes(long_list, monk
     status, headers, body = await fetch(server.url + "/release/9")
     assert status == 200 and "renamed" in body and headers["ETag"] != first["ETag"]
     assert len(renders) == 3
+
+
+# -- rendering: in a worker thread, once per page ------------------------------------------------
+
+
+def counting_chart(monkeypatch, calls: list[int], go: threading.Event | None = None) -> None:
+    """burndown_svg, recording the thread of each call (and, with `go`, waiting for it)."""
+    chart = web.burndown_svg
+
+    def counted(*args, **kwargs):
+        calls.append(threading.get_ident())
+        if go is not None:
+            assert go.wait(60)
+        return chart(*args, **kwargs)
+    monkeypatch.setattr(web, "burndown_svg", counted)
+
+
+def counting_pages(monkeypatch, server, calls: list[tuple[str, int]]) -> None:
+    html = server._html
+
+    def counted(template, now, **context):
+        calls.append((template, threading.get_ident()))
+        return html(template, now, **context)
+    monkeypatch.setattr(server, "_html", counted)
+
+
+async def test_cache_busting_queries_render_nothing_new(xen, monkeypatch):
+    server, repo, _ = xen
+    charts: list[int] = []
+    pages: list[tuple[str, int]] = []
+    counting_chart(monkeypatch, charts)
+    counting_pages(monkeypatch, server, pages)
+    etags = set()
+    for n in range(10):
+        status, headers, _ = await fetch(f"{server.url}/release/4.2/burndown.svg?x={n}&_={n}")
+        assert status == 200
+        etags.add(headers["ETag"])
+    assert len(charts) == 1 and len(etags) == 1
+    for query in ("", "?x=1", "?page=1&utm_source=irc", "?x=2&severity=", "?q=+"):
+        assert (await get(f"{server.url}/release/4.2{query}"))[0] == 200
+    assert [t for t, _ in pages] == ["release.html"]
+    # the parameters the page reads count, in any order: one more page
+    for query in ("?severity=blocker&q=xl", "?q=xl&x=3&severity=blocker", "?severity=blocker&q=%20xl"):
+        assert (await get(f"{server.url}/release/4.2{query}"))[0] == 200
+    assert [t for t, _ in pages] == ["release.html"] * 2
+    for path in ("/release/4.2/item/1?x=1", "/release/4.2/item/1?x=2", "/release/4.2/feed.atom?x=1",
+                 "/release/4.2/feed.atom?x=2", "/?x=1", "/?x=2"):
+        assert (await get(server.url + path))[0] == 200
+    assert [t for t, _ in pages] == ["release.html"] * 2 + ["item.html", "index.html"]
+    # a change renders the page again, once
+    async with repo.session("console:ijc") as s:
+        await s.update(await s.get(1), title="renamed")
+    for n in range(3):
+        assert "renamed" in (await get(f"{server.url}/release/4.2?x={n}"))[2]
+    assert [t for t, _ in pages][-1:] == ["release.html"] and len(pages) == 5
+
+
+async def test_concurrent_requests_for_a_page_render_it_once(xen, monkeypatch):
+    server, _, _ = xen
+    charts: list[int] = []
+    go = threading.Event()  # the chart is held until every request has arrived
+    counting_chart(monkeypatch, charts, go)
+    arrived, everyone = [], asyncio.Event()
+    cache_get = server.cache.get
+
+    async def arriving(*args, **kwargs):
+        arrived.append(1)
+        if len(arrived) == 20:
+            everyone.set()
+        return await cache_get(*args, **kwargs)
+    monkeypatch.setattr(server.cache, "get", arriving)
+    requests = [asyncio.create_task(get(f"{server.url}/release/4.2/burndown.svg?x={n}"))
+                for n in range(20)]
+    try:
+        await asyncio.wait_for(everyone.wait(), 60)
+    finally:
+        go.set()
+    answers = await asyncio.gather(*requests)
+    assert {status for status, _, _ in answers} == {200} and len({body for _, _, body in answers}) == 1
+    assert len(charts) == 1
+
+
+async def test_pages_render_off_the_event_loop(xen, monkeypatch):
+    server, _, _ = xen
+    charts: list[int] = []
+    pages: list[tuple[str, int]] = []
+    counting_chart(monkeypatch, charts)
+    counting_pages(monkeypatch, server, pages)
+    for path in ("/", "/release/4.2", "/release/4.2/item/1", "/release/4.2/burndown.svg"):
+        assert (await get(server.url + path))[0] == 200, path
+    loop_thread = threading.get_ident()
+    assert len(pages) == 3 and len(charts) == 1
+    assert loop_thread not in {t for _, t in pages} | set(charts)
+
+
+async def test_item_ids_are_ascii_digits_without_leading_zeros(xen):
+    server, _, _ = xen
+    assert (await get(server.url + "/release/4.2/item/2"))[0] == 200
+    # Arabic-Indic and fullwidth 2, leading zeros, a sign, a "#", spaces: not the URL of #2
+    for raw in ("%D9%A2", "%EF%BC%92", "02", "0002", "+2", "%232", "2%20", "%202", "0"):
+        status, _, body = await get(f"{server.url}/release/4.2/item/{raw}")
+        assert status == 404 and len(body.splitlines()) == 1, raw
+    status, _, body = await get(server.url + "/release/4.2?page=%D9%A2")
+    assert status == 400 and body.startswith("Bad page"), body
+
+
+async def test_an_overlong_url_is_one_warning_line(xen, caplog):
+    server, _, _ = xen
+    caplog.set_level(logging.DEBUG)
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    writer.write(b"GET /release/4.2?q=" + b"x" * 8200 + b" HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    await writer.drain()
+    status_line = await reader.readline()
+    await reader.read()  # aiohttp closes the connection after an error
+    writer.close()
+    assert status_line.split()[1] in (b"400", b"414"), status_line
+    logged = [r for r in caplog.records if r.name.startswith(("aiohttp", "todobot"))
+              and r.levelno >= logging.INFO and "status page on" not in r.getMessage()]
+    assert len(logged) == 1, [r.getMessage()[:200] for r in logged]
+    record = logged[0]
+    assert record.levelno == logging.WARNING and record.exc_info is None and not record.exc_text
+    assert "bad HTTP request" in record.getMessage() and len(record.getMessage()) < 250
+    assert (await get(server.url + "/release/4.2"))[0] == 200  # and the site goes on
 
 
 # -- item pages -------------------------------------------------------------------------------
