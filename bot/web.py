@@ -25,6 +25,7 @@ It binds to loopback unless `web.listen` says otherwise.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -59,6 +60,9 @@ T = TypeVar("T")
 
 BURNDOWN_MAX_DAYS = 366
 FEED_ENTRIES = 100
+# Web requests reading the database at once. Each waits for the database in the same queue as
+# the chat's commands: a hundred parallel requests must not put a hundred reads before them.
+LOOKUPS_AT_ONCE = 1
 HISTORY_ROWS = 500  # of one item, on its page
 # form-action 'self': the search box is a GET form to the page itself; nothing else is allowed.
 _CSP = ("default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; "
@@ -135,6 +139,7 @@ class StatusServer:
         from .. import __version__
         self._salt = f"{__version__}|{self.archive_url}"
         self.cache = RenderCache()
+        self._lookups = asyncio.Semaphore(LOOKUPS_AT_ONCE)
         self._runner: web.AppRunner | None = None
         self.port: int | None = None  # the bound port (useful with port 0)
         self.host: str | None = None
@@ -236,8 +241,10 @@ class StatusServer:
 
     async def _look_up(self, work: Callable[[Session], Awaitable[T]]) -> T:
         """What every request reads before its page is known (the release, its newest change),
-        in one hand-off to the database thread: this runs for every request, kept page or not."""
-        return await self.repo.run("web", work, write=False)  # type: ignore[arg-type]
+        in one hand-off to the database thread, one request at a time: this runs for every
+        request, kept page or not."""
+        async with self._lookups:
+            return await self.repo.run("web", work, write=False)  # type: ignore[arg-type]
 
     # -- pages ---------------------------------------------------------------------------------
     async def index(self, request: web.Request) -> web.Response:

@@ -5,6 +5,7 @@ browser tests are in tests/test_web_browser.py."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import shutil
@@ -626,6 +627,79 @@ async def test_concurrent_requests_for_a_page_render_it_once(xen, monkeypatch):
     answers = await asyncio.gather(*requests)
     assert {status for status, _, _ in answers} == {200} and len({body for _, _, body in answers}) == 1
     assert len(charts) == 1
+
+
+class Gate:
+    """Counts the callers of a wrapped coroutine function at once (`most`), holding each until
+    `expected` requests have arrived: whatever may run at once then does."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected, self.arrived, self.everyone = expected, 0, asyncio.Event()
+        self.now = self.most = 0
+
+    def arrive(self) -> None:
+        self.arrived += 1
+        if self.arrived == self.expected:
+            self.everyone.set()
+
+    async def hold(self) -> None:
+        self.now += 1
+        self.most = max(self.most, self.now)
+        await asyncio.wait_for(self.everyone.wait(), 60)
+
+    def done(self) -> None:
+        self.now -= 1
+
+
+async def test_requests_read_the_database_one_at_a_time(xen, monkeypatch):
+    """A hundred parallel requests must not queue a hundred reads before a chat command's."""
+    server, repo, _ = xen
+    assert (await get(server.url + "/release/4.2/burndown.svg"))[0] == 200  # kept from now on
+    gate = Gate(20)
+    look_up = server._look_up
+
+    async def looking_up(work):  # every request passes here, before its database read
+        gate.arrive()
+        return await look_up(work)
+    monkeypatch.setattr(server, "_look_up", looking_up)
+    run = repo.run
+
+    async def reading(*args, **kwargs):
+        await gate.hold()
+        try:
+            return await run(*args, **kwargs)
+        finally:
+            gate.done()
+    monkeypatch.setattr(repo, "run", reading)
+    answers = await asyncio.gather(*(get(f"{server.url}/release/4.2/burndown.svg?x={n}")
+                                     for n in range(20)))
+    assert {status for status, _, _ in answers} == {200} and gate.most == 1
+
+
+async def test_pages_are_built_two_at_a_time(xen, monkeypatch):
+    """Distinct filters are distinct pages; building them holds the database, so only two
+    are built at once and the others wait their turn."""
+    server, repo, _ = xen
+    gate = Gate(8)
+    cache_get = server.cache.get
+
+    async def arriving(*args, **kwargs):
+        gate.arrive()
+        return await cache_get(*args, **kwargs)
+    monkeypatch.setattr(server.cache, "get", arriving)
+    session = repo.session
+
+    @contextlib.asynccontextmanager
+    async def building(*args, **kwargs):
+        await gate.hold()
+        try:
+            async with session(*args, **kwargs) as s:
+                yield s
+        finally:
+            gate.done()
+    monkeypatch.setattr(repo, "session", building)
+    answers = await asyncio.gather(*(get(f"{server.url}/release/4.2?q=x{n}") for n in range(8)))
+    assert {status for status, _, _ in answers} == {200} and gate.most == 2
 
 
 async def test_pages_render_off_the_event_loop(xen, monkeypatch):
