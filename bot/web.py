@@ -25,13 +25,13 @@ It binds to loopback unless `web.listen` says otherwise.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from email.utils import formatdate
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import jinja2
@@ -47,7 +47,7 @@ from ..storage.formats import to_json
 
 from . import web_views as views
 from .rooms import room_settings
-from .web_cache import RenderCache
+from .web_cache import RenderCache, SharedReads
 from .web_chart import SIZES, burndown_svg
 
 if TYPE_CHECKING:
@@ -56,13 +56,9 @@ if TYPE_CHECKING:
     from .config import Config
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 BURNDOWN_MAX_DAYS = 366
 FEED_ENTRIES = 100
-# Web requests reading the database at once. Each waits for the database in the same queue as
-# the chat's commands: a hundred parallel requests must not put a hundred reads before them.
-LOOKUPS_AT_ONCE = 1
 HISTORY_ROWS = 500  # of one item, on its page
 # form-action 'self': the search box is a GET form to the page itself; nothing else is allowed.
 _CSP = ("default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; "
@@ -126,6 +122,18 @@ def _item_id(raw: str) -> int | None:
     return int(raw)
 
 
+@dataclass(frozen=True)
+class Look:
+    """What a request reads first: its release (None: the index), the form asked for, the
+    release's newest change, the time; `item`: whether the item asked for is in it."""
+
+    release: Release | None
+    form: str
+    last: tuple[int, float]
+    now: float
+    item: bool = True
+
+
 class StatusServer:
     def __init__(self, repo: "Repository", config: "Config", *, tz: tzinfo | None = None) -> None:
         self.repo = repo
@@ -139,7 +147,7 @@ class StatusServer:
         from .. import __version__
         self._salt = f"{__version__}|{self.archive_url}"
         self.cache = RenderCache()
-        self._lookups = asyncio.Semaphore(LOOKUPS_AT_ONCE)
+        self.reads = SharedReads()
         self._runner: web.AppRunner | None = None
         self.port: int | None = None  # the bound port (useful with port 0)
         self.host: str | None = None
@@ -239,19 +247,43 @@ class StatusServer:
         except views.BadFilter as e:
             raise web.HTTPBadRequest(text=f"Bad filter: {e}.") from None
 
-    async def _look_up(self, work: Callable[[Session], Awaitable[T]]) -> T:
-        """What every request reads before its page is known (the release, its newest change),
-        in one hand-off to the database thread, one request at a time: this runs for every
-        request, kept page or not."""
-        async with self._lookups:
-            return await self.repo.run("web", work, write=False)  # type: ignore[arg-type]
+    async def _look_up(self, name: str | None, item_id: int | None = None) -> Look | None:
+        """What every request reads before its page is known, kept page or not: the release
+        NAME names (None: the index), the form asked for, its newest change and the time;
+        None when there is no such release, or no such item in it. Shared with the requests
+        asking the same (bot/web_cache.py), in one hand-off to the database thread."""
+        async def look(s: Session) -> Look | None:
+            if name is None:
+                return Look(None, "html", await s.last_change(), s.now)
+            found = await self._release(s, name)
+            if found is None:
+                return None
+            rel, form = found
+            if item_id is not None:
+                try:
+                    it = await s.get(item_id)
+                except NotFound:
+                    it = None
+                if it is None or it.release != rel.name:
+                    return Look(rel, form, (0, 0.0), s.now, item=False)
+            return Look(rel, form, await s.last_change(rel), s.now)
+
+        return await self.reads.read((name, item_id),
+                                     lambda: self.repo.run("web", look, write=False))
+
+    async def _named_release(self, request: web.Request) -> Look:
+        """The release of a path under /release/NAME/ (its own name only, no `.txt`)."""
+        name = request.match_info["name"]
+        found = await self._look_up(name)
+        if found is None or found.form != "html":
+            raise web.HTTPNotFound(text=f"No release {_short(name, 80)}")
+        return found
 
     # -- pages ---------------------------------------------------------------------------------
     async def index(self, request: web.Request) -> web.Response:
-        async def look(s: Session) -> tuple[tuple[int, float], float]:
-            return await s.last_change(), s.now
-
-        last, now = await self._look_up(look)
+        found = await self._look_up(None)
+        assert found is not None
+        last, now = found.last, found.now
 
         async def build() -> bytes:
             async with self.repo.session("web", write=False) as s:
@@ -262,7 +294,7 @@ class StatusServer:
         return await self._serve(request, "", last, now, ("index",), build, "text/html")
 
     @staticmethod
-    async def _release(s: Session, name: str) -> tuple[Release, str]:
+    async def _release(s: Session, name: str) -> tuple[Release, str] | None:
         """The release a path names, and the form asked for ("html", "txt", "json")."""
         rel = await s.release(name)
         if rel is not None:
@@ -272,21 +304,15 @@ class StatusServer:
                 rel = await s.release(name[: -len(suffix) - 1])
                 if rel is not None:
                     return rel, suffix
-        raise web.HTTPNotFound(text=f"No release {name}")
-
-    @staticmethod
-    async def _named_release(s: Session, name: str) -> tuple[Release, tuple[int, float], float]:
-        rel = await s.release(name)
-        if rel is None:
-            raise web.HTTPNotFound(text=f"No release {name}")
-        return rel, await s.last_change(rel), s.now
+        return None
 
     async def release(self, request: web.Request) -> web.Response:
-        async def look(s: Session) -> tuple[Release, str, tuple[int, float], float]:
-            rel, form = await self._release(s, request.match_info["name"])
-            return rel, form, await s.last_change(rel), s.now
-
-        rel, form, last, now = await self._look_up(look)
+        name = request.match_info["name"]
+        found = await self._look_up(name)
+        if found is None:
+            raise web.HTTPNotFound(text=f"No release {_short(name, 80)}")
+        rel, form, last, now = found.release, found.form, found.last, found.now
+        assert rel is not None
         if form != "html":
             return await self._serve(request, rel.name, last, now, (form,),
                                      lambda: self._export(rel, form),
@@ -300,13 +326,13 @@ class StatusServer:
                 milestones = await release_timeline(s, rel, self.tz)
                 everything = await s.items(rel, states=None)
                 now = s.now
-            try:
-                return await self.cache.render(self._release_page, rel, f, page, summary,
-                                               milestones, everything, now)
-            except views.BadFilter as e:
-                raise web.HTTPNotFound(text=f"No such page: {e}.") from None
-        return await self._serve(request, rel.name, last, now, ("html", f.key, page), build,
-                                 "text/html")
+            return await self.cache.render(self._release_page, rel, f, page, summary, milestones,
+                                           everything, now)
+        try:
+            return await self._serve(request, rel.name, last, now, ("html", f.key, page), build,
+                                     "text/html")
+        except views.BadFilter as e:  # a page past the last (each waiter its own answer)
+            raise web.HTTPNotFound(text=f"No such page: {e}.") from None
 
     async def _export(self, rel: Release, form: str) -> bytes:
         from ..storage.layouts import render
@@ -339,18 +365,14 @@ class StatusServer:
         raw_id = request.match_info["id"]
         item_id = _item_id(raw_id)
 
-        async def look(s: Session) -> tuple[Release, tuple[int, float], float]:
-            rel, last, now = await self._named_release(s, request.match_info["name"])
-            try:
-                it = await s.get(item_id) if item_id is not None else None
-            except NotFound:
-                it = None
-            if it is None or it.release != rel.name:
-                raise web.HTTPNotFound(text=f"No item {_short(raw_id, 40)} in {rel.name}")
-            return rel, last, now
-
-        rel, last, now = await self._look_up(look)
-        assert item_id is not None
+        name = request.match_info["name"]
+        found = await self._look_up(name, item_id)
+        if found is None or found.form != "html":
+            raise web.HTTPNotFound(text=f"No release {_short(name, 80)}")
+        rel, last, now = found.release, found.last, found.now
+        assert rel is not None
+        if item_id is None or not found.item:
+            raise web.HTTPNotFound(text=f"No item {_short(raw_id, 40)} in {rel.name}")
         f = self._filters(request)
 
         async def build() -> bytes:
@@ -385,8 +407,9 @@ class StatusServer:
             history=list(reversed(views.events(history, now, tz))))
 
     async def feed(self, request: web.Request) -> web.Response:
-        rel, last, now = await self._look_up(
-            lambda s: self._named_release(s, request.match_info["name"]))
+        found = await self._named_release(request)
+        rel, last, now = found.release, found.last, found.now
+        assert rel is not None
         page_url = self._base(request) + release_path(rel.name)
 
         async def build() -> bytes:
@@ -419,8 +442,9 @@ class StatusServer:
             updated=updated, entries=entries).encode()
 
     async def burndown(self, request: web.Request) -> web.Response:
-        rel, last, now = await self._look_up(
-            lambda s: self._named_release(s, request.match_info["name"]))
+        found = await self._named_release(request)
+        rel, last, now = found.release, found.last, found.now
+        assert rel is not None
         size = request.query.get("size", "wide")
         if size not in SIZES:
             raise web.HTTPBadRequest(text=f"size is {' or '.join(SIZES)}, not {size[:40]!r}")

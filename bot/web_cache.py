@@ -1,4 +1,10 @@
-"""Rendered status pages, kept and shared, and the thread that renders them.
+"""What the status page's requests share: the database reads every request makes, rendered
+pages, and the thread that renders them.
+
+Every request first reads the release and its newest change, a small read that must still be
+current: requests asking the same while a read runs wait for the next read, which starts after
+they asked and answers them all; one read runs at a time, since the chat's commands wait for
+the database in the same queue (a hundred parallel requests are two reads, not a hundred).
 
 A page is rendered once per (release, stamp, query): the stamp is the release's newest history
 row and the day (what the page shows changes with either), the query only what the page reads
@@ -28,6 +34,33 @@ Stamp = tuple[int, str]  # (newest history id, day): grows, never shrinks
 Key = tuple[str, Stamp, Hashable]  # (release, stamp, canonical query)
 
 
+class SharedReads:
+    def __init__(self) -> None:
+        self._next: dict[Hashable, asyncio.Future[Any]] = {}  # by question: the read to come
+        self._one = asyncio.Semaphore(1)
+
+    async def read(self, key: Hashable, read: Callable[[], Awaitable[T]]) -> T:
+        """`await read()`, begun after this call, shared with the calls for `key` that wait
+        for the same read."""
+        coming = self._next.get(key)
+        if coming is None:
+            coming = asyncio.ensure_future(self._read(key, read))
+            self._next[key] = coming
+            coming.add_done_callback(_retrieved)
+        return await asyncio.shield(coming)  # type: ignore[no-any-return]
+
+    async def _read(self, key: Hashable, read: Callable[[], Awaitable[T]]) -> T:
+        async with self._one:
+            if self._next.get(key) is asyncio.current_task():
+                del self._next[key]  # who asks from now on asked after this read began
+            return await read()
+
+
+def _retrieved(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        fut.exception()  # a failure reached its waiters, or nobody waits any more
+
+
 class RenderCache:
     def __init__(self, per_release: int = PER_RELEASE, entries: int = ENTRIES) -> None:
         self.per_release = per_release
@@ -51,7 +84,8 @@ class RenderCache:
         if running is None:
             running = asyncio.ensure_future(self._build(key, build))
             self._running[key] = running
-            running.add_done_callback(functools.partial(self._finished, key))
+            running.add_done_callback(lambda _: self._running.pop(key, None))
+            running.add_done_callback(_retrieved)
         # shielded: one waiter going away (a client that hung up) does not cancel the others'
         return await asyncio.shield(running)  # type: ignore[no-any-return]
 
@@ -60,11 +94,6 @@ class RenderCache:
             value = await build()
         self._keep(key, value)
         return value
-
-    def _finished(self, key: Key, fut: asyncio.Future[Any]) -> None:
-        self._running.pop(key, None)
-        if not fut.cancelled():
-            fut.exception()  # retrieved: a failure reached its waiters, or nobody waits any more
 
     def _keep(self, key: Key, value: Any) -> None:
         release, stamp, _ = key
@@ -95,4 +124,4 @@ class RenderCache:
             self._pool = None
 
 
-__all__ = ["RenderCache"]
+__all__ = ["RenderCache", "SharedReads"]

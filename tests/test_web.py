@@ -651,29 +651,48 @@ class Gate:
         self.now -= 1
 
 
-async def test_requests_read_the_database_one_at_a_time(xen, monkeypatch):
-    """A hundred parallel requests must not queue a hundred reads before a chat command's."""
+async def test_requests_share_their_database_reads(xen, monkeypatch):
+    """A hundred parallel requests must not queue a hundred reads before a chat command's:
+    those asking while a read runs share the next one, and one read runs at a time."""
     server, repo, _ = xen
-    assert (await get(server.url + "/release/4.2/burndown.svg"))[0] == 200  # kept from now on
-    gate = Gate(20)
-    look_up = server._look_up
+    for n in range(1, 11):  # kept from now on: only the first reads remain
+        assert (await get(f"{server.url}/release/4.2/item/{n}"))[0] == 200
+    read, run = server.reads.read, repo.run
+    gate, reads = Gate(0), []
 
-    async def looking_up(work):  # every request passes here, before its database read
+    async def asking(*args, **kwargs):  # every request asks here, before its database read
         gate.arrive()
-        return await look_up(work)
-    monkeypatch.setattr(server, "_look_up", looking_up)
-    run = repo.run
+        return await read(*args, **kwargs)
 
     async def reading(*args, **kwargs):
+        reads.append(1)
         await gate.hold()
         try:
             return await run(*args, **kwargs)
         finally:
             gate.done()
+    monkeypatch.setattr(server.reads, "read", asking)
     monkeypatch.setattr(repo, "run", reading)
-    answers = await asyncio.gather(*(get(f"{server.url}/release/4.2/burndown.svg?x={n}")
-                                     for n in range(20)))
-    assert {status for status, _, _ in answers} == {200} and gate.most == 1
+    async def ask(paths: list[str]) -> None:
+        nonlocal gate
+        gate = Gate(len(paths))
+        reads.clear()
+        answers = await asyncio.gather(*(get(server.url + path) for path in paths))
+        assert {status for status, _, _ in answers} == {200}
+
+    # twenty times the same question: the first read (held until all had asked), maybe one
+    # more for those who asked once it had begun
+    await ask([f"/release/4.2/item/1?x={n}" for n in range(20)])
+    assert 1 <= len(reads) <= 2 and gate.most == 1
+    # ten questions: ten reads, one at a time
+    await ask([f"/release/4.2/item/{n}" for n in range(1, 11)])
+    assert len(reads) == 10 and gate.most == 1
+    # a read begun before a change is not the answer to a request made after it
+    monkeypatch.undo()
+    async with repo.session("console:ijc") as s:
+        await s.update(await s.get(1), title="renamed")
+    status, _, page = await get(server.url + "/release/4.2/item/1?x=new")
+    assert status == 200 and "renamed" in page
 
 
 async def test_pages_are_built_two_at_a_time(xen, monkeypatch):
@@ -743,6 +762,13 @@ async def test_an_overlong_url_is_one_warning_line(xen, caplog):
     assert record.levelno == logging.WARNING and record.exc_info is None and not record.exc_text
     assert "bad HTTP request" in record.getMessage() and len(record.getMessage()) < 250
     assert (await get(server.url + "/release/4.2"))[0] == 200  # and the site goes on
+
+
+async def test_parallel_requests_past_the_last_page_each_get_their_404(long_list):
+    server = long_list
+    answers = await asyncio.gather(*(get(f"{server.url}/release/9?page=7&x={n}") for n in range(8)))
+    assert {(status, body) for status, _, body in answers} == {
+        (404, "No such page: there are 3 pages, not 7.")}
 
 
 # -- item pages -------------------------------------------------------------------------------
