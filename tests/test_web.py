@@ -695,6 +695,37 @@ async def test_requests_share_their_database_reads(xen, monkeypatch):
     assert status == 200 and "renamed" in page
 
 
+async def test_requests_begin_one_per_turn_of_the_loop(xen, monkeypatch):
+    """Kept pages are served without a pause: requests begun together would run back to back
+    while a chat message waits. They begin one per turn of the event loop, in order."""
+    server, _, _ = xen
+    assert (await get(server.url + "/release/4.2/burndown.svg"))[0] == 200  # kept from now on
+    loop, turns, begun = asyncio.get_running_loop(), [0], []
+
+    def tick() -> None:  # counts the turns of the loop: runs once in each
+        turns[0] += 1
+        ticking[0] = loop.call_soon(tick)
+    ticking = [loop.call_soon(tick)]
+    look_up = server._look_up
+
+    async def beginning(*args, **kwargs):  # where every page request begins its work
+        begun.append(turns[0])
+        return await look_up(*args, **kwargs)
+    monkeypatch.setattr(server, "_look_up", beginning)
+    conns = [await asyncio.open_connection(server.host, server.port) for _ in range(20)]
+    try:
+        for n, (_, writer) in enumerate(conns):  # all twenty sent in one turn
+            writer.write(f"GET /release/4.2/burndown.svg?x={n} HTTP/1.1\r\nHost: t\r\n"
+                         "Connection: close\r\n\r\n".encode())
+        statuses = [(await reader.readline()).split()[1] for reader, _ in conns]
+    finally:
+        ticking[0].cancel()
+        for _, writer in conns:
+            writer.close()
+    assert statuses == [b"200"] * 20
+    assert len(set(begun)) == 20, begun
+
+
 async def test_pages_are_built_two_at_a_time(xen, monkeypatch):
     """Distinct filters are distinct pages; building them holds the database, so only two
     are built at once and the others wait their turn."""
