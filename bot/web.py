@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from email.utils import formatdate
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 import jinja2
@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from .config import Config
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 BURNDOWN_MAX_DAYS = 366
 FEED_ENTRIES = 100
@@ -289,6 +290,12 @@ class StatusServer:
             raise web.HTTPNotFound(text=f"No release {_short(name, 80)}")
         return found
 
+    async def _read(self, work: Callable[[Session], Awaitable[T]]) -> T:
+        """A page's reads, in one hand-off to the database thread: building thousands of
+        items from their rows (or replaying the history for the chart) runs there, not in the
+        event loop, and the database is held once, not across turns of the loop."""
+        return await self.repo.run("web", work, write=False)  # type: ignore[arg-type]
+
     # -- pages ---------------------------------------------------------------------------------
     async def index(self, request: web.Request) -> web.Response:
         found = await self._look_up(None)
@@ -296,9 +303,10 @@ class StatusServer:
         last, now = found.last, found.now
 
         async def build() -> bytes:
-            async with self.repo.session("web", write=False) as s:
-                rels = [(r, await summary_line(s, r)) for r in await s.releases()]
-                now = s.now
+            async def read(s: Session) -> tuple[list[tuple[Release, str]], float]:
+                return [(r, await summary_line(s, r)) for r in await s.releases()], s.now
+
+            rels, now = await self._read(read)
             return await self.cache.render(self._html, "index.html", now, title="todobot releases",
                                            releases=rels)
         return await self._serve(request, "", last, now, ("index",), build, "text/html")
@@ -331,11 +339,11 @@ class StatusServer:
         page = self._page_number(request)
 
         async def build() -> bytes:
-            async with self.repo.session("web", write=False) as s:
-                summary = await summary_line(s, rel)
-                milestones = await release_timeline(s, rel, self.tz)
-                everything = await s.items(rel, states=None)
-                now = s.now
+            async def read(s: Session) -> tuple[str, list[Any], list[Any], float]:
+                return (await summary_line(s, rel), await release_timeline(s, rel, self.tz),
+                        await s.items(rel, states=None), s.now)
+
+            summary, milestones, everything, now = await self._read(read)
             return await self.cache.render(self._release_page, rel, f, page, summary, milestones,
                                            everything, now)
         try:
@@ -347,8 +355,7 @@ class StatusServer:
     async def _export(self, rel: Release, form: str) -> bytes:
         from ..storage.layouts import render
 
-        async with self.repo.session("web", write=False) as s:
-            data = await s.export_list(rel)
+        data = await self._read(lambda s: s.export_list(rel))
         if form == "json":
             return (await self.cache.render(to_json, data)).encode()
         return (await self.cache.render(render, data, ids=True)).encode()
@@ -386,13 +393,13 @@ class StatusServer:
         f = self._filters(request)
 
         async def build() -> bytes:
-            async with self.repo.session("web", write=False) as s:
+            async def read(s: Session) -> tuple[Any, Any, list[Any], list[Any], list[Any], float]:
                 it = await s.get(item_id)
-                parent = await s.get(it.parent) if it.parent is not None else None
-                children = await s.children(it.id)
-                notes = await s.notes(it.id)
-                history = await s.history(it.id, limit=HISTORY_ROWS)
-                now = s.now
+                return (it, await s.get(it.parent) if it.parent is not None else None,
+                        await s.children(it.id), await s.notes(it.id),
+                        await s.history(it.id, limit=HISTORY_ROWS), s.now)
+
+            it, parent, children, notes, history, now = await self._read(read)
             return await self.cache.render(self._item_page, rel, it, f, parent, children, notes,
                                            history, now)
         return await self._serve(request, rel.name, last, now, ("item", item_id, f.key), build,
@@ -423,11 +430,12 @@ class StatusServer:
         page_url = self._base(request) + release_path(rel.name)
 
         async def build() -> bytes:
-            async with self.repo.session("web", write=False) as s:
+            async def read(s: Session) -> tuple[list[Any], dict[int, Any], str, float]:
                 changes = await s.recent_changes(rel, FEED_ENTRIES)
                 items = await s.get_many({ch.item_id for ch in changes if ch.item_id is not None})
-                summary = await summary_line(s, rel)
-                now = s.now
+                return changes, items, await summary_line(s, rel), s.now
+
+            changes, items, summary, now = await self._read(read)
             return await self.cache.render(self._feed, rel, page_url, changes, items, summary,
                                            last, now)
         return await self._serve(request, rel.name, last, now, ("feed", page_url), build,
@@ -460,10 +468,12 @@ class StatusServer:
             raise web.HTTPBadRequest(text=f"size is {' or '.join(SIZES)}, not {size[:40]!r}")
 
         async def build() -> bytes:
-            async with self.repo.session("web", write=False) as s:
+            async def read(s: Session) -> tuple[list[date], list[tuple[int, int, int]]]:
                 days = self._days(rel, s.now)
                 ends = [views.end_of_day(d, self.tz, s.now) for d in days]
-                counts = await digests.burndown_counts(s, rel, ends)
+                return days, await digests.burndown_counts(s, rel, ends)
+
+            days, counts = await self._read(read)
             return await self.cache.render(burndown_svg, rel.name, days, counts, size)
         return await self._serve(request, rel.name, last, now, ("svg", size), build,
                                  "image/svg+xml", charset=None)
