@@ -17,7 +17,8 @@ response carries a weak ETag and Last-Modified derived from the newest history r
 filters and the day (relative times change at midnight), and revalidation answers 304.
 Pages are rendered in a worker thread, once per release, newest change, day and the query
 parameters the page reads (others, like a cache-busting `?x=1`, change nothing); a few of
-each release are kept (bot/web_cache.py). An item's URL has its number in ASCII digits with
+each release are kept (bot/web_cache.py). Requests begin one at a time, at most one a
+millisecond, so a flood of them leaves the event loop to the chat. An item's URL has its number in ASCII digits with
 no leading zero; any other spelling is 404. A request aiohttp cannot parse (an 8 KB URL) is
 answered 400 and logged as one warning line.
 It binds to loopback unless `web.listen` says otherwise.
@@ -162,7 +163,7 @@ class StatusServer:
         self.host: str | None = None
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._headers])
+        app = web.Application(middlewares=[self._every_request])
         app.router.add_get("/", self.index)
         app.router.add_get("/release/{name}/burndown.svg", self.burndown)
         app.router.add_get("/release/{name}/feed.atom", self.feed)
@@ -193,7 +194,8 @@ class StatusServer:
         return f"http://{host}:{self.port}"
 
     @web.middleware
-    async def _headers(self, request: web.Request, handler):  # type: ignore[no-untyped-def]
+    async def _every_request(self, request: web.Request, handler):  # type: ignore[no-untyped-def]
+        """Paced (see ADMIT), and every answer with the same security headers."""
         try:
             async with self._admit:  # see ADMIT
                 await asyncio.sleep(ADMIT_GAP)
