@@ -749,6 +749,37 @@ async def test_pages_are_built_two_at_a_time(xen, monkeypatch):
     assert {status for status, _, _ in answers} == {200} and gate.most == 2
 
 
+async def test_kept_pages_are_few_per_release_newest_state_least_recently_used_out():
+    from todobot.bot.web_cache import RenderCache
+
+    cache, built = RenderCache(per_release=3, entries=5), []
+
+    async def page(release: str, stamp: tuple[int, str], query: str) -> str:
+        async def build() -> str:
+            built.append((release, stamp, query))
+            return f"{release} {stamp} {query}"
+        return await cache.get(release, stamp, query, build)
+
+    s1, s2 = (1, "2012-08-08"), (2, "2012-08-08")
+    for q in ("a", "b", "c", "a", "d"):  # "a" used again before "d" comes: "b" goes
+        await page("4.2", s1, q)
+    assert len(built) == 4
+    await page("4.2", s1, "a")
+    await page("4.2", s1, "c")
+    assert len(built) == 4
+    await page("4.2", s1, "b")
+    assert len(built) == 5  # built again
+    for q in ("x", "y", "z"):  # another release: its own three, and five in all
+        await page("4.3", s1, q)
+    assert sum(k[0] == "4.2" for k in cache._done) == 2 and len(cache._done) == 5
+    # a newer state of a release drops its older pages; an older one is not kept over it
+    await page("4.2", s2, "a")
+    assert [k for k in cache._done if k[0] == "4.2"] == [("4.2", s2, "a")]
+    await page("4.2", s1, "q")
+    assert ("4.2", s1, "q") not in cache._done
+    cache.close()
+
+
 async def test_pages_render_off_the_event_loop(xen, monkeypatch):
     server, _, _ = xen
     charts: list[int] = []
