@@ -227,10 +227,10 @@ class Paging:
 
     @staticmethod
     def number_of(raw: str | None) -> int:
-        """`?page=`: a whole number from 1."""
+        """`?page=`: a whole number from 1, in ASCII digits."""
         if raw is None or raw == "":
             return 1
-        if not raw.isdigit() or len(raw) > 9 or int(raw) < 1:
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 9 or int(raw) < 1:
             raise BadFilter(f"page is a number from 1, not {raw[:20]!r}")
         return int(raw)
 

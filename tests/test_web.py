@@ -4,10 +4,13 @@ browser tests are in tests/test_web_browser.py."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import shutil
 import subprocess
 import sys
+import threading
 import tomllib
 import xml.etree.ElementTree as ET
 import zipfile
@@ -21,6 +24,7 @@ import aiohttp
 import pytest
 from multidict import CIMultiDict
 
+from todobot.bot import web
 from todobot.bot.config import Config
 from todobot.bot.web import StatusServer, parse_listen, templates
 from todobot.commands.links import message_id_url, safe_url, segments
@@ -526,12 +530,12 @@ async def test_a_long_table_comes_in_pages_of_200_rows(long_list):
 async def test_a_release_table_is_rendered_once_until_it_changes(long_list, monkeypatch):
     server = long_list
     renders = []
-    page = server._page
+    html = server._html
 
-    async def counting(template, **context):
+    def counting(template, now, **context):
         renders.append(template)
-        return await page(template, **context)
-    monkeypatch.setattr(server, "_page", counting)
+        return html(template, now, **context)
+    monkeypatch.setattr(server, "_html", counting)
     _, first, body = await fetch(server.url + "/release/9")
     _, again, body_again = await fetch(server.url + "/release/9")
     assert (again["ETag"], body_again) == (first["ETag"], body) and renders == ["release.html"]
@@ -542,6 +546,288 @@ async def test_a_release_table_is_rendered_once_until_it_changes(long_list, monk
     status, headers, body = await fetch(server.url + "/release/9")
     assert status == 200 and "renamed" in body and headers["ETag"] != first["ETag"]
     assert len(renders) == 3
+
+
+# -- rendering: in a worker thread, once per page ------------------------------------------------
+
+
+def counting_chart(monkeypatch, calls: list[int], go: threading.Event | None = None) -> None:
+    """burndown_svg, recording the thread of each call (and, with `go`, waiting for it)."""
+    chart = web.burndown_svg
+
+    def counted(*args, **kwargs):
+        calls.append(threading.get_ident())
+        if go is not None:
+            assert go.wait(60)
+        return chart(*args, **kwargs)
+    monkeypatch.setattr(web, "burndown_svg", counted)
+
+
+def counting_pages(monkeypatch, server, calls: list[tuple[str, int]]) -> None:
+    html = server._html
+
+    def counted(template, now, **context):
+        calls.append((template, threading.get_ident()))
+        return html(template, now, **context)
+    monkeypatch.setattr(server, "_html", counted)
+
+
+async def test_cache_busting_queries_render_nothing_new(xen, monkeypatch):
+    server, repo, _ = xen
+    charts: list[int] = []
+    pages: list[tuple[str, int]] = []
+    counting_chart(monkeypatch, charts)
+    counting_pages(monkeypatch, server, pages)
+    etags = set()
+    for n in range(10):
+        status, headers, _ = await fetch(f"{server.url}/release/4.2/burndown.svg?x={n}&_={n}")
+        assert status == 200
+        etags.add(headers["ETag"])
+    assert len(charts) == 1 and len(etags) == 1
+    for query in ("", "?x=1", "?page=1&utm_source=irc", "?x=2&severity=", "?q=+"):
+        assert (await get(f"{server.url}/release/4.2{query}"))[0] == 200
+    assert [t for t, _ in pages] == ["release.html"]
+    # the parameters the page reads count, in any order: one more page
+    for query in ("?severity=blocker&q=xl", "?q=xl&x=3&severity=blocker", "?severity=blocker&q=%20xl"):
+        assert (await get(f"{server.url}/release/4.2{query}"))[0] == 200
+    assert [t for t, _ in pages] == ["release.html"] * 2
+    for path in ("/release/4.2/item/1?x=1", "/release/4.2/item/1?x=2", "/release/4.2/feed.atom?x=1",
+                 "/release/4.2/feed.atom?x=2", "/?x=1", "/?x=2"):
+        assert (await get(server.url + path))[0] == 200
+    assert [t for t, _ in pages] == ["release.html"] * 2 + ["item.html", "index.html"]
+    # a change renders the page again, once
+    async with repo.session("console:ijc") as s:
+        await s.update(await s.get(1), title="renamed")
+    for n in range(3):
+        assert "renamed" in (await get(f"{server.url}/release/4.2?x={n}"))[2]
+    assert [t for t, _ in pages][-1:] == ["release.html"] and len(pages) == 5
+
+
+async def test_concurrent_requests_for_a_page_render_it_once(xen, monkeypatch):
+    server, _, _ = xen
+    charts: list[int] = []
+    go = threading.Event()  # the chart is held until every request has arrived
+    counting_chart(monkeypatch, charts, go)
+    arrived, everyone = [], asyncio.Event()
+    cache_get = server.cache.get
+
+    async def arriving(*args, **kwargs):
+        arrived.append(1)
+        if len(arrived) == 20:
+            everyone.set()
+        return await cache_get(*args, **kwargs)
+    monkeypatch.setattr(server.cache, "get", arriving)
+    requests = [asyncio.create_task(get(f"{server.url}/release/4.2/burndown.svg?x={n}"))
+                for n in range(20)]
+    try:
+        await asyncio.wait_for(everyone.wait(), 60)
+    finally:
+        go.set()
+    answers = await asyncio.gather(*requests)
+    assert {status for status, _, _ in answers} == {200} and len({body for _, _, body in answers}) == 1
+    assert len(charts) == 1
+
+
+class Gate:
+    """Counts the callers of a wrapped coroutine function at once (`most`), holding each until
+    `expected` requests have arrived: whatever may run at once then does."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected, self.arrived, self.everyone = expected, 0, asyncio.Event()
+        self.now = self.most = 0
+
+    def arrive(self) -> None:
+        self.arrived += 1
+        if self.arrived == self.expected:
+            self.everyone.set()
+
+    async def hold(self) -> None:
+        self.now += 1
+        self.most = max(self.most, self.now)
+        await asyncio.wait_for(self.everyone.wait(), 60)
+
+    def done(self) -> None:
+        self.now -= 1
+
+
+async def test_requests_share_their_database_reads(xen, monkeypatch):
+    """A hundred parallel requests must not queue a hundred reads before a chat command's:
+    those asking while a read runs share the next one, and one read runs at a time."""
+    server, repo, _ = xen
+    for n in range(1, 6):  # kept from now on: only the first reads remain
+        assert (await get(f"{server.url}/release/4.2/item/{n}"))[0] == 200
+    read, run = server.reads.read, repo.run
+    gate, reads = Gate(0), []
+
+    async def asking(*args, **kwargs):  # every request asks here, before its database read
+        gate.arrive()
+        return await read(*args, **kwargs)
+
+    async def reading(*args, **kwargs):
+        reads.append(1)
+        await gate.hold()
+        try:
+            return await run(*args, **kwargs)
+        finally:
+            gate.done()
+    monkeypatch.setattr(server.reads, "read", asking)
+    monkeypatch.setattr(repo, "run", reading)
+    async def ask(paths: list[str]) -> None:
+        nonlocal gate
+        gate = Gate(len(paths))
+        reads.clear()
+        answers = await asyncio.gather(*(get(server.url + path) for path in paths))
+        assert {status for status, _, _ in answers} == {200}
+
+    # twenty times the same question: the first read (held until all had asked), maybe one
+    # more for those who asked once it had begun
+    await ask([f"/release/4.2/item/1?x={n}" for n in range(20)])
+    assert 1 <= len(reads) <= 2 and gate.most == 1
+    # five questions: five reads, one at a time
+    await ask([f"/release/4.2/item/{n}" for n in range(1, 6)])
+    assert len(reads) == 5 and gate.most == 1
+    # a read begun before a change is not the answer to a request made after it
+    monkeypatch.undo()
+    async with repo.session("console:ijc") as s:
+        await s.update(await s.get(1), title="renamed")
+    status, _, page = await get(server.url + "/release/4.2/item/1?x=new")
+    assert status == 200 and "renamed" in page
+
+
+async def test_requests_begin_one_per_turn_of_the_loop(xen, monkeypatch):
+    """Kept pages are served without a pause: requests begun together would run back to back
+    while a chat message waits. They begin one per turn of the event loop, in order."""
+    server, _, _ = xen
+    assert (await get(server.url + "/release/4.2/burndown.svg"))[0] == 200  # kept from now on
+    loop, turns, begun = asyncio.get_running_loop(), [0], []
+
+    def tick() -> None:  # counts the turns of the loop: runs once in each
+        turns[0] += 1
+        ticking[0] = loop.call_soon(tick)
+    ticking = [loop.call_soon(tick)]
+    look_up = server._look_up
+
+    async def beginning(*args, **kwargs):  # where every page request begins its work
+        begun.append(turns[0])
+        return await look_up(*args, **kwargs)
+    monkeypatch.setattr(server, "_look_up", beginning)
+    conns = [await asyncio.open_connection(server.host, server.port) for _ in range(20)]
+    try:
+        for n, (_, writer) in enumerate(conns):  # all twenty sent in one turn
+            writer.write(f"GET /release/4.2/burndown.svg?x={n} HTTP/1.1\r\nHost: t\r\n"
+                         "Connection: close\r\n\r\n".encode())
+        statuses = [(await reader.readline()).split()[1] for reader, _ in conns]
+    finally:
+        ticking[0].cancel()
+        for _, writer in conns:
+            writer.close()
+    assert statuses == [b"200"] * 20
+    assert len(set(begun)) == 20, begun
+
+
+async def test_pages_are_built_two_at_a_time(xen, monkeypatch):
+    """Distinct filters are distinct pages; building them holds the database, so only two
+    are built at once and the others wait their turn."""
+    server, repo, _ = xen
+    gate = Gate(8)
+    cache_get = server.cache.get
+
+    async def arriving(*args, **kwargs):
+        gate.arrive()
+        return await cache_get(*args, **kwargs)
+    monkeypatch.setattr(server.cache, "get", arriving)
+    read = server._read
+
+    async def building(*args, **kwargs):  # a page's reads, the first step of building it
+        await gate.hold()
+        try:
+            return await read(*args, **kwargs)
+        finally:
+            gate.done()
+    monkeypatch.setattr(server, "_read", building)
+    answers = await asyncio.gather(*(get(f"{server.url}/release/4.2?q=x{n}") for n in range(8)))
+    assert {status for status, _, _ in answers} == {200} and gate.most == 2
+
+
+async def test_kept_pages_are_few_per_release_newest_state_least_recently_used_out():
+    from todobot.bot.web_cache import RenderCache
+
+    cache, built = RenderCache(per_release=3, entries=5), []
+
+    async def page(release: str, stamp: tuple[int, str], query: str) -> str:
+        async def build() -> str:
+            built.append((release, stamp, query))
+            return f"{release} {stamp} {query}"
+        return await cache.get(release, stamp, query, build)
+
+    s1, s2 = (1, "2012-08-08"), (2, "2012-08-08")
+    for q in ("a", "b", "c", "a", "d"):  # "a" used again before "d" comes: "b" goes
+        await page("4.2", s1, q)
+    assert len(built) == 4
+    await page("4.2", s1, "a")
+    await page("4.2", s1, "c")
+    assert len(built) == 4
+    await page("4.2", s1, "b")
+    assert len(built) == 5  # built again
+    for q in ("x", "y", "z"):  # another release: its own three, and five in all
+        await page("4.3", s1, q)
+    assert sum(k[0] == "4.2" for k in cache._done) == 2 and len(cache._done) == 5
+    # a newer state of a release drops its older pages; an older one is not kept over it
+    await page("4.2", s2, "a")
+    assert [k for k in cache._done if k[0] == "4.2"] == [("4.2", s2, "a")]
+    await page("4.2", s1, "q")
+    assert ("4.2", s1, "q") not in cache._done
+    cache.close()
+
+
+async def test_pages_render_off_the_event_loop(xen, monkeypatch):
+    server, _, _ = xen
+    charts: list[int] = []
+    pages: list[tuple[str, int]] = []
+    counting_chart(monkeypatch, charts)
+    counting_pages(monkeypatch, server, pages)
+    for path in ("/", "/release/4.2", "/release/4.2/item/1", "/release/4.2/burndown.svg"):
+        assert (await get(server.url + path))[0] == 200, path
+    loop_thread = threading.get_ident()
+    assert len(pages) == 3 and len(charts) == 1
+    assert loop_thread not in {t for _, t in pages} | set(charts)
+
+
+async def test_item_ids_are_ascii_digits_without_leading_zeros(xen):
+    server, _, _ = xen
+    assert (await get(server.url + "/release/4.2/item/2"))[0] == 200
+    # Arabic-Indic and fullwidth 2, leading zeros, a sign, a "#", spaces: not the URL of #2
+    for raw in ("%D9%A2", "%EF%BC%92", "02", "0002", "+2", "%232", "2%20", "%202", "0"):
+        status, _, body = await get(f"{server.url}/release/4.2/item/{raw}")
+        assert status == 404 and len(body.splitlines()) == 1, raw
+    status, _, body = await get(server.url + "/release/4.2?page=%D9%A2")
+    assert status == 400 and body.startswith("Bad page"), body
+
+
+async def test_an_overlong_url_is_one_warning_line(xen, caplog):
+    server, _, _ = xen
+    caplog.set_level(logging.DEBUG)
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    writer.write(b"GET /release/4.2?q=" + b"x" * 8200 + b" HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    await writer.drain()
+    status_line = await reader.readline()
+    await reader.read()  # aiohttp closes the connection after an error
+    writer.close()
+    assert status_line.split()[1] in (b"400", b"414"), status_line
+    logged = [r for r in caplog.records if r.name.startswith(("aiohttp", "todobot"))
+              and r.levelno >= logging.INFO and "status page on" not in r.getMessage()]
+    assert len(logged) == 1, [r.getMessage()[:200] for r in logged]
+    record = logged[0]
+    assert record.levelno == logging.WARNING and record.exc_info is None and not record.exc_text
+    assert "bad HTTP request" in record.getMessage() and len(record.getMessage()) < 250
+    assert (await get(server.url + "/release/4.2"))[0] == 200  # and the site goes on
+
+
+async def test_parallel_requests_past_the_last_page_each_get_their_404(long_list):
+    server = long_list
+    answers = await asyncio.gather(*(get(f"{server.url}/release/9?page=7&x={n}") for n in range(8)))
+    assert {(status, body) for status, _, body in answers} == {
+        (404, "No such page: there are 3 pages, not 7.")}
 
 
 # -- item pages -------------------------------------------------------------------------------
