@@ -39,11 +39,11 @@ class Git:
         return subprocess.run(["git", "-C", str(self.path), *args], check=True,
                               capture_output=True, text=True).stdout.strip()
 
-    def commit(self, message: str) -> str:
+    def commit(self, message: str, author: str | None = None) -> str:
         f = self.path / "file"
         f.write_text(f.read_text() + "x\n" if f.exists() else "x\n")
         self.git("add", "file")
-        self.git("commit", "-q", "-m", message)
+        self.git("commit", "-q", "-m", message, *([f"--author={author}"] if author else []))
         return self.git("rev-parse", "HEAD")
 
 
@@ -110,6 +110,30 @@ async def test_hash_id_and_fixes_and_only_real_trailers(chat, tmp_path, work):
     work.commit("vMCE: save and restore\n\nFixes: #3")
     assert [a.item.id for a in await w.poll()] == [3]
     assert (await chat.item(3)).state == "done"
+    # an item of another release is not this branch's to close, whatever the commit says
+    async with chat.repo.session("test") as s:
+        other = await s.add_item(await s.create_release("4.3"), area="tools", severity="nice",
+                                 title="for later")
+    work.commit(f"tools: later\n\nCloses: #{other.id}")
+    assert await w.poll() == []
+    assert (await chat.item(other.id)).state == "open"
+
+
+async def test_author_is_cleaned_and_mail_lists_get_no_message_per_commit(chat, tmp_path, work):
+    class MailLike(FakeTransport):
+        async def post_digest(self, room, data):  # writes its own digest, like the mail transport
+            raise AssertionError("not a digest")
+
+    w, chat_room = watcher_for(chat, tmp_path, local(work))
+    mail = MailLike("mail", chat.clock, ["xen-devel@lists.example.org"])
+    w.transports.append(mail)
+    await w.poll()
+    work.commit("libxl: fix\n\nCloses: 4.2#1", author="Ada\u202e Lovelace <ada@example.org>")
+    await w.poll()
+    note = (await chat.item(1)).notes[0]
+    assert "\u202e" not in note and "by Ada Lovelace" in note
+    assert "\u202e" not in chat_room.posts[0].reply.plain
+    assert mail.posts == []
 
 
 async def test_link_trailer_closes_the_item_with_that_link(chat, tmp_path, work):
@@ -199,9 +223,10 @@ async def test_topic_branch_commit_closes_nothing_until_merged(chat, tmp_path, w
     work.git("checkout", "-q", "-b", "topic")
     work.commit("libxl: fix on a topic branch\n\nCloses: 4.2#1")
     assert await w.poll() == []
-    assert (await chat.item(1)).state == "open"
     work.git("checkout", "-q", "main")
-    work.commit("unrelated")
+    work.commit("unrelated")  # the branch moves on without the topic
+    assert await w.poll() == []
+    assert (await chat.item(1)).state == "open"
     work.git("merge", "-q", "--no-edit", "topic")
     assert [a.item.id for a in await w.poll()] == [1]
 
