@@ -340,3 +340,13 @@ def test_config_git_entries(tmp_path):
     with pytest.raises(ConfigError, match="also named 'xen'"):
         parse_config({"git": [{"path": "/a/xen", "branch": "main", "release": "4.2"},
                               {"url": "https://x/xen.git", "branch": "main", "release": "4.2"}]})
+
+
+async def test_a_data_directory_that_cannot_be_made_is_a_warning(chat, tmp_path, caplog):
+    remote = Git(tmp_path / "remote.git", bare=True)
+    w, _ = watcher_for(chat, tmp_path, {"url": str(remote.path), "branch": "main",
+                                        "release": "4.2"})
+    (tmp_path / "git-data").write_text("a file where the directory should be")
+    assert await w.poll() == []
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "cannot read" in warnings[0].getMessage()

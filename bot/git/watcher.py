@@ -129,7 +129,7 @@ class GitWatcher:
         """One poll of one entry; never raises: a problem is logged and retried next poll."""
         try:
             applied = await self._poll(entry)
-        except GitError as exc:
+        except (GitError, OSError) as exc:  # OSError: the data directory cannot be written
             self._unreadable(entry, str(exc))
             return []
         except Exception:
