@@ -182,8 +182,10 @@ class GitWatcher:
             await self._seen(entry, tip)
             return []
         applied: list[Applied] = []
-        for commit in await between(directory, seen, tip, timeout=entry.timeout):
-            done = await self._apply(entry, commit)
+        commits = await between(directory, seen, tip, timeout=entry.timeout)
+        links = await self._link_index(entry) if any(c.values("Link") for c in commits) else {}
+        for commit in commits:
+            done = await self._apply(entry, commit, links)
             applied += done
             for a in done:
                 await self._announce(entry, a)
@@ -214,26 +216,31 @@ class GitWatcher:
                   "--", entry.url, f"+{ref}:{ref}", timeout=entry.timeout)
         return str(directory), ref
 
-    async def _apply(self, entry: GitRepo, commit: Commit) -> list[Applied]:
+    async def _link_index(self, entry: GitRepo) -> dict[str, set[int]]:
+        """Each link form (see `link_keys`) → the open items of the entry's release with it.
+        Read once a poll: most commits of a busy tree carry a Link: that names no item, and
+        they need no write transaction."""
+        archive = self.config.web.archive_url if self.config.web is not None else None
+        index: dict[str, set[int]] = {}
+        async with self.repo.session(f"git:{entry.label}", write=False) as s:
+            release = await s.release(entry.release)
+            for it in await s.items(release, states=("open",)) if release is not None else []:
+                for mine in it.links:
+                    for key in link_keys(mine, archive):
+                        index.setdefault(key, set()).add(it.id)
+        return index
+
+    async def _apply(self, entry: GitRepo, commit: Commit,
+                     links: dict[str, set[int]]) -> list[Applied]:
         wanted = {i for v in commit.values("Closes", "Fixes")
                   if (i := item_ref_in(v, entry.release)) is not None}
-        links = commit.values("Link")
-        if not (wanted or links or commit.reverts):
+        wanted |= {i for v in commit.values("Link") for key in link_keys(v)
+                   for i in links.get(key, ())}
+        if not (wanted or commit.reverts):
             return []
         url = entry.commit_url.replace("{sha}", commit.sha) if entry.commit_url else None
-        archive = self.config.web.archive_url if self.config.web is not None else None
         out: list[Applied] = []
         async with self.repo.session(f"git:{entry.label}@{commit.sha}") as s:
-            release = await s.release(entry.release)
-            if release is None:
-                log.info("git %s: commit %s: release %s does not exist; nothing to close",
-                         entry.label, commit.short, entry.release)
-                return []
-            keys = {k for v in links for k in link_keys(v)}
-            if keys:
-                for it in await s.items(release, states=("open",)):
-                    if any(keys & link_keys(mine, archive) for mine in it.links):
-                        wanted.add(it.id)
             for item_id in sorted(wanted):
                 try:
                     item = await s.get(item_id)
