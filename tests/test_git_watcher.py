@@ -350,3 +350,22 @@ async def test_a_data_directory_that_cannot_be_made_is_a_warning(chat, tmp_path,
     assert await w.poll() == []
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "cannot read" in warnings[0].getMessage()
+
+
+async def test_no_hook_runs_when_fetching(chat, tmp_path):
+    remote = Git(tmp_path / "remote.git", bare=True)
+    dev = Git(tmp_path / "dev", clone_of=remote)
+    dev.git("checkout", "-q", "-b", "main")
+    dev.commit("Initial import")
+    dev.git("push", "-q", "origin", "main")
+    w, _ = watcher_for(chat, tmp_path, {"url": str(remote.path), "branch": "main",
+                                        "release": "4.2"})
+    await w.poll()
+    marker = tmp_path / "hook-ran"
+    hook = tmp_path / "git-data" / "remote.git" / "hooks" / "reference-transaction"
+    hook.write_text(f"#!/bin/sh\ntouch {marker}\n")
+    hook.chmod(0o755)
+    dev.commit("libxl: fix\n\nCloses: 4.2#1")
+    dev.git("push", "-q", "origin", "main")
+    assert [a.item.id for a in await w.poll()] == [1]  # the fetch updated the branch...
+    assert not marker.exists()  # ...and ran no hook
