@@ -369,3 +369,16 @@ async def test_no_hook_runs_when_fetching(chat, tmp_path):
     dev.git("push", "-q", "origin", "main")
     assert [a.item.id for a in await w.poll()] == [1]  # the fetch updated the branch...
     assert not marker.exists()  # ...and ran no hook
+
+
+async def test_a_remote_that_does_not_answer_is_stopped_at_the_timeout(chat, tmp_path, caplog,
+                                                                       monkeypatch):
+    ssh = tmp_path / "silent-ssh"  # stands in for ssh to a host that never answers
+    ssh.write_text("#!/bin/sh\nexec sleep 120\n")
+    ssh.chmod(0o755)
+    monkeypatch.setenv("GIT_SSH_COMMAND", str(ssh))
+    w, _ = watcher_for(chat, tmp_path, {"url": "ssh://127.0.0.1/xen.git", "branch": "main",
+                                        "release": "4.2", "timeout": 0.5})
+    assert await w.poll() == []
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "took longer than 0.5 s" in warnings[0]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 from contextlib import suppress
 
 
@@ -31,14 +32,15 @@ async def git(directory: str, *args: str, timeout: float = 120.0,
     try:
         proc = await asyncio.create_subprocess_exec(
             "git", "-C", directory, *_SAFE, *args, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+            start_new_session=True)  # its own process group: a timeout ends ssh with it
     except OSError as exc:
         raise GitError(f"cannot run git: {exc.strerror}") from None
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
     except (asyncio.TimeoutError, asyncio.CancelledError) as exc:
-        with suppress(ProcessLookupError):
-            proc.kill()
+        with suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
         await proc.wait()
         if isinstance(exc, asyncio.CancelledError):
             raise
