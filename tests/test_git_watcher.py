@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from todobot.bot.app import App
-from todobot.bot.config import ConfigError, parse_config
+from todobot.bot.config import ConfigError, load_config, parse_config
 from todobot.bot.git.watcher import GitWatcher, item_ref_in, link_keys
 from todobot.commands.render_digest import changes_reply
 from todobot.storage.digest_data import collect
@@ -382,3 +382,17 @@ async def test_a_remote_that_does_not_answer_is_stopped_at_the_timeout(chat, tmp
     assert await w.poll() == []
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "took longer than 0.5 s" in warnings[0]
+
+
+async def test_a_changed_git_list_waits_for_a_restart(tmp_path, work):
+    cfg = tmp_path / "bot.yaml"
+    cfg.write_text(f"database: {tmp_path / 'reload.sqlite3'}\n")
+    app = App(load_config(cfg), config_path=str(cfg), serve=False)
+    await app.initialize()
+    try:
+        cfg.write_text(cfg.read_text() + f"git:\n  - path: {work.path}\n    branch: main\n"
+                       "    release: '4.2'\n")
+        assert app.reload() == ["git: at restart"]
+        assert app.git is None
+    finally:
+        await app.stop()
