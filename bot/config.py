@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import types
 import typing
 from importlib.util import find_spec
@@ -537,6 +538,8 @@ def serving_problems(cfg: Config) -> list[str]:
         problems.append(f"matrix.e2ee: true needs the encryption extra: {E2E_EXTRA}")
     problems += [f"mail[{i}].verify_dkim: true needs the DKIM extra: {DKIM_EXTRA}"
                  for i, m in enumerate(cfg.mail) if m.verify_dkim and find_spec("dkim") is None]
+    if cfg.git and shutil.which("git") is None:
+        problems.append("git: watching repositories needs the git program; install git")
     for what, path in (("database", cfg.database), ("log_file", cfg.log_file),
                        ("matrix.data_dir", cfg.matrix.data_dir if cfg.matrix else None)):
         if path and path != ":memory:" and (problem := _missing_parent(what, path)):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from todobot.bot.app import App
-from todobot.bot.config import ConfigError, load_config, parse_config
+from todobot.bot.config import ConfigError, load_config, parse_config, serving_problems
 from todobot.bot.git.watcher import GitWatcher, item_ref_in, link_keys
 from todobot.commands.render_digest import changes_reply
 from todobot.storage.digest_data import collect
@@ -396,3 +396,12 @@ async def test_a_changed_git_list_waits_for_a_restart(tmp_path, work):
         assert app.git is None
     finally:
         await app.stop()
+
+
+def test_serving_without_the_git_program_is_refused(tmp_path, monkeypatch):
+    cfg = parse_config({"database": str(tmp_path / "x.sqlite3"),
+                        "git": [{"path": str(tmp_path), "branch": "main", "release": "4.2"}]})
+    assert serving_problems(cfg) == []
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert serving_problems(cfg) == [
+        "config: git: watching repositories needs the git program; install git"]
