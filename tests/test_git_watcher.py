@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from todobot.bot.app import App
 from todobot.bot.config import ConfigError, load_config, parse_config, serving_problems
 from todobot.bot.git.watcher import GitWatcher, item_ref_in, link_keys
+from todobot.bot.rooms import room_settings
 from todobot.commands.render_digest import changes_reply
 from todobot.storage.digest_data import collect
 from tests.harness import Clock
@@ -70,7 +72,9 @@ def local(work: Git, **more) -> dict:
 
 
 async def test_closes_trailer_closes_the_item_at_the_next_poll(chat, tmp_path, work, caplog):
-    w, room = watcher_for(chat, tmp_path, local(work))
+    w, room = watcher_for(chat, tmp_path, local(work), rooms=("#xen", "#xen-4.3"))
+    chat.dispatcher.bind_room("irc:sim", "#xen-4.3",
+                              replace(room_settings(chat.config), release="4.3"))
     caplog.set_level(logging.INFO)
     assert await w.poll() == []  # first look: starts at the tip
     assert "starting at its tip" in caplog.text
@@ -87,7 +91,7 @@ async def test_closes_trailer_closes_the_item_at_the_next_poll(chat, tmp_path, w
     assert url in item.links
     assert {c.actor for c in await chat.history(1) if c.field == "state"} == {f"git:xen@{sha}"}
     assert f"git:xen@{sha}" in await chat.say("!history 1")
-    # announced once, in the release's room
+    # announced once, in the release's room (not in the room of another release)
     assert [p.room for p in room.posts] == ["#xen"]
     assert room.posts[0].reply.plain.startswith(f"#1 fixed in {short} by Ada Lovelace:")
     assert await w.poll() == []
