@@ -316,6 +316,7 @@ async def test_app_starts_and_stops_the_watcher(tmp_path, work):
 def test_item_refs_and_link_forms():
     assert item_ref_in("4.2#10", "4.2") == 10
     assert item_ref_in("#10 (the vMCE one)", "4.2") == 10
+    assert item_ref_in("4.2#10.", "4.2") == item_ref_in("#10, see also #11", "4.2") == 10
     assert item_ref_in("4.3#10", "4.2") is None
     assert item_ref_in("1234abcd (\"x\")", "4.2") is None
     assert item_ref_in("#١٠", "4.2") is None  # digits people read as ASCII only

@@ -64,7 +64,7 @@ def item_ref_in(value: str, release: str) -> int | None:
     """`4.2#10` or `#10` (the first word of a Closes:/Fixes: trailer) → 10 when it names an item
     of `release`; None for anything else (`Fixes: 1234abcd ("subject")` is a commit, not ours)."""
     words = value.split()
-    rel, sep, num = (words[0] if words else "").rpartition("#")
+    rel, sep, num = (words[0].rstrip(",;.") if words else "").rpartition("#")
     if not sep or not (num.isascii() and num.isdigit()) or (rel and rel != release):
         return None
     return int(num)
