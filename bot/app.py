@@ -29,7 +29,7 @@ EVENT_MEMORY = 30 * 86400  # seconds an event id is remembered for at-most-once 
 
 
 # Keys a reload cannot apply to a running process: they are read once, at start.
-RESTART_KEYS = ("database", "log_file", "log_format", "web", "mail")
+RESTART_KEYS = ("database", "log_file", "log_format", "web", "mail", "git")
 
 
 class App:
@@ -53,6 +53,7 @@ class App:
         self._started: list[Transport] = []
         self.scheduler: Any = None  # bot.scheduler.DigestScheduler when a digest is configured
         self.web: Any = None  # bot.web.StatusServer when `web:` is configured
+        self.git: Any = None  # bot.git.watcher.GitWatcher when `git:` is configured
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def initialize(self) -> None:
@@ -99,9 +100,13 @@ class App:
                 log_failure(log, "maintenance failed; trying again tomorrow")
 
     async def start_extras(self) -> None:
-        """The digest scheduler and the status page, when configured (after the transports,
-        whose rooms the scheduler posts into)."""
+        """The digest scheduler, the git watcher and the status page, when configured (after the
+        transports, whose rooms the scheduler and the watcher post into)."""
         self._start_scheduler()
+        if self.serve and self.config.git and self.git is None:
+            from .git.watcher import GitWatcher
+            self.git = GitWatcher(self.repo, self.config, self.dispatcher, self.transports)
+            self.spawn(self.git.run(), "git-watcher")
         if self.serve and self.config.web is not None and self.web is None:
             from .web import StatusServer
             self.web = StatusServer(self.repo, self.config)
@@ -205,6 +210,8 @@ class App:
     async def stop(self) -> None:
         if self.scheduler is not None:
             self.scheduler.stop()
+        if self.git is not None:
+            self.git.stop()
         if self.web is not None:
             await self.web.stop()
             self.web = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import types
 import typing
 from importlib.util import find_spec
@@ -19,6 +20,7 @@ from typing import Any, Literal
 
 import yaml
 from .config_schema import BaseModel, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from .git.settings import GitRepo
 
 
 class ConfigError(Exception):
@@ -303,6 +305,7 @@ class Config(_Strict):
     digest: Digest | None = None
     web: Web | None = None
     mail: list[MailList] = Field(default_factory=list)
+    git: list[GitRepo] = Field(default_factory=list)  # branches whose commits close items
     # More `== Heading ==` sections of the development-update mail layout, and what their
     # items are: {"Wishlist": nice, "Regressions": blocker, "Fixed": done}.
     mail_sections: dict[str, Literal["done", "blocker", "nice"]] = Field(default_factory=dict)
@@ -310,7 +313,7 @@ class Config(_Strict):
     # The file it was read from ("" when built in code): named in errors found after parsing.
     _source: str = PrivateAttr(default="")
 
-    @field_validator("admins", "irc", "mail", mode="before")
+    @field_validator("admins", "irc", "mail", "git", mode="before")
     @classmethod
     def _none_is_empty(cls, v: Any) -> Any:
         return v or []
@@ -418,8 +421,11 @@ def _admin_problem(entry: str, networks: list[str]) -> str | None:
 def _file_problems(cfg: Config) -> list[str]:
     """Mistakes the schema cannot see: identities that would give nobody rights."""
     networks = [net.network for net in cfg.irc]
+    labels = [g.label for g in cfg.git]
     return [f"admins[{i}]: {problem}" for i, entry in enumerate(cfg.admins)
-            if (problem := _admin_problem(entry, networks)) is not None]
+            if (problem := _admin_problem(entry, networks)) is not None] + [
+        f"git[{i}]: another entry is also named {label!r}: give each a `name`"
+        for i, label in enumerate(labels) if label in labels[:i]]
 
 
 def parse_config(data: Any, source: str = "config") -> Config:
@@ -455,7 +461,7 @@ def _relative_to(base: Path, value: str) -> str:
 
 
 def resolve_paths(cfg: Config, base: Path) -> Config:
-    """`database`, `matrix.data_dir` and `log_file` made relative to `base` (the config
+    """`database`, `matrix.data_dir`, `log_file` and `git[].path` made relative to `base` (the config
     file's directory) rather than to wherever the process happens to start."""
     update: dict[str, Any] = {"database": _relative_to(base, cfg.database)}
     if cfg.log_file:
@@ -463,6 +469,9 @@ def resolve_paths(cfg: Config, base: Path) -> Config:
     if cfg.matrix is not None:
         update["matrix"] = cfg.matrix.model_copy(
             update={"data_dir": _relative_to(base, cfg.matrix.data_dir)})
+    if any(g.path for g in cfg.git):
+        update["git"] = [g.model_copy(update={"path": _relative_to(base, g.path)}) if g.path else g
+                         for g in cfg.git]
     out = cfg.model_copy(update=update)
     out._source = cfg._source
     return out
@@ -529,6 +538,8 @@ def serving_problems(cfg: Config) -> list[str]:
         problems.append(f"matrix.e2ee: true needs the encryption extra: {E2E_EXTRA}")
     problems += [f"mail[{i}].verify_dkim: true needs the DKIM extra: {DKIM_EXTRA}"
                  for i, m in enumerate(cfg.mail) if m.verify_dkim and find_spec("dkim") is None]
+    if cfg.git and shutil.which("git") is None:
+        problems.append("git: watching repositories needs the git program; install git")
     for what, path in (("database", cfg.database), ("log_file", cfg.log_file),
                        ("matrix.data_dir", cfg.matrix.data_dir if cfg.matrix else None)):
         if path and path != ":memory:" and (problem := _missing_parent(what, path)):
