@@ -40,6 +40,9 @@ class App:
         no configured IRC or Matrix connection, no status page. `config_path` is re-read on
         SIGHUP. `full_check` checks the whole database file before use."""
         self.config = config
+        # What restart-only keys were read at start: a reload compares with these, so that
+        # reverting such a change leaves nothing pending.
+        self.started_config = config
         self.config_path = config_path
         self.serve = serve
         self.database_path = database or config.database
@@ -124,8 +127,8 @@ class App:
             new = load_config(self.config_path)
             check_serving(new)
         except ConfigError as exc:
-            log.error("reload: %s is not valid; keeping the running configuration:\n%s",
-                      self.config_path, exc)
+            log.error("reload: keeping the running configuration: fix %s and reload again: %s",
+                      self.config_path, "; ".join(str(exc).splitlines()))
             return []
         old, changes = self.config, []
         added = [a for a in new.admins if a not in old.admins]
@@ -135,7 +138,8 @@ class App:
         for key in ("digest", "default_release", "prefix", "max_input_chars", "cooldown", "log_level"):
             if getattr(old, key) != getattr(new, key):
                 changes.append(f"{key}: {_brief(getattr(old, key))} -> {_brief(getattr(new, key))}")
-        later = [key for key in RESTART_KEYS if getattr(old, key) != getattr(new, key)]
+        later = [key for key in RESTART_KEYS
+                 if getattr(self.started_config, key) != getattr(new, key)]
         if new.log_level != old.log_level:
             logging.getLogger().setLevel(new.log_level)
         before = self.dispatcher.bindings()
@@ -166,7 +170,8 @@ class App:
         if later:
             log.warning("reload: %s changed; that takes a restart", ", ".join(later))
         if not (changes or notes or later):
-            log.info("reload: %s read, nothing changed", self.config_path)
+            log.info("reload: %s read, nothing changed and nothing waits for a restart",
+                     self.config_path)
         return changes + notes + [f"{key}: at restart" for key in later]
 
     def _transports_added(self, new: Config) -> list[str]:
