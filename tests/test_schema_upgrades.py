@@ -115,3 +115,28 @@ async def test_a_claim_made_for_someone_else_binds_nobody(tmp_path):
         assert "console:rm" not in listing
     finally:
         await chat.close()
+
+
+async def test_a_placeholder_made_since_schema_4_is_not_given_to_a_name_s_old_user(tmp_path):
+    """console:bob claimed and gave back an item as "bob" before schema 4 (so the schema 4 step
+    made no "bob"); an import since made a placeholder "bob" for whoever the list means. The
+    repair binds only placeholders the schema 4 step made: this one stays unbound."""
+    path = tmp_path / "todo.sqlite3"
+    shutil.copy(DATA / "v3.sqlite3", path)
+    async with aiosqlite.connect(path) as conn:
+        await conn.execute("INSERT INTO history (at, actor, item_id, field, before, after) VALUES"
+                           " (1, 'console:bob', 3, 'owners', '[]', '[\"bob\"]'),"
+                           " (2, 'console:bob', 3, 'owners', '[\"bob\"]', '[]')")
+        await conn.commit()
+        await migrations.migrate(conn, target=migrations.LATEST - 1)
+        # As `_new_person` makes one: the person and its history row at the same moment.
+        await conn.execute("INSERT INTO persons (name, name_key, created_at)"
+                           " VALUES ('bob', 'bob', 1e10)")
+        await conn.execute("INSERT INTO history (at, actor, field, before, after)"
+                           " VALUES (1e10, 'cli:import', 'person', NULL, 'bob')")
+        await conn.commit()
+    chat = await Chat.open(path, admins=["console:rm"], default_release="4.2")
+    try:
+        assert "* bob — nobody yet" in await chat.say("!person list", "rm", identity="console:rm")
+    finally:
+        await chat.close()
