@@ -11,8 +11,10 @@ removed are left); a transport added or removed, or its connection settings, wai
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import signal
+import socket
 from collections.abc import Coroutine
 from typing import Any
 
@@ -59,6 +61,10 @@ class App:
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def initialize(self) -> None:
+        if self.serve:  # a port in use stops the start before the database is upgraded
+            problems = listen_problems(self.config)
+            if problems:
+                raise ConfigError("\n".join(problems))
         self.db = await Database.open(self.database_path, full_check=self.full_check)
         self.repo = Repository(self.db)
         self.dispatcher = Dispatcher(self.repo, self.config)
@@ -107,8 +113,12 @@ class App:
         self._start_scheduler()
         if self.serve and self.config.web is not None and self.web is None:
             from .web import StatusServer
-            self.web = StatusServer(self.repo, self.config)
-            await self.web.start()
+            web = StatusServer(self.repo, self.config)
+            try:
+                await web.start()
+            except OSError as exc:  # taken since `initialize` looked: still one line, exit 2
+                raise ConfigError(listen_problem(self.config, exc)) from None
+            self.web = web
 
     def _start_scheduler(self) -> None:
         from .scheduler import DigestScheduler, wants_digest
@@ -254,6 +264,38 @@ class App:
             self.reload()
         except Exception:  # a reload must never take the running bot down
             log.exception("reload failed; the running configuration may be partly updated")
+
+
+def listen_problems(config: Config) -> list[str]:
+    """Every listening socket the config asks for, tried before the database is opened or
+    upgraded: a port in use is a config mistake (exit 2), not a crash after the migration."""
+    if config.web is None:
+        return []
+    from .web import parse_listen  # the status page's own HOST:PORT reading
+    host, port = parse_listen(config.web.listen)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return [f"{config.source}: web.listen {config.web.listen}: {exc.strerror}: use an "
+                "address of this machine"]
+    for family, kind, proto, _, addr in infos[:1]:
+        with socket.socket(family, kind, proto) as sock:
+            # As the server binds: a port left in TIME_WAIT by a restart is free.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(addr)
+            except OSError as exc:
+                return [listen_problem(config, exc)]
+    return []
+
+
+def listen_problem(config: Config, exc: OSError) -> str:
+    assert config.web is not None
+    what = ("is in use: stop what holds it or choose another port"
+            if exc.errno == errno.EADDRINUSE else
+            f"cannot be bound ({exc.strerror}): choose an address of this machine and a port "
+            "above 1023")
+    return f"{config.source}: web.listen {config.web.listen} {what}"
 
 
 def _brief(value: Any) -> str:

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import errno
 import getpass
 import logging
 import os
-import socket
 import sqlite3
 import sys
 from dataclasses import replace
@@ -21,7 +19,7 @@ from ..storage import Database, DatabaseProblem, Repository
 from ..storage import backups
 from ..storage.layouts import LAYOUTS, devupdate
 
-from .app import App
+from .app import App, listen_problems
 from .config import E2E_EXTRA, Config, ConfigError, check_serving, encryption_available, load_config
 from .console import ConsoleTransport
 from .logs import setup_logging
@@ -122,33 +120,6 @@ def check_run(args: argparse.Namespace, config: Config) -> None:
     problems = listen_problems(config)
     if problems:
         raise ConfigError("\n".join(problems))
-
-
-def listen_problems(config: Config) -> list[str]:
-    """Every listening socket the config asks for, tried before the database is opened or
-    upgraded: a port in use is a config mistake (exit 2), not a crash after the migration."""
-    if config.web is None:
-        return []
-    from .web import parse_listen  # the status page's own HOST:PORT reading
-    host, port = parse_listen(config.web.listen)
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as exc:
-        return [f"{config.source}: web.listen {config.web.listen}: {exc.strerror}: use an "
-                "address of this machine"]
-    for family, kind, proto, _, addr in infos[:1]:
-        with socket.socket(family, kind, proto) as sock:
-            # As the server binds: a port left in TIME_WAIT by a restart is free.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind(addr)
-            except OSError as exc:
-                what = ("is in use: stop what holds it or choose another port"
-                        if exc.errno == errno.EADDRINUSE else
-                        f"cannot be bound ({exc.strerror}): choose an address of this machine "
-                        "and a port above 1023")
-                return [f"{config.source}: web.listen {config.web.listen} {what}"]
-    return []
 
 
 def cmd_check(args: argparse.Namespace, config: Config) -> int:

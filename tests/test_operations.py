@@ -193,3 +193,27 @@ async def test_reload_errors_are_one_log_line_and_a_reverted_restart_change_is_n
         assert "nothing changed and nothing waits for a restart" in caplog.text
     finally:
         await app.stop()
+
+
+async def test_the_app_checks_its_port_before_the_database_and_again_when_it_binds(tmp_path):
+    held = socket.create_server(("127.0.0.1", 0))
+    port = held.getsockname()[1]
+    cfg = tmp_path / "bot.yaml"
+    cfg.write_text(f'database: todo.sqlite3\nweb: {{listen: "127.0.0.1:{port}"}}\n')
+    expected = f"{cfg}: web.listen 127.0.0.1:{port} is in use: stop what holds it or choose another port"
+    app = App(load_config(cfg), config_path=str(cfg))
+    with pytest.raises(ConfigError) as err:
+        await app.initialize()
+    assert str(err.value) == expected
+    assert not (tmp_path / "todo.sqlite3").exists()
+    # Free when the app looked, taken by the time the status page binds: the same one line.
+    held.close()
+    await app.initialize()
+    held = socket.create_server(("127.0.0.1", port))
+    try:
+        with pytest.raises(ConfigError) as err:
+            await app.start()
+        assert str(err.value) == expected
+    finally:
+        held.close()
+        await app.stop()
