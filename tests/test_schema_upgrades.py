@@ -146,3 +146,25 @@ async def test_a_placeholder_made_since_schema_4_is_not_given_to_a_name_s_old_us
         assert "* bob — nobody yet" in await chat.say("!person list", "rm", identity="console:rm")
     finally:
         await chat.close()
+
+
+async def test_an_owner_who_chose_a_name_since_keeps_it_and_gets_the_items_back(tmp_path):
+    """Upgraded by the old steps, then george said `!iam George Dunlap`: his person keeps that
+    name and takes the items of the placeholder "george", which goes."""
+    path = tmp_path / "todo.sqlite3"
+    shutil.copy(DATA / "v3.sqlite3", path)
+    async with aiosqlite.connect(path) as conn:
+        await migrations.migrate(conn, target=BEFORE_REPAIR)
+        cur = await conn.execute("INSERT INTO persons (name, name_key, created_at)"
+                                 " VALUES ('George Dunlap', 'george dunlap', 1e10)")
+        await conn.execute("INSERT INTO identities VALUES ('console:george', ?)", (cur.lastrowid,))
+        await conn.commit()
+    chat = await Chat.open(path, admins=["console:rm"], default_release="4.2")
+    try:
+        listing = await chat.say("!person list", "rm", identity="console:rm")
+        assert "* George Dunlap — console:george" in listing and "* george " not in listing
+        assert (await chat.item(2)).owners == ["George Dunlap"]
+        answer = await chat.say("!done 2", "george", identity="console:george")
+        assert (await chat.item(2)).state == "done", answer
+    finally:
+        await chat.close()
