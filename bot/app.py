@@ -11,8 +11,10 @@ removed are left); a transport added or removed, or its connection settings, wai
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import signal
+import socket
 from collections.abc import Coroutine
 from typing import Any
 
@@ -40,6 +42,9 @@ class App:
         no configured IRC or Matrix connection, no status page. `config_path` is re-read on
         SIGHUP. `full_check` checks the whole database file before use."""
         self.config = config
+        # What restart-only keys were read at start: a reload compares with these, so that
+        # reverting such a change leaves nothing pending.
+        self.started_config = config
         self.config_path = config_path
         self.serve = serve
         self.database_path = database or config.database
@@ -57,6 +62,10 @@ class App:
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def initialize(self) -> None:
+        if self.serve:  # a port in use stops the start before the database is upgraded
+            problems = listen_problems(self.config)
+            if problems:
+                raise ConfigError("\n".join(problems))
         self.db = await Database.open(self.database_path, full_check=self.full_check)
         self.repo = Repository(self.db)
         self.dispatcher = Dispatcher(self.repo, self.config)
@@ -109,8 +118,12 @@ class App:
             self.spawn(self.git.run(), "git-watcher")
         if self.serve and self.config.web is not None and self.web is None:
             from .web import StatusServer
-            self.web = StatusServer(self.repo, self.config)
-            await self.web.start()
+            web = StatusServer(self.repo, self.config)
+            try:
+                await web.start()
+            except OSError as exc:  # taken since `initialize` looked: still one line, exit 2
+                raise ConfigError(listen_problem(self.config, exc)) from None
+            self.web = web
 
     def _start_scheduler(self) -> None:
         from .scheduler import DigestScheduler, wants_digest
@@ -129,8 +142,8 @@ class App:
             new = load_config(self.config_path)
             check_serving(new)
         except ConfigError as exc:
-            log.error("reload: %s is not valid; keeping the running configuration:\n%s",
-                      self.config_path, exc)
+            log.error("reload: keeping the running configuration: fix %s and reload again: %s",
+                      self.config_path, "; ".join(str(exc).splitlines()))
             return []
         old, changes = self.config, []
         added = [a for a in new.admins if a not in old.admins]
@@ -140,7 +153,8 @@ class App:
         for key in ("digest", "default_release", "prefix", "max_input_chars", "cooldown", "log_level"):
             if getattr(old, key) != getattr(new, key):
                 changes.append(f"{key}: {_brief(getattr(old, key))} -> {_brief(getattr(new, key))}")
-        later = [key for key in RESTART_KEYS if getattr(old, key) != getattr(new, key)]
+        later = [key for key in RESTART_KEYS
+                 if getattr(self.started_config, key) != getattr(new, key)]
         if new.log_level != old.log_level:
             logging.getLogger().setLevel(new.log_level)
         before = self.dispatcher.bindings()
@@ -171,7 +185,8 @@ class App:
         if later:
             log.warning("reload: %s changed; that takes a restart", ", ".join(later))
         if not (changes or notes or later):
-            log.info("reload: %s read, nothing changed", self.config_path)
+            log.info("reload: %s read, nothing changed and nothing waits for a restart",
+                     self.config_path)
         return changes + notes + [f"{key}: at restart" for key in later]
 
     def _transports_added(self, new: Config) -> list[str]:
@@ -256,6 +271,38 @@ class App:
             self.reload()
         except Exception:  # a reload must never take the running bot down
             log.exception("reload failed; the running configuration may be partly updated")
+
+
+def listen_problems(config: Config) -> list[str]:
+    """Every listening socket the config asks for, tried before the database is opened or
+    upgraded: a port in use is a config mistake (exit 2), not a crash after the migration."""
+    if config.web is None:
+        return []
+    from .web import parse_listen  # the status page's own HOST:PORT reading
+    host, port = parse_listen(config.web.listen)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return [f"{config.source}: web.listen {config.web.listen}: {exc.strerror}: use an "
+                "address of this machine"]
+    for family, kind, proto, _, addr in infos[:1]:
+        with socket.socket(family, kind, proto) as sock:
+            # As the server binds: a port left in TIME_WAIT by a restart is free.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(addr)
+            except OSError as exc:
+                return [listen_problem(config, exc)]
+    return []
+
+
+def listen_problem(config: Config, exc: OSError) -> str:
+    assert config.web is not None
+    what = ("is in use: stop what holds it or choose another port"
+            if exc.errno == errno.EADDRINUSE else
+            f"cannot be bound ({exc.strerror}): choose an address of this machine and a port "
+            "above 1023")
+    return f"{config.source}: web.listen {config.web.listen} {what}"
 
 
 def _brief(value: Any) -> str:

@@ -1,5 +1,5 @@
-"""The `todobot` command line: init, demo, console, run, release, import, export, digest,
-backup, restore."""
+"""The `todobot` command line: init, demo, console, run, check, release, import, export,
+digest, backup, restore."""
 
 from __future__ import annotations
 
@@ -12,13 +12,14 @@ import sqlite3
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from ..commands.settings import Settings
 from ..storage import Database, DatabaseProblem, Repository
 from ..storage import backups
 from ..storage.layouts import LAYOUTS, WRITERS, devupdate, markdown
 
-from .app import App
+from .app import App, listen_problems
 from .config import E2E_EXTRA, Config, ConfigError, check_serving, encryption_available, load_config
 from .console import ConsoleTransport
 from .logs import setup_logging
@@ -43,6 +44,11 @@ def _login() -> str:
 def _version() -> str:
     from .. import __version__
     return __version__
+
+
+def _version_line() -> str:
+    from ..storage.migrations import LATEST
+    return f"todobot {_version()} (schema {LATEST})"
 
 
 def _setup_logging(config: Config, level: str, on_console: bool) -> None:
@@ -112,6 +118,55 @@ def check_run(args: argparse.Namespace, config: Config) -> None:
         raise ConfigError(f"{config.source}: nothing to serve: configure irc:, matrix:, mail: or "
                           "web: (or use `todobot console` for the terminal)")
     check_serving(config)
+    problems = listen_problems(config)
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def cmd_check(args: argparse.Namespace, config: Config) -> int:
+    """Validate the config (and with --db the database, opened read-only) without starting
+    anything: exit 0, or 2 with one line per problem."""
+    problems: list[str] = []
+    try:
+        check_serving(config)
+    except ConfigError as exc:
+        problems.extend(str(exc).splitlines())
+    problems += listen_problems(config)
+    report = [f"{config.source}: ok"] if not problems else []
+    if args.db is not None:
+        lines, bad = database_report(args.db)
+        report += lines
+        problems += bad
+    for line in report:
+        print(line)
+    for line in problems:
+        print(f"todobot: {line}", file=sys.stderr)
+    return 2 if problems else 0
+
+
+def database_report(db_path: str) -> tuple[list[str], list[str]]:
+    """(what is fine, what is wrong) about the database, read without writing a byte."""
+    from ..storage.migrations import LATEST
+    if not Path(db_path).is_file():
+        return [], [f"{db_path}: no such database file: check --db (it is created on first run)"]
+    try:
+        conn = sqlite3.connect(f"{Path(db_path).resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            schema = conn.execute("PRAGMA user_version").fetchone()[0]
+            check = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()]
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        return [], [f"{db_path}: cannot be read as a todobot database ({exc}): restore a copy "
+                    "made with `todobot backup`"]
+    if check != ["ok"]:
+        return [], [f"{db_path}: damaged ({check[0]}): restore a copy made with `todobot backup`"]
+    if schema > LATEST:
+        return [], [f"{db_path}: schema {schema} is newer than this todobot's ({LATEST}): "
+                    "upgrade todobot"]
+    due = (f"an upgrade to {LATEST} is due at the next start (a copy is saved first as "
+           f"{db_path}.pre-v{LATEST}.bak)" if 0 < schema < LATEST else "up to date")
+    return [f"{db_path}: schema {schema}, {due}; integrity ok"], []
 
 
 def cmd_run(args: argparse.Namespace, config: Config) -> int:
@@ -193,7 +248,6 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_digest(args: argparse.Namespace, config: Config) -> int:
-    from datetime import datetime
 
     from ..commands.render_digest import render_html, render_markdown, render_text
     from ..storage.digest_data import collect
@@ -208,7 +262,7 @@ def cmd_digest(args: argparse.Namespace, config: Config) -> int:
             async with repo.session("cli:digest", write=False) as s:
                 rel = await s.require_release(args.release)
                 if args.since:
-                    since = datetime.strptime(args.since, "%Y-%m-%d").replace(tzinfo=tz).timestamp()
+                    since = _since(args.since, tz)
                 else:  # since the last digest posted anywhere for this release, else a week
                     since = await digests.last_sent_at(s, rel.name) or s.now - 7 * 86400
                 data = await collect(s, rel, since=since, tz=tz,
@@ -225,6 +279,16 @@ def cmd_digest(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def _since(text: str, tz: Any) -> float:
+    """`--since YYYY-MM-DD` as the start of that day in `tz`."""
+    from datetime import datetime
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=tz).timestamp()
+    except ValueError:
+        raise ValueError(f"--since {text}: give a day as YYYY-MM-DD, e.g. --since "
+                         f"{datetime.now():%Y-%m-%d}") from None
+
+
 def _size(n: int) -> str:
     for unit in ("bytes", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
@@ -238,10 +302,13 @@ def cmd_backup(args: argparse.Namespace, config: Config) -> int:
     if not Path(db_path).exists():
         raise FileNotFoundError(f"No database at {db_path}")
     dest = Path(args.dest)
-    if args.dest.endswith("/") and not dest.is_dir():
-        raise FileNotFoundError(f"{dest}: no such directory")
-    if args.keep is not None and not dest.is_dir():
-        raise ValueError("--keep needs DEST to be a directory (it prunes the dated backups there)")
+    if args.keep is not None and args.keep < 1:
+        raise ValueError(f"--keep {args.keep}: keep at least 1 backup (--keep 14 keeps the "
+                         "newest 14)")
+    if (args.dest.endswith("/") or args.keep is not None) and not dest.is_dir():
+        what = "a file, not a directory" if dest.exists() else "no such directory"
+        raise ValueError(f"{dest}: {what}: --keep prunes the dated backups in a directory; "
+                         f"create it first (mkdir -p {dest})")
     if dest.is_dir():
         dest = dest / backups.dated_name(db_path)
     # A usage mistake touches nothing: refused before the check opens (and checkpoints) it.
@@ -272,8 +339,8 @@ def _checked(db_path: str, full: bool) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="todobot", description="A release manager's TODO list in chat.")
-    p.add_argument("--version", action="version", version=f"todobot {_version()}",
-                   help="print the version and exit")
+    p.add_argument("--version", action="version", version=_version_line(),
+                   help="print the version and the database schema it writes, and exit")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(sp: argparse.ArgumentParser) -> None:
@@ -326,6 +393,11 @@ def build_parser() -> argparse.ArgumentParser:
     common(rl)
     rl.add_argument("verb", choices=("new",), help="new: start a release")
     rl.add_argument("name", metavar="NAME", help="the release's name, e.g. 2.0")
+
+    k = sub.add_parser("check", help="check the config (and with --db the database, read-only) "
+                       "without starting anything; exit 2 with one line per problem")
+    k.add_argument("-c", "--config", required=True, help="YAML config file to check")
+    k.add_argument("--db", help="also check this database: schema, upgrade due, integrity")
 
     i = sub.add_parser("import", help="import a release mail (or JSON export) into a release")
     common(i)
@@ -387,12 +459,13 @@ def main(argv: list[str] | None = None) -> int:
         _setup_logging(config, level, on_console)
         handler = {"console": cmd_console, "run": cmd_run, "import": cmd_import,
                    "export": cmd_export, "backup": cmd_backup, "restore": cmd_restore,
-                   "digest": cmd_digest, "release": cmd_release}
+                   "digest": cmd_digest, "release": cmd_release, "check": cmd_check}
         if args.command == "demo":
             return cmd_demo(args)
         return handler[args.command](args, config)
-    except ConfigError as exc:
-        print(f"todobot: configuration error:\n{exc}", file=sys.stderr)
+    except ConfigError as exc:  # one line per problem, each naming the file
+        for line in str(exc).splitlines():
+            print(f"todobot: {line}", file=sys.stderr)
         return 2
     except backups.OwnFile as exc:  # a usage mistake, as argparse's own are: exit 2
         print(f"todobot: {exc}", file=sys.stderr)
@@ -401,7 +474,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"todobot: {exc}", file=sys.stderr)
         return 1
     except FileNotFoundError as exc:
-        print(f"todobot: {exc.args[0] if len(exc.args) == 1 else exc}", file=sys.stderr)
+        if exc.filename is not None:  # the OS's own "[Errno 2] ..." says nothing of what to do
+            print(f"todobot: {exc.filename}: no such file: check the path", file=sys.stderr)
+        else:
+            print(f"todobot: {exc.args[0] if len(exc.args) == 1 else exc}", file=sys.stderr)
         return 1
     except DatabaseProblem as exc:
         print(f"todobot: {exc}", file=sys.stderr)

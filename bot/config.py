@@ -197,6 +197,15 @@ class Matrix(_Strict):
         return _secret(self.access_token_env, "matrix.access_token_env")
 
 
+def _loopback(host: str) -> bool:
+    """Whether a configured host name means this machine."""
+    import ipaddress
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host.lower() == "localhost"
+
+
 class MailSmtp(_Strict):
     """Where the weekly mail and acknowledgements are sent from (bot/mail/outbox.py)."""
 
@@ -212,6 +221,9 @@ class MailSmtp(_Strict):
     def _one_tls(self) -> "MailSmtp":
         if self.tls and self.starttls:
             raise ValueError("set tls (TLS from the start) or starttls, not both")
+        if not (self.tls or self.starttls) and not _loopback(self.host):
+            raise ValueError(f"plain SMTP to {self.host} would send mail and password in clear: "
+                             "set starttls: true (or tls: true), or use an MTA on localhost")
         return self
 
     def password(self, where: str) -> str | None:
@@ -489,8 +501,17 @@ def load_config(path: str | os.PathLike[str] | None) -> Config:
     try:
         data = yaml.safe_load(raw)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+        raise ConfigError(_yaml_problem(p, exc)) from None
     return resolve_paths(parse_config(data, str(p)), p.resolve().parent)
+
+
+def _yaml_problem(path: Path, exc: yaml.YAMLError) -> str:
+    """PyYAML's multi-line report as one line: where, what, and what to do."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return (f"{path}:{where}: not valid YAML ({' '.join(str(what).split())}): fix the file "
+            "there (check indentation, colons and quotes)")
 
 
 # -- checks before serving: the environment the config needs -------------------------------------

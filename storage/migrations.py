@@ -102,6 +102,83 @@ async def _confirmed_names(conn: aiosqlite.Connection) -> None:
         " WHERE identities.person_id = persons.id)")
 
 
+def _default_names(identity: str) -> set[str]:
+    """The names an identity without `!iam` was shown as before schema 4: its nick or account
+    (`console:george`, `irc:oftc/george`) or a Matrix id's localpart."""
+    tail = identity.split(":", 1)[-1].rsplit("/", 1)[-1]
+    return {name_key(n) for n in (tail, tail.lstrip("@").split(":", 1)[0]) if clean(n)}
+
+
+async def _rebind_claims(conn: aiosqlite.Connection) -> None:
+    """9: owners the schema 4 step left unbound get their identity back.
+
+    Before schema 4 owners were names, and someone who never said `!iam` owned items under
+    the name the transport showed (`console:george` as "george"); the schema 4 step bound only
+    `!iam` names, so such an owner became a placeholder nobody could act for. History says who
+    it was: an `owners` change, written before the placeholder existed, in which an identity
+    added its own shown name. Only placeholders the schema 4 step made qualify (any made
+    since have a `person` history row written with them). If the identity has spoken since
+    and got a person of its own, the two are merged: into the placeholder when the newer
+    person only carries the automatic "name (identity)", else into the person it chose.
+    """
+    async with conn.execute(
+            "SELECT id, name, name_key, created_at FROM persons WHERE NOT EXISTS"
+            " (SELECT 1 FROM identities WHERE person_id = persons.id) AND NOT EXISTS"
+            " (SELECT 1 FROM history WHERE field = 'person' AND before IS NULL"
+            "  AND at = persons.created_at) ORDER BY id") as cur:
+        placeholders = await cur.fetchall()
+    for person_id, name, key, created_at in placeholders:
+        async with conn.execute(
+                "SELECT DISTINCT actor, before, after FROM history WHERE field = 'owners'"
+                " AND at < ? AND after IS NOT NULL ORDER BY id", (created_at,)) as cur:
+            rows = await cur.fetchall()
+        claimers = []
+        for actor, before, after in rows:
+            added = {name_key(str(n)) for n in _names(after)} - {
+                name_key(str(n)) for n in _names(before)}
+            if key in added and key in _default_names(actor) and actor not in claimers:
+                claimers.append(actor)
+        for identity in claimers:
+            await _bind(conn, person_id, name, identity)
+
+
+def _names(value: str | None) -> list[object]:
+    try:
+        names = json.loads(value) if value else []
+    except ValueError:
+        return []
+    return names if isinstance(names, list) else []
+
+
+async def _bind(conn: aiosqlite.Connection, person_id: int, name: str, identity: str) -> None:
+    async with conn.execute("SELECT persons.id, persons.name FROM identities JOIN persons"
+                            " ON persons.id = identities.person_id WHERE identity = ?",
+                            (identity,)) as cur:
+        other = await cur.fetchone()
+    keep, gone = person_id, None
+    if other is not None:
+        auto = other[1].startswith(f"{name} (")
+        keep, gone = (person_id, other[0]) if auto else (other[0], person_id)
+        async with conn.execute("SELECT items.id, items.owners FROM items, json_each("
+                                "items.owners) AS o WHERE o.value = ?", (gone,)) as cur:
+            for item_id, owners in await cur.fetchall():
+                moved = [keep if o == gone else o for o in json.loads(owners)]
+                await conn.execute("UPDATE items SET owners = ? WHERE id = ?",
+                                   (json.dumps(list(dict.fromkeys(moved))), item_id))
+        await conn.execute("UPDATE identities SET person_id = ? WHERE person_id = ?",
+                           (keep, gone))
+        await conn.execute("DELETE FROM name_requests WHERE person_id = ?", (gone,))
+        await conn.execute("DELETE FROM persons WHERE id = ?", (gone,))
+    else:
+        await conn.execute("INSERT INTO identities (identity, person_id) VALUES (?, ?)",
+                           (identity, person_id))
+    await conn.execute("DELETE FROM name_requests WHERE identity = ?", (identity,))
+    await conn.execute(
+        "INSERT INTO history (at, actor, field, before, after) VALUES"
+        " (strftime('%s'), 'upgrade', ?, NULL, ?)", (f"identity {identity}", name))
+    log.info("upgrade: %s owns again what it claimed as %s", identity, name)
+
+
 STEPS: list[Step] = [
     # 1: the list, people and history
     """
@@ -246,6 +323,7 @@ STEPS: list[Step] = [
         PRIMARY KEY (transport, room)
     ) WITHOUT ROWID;
     """,
+    _rebind_claims,
 ]
 
 LATEST = len(STEPS)

@@ -84,7 +84,8 @@ def test_containerfile_base_copies_and_install_match_the_project():
     (The image itself is not built here: no container runtime.)"""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     [base] = _all("FROM")
-    m = re.fullmatch(r"\S*python:3\.(\d+)-slim", base)
+    # Pinned: an exact patch release and Debian release, or a digest.
+    m = re.fullmatch(r"\S*python:3\.(\d+)\.\d+-slim-[a-z]+(@sha256:[0-9a-f]{64})?", base)
     assert m and int(m.group(1)) >= int(project["project"]["requires-python"].split(".")[-1]), base
     copied = {src for rest in _all("COPY") for src in rest.split()[:-1]}
     assert all((ROOT / src).exists() for src in copied), copied
@@ -107,9 +108,10 @@ def test_containerfile_runs_todobot_run_as_its_own_user_with_data_on_the_volume(
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     # Not root: the last USER is the system user the image creates.
     users = _all("USER")
-    assert users and users[-1] not in ("root", "0"), users
-    created = re.search(r"useradd [^&]*?(\S+)\s*(?:&&|$)", " ".join(_all("RUN")))
-    assert created and created.group(1) == users[-1], created
+    assert users and users[-1].split(":")[0] not in ("root", "0"), users
+    created = re.search(r"useradd [^&]*?--uid (\d+) [^&]*?(\S+)\s*(?:&&|$)", " ".join(_all("RUN")))
+    assert created and users[-1] == f"{created.group(1)}:{created.group(1)}", created
+    name = created.group(2)
     # ENTRYPOINT + CMD is `todobot run -c CONFIG`, and the CLI takes exactly that.
     argv = _exec_form("ENTRYPOINT") + _exec_form("CMD")
     assert argv[0] in project["project"]["scripts"], argv
@@ -118,8 +120,9 @@ def test_containerfile_runs_todobot_run_as_its_own_user_with_data_on_the_volume(
     assert "/etc/todobot" in " ".join(_all("RUN"))  # the mount point exists in the image
     # The volume, owned by that user, is where the service config keeps its data.
     [volume] = _exec_form("VOLUME")
-    assert f"chown {users[-1]}:{users[-1]} {volume}" in " ".join(_all("RUN"))
-    cfg = load_config(DEPLOY / "bot.yaml")
+    assert f"chown -R {name}:{name} {volume}" in " ".join(_all("RUN"))
+    assert f"mkdir -p {volume}/backups" in " ".join(_all("RUN"))  # as the backup unit uses
+    cfg = load_config(DEPLOY / "container.yaml")
     assert cfg.matrix is not None and cfg.web is not None
     for path in (cfg.database, cfg.matrix.data_dir):
         assert Path(path).is_relative_to(volume), path
@@ -127,11 +130,43 @@ def test_containerfile_runs_todobot_run_as_its_own_user_with_data_on_the_volume(
     assert _all("STOPSIGNAL") == ["SIGTERM"]
 
 
+def test_container_config_listens_inside_the_container_and_is_otherwise_the_services():
+    from todobot.bot.config import load_config
+    service, container = load_config(DEPLOY / "bot.yaml"), load_config(DEPLOY / "container.yaml")
+    assert service.web is not None and container.web is not None
+    assert service.web.listen.startswith("127.0.0.1:")
+    assert container.web.listen == "0.0.0.0:" + service.web.listen.rsplit(":", 1)[1]
+    same = service.model_dump() | {"web": container.web.model_dump()}
+    assert same == container.model_dump()
+
+
+def test_containerfile_healthcheck_labels_and_version():
+    """HEALTHCHECK asks the status page's /healthz on the exposed port with Python (no curl in
+    slim images); the OCI labels carry the version the project has."""
+    import json
+    import shlex
+
+    from todobot import __version__
+    [check] = _all("HEALTHCHECK")
+    options, _, command = check.partition("CMD ")
+    assert {"--interval", "--timeout", "--retries"} <= {o.split("=")[0] for o in options.split()}
+    argv = json.loads(command)
+    assert argv[:2] == ["python", "-c"], argv
+    [port] = _all("EXPOSE")
+    assert f"urlopen('http://127.0.0.1:{port}/healthz', timeout=" in argv[2]
+    compile(argv[2], "HEALTHCHECK", "exec")
+    assert _all("ARG") == [f"VERSION={__version__}"]
+    labels = dict(kv.split("=", 1) for kv in shlex.split(" ".join(_all("LABEL"))))
+    assert labels["org.opencontainers.image.version"] == "${VERSION}"
+    assert labels["org.opencontainers.image.licenses"] == "MIT"
+    assert labels["org.opencontainers.image.base.name"].endswith(_all("FROM")[0].split("/")[-1])
+
+
 def test_readme_walks_through_the_deploy_files():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = readme.split("## Deploying")[1].split("\n## ")[0]
-    for name in (*UNITS, "Containerfile", "bot.yaml"):
+    for name in (*UNITS, "Containerfile", "bot.yaml", "container.yaml"):
         assert name in section, name
-    for step in ("todobot import", "systemctl reload todobot", "todobot restore", "data_dir",
-                 "podman build -f deploy/Containerfile"):
+    for step in ("todobot import", "systemctl reload todobot", "data_dir", "todobot check",
+                 "podman build -f deploy/Containerfile", "-v todobot-data:/var/lib/todobot"):
         assert step in section, step
