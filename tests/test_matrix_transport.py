@@ -21,8 +21,8 @@ from nio import (Event, JoinResponse, MatrixRoom, RoomGetEventResponse, RoomGetS
 from nio.events.room_events import PowerLevels
 
 from todobot.bot.config import Matrix
-from todobot.bot.matrix import CANNOT_READ, TOO_LARGE, MatrixTransport, _Where
-from todobot.bot.matrix_render import MAX_EVENT_BYTES, content_bytes, encrypted_bytes
+from todobot.bot.matrix.transport import CANNOT_READ, TOO_LARGE, MatrixTransport, _Where
+from todobot.bot.matrix.render import MAX_EVENT_BYTES, content_bytes, encrypted_bytes
 from todobot.commands.messages import Message, Reply, Sender, item_ref
 
 BOT = "@todobot:localhost"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from todobot.bot.matrix import strip_reply_fallback, sync_backoff
+from todobot.bot.matrix.transport import strip_reply_fallback, sync_backoff
 
 
 def test_backoff_doubles_from_5_to_320_and_resets():

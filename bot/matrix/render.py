@@ -16,8 +16,8 @@ from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import quote
 
-from ..commands.messages import Line, Reply, Span
-from ..commands.render_html import one_line, reply_html
+from ...commands.messages import Line, Reply, Span
+from ...commands.render_html import one_line, reply_html
 
 HTML_FORMAT = "org.matrix.custom.html"
 _MATRIX_ID = re.compile(r"@[^\s:/]+:[A-Za-z0-9.\-\[\]:]+")

@@ -45,25 +45,25 @@ from nio.api import Api, RelationshipType
 from nio.crypto import ENCRYPTION_ENABLED
 from nio.exceptions import LocalProtocolError
 
-from ..storage import Repository
-from ..storage.names import clean
+from ...storage import Repository
+from ...storage.names import clean
 
-from ..commands import claim_intent
-from ..commands.settings import Settings
-from .backoff import Backoff
-from .config import Config, Matrix
-from .rooms import room_entry, room_settings
-from .matrix_render import (Measure, content_bytes, encrypted_bytes, render, shown_text,
+from ...commands import claim_intent
+from ...commands.settings import Settings
+from ..backoff import Backoff
+from ..config import Config, Matrix
+from ..rooms import room_entry, room_settings
+from .render import (Measure, content_bytes, encrypted_bytes, render, shown_text,
                             split_reply)
-from .pending import PendingAnswers
-from ..commands.messages import Message, Reply, Sender, Span, text
-from .transport import Reconfigured, Transport
-from .logs import log_failure
+from ..pending import PendingAnswers
+from ...commands.messages import Message, Reply, Sender, Span, text
+from ..transport import Reconfigured, Transport
+from ..logs import log_failure
 
 if TYPE_CHECKING:
-    from .dispatcher import Dispatcher
+    from ..dispatcher import Dispatcher
 
-log = logging.getLogger(__name__)
+log = logging.getLogger(__package__)  # todobot.bot.matrix, as logged before the package
 
 BACKOFF_FIRST = 5.0
 BACKOFF_MAX = 320.0
