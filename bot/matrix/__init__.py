@@ -10,10 +10,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .transport import MatrixLoginError, MatrixTransport
+    from .errors import MatrixLoginError
+    from .transport import MatrixTransport
 
 # name -> the module of this package that holds it
-_PUBLIC = {"MatrixTransport": "transport", "MatrixLoginError": "transport"}
+_PUBLIC = {"MatrixTransport": "transport", "MatrixLoginError": "errors"}
 __all__ = ["MatrixLoginError", "MatrixTransport"]
 
 

@@ -23,9 +23,7 @@ What the loop guarantees:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
 import re
 import time
 import uuid
@@ -33,14 +31,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-from aiohttp import ClientConnectionError
-from nio import (AsyncClient, AsyncClientConfig, InviteMemberEvent, JoinResponse, LoginResponse,
-                 MatrixRoom, MegolmEvent, MessageDirection, PresenceSetResponse,
-                 RoomGetEventResponse, RoomGetStateResponse, RoomLeaveResponse, RoomMemberEvent,
-                 RoomMessagesResponse, RoomMessageText, RoomResolveAliasResponse, RoomSendResponse, RoomUpgradeEvent,
-                 SyncResponse, WhoamiResponse)
+from nio import (InviteMemberEvent, JoinResponse, MatrixRoom, MegolmEvent, RoomGetEventResponse, RoomGetStateResponse, RoomLeaveResponse, RoomMemberEvent,
+                 RoomMessageText, RoomResolveAliasResponse, RoomSendResponse, RoomUpgradeEvent,
+                 SyncResponse)
 from nio.api import Api, RelationshipType
 from nio.crypto import ENCRYPTION_ENABLED
 from nio.exceptions import LocalProtocolError
@@ -59,19 +53,16 @@ from ..pending import PendingAnswers
 from ...commands.messages import Message, Reply, Sender, Span, text
 from ..transport import Reconfigured, Transport
 from ..logs import log_failure
+from .errors import TRANSIENT, ServerError, check_rate_limit
+from .session import CountingClient, Session
+from .sync import BACKOFF_FIRST, Syncing
 
 if TYPE_CHECKING:
     from ..dispatcher import Dispatcher
 
 log = logging.getLogger(__package__)  # todobot.bot.matrix, as logged before the package
 
-BACKOFF_FIRST = 5.0
-BACKOFF_MAX = 320.0
-PROBE_INTERVAL = 5.0  # while the homeserver is unreachable: one TCP connect this often
-SYNC_TIMEOUT_MS = 30_000
 SEND_ATTEMPTS = 30
-# Most restarts fit in one sync's timeline; longer gaps are paged back (`_fetch_gap`).
-SYNC_FILTER = {"room": {"timeline": {"limit": 100}}, "presence": {"not_types": ["*"]}}
 CANNOT_READ = ("I cannot read encrypted messages (end-to-end encryption support is not "
                "installed), so I cannot answer in this room.")
 TOO_LARGE = ("Part of this answer was too large for a Matrix event and could not be sent; "
@@ -80,15 +71,12 @@ FIRST_SYNC_WAIT = 120.0  # seconds a post waits for the first sync to show its r
 RESPLITS = 3  # times a refused event is cut smaller before the one-line answer
 _REPLY_FALLBACK = re.compile(r"\A(?:>[^\n]*\n)+\n?", re.DOTALL)
 _ITEM_ID = re.compile(r"(?<![\w#])#(\d{1,12})\b")
-GAP_MAX_AGE = 86400.0  # a gap is fetched back at most this far (seconds)
-GAP_PAGE = 100  # events per /messages request
 MAX_PENDING = 1000  # answers kept for "!more" (bot/pending.py)
 MAX_THREADS = 1000  # threads (and rooms) whose last named items we remember
 MAX_EDITS = 50  # edits of a replied-to message looked at for its latest text
 # What a claim becomes when its plain body and its HTML disagree: "this one", with the items
 # either named as the candidates (so the person is asked which).
 THIS_ONE = "I can take this one"
-_TRANSIENT = (ClientConnectionError, asyncio.TimeoutError, TimeoutError, OSError)
 # Matrix settings read at each use, so a reload applies them without logging in again.
 LIVE_MATRIX_KEYS = ("allowed_inviters", "max_events", "gap_fetch_max", "reply_claim_max_age")
 
@@ -130,34 +118,8 @@ def named_in(content: dict[str, Any]) -> tuple[int, ...]:
     both = tuple(dict.fromkeys(plain + item_ids(shown)))
     return both if len(both) > 1 else ()
 
-
-class MatrixLoginError(ValueError):
-    """The homeserver refused our credentials; a person has to act (worded for them)."""
-
-
-class _ServerError(Exception):
-    def __init__(self, what: str, retry_after: float | None = None) -> None:
-        super().__init__(what)
-        self.retry_after = retry_after
-
-
 class _TooLarge(Exception):
     """The homeserver refused an event as too large (M_TOO_LARGE, HTTP 413)."""
-
-
-class CountingClient(AsyncClient):
-    """An AsyncClient that counts the HTTP requests it makes (for logs and tests)."""
-
-    requests = 0
-
-    async def send(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        self.requests += 1
-        return await super().send(*args, **kwargs)
-
-
-def sync_backoff() -> Backoff:
-    """The sync loop's waits: 5 s, 10 s, ... 320 s."""
-    return Backoff(BACKOFF_FIRST, BACKOFF_MAX)
 
 
 def strip_reply_fallback(body: str) -> str:
@@ -165,7 +127,7 @@ def strip_reply_fallback(body: str) -> str:
     return _REPLY_FALLBACK.sub("", body, count=1)
 
 
-class MatrixTransport(Transport):
+class MatrixTransport(Session, Syncing, Transport):
     name = "matrix"
 
     def __init__(self, mcfg: Matrix, config: Config, repo: Repository | None) -> None:
@@ -223,19 +185,13 @@ class MatrixTransport(Transport):
 
     async def start(self, dispatcher: "Dispatcher") -> None:
         self.dispatcher = dispatcher
-        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        store = self.data_dir / "store"
-        store.mkdir(exist_ok=True, mode=0o700)
-        cfg = AsyncClientConfig(max_limit_exceeded=0, max_timeouts=0, store_sync_tokens=False,
-                                encryption_enabled=self.e2ee)
-        self.client = CountingClient(self.mcfg.homeserver.rstrip("/"), self.mcfg.user_id,
-                                     store_path=str(store), config=cfg)
+        self._open_client()
         if self.repo is not None:
             async with self.repo.session("matrix", write=False) as s:
                 self._next_batch = await s.kv_get(self._kv("next_batch"))
         try:
             await self._login()  # fails loudly here when the credentials are refused
-        except _TRANSIENT as exc:
+        except TRANSIENT as exc:
             log.warning("matrix: homeserver %s unreachable (%s); will keep trying",
                         self.mcfg.homeserver, exc)
         self._task = asyncio.create_task(self._run(), name="matrix")
@@ -263,21 +219,6 @@ class MatrixTransport(Transport):
                 await self._say_offline()
             await self.client.close()
 
-    async def _say_offline(self) -> None:
-        """Presence `offline`, so people see the bot gone now rather than when the server's
-        own timeout notices. A server without presence (or one that is down) costs one bounded
-        request and a debug line."""
-        assert self.client is not None
-        try:
-            resp = await asyncio.wait_for(self.client.set_presence("offline"), 5)
-        except (*_TRANSIENT, LocalProtocolError) as exc:
-            log.debug("matrix: could not set presence offline: %s", exc or type(exc).__name__)
-            return
-        if isinstance(resp, PresenceSetResponse):
-            log.info("matrix: told the homeserver we are offline")
-        else:
-            log.debug("matrix: presence offline refused: %s %s", resp.status_code, resp.message)
-
     async def post(self, room: str, reply: Reply) -> None:
         """An unsolicited answer (the digest): in as many events as it takes, no `!more`."""
         if self.client is not None and room not in self.client.rooms:
@@ -290,139 +231,7 @@ class MatrixTransport(Transport):
             await self._send_part(where, part)
 
     # -- login ------------------------------------------------------------------------------------
-    def _kv(self, what: str) -> str:
-        return f"matrix:{self.mcfg.user_id}:{what}"
-
-    @property
-    def _credentials_file(self) -> Path:
-        return self.data_dir / "credentials.json"
-
-    async def _login(self) -> None:
-        client = self.client
-        assert client is not None
-        saved = self._load_credentials()
-        if saved is not None:
-            client.restore_login(self.mcfg.user_id, saved["device_id"], saved["access_token"])
-            who = await client.whoami()
-            if not isinstance(who, WhoamiResponse):
-                if who.status_code in ("M_UNKNOWN_TOKEN", "M_MISSING_TOKEN", "M_FORBIDDEN"):
-                    raise MatrixLoginError(
-                        f"matrix: the homeserver refused the saved access token for "
-                        f"{self.mcfg.user_id} ({who.status_code}: {who.message}); it was revoked "
-                        f"or logged out. Delete {self._credentials_file} to log in again.")
-                raise _ServerError(f"whoami failed: {who.status_code} {who.message}",
-                                   retry_after=(who.retry_after_ms or 0) / 1000 or None)
-        elif self.mcfg.access_token_env:
-            client.access_token = self.mcfg.access_token() or ""
-            who = await client.whoami()
-            if not isinstance(who, WhoamiResponse):
-                raise MatrixLoginError(
-                    f"matrix: the access token in ${self.mcfg.access_token_env} was refused "
-                    f"({who.status_code}: {who.message}).")
-            if who.user_id != self.mcfg.user_id:
-                raise MatrixLoginError(f"matrix: the access token belongs to {who.user_id}, "
-                                       f"not {self.mcfg.user_id}.")
-            client.restore_login(who.user_id, who.device_id or "", client.access_token)
-            self._save_credentials(client.device_id, client.access_token)
-        else:
-            resp = await client.login(self.mcfg.password() or "", device_name=self.mcfg.device_name)
-            if not isinstance(resp, LoginResponse):
-                if resp.status_code == "M_LIMIT_EXCEEDED":
-                    raise _ServerError("login rate-limited", (resp.retry_after_ms or 1000) / 1000)
-                raise MatrixLoginError(f"matrix: login as {self.mcfg.user_id} failed "
-                                       f"({resp.status_code}: {resp.message}).")
-            self._save_credentials(resp.device_id, resp.access_token)
-            log.info("matrix: logged in as %s, new device %s", resp.user_id, resp.device_id)
-        self._logged_in = True
-        log.info("matrix: %s on device %s (e2ee %s)", client.user_id, client.device_id,
-                 "on" if self.e2ee else "off")
-
-    def _load_credentials(self) -> dict[str, str] | None:
-        try:
-            data = json.loads(self._credentials_file.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as exc:
-            raise MatrixLoginError(f"matrix: cannot read {self._credentials_file}: {exc}") from None
-        if data.get("user_id") != self.mcfg.user_id or data.get("homeserver") != self.mcfg.homeserver:
-            log.warning("matrix: %s is for another account; logging in afresh",
-                        self._credentials_file)
-            return None
-        return data
-
-    def _save_credentials(self, device_id: str, token: str) -> None:
-        tmp = self._credentials_file.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({"homeserver": self.mcfg.homeserver, "user_id": self.mcfg.user_id,
-                       "device_id": device_id, "access_token": token}, f)
-        os.replace(tmp, self._credentials_file)
-
     # -- the loop ---------------------------------------------------------------------------------
-    async def _run(self) -> None:
-        backoff = sync_backoff()
-        while not self._stopping.is_set():
-            try:
-                if not self._logged_in:
-                    await self._login()
-                if not self._rooms_joined:
-                    await self._join_configured()
-                await self._sync_once()
-                backoff.reset()
-                self._recovering = False
-            except asyncio.CancelledError:
-                raise
-            except MatrixLoginError as exc:
-                log.critical("%s The Matrix transport has stopped.", exc)
-                return
-            except _ServerError as exc:
-                self._recovering = True
-                delay = exc.retry_after if exc.retry_after is not None else backoff.next()
-                log.warning("matrix: %s; retrying in %.1f s", exc, delay)
-                await self._pause(delay, probe=False)
-            except _TRANSIENT as exc:
-                self._recovering = True
-                delay = backoff.next()
-                log.warning("matrix: homeserver unreachable (%s); retrying within %.0f s",
-                            exc or type(exc).__name__, delay)
-                if self.client is not None:
-                    await self.client.close()  # drop pooled connections to the old server
-                await self._pause(delay, probe=True)
-            except Exception:
-                delay = backoff.next()
-                log_failure(log, "matrix: sync failed; retrying in %.0f s", delay)
-                await self._pause(delay, probe=False)
-
-    async def _pause(self, delay: float, *, probe: bool) -> None:
-        """Wait `delay` seconds, or less when `probe` and the homeserver accepts connections."""
-        end = time.monotonic() + delay
-        while not self._stopping.is_set():
-            left = end - time.monotonic()
-            if left <= 0:
-                return
-            try:
-                await asyncio.wait_for(self._stopping.wait(), min(left, PROBE_INTERVAL))
-                return
-            except asyncio.TimeoutError:
-                pass
-            if probe and time.monotonic() < end and await self._reachable():
-                return
-
-    async def _reachable(self) -> bool:
-        url = urlsplit(self.mcfg.homeserver)
-        port = url.port or (443 if url.scheme == "https" else 80)
-        self.probes += 1
-        try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(url.hostname, port), 3)
-        except (OSError, asyncio.TimeoutError):
-            return False
-        writer.close()
-        try:
-            await writer.wait_closed()
-        except OSError:
-            pass
-        return True
-
     async def _join_configured(self) -> None:
         for room, settings in self.configured.items():
             await self._join_room(room, settings)
@@ -437,7 +246,7 @@ class MatrixTransport(Transport):
         if room.startswith("#"):
             found = await self.client.room_resolve_alias(room)
             if not isinstance(found, RoomResolveAliasResponse):
-                self._check_rate_limit(found)
+                check_rate_limit(found)
                 log.error("matrix: cannot resolve %s: %s %s", room, found.status_code,
                           found.message)
                 return None
@@ -459,7 +268,7 @@ class MatrixTransport(Transport):
         while True:
             resp = await self.client.join(room_id)
             if not isinstance(resp, JoinResponse):
-                self._check_rate_limit(resp)
+                check_rate_limit(resp)
                 log.error("matrix: cannot join %s (%s): %s %s; waiting for an invite", room,
                           room_id, resp.status_code, resp.message)
                 return None
@@ -568,7 +377,7 @@ class MatrixTransport(Transport):
         for tries in range(5):
             try:
                 return await attempt()
-            except (_ServerError, *_TRANSIENT) as exc:
+            except (ServerError, *TRANSIENT) as exc:
                 delay = getattr(exc, "retry_after", None) or BACKOFF_FIRST * 2 ** tries
                 log.warning("matrix: cannot %s now (%s); trying again in %.0f s", what,
                             exc or type(exc).__name__, delay)
@@ -584,127 +393,8 @@ class MatrixTransport(Transport):
             self._present.discard(room_id)
             log.info("matrix: left %s (no longer in the configuration)", room_id)
             return
-        self._check_rate_limit(resp)
+        check_rate_limit(resp)
         log.error("matrix: cannot leave %s: %s %s", room_id, resp.status_code, resp.message)
-
-    @staticmethod
-    def _check_rate_limit(resp: Any) -> None:
-        if getattr(resp, "status_code", None) == "M_LIMIT_EXCEEDED":
-            raise _ServerError("rate-limited", (resp.retry_after_ms or 1000) / 1000)
-
-    async def _sync_once(self) -> None:
-        client = self.client
-        assert client is not None
-        if self.e2ee:
-            await self._crypto_housekeeping()
-        first_ever = self._next_batch is None
-        since = self._next_batch
-        full = not self._synced_once  # a fresh process needs the rooms' state (encryption!)
-        # After a failure, a sync that returns at once shows we are back (and catches up).
-        quick = full or self._recovering
-        resp = await client.sync(timeout=0 if quick else SYNC_TIMEOUT_MS, since=self._next_batch,
-                                 full_state=full, sync_filter=SYNC_FILTER)
-        if not isinstance(resp, SyncResponse):
-            if resp.status_code in ("M_UNKNOWN_TOKEN", "M_MISSING_TOKEN"):
-                raise MatrixLoginError(
-                    f"matrix: the homeserver no longer accepts the access token of "
-                    f"{self.mcfg.user_id} ({resp.status_code}: {resp.message}); it was revoked "
-                    f"or logged out. Delete {self._credentials_file} to log in again.")
-            if resp.status_code == "M_LIMIT_EXCEEDED":
-                raise _ServerError("sync rate-limited", (resp.retry_after_ms or 1000) / 1000)
-            raise _ServerError(f"sync failed: {resp.status_code} {resp.message}")
-        await self._handle_invites(resp)
-        if not self._synced_once:  # the stored token says we were in these rooms already
-            self._known_rooms |= set(resp.rooms.join)
-        if first_ever:
-            log.info("matrix: first sync; skipping the backlog")
-        else:
-            self._handling = True
-            try:
-                for room_id, info in resp.rooms.join.items():
-                    log.debug("matrix: sync: %d events in %s%s", len(info.timeline.events),
-                              room_id, " (limited)" if info.timeline.limited else "")
-                    events = list(info.timeline.events)
-                    if (info.timeline.limited and info.timeline.prev_batch and since
-                            and room_id in self._known_rooms):
-                        events = await self._fetch_gap(room_id, info.timeline.prev_batch,
-                                                       since) + events
-                    await self._handle_timeline(room_id, events)
-            finally:
-                self._handling = False
-        self._known_rooms = (self._known_rooms | set(resp.rooms.join)) - set(resp.rooms.leave)
-        self._present = (self._present | set(resp.rooms.join)) - set(resp.rooms.leave)
-        if self._stopping.is_set():
-            return  # the batch may be half done: keep the old token, replays are deduplicated
-        self._synced_once = True
-        self._next_batch = resp.next_batch
-        if self.repo is not None:
-            async with self.repo.session("matrix") as s:
-                await s.kv_set(self._kv("next_batch"), resp.next_batch)
-        self.synced.set()
-
-    async def _fetch_gap(self, room_id: str, prev_batch: str, since: str) -> list[Any]:
-        """The events a `limited` sync left out, oldest first: paged back with /messages from
-        the timeline's start to the token of our previous sync, at most `gap_fetch_max` of
-        them and none older than GAP_MAX_AGE. What lies beyond is logged, not handled."""
-        client = self.client
-        assert client is not None
-        most = self.mcfg.gap_fetch_max
-        oldest = time.time() - GAP_MAX_AGE
-        got: list[Any] = []
-        token, beyond = prev_batch, ""
-        while True:
-            if len(got) >= most:
-                beyond = f"the limit of {most} events"
-                break
-            resp = await client.room_messages(room_id, start=token, end=since,
-                                              direction=MessageDirection.back,
-                                              limit=min(GAP_PAGE, most - len(got)))
-            if not isinstance(resp, RoomMessagesResponse):
-                self._check_rate_limit(resp)
-                beyond = f"an error ({resp.status_code} {resp.message})"
-                break
-            for ev in resp.chunk:  # newest first
-                if getattr(ev, "server_timestamp", 0) / 1000 < oldest:
-                    beyond = f"{GAP_MAX_AGE / 3600:.0f} h back"
-                    break
-                got.append(ev)
-            if beyond or not resp.chunk or not resp.end or resp.end == token:
-                break
-            token = resp.end
-        self.gap_fetched += len(got)
-        log.info("matrix: gap in %s: fetched %d missed event%s", room_id, len(got),
-                 "s" * (len(got) != 1))
-        if beyond:
-            log.warning("matrix: gap in %s: stopped at %s; anything said earlier in the gap is "
-                        "not handled", room_id, beyond)
-        got.reverse()
-        return got
-
-    async def _kv_get(self, what: str) -> str | None:
-        if self.repo is None:
-            return None
-        async with self.repo.session("matrix", write=False) as s:
-            return await s.kv_get(self._kv(what))
-
-    async def _kv_set(self, what: str, value: str) -> None:
-        if self.repo is not None:
-            async with self.repo.session("matrix") as s:
-                await s.kv_set(self._kv(what), value)
-
-    async def _crypto_housekeeping(self) -> None:
-        client = self.client
-        assert client is not None
-        try:
-            if client.should_upload_keys:
-                await client.keys_upload()
-            if client.should_query_keys:
-                await client.keys_query()
-            if client.should_claim_keys:
-                await client.keys_claim(client.get_users_for_key_claiming())
-            await client.send_to_device_messages()
-        except LocalProtocolError as exc:
-            log.debug("matrix: key housekeeping skipped: %s", exc)
 
     # -- events -----------------------------------------------------------------------------------
     async def _handle_invites(self, resp: SyncResponse) -> None:
@@ -720,7 +410,7 @@ class MatrixTransport(Transport):
                 log.info("matrix: joining %s (invited by %s)", room_id, inviter)
                 joined = await client.join(room_id)
                 if not isinstance(joined, JoinResponse):
-                    self._check_rate_limit(joined)
+                    check_rate_limit(joined)
                     log.error("matrix: cannot join %s: %s %s", room_id, joined.status_code,
                               joined.message)
                 elif room_id in self._upgrades:
@@ -754,7 +444,7 @@ class MatrixTransport(Transport):
                 await self._handle_event(room, ev)
             except asyncio.CancelledError:
                 raise
-            except _TRANSIENT:
+            except TRANSIENT:
                 raise
             except Exception:
                 log_failure(log, "matrix: event %s in %s failed", getattr(ev, "event_id", "?"),
@@ -886,7 +576,7 @@ class MatrixTransport(Transport):
                         latest = key
                 if seen >= MAX_EDITS:
                     break
-        except _TRANSIENT:
+        except TRANSIENT:
             raise
         except Exception as exc:  # (an error response, an edit we cannot decrypt)
             log.info("matrix: cannot read the edits of %s in %s (%s)", ev.event_id, room_id,
@@ -1023,7 +713,7 @@ class MatrixTransport(Transport):
                  ev.sender)
         joined = await client.join(new)
         if not isinstance(joined, JoinResponse):
-            self._check_rate_limit(joined)
+            check_rate_limit(joined)
             self._upgrades[new] = (room_id, ev.sender)  # checked once an invite lets us in
             log.warning("matrix: cannot join %s yet (%s %s); waiting for an invite", new,
                         joined.status_code, joined.message)
@@ -1046,7 +736,7 @@ class MatrixTransport(Transport):
         assert self.client is not None
         resp = await self.client.room_get_state(room_id)
         if not isinstance(resp, RoomGetStateResponse):
-            self._check_rate_limit(resp)
+            check_rate_limit(resp)
             log.warning("matrix: cannot read the state of %s: %s %s", room_id,
                         resp.status_code, resp.message)
             return None
@@ -1103,7 +793,7 @@ class MatrixTransport(Transport):
                 else:
                     resp = await client.room_send(room_id, event_type, content, tx_id=txn,
                                                   ignore_unverified_devices=True)
-            except _TRANSIENT as exc:
+            except TRANSIENT as exc:
                 self._recovering = True
                 delay = backoff.next()
                 log.warning("matrix: send to %s failed (%s); retrying in %.0f s", room_id, exc,
