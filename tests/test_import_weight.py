@@ -83,3 +83,19 @@ def test_irc_only_bot_imports_no_optional_client(tmp_path):
 def test_probe_sees_a_configured_transport_s_client(tmp_path):
     """The probe itself works: a mail entry does load the mail clients."""
     assert {"aioimaplib", "aiosmtplib"} <= set(_optional_modules_loaded(tmp_path, MAIL))
+
+
+def _loaded_after(statement: str, names: tuple[str, ...]) -> list[str]:
+    code = (f"import json, sys\n{statement}\n"
+            f"print(json.dumps([n for n in {list(names)!r} if n in sys.modules]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_matrix_package_loads_its_client_only_for_the_transport():
+    """`todobot.bot.matrix` and its renderer import no matrix-nio or aiohttp; the transport
+    (`from todobot.bot.matrix import MatrixTransport`) does."""
+    clients = ("nio", "aiohttp")
+    assert _loaded_after("import todobot.bot.matrix, todobot.bot.matrix.render", clients) == []
+    assert _loaded_after("from todobot.bot.matrix import MatrixTransport", clients) == list(clients)

@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 from hypothesis import given
 from hypothesis import strategies as st
 
-from todobot.bot.matrix_render import render
+from todobot.bot.matrix.render import render
 from todobot.commands.messages import Reply, Span, item_ref, link, person
 
 
@@ -133,7 +133,7 @@ def _long_list(n: int, title_chars: int) -> Reply:
 
 
 def test_a_long_answer_is_split_between_items_under_the_limit():
-    from todobot.bot.matrix_render import MAX_EVENT_BYTES, content_bytes, split_reply
+    from todobot.bot.matrix.render import MAX_EVENT_BYTES, content_bytes, split_reply
     reply = _long_list(55, 1900)
     parts = split_reply(reply)
     assert len(parts) > 5
@@ -149,7 +149,7 @@ def test_a_long_answer_is_split_between_items_under_the_limit():
 
 
 def test_a_short_answer_stays_one_event_and_a_huge_line_is_cut():
-    from todobot.bot.matrix_render import MAX_EVENT_BYTES, content_bytes, split_reply
+    from todobot.bot.matrix.render import MAX_EVENT_BYTES, content_bytes, split_reply
     small = _long_list(3, 60)
     assert split_reply(small) == [small]
     huge = Reply().add("note: " + "é<" * 40_000)

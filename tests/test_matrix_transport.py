@@ -21,8 +21,9 @@ from nio import (Event, JoinResponse, MatrixRoom, RoomGetEventResponse, RoomGetS
 from nio.events.room_events import PowerLevels
 
 from todobot.bot.config import Matrix
-from todobot.bot.matrix import CANNOT_READ, TOO_LARGE, MatrixTransport, _Where
-from todobot.bot.matrix_render import MAX_EVENT_BYTES, content_bytes, encrypted_bytes
+from todobot.bot.matrix import MatrixTransport
+from todobot.bot.matrix.sending import CANNOT_READ, TOO_LARGE, Where
+from todobot.bot.matrix.render import MAX_EVENT_BYTES, content_bytes, encrypted_bytes
 from todobot.commands.messages import Message, Reply, Sender, item_ref
 
 BOT = "@todobot:localhost"
@@ -167,7 +168,7 @@ async def _more(t: MatrixTransport) -> None:  # a long answer, then `!more`
     msg = Message(transport="matrix", room=ROOM, msg_id="$long",
                   sender=Sender(identity=f"matrix:{ALICE}", nick="Alice", authenticated=True),
                   text="!todo")
-    await t._answer(msg, _Where(ROOM, "$long"), emoji_list(40, 2000))
+    await t._answer(msg, Where(ROOM, "$long"), emoji_list(40, 2000))
     t.client.sent.clear()
     await t._handle_event(t.client.rooms[ROOM], said("!more"))
 
@@ -249,7 +250,7 @@ async def test_a_long_encrypted_answer_of_emoji_fits_every_event(matrix):
     msg = Message(transport="matrix", room=ROOM, msg_id="$todo",
                   sender=Sender(identity=f"matrix:{ALICE}", nick="Alice", authenticated=True),
                   text="!todo")
-    await t._answer(msg, _Where(ROOM, "$todo"), reply)
+    await t._answer(msg, Where(ROOM, "$todo"), reply)
     assert t.client.refused == []
     assert all(e["encrypted"] and e["size"] <= MAX_EVENT_BYTES for e in t.client.sent)
     assert len(t.client.sent) > 1
@@ -273,7 +274,7 @@ async def test_an_event_refused_as_too_large_is_sent_cut_smaller(matrix):
     msg = Message(transport="matrix", room=ROOM, msg_id="$todo",
                   sender=Sender(identity=f"matrix:{ALICE}", nick="Alice", authenticated=True),
                   text="!todo")
-    await t._answer(msg, _Where(ROOM, "$todo"), reply)
+    await t._answer(msg, Where(ROOM, "$todo"), reply)
     assert t.client.refused  # it did refuse some
     # and nothing was lost (a title too big for one event is cut into lines)
     assert "".join(t.client.bodies()).replace("\n", "") == reply.plain.replace("\n", "")

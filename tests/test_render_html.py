@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from todobot.bot import matrix_render
+from todobot.bot.matrix import render as matrix_render
 from todobot.commands import render_html, render_markdown
 from todobot.commands.messages import Reply, item_ref, link, person
 from todobot.storage import formats

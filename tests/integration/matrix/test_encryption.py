@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from todobot.bot.matrix import CANNOT_READ
+from todobot.bot.matrix.sending import CANNOT_READ
 
 from .conftest import bot_config, items_titled, start_bot, wait_bot_synced
 

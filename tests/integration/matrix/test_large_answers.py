@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from todobot.bot.matrix_render import split_reply
+from todobot.bot.matrix.render import split_reply
 from todobot.commands.render_digest import render_reply
 from todobot.storage.digest_data import collect
 
@@ -120,7 +120,7 @@ async def test_a_long_encrypted_list_of_emoji_arrives_whole(humans, synapse, tmp
     """4-byte characters in an encrypted room: each costs 12 bytes in the JSON matrix-nio
     encrypts, and base64 adds a third. Every event of `!todo` arrives (none refused as too
     large), each far under the limit, and the ciphertext is the size the bot measured."""
-    from todobot.bot.matrix_render import content_bytes, encrypted_bytes
+    from todobot.bot.matrix.render import content_bytes, encrypted_bytes
     alice = await humans("alice")
     room = await alice.create_room([bot_user], encrypted=True)
     config = bot_config(synapse, tmp_path, bot_user, rooms=[room], admins=[alice.user_id])

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from todobot.bot.matrix import strip_reply_fallback, sync_backoff
+from todobot.bot.matrix.sync import sync_backoff
+from todobot.bot.matrix.render import strip_reply_fallback
 
 
 def test_backoff_doubles_from_5_to_320_and_resets():

@@ -4,7 +4,8 @@ The HTML comes from the one Reply → HTML renderer (commands/render_html.py: es
 only safe links, nested `<ul>` lists); what is Matrix's own is here: owners with a Matrix
 identity become pills (matrix.to links that clients render as names), the event content,
 its size in bytes as the server counts it (encrypted or not), splitting an answer under the
-event size limit, and the text a client shows for someone's HTML message.
+event size limit, and the text people saw of someone's message (what a client shows of its
+HTML; a reply's body without the quoted original).
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import quote
 
-from ..commands.messages import Line, Reply, Span
-from ..commands.render_html import one_line, reply_html
+from ...commands.messages import Line, Reply, Span
+from ...commands.render_html import one_line, reply_html
 
 HTML_FORMAT = "org.matrix.custom.html"
 _MATRIX_ID = re.compile(r"@[^\s:/]+:[A-Za-z0-9.\-\[\]:]+")
@@ -220,3 +221,11 @@ def shown_text(content: dict[str, Any]) -> str | None:
     parser.feed(html_body)
     parser.close()
     return "".join(parser.parts).strip()
+
+
+_REPLY_FALLBACK = re.compile(r"\A(?:>[^\n]*\n)+\n?", re.DOTALL)
+
+
+def strip_reply_fallback(body: str) -> str:
+    """A reply's body starts with the quoted original (`> <@u:s> text`); drop it."""
+    return _REPLY_FALLBACK.sub("", body, count=1)
