@@ -223,7 +223,8 @@ class MailingListServers:
             "reply_goes_to_list": "no_munging", "first_strip_reply_to": False,
             "default_member_action": "accept", "default_nonmember_action": "hold",
             "send_welcome_message": False, "archive_policy": "never",
-            "require_explicit_destination": False, "max_message_size": 0})
+            "require_explicit_destination": False, "max_message_size": 0,
+            "max_num_recipients": 0, "administrivia": False})
         # Mailman reads list templates from template_dir/lists/LIST-ID/LANG/.
         templates = self.workdir / "mailman" / "var" / "templates" / "lists" / list_id / "en"
         templates.mkdir(parents=True, exist_ok=True)
