@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from todobot.commands.messages import text
 from todobot.storage.digest_data import collect
 
 from .conftest import MEMBERS, eml, list_bot, mail, wait_mail
@@ -125,3 +126,11 @@ async def test_a_release_manager_through_the_list_is_obeyed_only_when_the_list_v
             assert (await s.get(16)).severity == "blocker"
         ack = await wait_mail(servers, IJC, lambda m: str(m["In-Reply-To"]) == "<ijc-2@citrix.com>")
         assert "Applied:" in ack.get_content()
+        # The bot's own mail comes back through the list with its author vouched for, in the
+        # thread: it is still never read as commands.
+        await bot.transport.post(address, text("!claim 1"))
+        own = await wait_mail(servers, JAN, lambda m: "!claim 1" in m.get_content()
+                              and weekly_id in str(m["References"]))
+        await handled(bot, str(own["Message-ID"]), timeout=90)
+        async with bot.repo.session("test", write=False) as s:
+            assert (await s.get(1)).owners == []
