@@ -351,7 +351,7 @@ def mailing_list():
 
 @asynccontextmanager
 async def list_bot(servers, name: str, *, list_authserv_id: str | None = LIST_AUTHSERV,
-                   tmp_path: Path, seed=None) -> AsyncIterator[tuple[Bot, str]]:
+                   tmp_path: Path, seed=None, **entry_extra: Any) -> AsyncIterator[tuple[Bot, str]]:
     """A list NAME@lists.example.org with the members and a bot of its own (todobot-NAME@,
     subscribed), reading its INBOX and sending through Postfix. Yields (bot, list address)."""
     bot_addr = f"todobot-{name}@example.org"
@@ -363,7 +363,8 @@ async def list_bot(servers, name: str, *, list_authserv_id: str | None = LIST_AU
              "authserv_id": AUTHSERV, "list_authserv_id": list_authserv_id,
              "smtp": {"host": "127.0.0.1", "port": servers.smtp_in, "starttls": False, "tls": False},
              "imap": {"host": "127.0.0.1", "port": servers.dovecot.port, "tls": False,
-                      "username": bot_addr, "password_env": PASSWORD_ENV, "folder": "INBOX"}}
+                      "username": bot_addr, "password_env": PASSWORD_ENV, "folder": "INBOX"},
+             **entry_extra}
     config = Config(database=str(tmp_path / f"{name}.sqlite3"), default_release="4.2",
                     admins=["mail:Ian.Campbell@citrix.com"], mail=[entry])
     app = App(config)
