@@ -169,6 +169,7 @@ async def main_async(args) -> None:
     os.environ[PASSWORD_ENV] = BOT_PASSWORD
     if args.through_list:
         work = Path(tempfile.mkdtemp(prefix="todobot-bench-list-"))
+        work.chmod(0o755)  # Postfix's and Dovecot's unprivileged processes must reach their files
         try:
             ms = await through_list(work, args.replies)
         finally:

@@ -28,6 +28,7 @@ import base64
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -296,6 +297,36 @@ def _postfix_files(d: Path, *, port_in: int, port_out: int, domains: list[str],
         f"dmarc=pass header.from={LIST_DOMAIN}\n")
 
 
+class PostfixDaemon(Daemon):
+    """`postfix start-fg`: its master makes a session of its own (setsid), out of the process
+    group we started; so it is stopped by the pid it writes, as `postfix stop` would."""
+
+    def stop(self, timeout: float = 10.0) -> None:
+        pid_file = self.cwd / "queue" / "pid" / "master.pid"
+        try:
+            pid = int(pid_file.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            pid = None
+        if pid is not None and _is_our_master(pid, self.cwd):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            deadline = time.monotonic() + timeout
+            while _is_our_master(pid, self.cwd) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        super().stop(timeout)
+
+
+def _is_our_master(pid: int, d: Path) -> bool:
+    """Whether `pid` still runs the master of the Postfix in `d` (its working directory is
+    d/queue): a stale pid file must not end someone else's process."""
+    try:
+        return Path(os.readlink(f"/proc/{pid}/cwd")) == d / "queue"
+    except OSError:
+        return False
+
+
 def _start_postfix(d: Path, *, domains: list[str], transport: dict[str, str], mx_id: str,
                    list_id: str) -> tuple[Daemon, int, int]:
     for sub in ("queue", "data"):
@@ -308,7 +339,7 @@ def _start_postfix(d: Path, *, domains: list[str], transport: dict[str, str], mx
         _postfix_files(d, port_in=port_in, port_out=port_out, domains=domains,
                        transport=transport, mx_id=mx_id, list_id=list_id)
         (d / "maillog").unlink(missing_ok=True)
-        daemon = Daemon("postfix", ["postfix", "-c", str(d), "start-fg"], d / "daemon.log", d)
+        daemon = PostfixDaemon("postfix", ["postfix", "-c", str(d), "start-fg"], d / "daemon.log", d)
         daemon.start()
         assert daemon.proc is not None
         try:
