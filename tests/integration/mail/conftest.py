@@ -358,6 +358,7 @@ async def list_bot(servers, name: str, *, list_authserv_id: str | None = LIST_AU
     servers.add_user(bot_addr, BOT_PASSWORD)
     address = await asyncio.to_thread(servers.create_list, name,
                                       members={bot_addr: "todobot", **MEMBERS})
+    before = os.environ.get(PASSWORD_ENV)
     os.environ[PASSWORD_ENV] = BOT_PASSWORD
     entry = {"list": address, "from": f"todobot <{bot_addr}>", "release": "4.2",
              "authserv_id": AUTHSERV, "list_authserv_id": list_authserv_id,
@@ -382,6 +383,10 @@ async def list_bot(servers, name: str, *, list_authserv_id: str | None = LIST_AU
         yield Bot(app, transport), address
     finally:
         await app.stop()
+        if before is None:
+            os.environ.pop(PASSWORD_ENV, None)
+        else:
+            os.environ[PASSWORD_ENV] = before
 
 
 async def read_mailbox(servers, user: str, password: str = MEMBER_PASSWORD) -> list[EmailMessage]:
