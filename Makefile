@@ -1,5 +1,6 @@
 # `make test` is the one test command: it installs everything the tests need on a fresh
-# Debian machine (Python deps, InspIRCd + Anope + ngIRCd, Dovecot, Synapse) and runs the whole suite.
+# Debian machine (Python deps, InspIRCd + Anope + ngIRCd, Dovecot, Postfix + Mailman 3,
+# Synapse) and runs the whole suite.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -39,6 +40,7 @@ $(VENV)/.installed: pyproject.toml
 servers:
 	bash scripts/install-irc-servers.sh
 	bash scripts/install-mail-servers.sh
+	bash scripts/install-mailman.sh
 	bash scripts/install-synapse.sh
 	bash scripts/install-chromium.sh
 

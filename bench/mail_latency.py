@@ -1,6 +1,7 @@
 """Mail latency through a real Dovecot (IMAP IDLE) and an aiosmtpd receiver.
 
     python bench/mail_latency.py [--replies 200] [--digests 20] [--items 5000]
+    python bench/mail_latency.py --through-list [--replies 50]
 
 Reuses the mail integration fixtures (tests/servers/dovecot.py, tests/integration/mail/
 conftest.py): Dovecot on 127.0.0.1 holds the bot's mailbox, aiosmtpd stands in for the list's
@@ -11,6 +12,11 @@ mail server, the bot is an App with one mail entry, in this process (as in the t
   IDLE. One reply at a time; the next once the acknowledgement has reached aiosmtpd.
 - digest mail: the weekly mail of a 5,000-item release, from collecting the digest to the
   mail accepted by aiosmtpd (collect + render + SMTP send), one at a time.
+- --through-list: the same reply to change, but through a real Mailman 3 list
+  (tests/servers/mailman.py): the owner (a member) sends with SMTP to Postfix, which hands it
+  to Mailman, which munges From and adds its prefix and footer and sends it back through
+  Postfix to Dovecot, where the bot reads it; the time runs from just before the SMTP send
+  to the new progress being readable. Mailman's runners look at their queues once a second.
 Prints Markdown; never run as a test.
 """
 
@@ -35,7 +41,10 @@ from scale import build  # noqa: E402
 
 from tests.integration.mail.conftest import (BOT, BOT_PASSWORD, LIST, PASSWORD_ENV,  # noqa: E402
                                              Mailbox, SinkController, SmtpSink, mail, mail_config, seed_42)
+from tests.integration.mail.conftest import (AUTHSERV, LIST_AUTHSERV, MEMBER_DOMAINS,  # noqa: E402
+                                             MEMBERS, list_bot)
 from tests.servers.dovecot import start_dovecot  # noqa: E402
+from tests.servers.mailman import start_mailing_list  # noqa: E402
 from todobot.bot.app import App  # noqa: E402
 from todobot.bot.mail import MailTransport  # noqa: E402
 from todobot.commands.digest import collect  # noqa: E402
@@ -118,8 +127,61 @@ async def digests(dovecot, sink: SmtpSink, work: Path, items: int, count: int) -
     return out, size
 
 
+async def through_list(work: Path, count: int) -> list[float]:
+    import smtplib
+
+    owner = "george.dunlap@eu.citrix.com"
+    servers = await asyncio.to_thread(
+        start_mailing_list, work / "list", {BOT: BOT_PASSWORD, **{m: "x" for m in MEMBERS}},
+        MEMBER_DOMAINS, mx_id=AUTHSERV, list_id=LIST_AUTHSERV)
+    out = []
+    try:
+        async with list_bot(servers, "xen-devel", tmp_path=work, acks_per_hour=1000) as (bot, address):
+            async with bot.repo.session("bench") as s:
+                await s.kv_set(f"mail.sent/{WEEKLY}", "weekly")
+            reader = sqlite3.connect(bot.app.database_path)
+            smtp = smtplib.SMTP("127.0.0.1", servers.smtp_in, timeout=30)
+            try:
+                for n in range(count + 3):  # 3 warm-up
+                    progress = f"round {n}"
+                    claim = f"!claim {ITEM}\n" if n == 0 else ""
+                    raw = mail(f"George Dunlap <{owner}>", f"{claim}!status {ITEM} {progress}\n",
+                               message_id=f"<bench-list-{n}@citrix.com>", in_reply_to=WEEKLY)
+                    raw = raw.replace(f"To: {LIST}".encode(), f"To: {address}".encode())
+                    t0 = time.perf_counter()
+                    await asyncio.to_thread(smtp.sendmail, owner, [address], raw)
+                    while reader.execute("SELECT progress FROM items WHERE id = ?",
+                                         (ITEM,)).fetchone()[0] != progress:
+                        if time.perf_counter() - t0 > 60:
+                            raise SystemExit(f"reply {n} not applied within 60 s\n{servers.logs()}")
+                        await asyncio.sleep(0.002)
+                    if n >= 3:
+                        out.append((time.perf_counter() - t0) * 1000)
+            finally:
+                smtp.quit()
+                reader.close()
+    finally:
+        await asyncio.to_thread(servers.stop)
+    return out
+
+
 async def main_async(args) -> None:
     os.environ[PASSWORD_ENV] = BOT_PASSWORD
+    if args.through_list:
+        work = Path(tempfile.mkdtemp(prefix="todobot-bench-list-"))
+        work.chmod(0o755)  # Postfix's and Dovecot's unprivileged processes must reach their files
+        try:
+            ms = await through_list(work, args.replies)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        print(f"Machine: {machine()}; Postfix, Mailman 3 and Dovecot on 127.0.0.1, the bot in "
+              f"the measuring process.\n")
+        print("| measurement | p50 | p99 | n |")
+        print("| --- | --- | --- | --- |")
+        print(f"| reply through the list: SMTP to Postfix, Mailman, Postfix, Dovecot, to the "
+              f"change in the database | {statistics.median(ms):.0f} ms | {pct(ms, 0.99):.0f} ms "
+              f"| {len(ms)} |")
+        return
     work = Path(tempfile.mkdtemp(prefix="todobot-bench-mail-"))
     spool = Path(tempfile.mkdtemp(prefix="todobot-bench-dovecot-"))  # as the fixture makes it
     dovecot = start_dovecot(spool, {BOT: BOT_PASSWORD})
@@ -153,6 +215,8 @@ def main() -> None:
     ap.add_argument("--replies", type=int, default=200)
     ap.add_argument("--digests", type=int, default=20)
     ap.add_argument("--items", type=int, default=5000)
+    ap.add_argument("--through-list", action="store_true",
+                    help="replies through a real Mailman 3 list (Postfix, Dovecot)")
     asyncio.run(main_async(ap.parse_args()))
 
 

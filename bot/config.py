@@ -256,6 +256,9 @@ class MailList(_Strict):
     authserv_id: str | None = None  # whose Authentication-Results to trust; None: trust none
     acks_per_hour: int = Field(5, ge=0, le=1000)  # acknowledgements to one address an hour, at most
     verify_dkim: bool = False  # check DKIM signatures ourselves when authserv_id gives no verdict
+    # The list's own receiving server: a mail the list rewrote (From munged for DMARC) counts
+    # as its author's only when this server's results vouch for them (docs/mailing-lists.md).
+    list_authserv_id: str | None = None
     smtp: MailSmtp = Field(default_factory=MailSmtp)
     imap: MailImap | None = None  # None: send only
     digest: DigestRoom | None = None

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Install the IMAP server the mail integration tests start themselves: Dovecot.
-# (The list's SMTP side is aiosmtpd, a Python test dependency.) Idempotent; Debian 12, as root.
+# (Most tests' SMTP side is aiosmtpd, a Python test dependency; install-mailman.sh adds a real
+# list.) Idempotent; Debian 12, as root.
 # The packaged service must not keep running: the tests start private instances.
 set -eu
 . "$(dirname "$0")/apt-no-services.sh"

@@ -51,6 +51,7 @@ from . import outbox
 from .auth import Verdict, automated, from_address, header, message_ids, sender_of, verdict
 from .handling import ack_text, limit, steps_for
 from .inbox import Inbox
+from .lists import munged_sender
 from .replies import parse_reply
 from .signatures import signed_by
 from .weekly import weekly_body
@@ -287,10 +288,19 @@ class MailTransport(Transport):
         trust = verdict(msg, self.cfg.authserv_id, addr)
         if not why and trust is Verdict.FAIL:
             why = f"forged: {self.cfg.authserv_id}'s Authentication-Results fail it"
+        # From the list itself (From munged for DMARC): its proven author, or nobody (lists.py).
+        sender = munged_sender(msg, list_address=self.cfg.list, authserv_id=self.cfg.authserv_id,
+                               list_authserv_id=self.cfg.list_authserv_id)
+        if not why and sender is not None:
+            async with self.repo.session(f"{TRANSPORT}:{self.cfg.list}", write=False) as s:
+                ours = await s.kv_get(_SENT + message_id) is not None
+            if ours or sender.identity.removeprefix("mail:") in self.own:
+                why = "our own mail, back from the list"
         signer = None
-        if not why and trust is Verdict.NONE and self.cfg.verify_dkim and addr:
+        if not why and sender is None and trust is Verdict.NONE and self.cfg.verify_dkim and addr:
             signer = await asyncio.to_thread(signed_by, raw, addr.rsplit("@", 1)[-1], self.dkim_dns)
-        sender = sender_of(msg, authserv_id=self.cfg.authserv_id, proven=signer is not None)
+        if sender is None:
+            sender = sender_of(msg, authserv_id=self.cfg.authserv_id, proven=signer is not None)
         body = _plain_body(msg) if not why else None
         actions = limit(parse_reply(body, prefix=self.dispatcher.prefix)) if body else []
         if why or sender is None or not actions:

@@ -88,11 +88,12 @@ def aligned(signer: str, domain: str) -> bool:
     return signer == domain or domain.endswith("." + signer) or signer.endswith("." + domain)
 
 
-def _trusted_results(msg: EmailMessage, authserv_id: str) -> list:
-    """The results of the topmost Authentication-Results headers by `authserv_id`. A header
-    the parser cannot read ends them, like another server's."""
-    out = []
-    # Raw values: the header as our server wrote it, not as encoded words decode.
+def result_runs(msg: EmailMessage, limit: int = 2) -> list[tuple[str, list]]:
+    """The topmost Authentication-Results headers, grouped by consecutive authserv-id:
+    [(id lowercased, results), ...], at most `limit` groups. A header the parser cannot read
+    ends them (nothing below it can be placed)."""
+    runs: list[tuple[str, list]] = []
+    # Raw values: the header as its server wrote it, not as encoded words decode.
     for name, value in msg.raw_items():
         if name.lower() != "authentication-results":
             continue
@@ -101,10 +102,21 @@ def _trusted_results(msg: EmailMessage, authserv_id: str) -> list:
             parsed = authres.AuthenticationResultsHeader.parse_value(text)
         except Exception:  # authres raises its own SyntaxError and others on odd input
             break
-        if str(parsed.authserv_id).lower() != authserv_id.lower():
-            break  # below another server's header: anyone could have written it
-        out += parsed.results
-    return out
+        serv = str(parsed.authserv_id).lower()
+        if runs and runs[-1][0] == serv:
+            runs[-1][1].extend(parsed.results)
+        elif len(runs) < limit:
+            runs.append((serv, list(parsed.results)))
+        else:
+            break
+    return runs
+
+
+def _trusted_results(msg: EmailMessage, authserv_id: str) -> list:
+    """The results of the topmost Authentication-Results headers by `authserv_id`: those
+    below another server's header could have been written by anyone."""
+    runs = result_runs(msg, limit=1)
+    return runs[0][1] if runs and runs[0][0] == authserv_id.lower() else []
 
 
 def _props(result) -> dict[str, str] | None:
@@ -122,7 +134,11 @@ def verdict(msg: EmailMessage, authserv_id: str | None, address: str) -> Verdict
     """What the trusted server's results say about the From `address` (see the top)."""
     if not authserv_id:
         return Verdict.NONE
-    results = _trusted_results(msg, authserv_id)
+    return judge(_trusted_results(msg, authserv_id), address)
+
+
+def judge(results: list, address: str) -> Verdict:
+    """What one server's `results` say about `address` (see the top)."""
     if not results:
         return Verdict.NONE
     domain = _domain_of(address)

@@ -30,6 +30,7 @@ _WROTE = re.compile(r".*\b(?:wrote|writes|schrieb|a écrit|escribió)\s*:\s*$", 
 # A sign-off on a line of its own: " -George", "-- Jan", "--George Dunlap".
 _SIGN_OFF = re.compile(r"\s*--?\s?[A-Z][\w.'-]*(?: [A-Z][\w.'-]*)?\s*")
 _QUOTE = re.compile(r"^(?:\s?>)+ ?")
+_FOOTER_RULE = 20  # underscores at least: Mailman's footer separator has 47
 
 
 @dataclass(frozen=True)
@@ -67,10 +68,13 @@ def _unquote(line: str) -> str | None:
 
 
 def body_lines(body: str) -> list[str]:
-    """The reply's lines without the signature (`-- ` and below)."""
+    """The reply's lines without the signature (`-- ` and below) or the list's footer (a line
+    of underscores and below: what Mailman puts above its footer, right after the text)."""
     lines = body.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     for i, line in enumerate(lines):
         if line.rstrip() in ("-- ", "--") and line.startswith("--"):
+            return lines[:i]
+        if len(line.rstrip()) >= _FOOTER_RULE and not line.rstrip().strip("_"):
             return lines[:i]
     return lines
 

@@ -321,3 +321,96 @@ async def barrier(bot: Bot, mailbox: Mailbox, sink: SmtpSink, *, in_reply_to: st
 
 def not_barrier(received: list[Received]) -> list[Received]:
     return [r for r in received if BARRIER not in r.rcpt_tos]
+
+
+# -- a real mailing list: Mailman 3 with Postfix, delivering to Dovecot -------------------------
+
+LIST_AUTHSERV = "lists.example.org"  # the list's receiving server (Postfix "in")
+MEMBER_PASSWORD = "member-secret-1234"
+MEMBERS = {"george.dunlap@eu.citrix.com": "George Dunlap", "jbeulich@suse.com": "Jan Beulich",
+           "ian.campbell@citrix.com": "Ian Campbell"}
+MEMBER_DOMAINS = ["example.org", "eu.citrix.com", "suse.com", "citrix.com"]
+
+
+@pytest.fixture(scope="module")
+def mailing_list():
+    """Dovecot (the bot's and the members' mailboxes), Postfix and Mailman, for one module;
+    each test makes its own list and bot address (`list_bot`)."""
+    from tests.servers.mailman import missing, start_mailing_list
+
+    if gone := missing():
+        unavailable(f"{', '.join(gone)} not installed (run scripts/install-mailman.sh)")
+    workdir = Path(tempfile.mkdtemp(prefix="todobot-list-"))
+    users = {BOT: BOT_PASSWORD, **{m: MEMBER_PASSWORD for m in MEMBERS}}
+    servers = start_mailing_list(workdir, users, MEMBER_DOMAINS, mx_id=AUTHSERV,
+                                 list_id=LIST_AUTHSERV)
+    yield servers
+    servers.stop()
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+@asynccontextmanager
+async def list_bot(servers, name: str, *, list_authserv_id: str | None = LIST_AUTHSERV,
+                   tmp_path: Path, seed=None, **entry_extra: Any) -> AsyncIterator[tuple[Bot, str]]:
+    """A list NAME@lists.example.org with the members and a bot of its own (todobot-NAME@,
+    subscribed), reading its INBOX and sending through Postfix. Yields (bot, list address)."""
+    bot_addr = f"todobot-{name}@example.org"
+    servers.add_user(bot_addr, BOT_PASSWORD)
+    address = await asyncio.to_thread(servers.create_list, name,
+                                      members={bot_addr: "todobot", **MEMBERS})
+    before = os.environ.get(PASSWORD_ENV)
+    os.environ[PASSWORD_ENV] = BOT_PASSWORD
+    entry = {"list": address, "from": f"todobot <{bot_addr}>", "release": "4.2",
+             "authserv_id": AUTHSERV, "list_authserv_id": list_authserv_id,
+             "smtp": {"host": "127.0.0.1", "port": servers.smtp_in, "starttls": False, "tls": False},
+             "imap": {"host": "127.0.0.1", "port": servers.dovecot.port, "tls": False,
+                      "username": bot_addr, "password_env": PASSWORD_ENV, "folder": "INBOX"},
+             **entry_extra}
+    config = Config(database=str(tmp_path / f"{name}.sqlite3"), default_release="4.2",
+                    admins=["mail:Ian.Campbell@citrix.com"], mail=[entry])
+    app = App(config)
+    await app.initialize()
+    assert app.repo is not None
+    await seed_42(app.repo)
+    if seed is not None:
+        async with app.repo.session("test") as s:
+            await seed(s)
+    await app.start()
+    transport = next(t for t in app.transports if isinstance(t, MailTransport))
+    try:
+        assert transport.inbox is not None
+        await asyncio.wait_for(transport.inbox.connected.wait(), WAIT)
+        yield Bot(app, transport), address
+    finally:
+        await app.stop()
+        if before is None:
+            os.environ.pop(PASSWORD_ENV, None)
+        else:
+            os.environ[PASSWORD_ENV] = before
+
+
+async def read_mailbox(servers, user: str, password: str = MEMBER_PASSWORD) -> list[EmailMessage]:
+    """Every mail in USER's INBOX on the list's Dovecot."""
+    imap = aioimaplib.IMAP4("127.0.0.1", servers.dovecot.port, timeout=10)
+    await imap.wait_hello_from_server()
+    assert (await imap.login(user, password)).result == "OK"
+    try:
+        await imap.select("INBOX")
+        r = await imap.fetch("1:*", "(BODY.PEEK[])")
+        return [message_from_bytes(bytes(line), policy=default) for line in r.lines
+                if isinstance(line, (bytes, bytearray)) and len(line) > 200]
+    finally:
+        await imap.logout()
+
+
+async def wait_mail(servers, user: str, match, *, password: str = MEMBER_PASSWORD,
+                    timeout: float = 90.0) -> EmailMessage:
+    """The first mail in USER's INBOX for which `match(msg)` holds, once it has arrived."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [m for m in await read_mailbox(servers, user, password) if match(m)]
+        if found:
+            return found[0]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no such mail for {user} within {timeout} s\n{servers.logs()}")
+        await asyncio.sleep(0.2)
