@@ -147,7 +147,7 @@ def _original(lines: list[str], layout: str | None) -> Original:
                 ids.setdefault(item[0])
             for m in _MENTION.finditer(line):
                 ids.setdefault(int(m[1]))
-    return Original(tuple(ids)[:MAX_NAMED], "\n".join(kept)[:MAX_ORIGINAL])
+    return Original(tuple(ids)[:MAX_NAMED], "\n".join(kept)[:MAX_ORIGINAL].strip("\n"))
 
 
 def parse_reply(body: str, *, prefix: str = "!", layout: str | None = None) -> list[Action]:
