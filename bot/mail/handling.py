@@ -18,6 +18,7 @@ from ...commands.format import SEVERITY_TITLE, summary
 from ...commands.items import split_tags
 from ...commands.messages import Reply, item_ref, text
 from ...commands.proposals import add_proposed, read_bullet
+from ...storage.layouts.xen42 import NO_AREA
 from ...storage.repository import title_key
 
 from ..dispatcher import Dispatcher, Step
@@ -111,9 +112,9 @@ def _claim_step(action: Claim) -> Step:
             if reply.outcome == "changed":  # one line: "Added #20 (...) and claimed it for ..."
                 item = await ctx.item(item.id)
                 done[action.proposal] = text(
-                    "Added ", item_ref(item.id), f" ({item.area}, {SEVERITY_TITLE[item.severity]})"
-                    f" and claimed it for {ctx.me}: {summary(item)}", outcome="changed",
-                    items=(item.id,))
+                    "Added ", item_ref(item.id),
+                    f" ({item.area or NO_AREA}, {SEVERITY_TITLE[item.severity]}) and claimed it"
+                    f" for {ctx.me}: {summary(item)}", outcome="changed", items=(item.id,))
                 return None
             return reply
         said = _echo(action.said)
