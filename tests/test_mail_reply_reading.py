@@ -145,6 +145,13 @@ def test_outlook_top_post_claims_what_the_original_names_and_never_reads_it():
     assert "Is anybody looking at #4" in claim.original.text
 
 
+def test_newer_outlook_separator_starts_the_original_too():
+    text = ("mine\n\n________________________________\nFrom: Ian Campbell\nSent: Monday\n"
+            "Subject: Re: 4.2 TODO\n\nAnyone for #7?\n!done 7\n")
+    assert parse_reply(text) == [Claim(said="mine", original=Original(
+        (7,), "From: Ian Campbell\nSent: Monday\nSubject: Re: 4.2 TODO\n\nAnyone for #7?\n!done 7"))]
+
+
 def test_gmail_top_post_claims_what_the_quoted_original_names():
     [claim] = parse_reply(GMAIL)
     assert claim == Claim(said="I can take this one", original=Original(

@@ -12,7 +12,8 @@ look when quoted, `quoted_heading` / `quoted_item`):
   else the item written or quoted just before it: a new bullet, or a quoted item of the
   weekly mail (`> * #10 Bump library SONAMES as necessary.`, or its title without the id);
 - a claim with nothing before it, in a top-posted reply (the text first, then
-  "-----Original Message-----" and the original, or "On ..., X wrote:" and the quoted
+  "-----Original Message-----" or a rule of underscores and "From:"/"Sent:" lines, and the
+  original, or "On ..., X wrote:" and the quoted
   original), is about what the original names (`Original`: the items it names by id, and its
   text, whose titles the handler looks up); with no original it is still reported, unresolved;
 - a line starting with the command prefix (`!status 8 patch posted`) is a command; an
@@ -38,6 +39,7 @@ _WROTE = re.compile(r".*\b(?:wrote|writes|schrieb|a écrit|escribió)\s*:\s*$", 
 _ORIGINAL_MESSAGE = re.compile(
     r"\s*-{2,}\s*(?:Original Message|Ursprüngliche Nachricht|Message d'origine|Mensaje original)"
     r"\s*-{2,}\s*", re.I)
+_RULE = re.compile(r"\s*_{10,}\s*")
 # A sign-off on a line of its own: " -George", "-- Jan", "--George Dunlap".
 _SIGN_OFF = re.compile(r"\s*--?\s?[A-Z][\w.'-]*(?: [A-Z][\w.'-]*)?\s*")
 _QUOTE = re.compile(r"^(?:\s?>)+ ?")
@@ -123,13 +125,23 @@ def split_original(body: str) -> tuple[list[str], list[str]]:
     starts at Outlook's "-----Original Message-----", or at an "On ... wrote:" after which
     everything is quoted; a signature between the two is the sender's."""
     lines = _lines(body)
+    # quoted_after[i]: every line from i on is quoted or blank (one pass, not one per line)
+    quoted_after = [True] * (len(lines) + 1)
+    for i in range(len(lines) - 1, -1, -1):
+        quoted_after[i] = quoted_after[i + 1] and (
+            not lines[i].strip() or _unquote(lines[i]) is not None)
     for i, line in enumerate(lines):
-        if _ORIGINAL_MESSAGE.fullmatch(line):
+        if _ORIGINAL_MESSAGE.fullmatch(line) or _outlook_header(lines, i):
             return lines[:min(i, _signature(lines))], lines[i + 1:]
-        if (n := _attribution(lines, i)) and all(
-                not ln.strip() or _unquote(ln) is not None for ln in lines[i + n:]):
+        if (n := _attribution(lines, i)) and quoted_after[i + n]:
             return lines[:min(i, _signature(lines))], lines[i + n:]
     return lines[:_signature(lines)], []
+
+
+def _outlook_header(lines: list[str], i: int) -> bool:
+    """Newer Outlook's separator: a rule of underscores, then "From: ..." and "Sent: ..."."""
+    return (bool(_RULE.fullmatch(lines[i])) and i + 2 < len(lines)
+            and lines[i + 1].startswith("From: ") and lines[i + 2].startswith(("Sent: ", "Date: ")))
 
 
 def _original(lines: list[str], layout: str | None) -> Original:
