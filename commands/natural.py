@@ -33,8 +33,9 @@ MAX_SAID = 600  # with what follows it in its paragraph
 _FIRST = re.compile(rf"(.{{1,{MAX_CLAIM}}}?[.!]+(?:\s*(?:[:;]-?[)D]|🙂|👍))?)\s+(\S.*)")
 # What makes the words after a claim take it back or make it conditional: then it is talk.
 _RESERVATION = re.compile(
-    r"\?|\b(?:but|unless|if|not|no|never|cannot|can't|won't|wouldn't|don't|actually|however|"
-    r"except|though|although|maybe|perhaps|kidding|joking|after|once|later|else)\b", re.I)
+    r"\?|\bno\b(?!\s+problem)|\b(?:but|unless|if|not|never|cannot|can't|won't|wouldn't|don't|"
+    r"actually|however|except|though|although|maybe|perhaps|kidding|joking|after|once|later|"
+    r"else)\b", re.I)
 
 
 @dataclass(frozen=True)

@@ -273,3 +273,12 @@ async def test_every_reply_read_is_answered_even_when_it_asks_nothing(rig):
     assert " ".join(ack.get_content().split()) == (
         "Nothing I could act on: no commands, claims or new items found outside quoted text.")
     assert await rig.pending() == []
+
+
+async def test_a_mail_without_text_is_told_so(rig):
+    raw = mail("a@example.org", "AAAA\n", message_id="<bin@x>").replace(
+        b"Content-Type: text/plain; charset=utf-8", b"Content-Type: application/octet-stream")
+    await rig.deliver(raw)
+    [ack] = rig.smtp.to("a@example.org")
+    assert " ".join(ack.get_content().split()) == (
+        "Nothing I could act on: the mail has no text part I could read.")

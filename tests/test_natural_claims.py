@@ -14,7 +14,7 @@ from todobot.commands.natural import claim_intent
     ("todobot: I can take this one", None), ("I'm on it", None), ("mine #4", 4),
     ("I can take item 9", 9), ("I  can   take this one 👍", None),
     ("I can take this one. We have a couple of boxes to test it on.", None),
-    ("I'll take #4. Patch coming tomorrow.", 4),
+    ("I'll take #4. Patch coming tomorrow.", 4), ("I can take this one. No problem.", None),
 ])
 def test_claim_phrases(text, item):
     intent = claim_intent(text)
@@ -28,7 +28,7 @@ def test_claim_phrases(text, item):
     "It will take a while", "we should take the simple xencommons patch",
     "I can take this one, but only next week after the release of the thing we talked about",
     "I can take this one. But not before May.", "I'll take it. Or should Jan?",
-    "I can take this one. Just kidding.", "I'll take a look. We have boxes to test it on.",
+    "I can take this one. Just kidding.", "I'll take it. No, Jan should.", "I'll take a look. We have boxes to test it on.",
 ])
 def test_ordinary_conversation_is_not_a_claim(text):
     assert claim_intent(text) is None
