@@ -105,7 +105,10 @@ async def claim(ctx: Context, item: Item, name: str | None) -> Reply:
 @pattern("claim", claim_intent)
 async def casual_claim(ctx: Context, intent: ClaimIntent) -> Reply | None:
     """"I can take this one", "I'll take #12", "mine": the item named, else the one being
-    talked about; several candidates get a question, none gets silence."""
+    talked about; several candidates get a question, none gets silence. "I'll take #4 and
+    #7" claims each item named."""
+    if intent.also:
+        return await claim_each(ctx, intent.item_ids)
     if intent.item_id is not None:
         candidates: tuple[int, ...] = (intent.item_id,)
     elif ctx.refers_to is not None:  # the transport knows what the message answers
@@ -127,6 +130,20 @@ async def casual_claim(ctx: Context, intent: ClaimIntent) -> Reply | None:
         parts.append(f"? Say {ctx.prefix}claim ID.")
         return text(*parts, outcome="refused", items=candidates)
     return await claim_item(ctx, await ctx.item(candidates[0]), explicit=False)
+
+
+async def claim_each(ctx: Context, ids: tuple[int, ...]) -> Reply:
+    """A casual claim of each item named, one line each; one refused does not stop the rest."""
+    out = Reply()
+    for item_id in ids:
+        try:
+            one = await claim_item(ctx, await ctx.item(item_id), explicit=False)
+        except (Refused, LookupError) as exc:
+            one = text(str(exc), outcome="refused")
+        out.extend(one)
+        if one.outcome == "changed" or (one.outcome == "refused" and out.outcome == "info"):
+            out.outcome = one.outcome
+    return out
 
 
 @command("unclaim", ItemArg(), Text("NAME", optional=True), who="owner", does="unclaim it",

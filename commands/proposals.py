@@ -11,7 +11,7 @@ import re
 from .messages import Reply, item_ref, text
 from ..storage import Item
 from ..storage.layouts.common import MailFormatError
-from ..storage.layouts.xen42 import parse_mail
+from ..storage.layouts.xen42 import NO_AREA, parse_mail
 
 from .context import Context
 from .format import SEVERITY_TITLE, summary
@@ -25,7 +25,7 @@ def read_bullet(area: str, severity: str, bullet: str) -> tuple[list[str], str, 
     """(tags, title, details, progress, links) of a bullet as the mail format reads it."""
     heading = "blockers" if severity == "blocker" else "nice to have"
     try:
-        lst = parse_mail(f"{area}, {heading}:\n\n    * {' '.join(bullet.split())}\n")
+        lst = parse_mail(f"{area or NO_AREA}, {heading}:\n\n    * {' '.join(bullet.split())}\n")
     except MailFormatError:
         lst = None
     if lst is None or not lst.items:
@@ -55,6 +55,6 @@ async def add_proposed(ctx: Context, area: str, severity: str, bullet: str, *,
     await check_rate(ctx)
     item = await ctx.s.add_item(rel, area=area, severity=severity, title=title, tags=tags,
                                 details=details, progress=progress, links=links)
-    reply = text("Added ", item_ref(item.id), f" ({area}, {SEVERITY_TITLE[severity]}): "
+    reply = text("Added ", item_ref(item.id), f" ({area or NO_AREA}, {SEVERITY_TITLE[severity]}): "
                  f"{summary(item)}", outcome="changed", items=(item.id,))
     return item, reply

@@ -78,6 +78,12 @@ def _release(row: sqlite3.Row) -> Release:
                    row["subject"])
 
 
+def title_key(title: str) -> str:
+    """The form under which two titles are the same item's on re-import (and in a reply that
+    pastes the list back). Cleaned: one stored before titles were cleaned still matches."""
+    return clean(title).casefold()
+
+
 def section_key(it: Item | ListItem) -> tuple[str, str, str]:
     """Which section of the list an item is in, for matching on re-import: the named heading
     where the layout has one, else (severity, area) as in the 4.2 layout."""
@@ -778,11 +784,10 @@ def _match_items(existing: list[Item], incoming: list[ListItem]) -> dict[int, It
         if li.id is not None and li.id in by_id and li.id not in used:
             found[id(li)] = by_id[li.id]
             used.add(li.id)
-    # Titles compare cleaned: one stored before titles were cleaned still matches.
     passes: list[Callable[[Any], tuple]] = [
-        lambda x: (clean(x.title).casefold(), section_key(x), x.details, tuple(x.owners)),
-        lambda x: (clean(x.title).casefold(), section_key(x)),
-        lambda x: (clean(x.title).casefold(),),
+        lambda x: (title_key(x.title), section_key(x), x.details, tuple(x.owners)),
+        lambda x: (title_key(x.title), section_key(x)),
+        lambda x: (title_key(x.title),),
     ]
     for key in passes:
         buckets: dict[tuple, list[Item]] = {}

@@ -74,11 +74,13 @@ def test_claim_under_a_quoted_item_by_id_or_title():
 
 
 def test_claim_needs_something_just_before_it():
-    assert parse_reply("I can take this one.\n") == []
+    # Reported as naming nothing (the acknowledgement asks which item), never guessed.
+    assert parse_reply("I can take this one.\n") == [Claim(said="I can take this one.")]
     # quoted prose after the item: the claim is no longer "just after" the item
-    assert parse_reply("> * #10 Bump SONAMES\n>\n> I think this is done?\n\nmine\n") == []
+    assert parse_reply("> * #10 Bump SONAMES\n>\n> I think this is done?\n\nmine\n") == [
+        Claim(said="mine")]
     # a remark between the item and the claim
-    assert parse_reply("> * #10 Bump SONAMES\n\nHmm, not sure.\n\nmine\n") == []
+    assert parse_reply("> * #10 Bump SONAMES\n\nHmm, not sure.\n\nmine\n") == [Claim(said="mine")]
 
 
 def test_commands_in_unquoted_text_only():

@@ -77,7 +77,9 @@ def test_acknowledgement_says_what_was_applied_refused_and_not_understood():
         "Applied:\n\n  * Added #20 (tools, nice to have): x\n\n"
         "Not applied:\n\n  * !frob 1: Unknown command !frob.\n\n"
         "!show 1\n#1 libxl stable API\n")
-    assert ack_text([], []) is None
+    # Asked for nothing: says so, and why.
+    assert ack_text([], []) == ("Nothing I could act on: no commands, claims or new items found "
+                                "outside\nquoted text.\n")
 
 
 async def test_a_mail_applies_at_most_twenty_actions_and_says_so(chat):

@@ -230,3 +230,16 @@ async def test_deeply_nested_mime_is_refused_with_one_line_and_handled(rig, capl
 async def test_mime_within_the_depth_limit_is_read(rig):
     await rig.deliver(_nested(MAX_MIME_DEPTH - 1))
     assert (await rig.chat.item(1)).owners == ["a@example.org"]
+
+
+async def test_a_list_mail_of_unproven_author_gets_no_acknowledgement(rig, caplog):
+    """Through a list that munges From, an author the list did not vouch for is the list
+    itself: it may act with anyone's rights, but a "private" answer would reach every member."""
+    caplog.set_level(logging.INFO, logger="todobot.bot.mail")
+    munged = f'"Jan Beulich via Xen-devel" <{LIST}>'
+    await rig.deliver(mail(munged, "!status 1 patch posted\n", message_id="<l1@x>",
+                           Reply_To="Jan Beulich <jbeulich@suse.com>",
+                           List_Id="<xen-devel.lists.example.org>"))
+    assert (await rig.chat.item(1)).progress == "patch posted"
+    assert rig.smtp.sent == [] and await rig.pending() == []
+    assert any("it is from the list itself" in r.getMessage() for r in caplog.records)

@@ -13,6 +13,8 @@ from todobot.commands.natural import claim_intent
     ("I can take #12", 12), ("ok, I'll take #7", 7), ("sure, I can do this one :)", None),
     ("todobot: I can take this one", None), ("I'm on it", None), ("mine #4", 4),
     ("I can take item 9", 9), ("I  can   take this one 👍", None),
+    ("I can take this one. We have a couple of boxes to test it on.", None),
+    ("I'll take #4. Patch coming tomorrow.", 4), ("I can take this one. No problem.", None),
 ])
 def test_claim_phrases(text, item):
     intent = claim_intent(text)
@@ -23,11 +25,28 @@ def test_claim_phrases(text, item):
 @pytest.mark.parametrize("text", [
     "I'll take a look at the logs", "can you take this one?", "take this one", "I can take it or leave it",
     "who will take this?", "this is mine to worry about", "I can't take this one", "not mine",
-    "I'll take #12 and #13", "It will take a while", "we should take the simple xencommons patch",
+    "It will take a while", "we should take the simple xencommons patch",
     "I can take this one, but only next week after the release of the thing we talked about",
+    "I can take this one. But not before May.", "I'll take it. Or should Jan?",
+    "I can take this one. Just kidding.", "I'll take it. No, Jan should.", "I'll take a look. We have boxes to test it on.",
 ])
 def test_ordinary_conversation_is_not_a_claim(text):
     assert claim_intent(text) is None
+
+
+@pytest.mark.parametrize("text,ids", [
+    ("I'll take #4 and #7", (4, 7)), ("I can take #4, #7 and #9.", (4, 7, 9)),
+    ("mine #3", (3,)), ("I'll take items #2 & #5", (2, 5)), ("I can take this one", ()),
+])
+def test_every_item_named_is_claimed(text, ids):
+    assert claim_intent(text).item_ids == ids
+
+
+async def test_claims_two_named_items_in_chat(chat):
+    out = await chat.say("I'll take #1 and #2", "george")
+    assert out.splitlines()[0].startswith("#1 claimed by george")
+    assert out.splitlines()[1].startswith("#2 claimed by george")
+    assert (await chat.item(1)).owners == ["george"] and (await chat.item(2)).owners == ["george"]
 
 
 async def test_claims_the_item_just_added(chat):

@@ -6,7 +6,8 @@ release's mail layout (weekly.py) with threading headers; a failed send is retri
 backoff in the background. In: inbox.py reads the mailbox; each message is checked
 (auth.py), read into actions (replies.py) and applied in one transaction recorded by its
 Message-ID (handling.py, `Dispatcher.run_steps`); a private acknowledgement goes to the
-sender when something changed or was refused. The acknowledgement is stored in the same
+sender saying what was understood: what changed, what was refused and why, or that nothing
+could be acted on and why. The acknowledgement is stored in the same
 transaction and deleted once sent, so a crash before sending delays it but never loses it.
 
 Never an amplifier: a mail the trusted server fails (auth.py) is dropped with one log line
@@ -49,7 +50,8 @@ from ..rooms import room_settings
 from ..transport import Transport
 from . import outbox
 from .auth import Verdict, automated, from_address, header, message_ids, sender_of, verdict
-from .handling import ack_text, limit, steps_for
+from .handling import NOTHING, ack_text, limit, steps_for
+from .html_text import html_to_text
 from .inbox import Inbox
 from .lists import munged_sender
 from .replies import parse_reply
@@ -281,8 +283,10 @@ class MailTransport(Transport):
                                     f"MIME parts nested deeper than {MAX_MIME_DEPTH}")
         refs = list(dict.fromkeys(message_ids(header(msg, "In-Reply-To"))
                                   + message_ids(header(msg, "References"))))[:MAX_REFS]
+        release = self.dispatcher.release_for(TRANSPORT, self.cfg.list)
         async with self.repo.session(f"{TRANSPORT}:{self.cfg.list}", write=False) as s:
             to_bot = [r for r in refs if await s.kv_get(_SENT + r) is not None]
+            rel = await s.release(release) if release else None
         why = automated(msg, replies_to_bot=bool(to_bot), own_addresses=self.own)
         addr = from_address(msg)[1]
         trust = verdict(msg, self.cfg.authserv_id, addr)
@@ -301,14 +305,19 @@ class MailTransport(Transport):
             signer = await asyncio.to_thread(signed_by, raw, addr.rsplit("@", 1)[-1], self.dkim_dns)
         if sender is None:
             sender = sender_of(msg, authserv_id=self.cfg.authserv_id, proven=signer is not None)
-        body = _plain_body(msg) if not why else None
-        actions = limit(parse_reply(body, prefix=self.dispatcher.prefix)) if body else []
-        if why or sender is None or not actions:
+        # In a thread: a large HTML body takes a while to convert, and the loop serves chat.
+        body = await asyncio.to_thread(_plain_body, msg) if not why else None
+        actions = limit(parse_reply(body, prefix=self.dispatcher.prefix,
+                                    layout=rel.layout if rel else None)) if body else []
+        if why or sender is None:
             return await self._drop(message_id, addr, why)
+        # A mail read that asks for nothing is answered too (bounded like every
+        # acknowledgement), so that nobody believes a reply the bot could not read worked.
+        nothing = NOTHING if body is not None else "the mail has no text part I could read"
         message = Message(transport=TRANSPORT, room=self.cfg.list, sender=sender,
                           text=outbox.one_line(header(msg, "Subject") or "", 200), msg_id=message_id)
         steps = steps_for(actions, self.dispatcher, link=message_id)
-        steps.append(self._ack_step(msg, sender.identity, message_id, refs, actions))
+        steps.append(self._ack_step(msg, sender.identity, message_id, refs, actions, nothing))
         # History names the mail: "mail:jan@suse.com via <5028C2F3...@nat28.tlf.novell.com>".
         replies = await self.dispatcher.run_steps(message, steps,
                                                   actor=f"{sender.identity} via {message_id}")
@@ -328,15 +337,19 @@ class MailTransport(Transport):
             await s.record_event(TRANSPORT, message_id)
 
     def _ack_step(self, msg: EmailMessage, identity: str, message_id: str, refs: list[str],
-                  actions: list) -> "Step":
-        """The last step: store the acknowledgement with the effects it reports, unless the
-        address had its `acks_per_hour` already."""
+                  actions: list, nothing: str) -> "Step":
+        """The last step: store the acknowledgement with the effects it reports (or, `nothing`,
+        why nothing could be done), unless the address had its `acks_per_hour` already."""
         to = identity.removeprefix("mail:")
 
         async def step(ctx, done: list[Reply]) -> None:
-            body = ack_text(actions, done)
-            if body is None:
+            if to == self.cfg.list.lower() or to in self.own:
+                # A list mail whose author is not proven "is" the list: a private answer to it
+                # would go to every member.
+                log.info("mail %s: no acknowledgement of %s: it is from the list itself",
+                         self.cfg.list, message_id)
                 return None
+            body = ack_text(actions, done, nothing=nothing)
             now = ctx.s.now
             sent = [t for t in json.loads(await ctx.s.kv_get(_ACKED + to) or "[]") if t > now - 3600]
             if len(sent) >= self.cfg.acks_per_hour:
@@ -431,11 +444,19 @@ def _parse(raw: bytes) -> EmailMessage | None:
 
 
 def _plain_body(msg: EmailMessage) -> str | None:
+    """The text a reply is read from: its plain part, else its HTML part as text (quotes as
+    `> ` lines, html_text.py); None when it has neither."""
     part = msg.get_body(preferencelist=("plain",))
+    html = part is None
+    if html:
+        part = msg.get_body(preferencelist=("html",))
     if part is None:
         return None
     try:
-        return part.get_content()
+        content = part.get_content()
     except (LookupError, ValueError):  # an unknown charset: read what can be read
         payload = part.get_payload(decode=True) or b""
-        return payload.decode("utf-8", "replace")
+        content = payload.decode("utf-8", "replace")
+    if not isinstance(content, str):
+        return None
+    return html_to_text(content) if html else content

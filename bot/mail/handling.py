@@ -1,5 +1,10 @@
 """From the actions of a reply (replies.py) to dispatcher steps, and from their replies to the
-private acknowledgement. The steps run in one transaction (`Dispatcher.run_steps`)."""
+private acknowledgement. The steps run in one transaction (`Dispatcher.run_steps`).
+
+A claim is never a guess: one that names several items (a quoted title two items share, a
+top-post's original naming more than one) gets a question back, one that names none says so.
+A bullet whose title an item of the release already has (the list pasted back) adds nothing
+and is answered "already #N"."""
 
 from __future__ import annotations
 
@@ -12,31 +17,82 @@ from ...commands.claims import claim_item
 from ...commands.format import SEVERITY_TITLE, summary
 from ...commands.items import split_tags
 from ...commands.messages import Reply, item_ref, text
-from ...commands.proposals import add_proposed
+from ...commands.proposals import add_proposed, read_bullet
+from ...storage.layouts.xen42 import NO_AREA
+from ...storage.repository import title_key
 
 from ..dispatcher import Dispatcher, Step
 from .replies import Action, Claim, Command, Propose
+
+NOTHING = "no commands, claims or new items found outside quoted text"
+MAX_ASKED = 5  # candidates named in a question; more: "which one?" alone
+MIN_TITLE = 8  # characters of a title looked for in a top-post's original (shorter: too common)
 
 
 def _norm(s: str) -> str:
     return " ".join(s.casefold().split()).rstrip(".")
 
 
-async def _quoted_item(ctx: Context, quoted: str) -> int | None:
-    """The open item of the room's release whose title the quoted bullet starts with."""
+async def _quoted_items(ctx: Context, quoted: str) -> list[int]:
+    """The open items of the room's release whose title the quoted bullet starts with (the
+    longest such titles)."""
     _, body = split_tags(quoted)
     q = _norm(body)
     rel = await ctx.release()
     found = [it for it in await ctx.s.items(rel) if it.title and q.startswith(_norm(it.title))]
     if not found:
-        return None
+        return []
     best = max(len(_norm(it.title)) for it in found)
-    found = [it for it in found if len(_norm(it.title)) == best]
-    return found[0].id if len(found) == 1 else None
+    return [it.id for it in found if len(_norm(it.title)) == best]
+
+
+async def _named_in(ctx: Context, ids: tuple[int, ...], original: str) -> list[int]:
+    """The items a top-post's original names: the open items of the room's release among the
+    ids it names, else those whose title it contains (as a whole phrase)."""
+    rel = await ctx.release()
+    items = await ctx.s.items(rel)
+    if ids:
+        open_ids = {it.id for it in items}
+        return [i for i in ids if i in open_ids]
+    said = f" {title_key(original)} "
+    found = []
+    for it in items:
+        key = title_key(it.title).rstrip(".")
+        if len(key) >= MIN_TITLE and re.search(rf"(?<!\w){re.escape(key)}(?!\w)", said):
+            found.append(it.id)
+    return found
+
+
+def _which(said: str, candidates: list[int], prefix: str) -> Reply:
+    if len(candidates) > MAX_ASKED:
+        return text(f"“{said}”: {len(candidates)} items could be meant; which one did you mean? "
+                    f"Say {prefix}claim ID.", outcome="refused")
+    parts: list = [f"“{said}”: which one did you mean: "]
+    for i, c in enumerate(candidates):
+        if i:
+            parts.append(" or " if i == len(candidates) - 1 else ", ")
+        parts.append(item_ref(c))
+    parts.append(f"? Say {prefix}claim ID.")
+    return text(*parts, outcome="refused", items=tuple(candidates))
+
+
+async def _already(ctx: Context, action: Propose) -> Reply | None:
+    """"already #N" when an item of the release has the bullet's title (as re-import matches)."""
+    _, title, *_ = read_bullet(action.area, action.severity, action.text)
+    key = title_key(title)
+    rel = await ctx.release()
+    for it in await ctx.s.items(rel, states=None):
+        if title_key(it.title) == key:
+            state = "" if it.state == "open" else f", {it.state}"
+            return text(f"“{summary(it)[:60]}” is already ", item_ref(it.id), f"{state}: not added "
+                        "again.", items=(it.id,))
+    return None
 
 
 def _propose_step(action: Propose, link: str | None) -> Step:
     async def step(ctx: Context, done: list[Reply]) -> Reply:
+        if (known := await _already(ctx, action)) is not None:
+            return known
         _, reply = await add_proposed(ctx, action.area, action.severity, action.text, link=link)
         return reply
     return step
@@ -46,6 +102,9 @@ def _claim_step(action: Claim) -> Step:
     async def step(ctx: Context, done: list[Reply]) -> Reply | None:
         if action.proposal is not None:
             added = done[action.proposal] if action.proposal < len(done) else None
+            if added is not None and added.outcome == "info" and len(added.items) == 1:
+                # the bullet was an item already ("already #N"): that item is the one meant
+                return await claim_item(ctx, await ctx.item(added.items[0]), explicit=False)
             if added is None or added.outcome != "changed" or not added.items:
                 return None  # the proposal was refused: that answer says why
             item = await ctx.item(added.items[0])
@@ -53,20 +112,30 @@ def _claim_step(action: Claim) -> Step:
             if reply.outcome == "changed":  # one line: "Added #20 (...) and claimed it for ..."
                 item = await ctx.item(item.id)
                 done[action.proposal] = text(
-                    "Added ", item_ref(item.id), f" ({item.area}, {SEVERITY_TITLE[item.severity]})"
-                    f" and claimed it for {ctx.me}: {summary(item)}", outcome="changed",
-                    items=(item.id,))
+                    "Added ", item_ref(item.id),
+                    f" ({item.area or NO_AREA}, {SEVERITY_TITLE[item.severity]}) and claimed it"
+                    f" for {ctx.me}: {summary(item)}", outcome="changed", items=(item.id,))
                 return None
             return reply
-        item_id = action.item_id
-        if item_id is None and action.quoted:
-            item_id = await _quoted_item(ctx, action.quoted)
-            if item_id is None:
-                return text(f"“{action.said}”: I could not tell which item the quoted text is; "
+        said = _echo(action.said)
+        if action.item_id is not None:
+            candidates = [action.item_id]
+        elif action.quoted:
+            candidates = await _quoted_items(ctx, action.quoted)
+            if not candidates:
+                return text(f"“{said}”: I could not tell which item the quoted text is; "
                             f"say {ctx.prefix}claim ID.", outcome="refused")
-        if item_id is None:
-            return None
-        return await claim_item(ctx, await ctx.item(item_id), explicit=False)
+        elif action.original is not None:
+            candidates = await _named_in(ctx, action.original.ids, action.original.text)
+            if not candidates:
+                return text(f"“{said}”: the mail you answered names no open item I could find; "
+                            f"say {ctx.prefix}claim ID.", outcome="refused")
+        else:
+            return text(f"“{said}”: no item comes before it, so I could not tell which one you "
+                        f"meant; say {ctx.prefix}claim ID.", outcome="refused")
+        if len(candidates) > 1:
+            return _which(said, candidates, ctx.prefix)
+        return await claim_item(ctx, await ctx.item(candidates[0]), explicit=False)
     return step
 
 
@@ -140,10 +209,11 @@ def _bounded(lines: list[str]) -> list[str]:
     return out
 
 
-def ack_text(actions: list[Action | Skipped], replies: list[Reply]) -> str | None:
+def ack_text(actions: list[Action | Skipped], replies: list[Reply], *,
+             nothing: str = NOTHING) -> str:
     """The private acknowledgement: what was applied, what was refused and why, what else a
-    command answered, bounded (see MAX_ACK_LINES). None when the mail asked for nothing
-    (ordinary discussion)."""
+    command answered, bounded (see MAX_ACK_LINES); for a mail that asked for nothing (ordinary
+    discussion), that nothing could be acted on and why (`nothing`)."""
     skipped: list[str] = []
     applied: list[str] = []
     refused: list[str] = []
@@ -162,7 +232,7 @@ def ack_text(actions: list[Action | Skipped], replies: list[Reply]) -> str | Non
         else:
             answers.append(f"{said}\n{body}" if said else body)
     if not (skipped or applied or refused or answers):
-        return None
+        return "\n".join(textwrap.wrap(f"Nothing I could act on: {nothing}.", _WIDTH)) + "\n"
     out: list[str] = []
     for entry in skipped:
         out += textwrap.wrap(entry, _WIDTH) + [""]

@@ -1,9 +1,10 @@
 """What every layout shares: the "not a list" error, whitespace normalising, link finding,
-word wrapping."""
+word wrapping, and how a reply's quoted heading is described."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 
 class MailFormatError(ValueError):
@@ -86,3 +87,14 @@ def strip_marks(text: str, mark: re.Pattern[str]) -> tuple[str, bool, bool]:
         else:
             current = True
     return text, done, current
+
+
+@dataclass(frozen=True)
+class QuotedHeading:
+    """A layout's heading as a reply quotes it: what new bullets written under it propose.
+    None keeps the enclosing heading's value (a subsection names the area only); `items`
+    False for a heading with no items under it (a timeline), where bullets propose nothing."""
+
+    area: str | None
+    severity: str | None
+    items: bool = True

@@ -51,7 +51,7 @@ import re
 
 from ..models import ListItem, Milestone, ReleaseList
 from ..timeline import marks
-from .common import LINK_ONLY, MailFormatError, normalise, strip_marks, wrap
+from .common import LINK_ONLY, MailFormatError, QuotedHeading, normalise, strip_marks, wrap
 
 NAME = "xen-dev-update"
 
@@ -324,3 +324,31 @@ def _render_item(it: ListItem, depth: int, implied: tuple[str, str], ids: bool,
 def _wrap(text: str, indent: str, width: int) -> list[str]:
     """Never starts a line with something a sub-line reads as a key."""
     return wrap(text, indent, indent, width, _GLUE)
+
+
+# ---------------------------------------------------------------- as a reply quotes it
+
+# not `* [ ] text`: a Markdown checkbox
+_QUOTED_ITEM = re.compile(
+    r"\s*[*-]\s+(?:#(?P<id>[0-9]{1,12})\s+)?(?!\[[ xX]\] )(?P<text>\S.*)")
+
+
+def quoted_heading(line: str, following: str = "") -> QuotedHeading | None:
+    """`== Open ==` (state and severity from SECTIONS; no area), `=== Area ===` (the area),
+    `= Timeline =` (no items under it). A done section takes no new items either."""
+    head = _heading_of(line)
+    if head is None:
+        return None
+    level, name = head
+    if level == 1:
+        return QuotedHeading(None, None, False)
+    if level == 2:
+        state, severity = SECTIONS.get(name.casefold(), ("open", "nice"))
+        return QuotedHeading("", severity, state != "done")
+    return QuotedHeading(name, None, None)
+
+
+def quoted_item(line: str) -> tuple[int | None, str] | None:
+    """`* #4 [BUG] title` or a sub-item `  - title`: (4 or None, its text)."""
+    m = _QUOTED_ITEM.fullmatch(line)
+    return (int(m["id"]) if m["id"] else None, m["text"].strip()) if m else None

@@ -50,7 +50,7 @@ import re
 
 from ..formats import md_escape
 from ..models import ListItem, Milestone, ReleaseList
-from .common import LINK_ONLY, MailFormatError, find_links, normalise
+from .common import LINK_ONLY, MailFormatError, QuotedHeading, find_links, normalise
 from .devupdate import SECTIONS, heading_for, paragraphs, walk
 
 NAME = "markdown-checklist"
@@ -344,3 +344,34 @@ def _render_item(it: ListItem, depth: int, implied: tuple[str, str], ids: bool,
     out += [f"{sub}> {_esc(note)}" for note in it.notes]
     for child in it.children:
         _render_item(child, depth + 1, (implied[0], it.severity), ids, out)
+
+
+# ---------------------------------------------------------------- as a reply quotes it
+
+
+def quoted_heading(line: str, following: str = "") -> QuotedHeading | None:
+    """`## Blockers` (state and severity from the sections table; no area), `### area`,
+    `## Timeline` (no items under it), `# title` (items before any section: open, nice)."""
+    head = _HEADING.fullmatch(line.rstrip()) if line[:1] == "#" else None
+    if head is None:
+        return None
+    level, name = len(head[1]), normalise(_unesc(head[2]))
+    if level == 1:
+        return QuotedHeading("", "nice", True)
+    if level == 2 and name.casefold() == TIMELINE:
+        return QuotedHeading(None, None, False)
+    if level == 2:
+        state, severity = SECTIONS.get(name.casefold(), ("open", "nice"))
+        return QuotedHeading("", severity, state != "done")
+    return QuotedHeading(name, None, None)
+
+
+def quoted_item(line: str) -> tuple[int | None, str] | None:
+    """`- [ ] **#12** [BUG] title (@alice)`, or a bullet without a box: (12 or None, text)."""
+    m = _ITEM.fullmatch(line.strip())
+    if m is None or not (body := (m[2] or "").strip()):
+        return None
+    item_id = None
+    if i := _ID.match(body):
+        item_id, body = int(i[1]), body[i.end():]
+    return item_id, normalise(_unesc(body))

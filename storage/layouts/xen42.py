@@ -74,11 +74,11 @@ from dataclasses import dataclass, field, replace
 from ..models import ListItem, Milestone, ReleaseList
 from ..timeline import marks
 from .common import LINK_ONLY as _LINK_ONLY
-from .common import MailFormatError, find_links, normalise, strip_marks, wrap
+from .common import MailFormatError, QuotedHeading, find_links, normalise, strip_marks, wrap
 
 NAME = "xen-4.2"
 __all__ = ["NAME", "MailFormatError", "detect", "find_links", "normalise", "parse", "parse_mail",
-           "render", "render_mail"]
+           "quoted_heading", "quoted_item", "render", "render_mail"]
 
 # Patterns below run on normalised lines (single spaces), which keeps them simple and linear.
 _HEADER = re.compile(r"(.+?) ?, ?(blockers?|nice[ -]to[ -]have) ?:", re.I)
@@ -494,3 +494,28 @@ def _explicit(it: ListItem) -> tuple[str, list[str]]:
 
 parse = parse_mail
 render = render_mail
+
+
+# ---------------------------------------------------------------- as a reply quotes it
+
+# Stricter than the reader's `_HEADER`: a quoted "So, blockers:" in prose is no heading.
+_QUOTED_HEADER = re.compile(r"(?P<area>[\w.+()/-]+(?: [\w.+()/-]+){0,3}) ?, ?"
+                            r"(?P<sev>blockers?|nice[ -]to[ -]have) ?:", re.I)
+# not `* [ ] text`: a Markdown checkbox
+_QUOTED_ITEM = re.compile(
+    r"\s*\*\s+(?:#(?P<id>[0-9]{1,12})\s+)?(?!\[[ xX]\] )(?P<text>\S.*)")
+
+
+def quoted_heading(line: str, following: str = "") -> QuotedHeading | None:
+    """`tools, blockers:` / `hypervisor, nice to have:` as quoted in a reply."""
+    m = _QUOTED_HEADER.fullmatch(normalise(line))
+    if m is None:
+        return None
+    return QuotedHeading(_area_read(m["area"]),
+                         "blocker" if m["sev"].lower().startswith("blocker") else "nice", True)
+
+
+def quoted_item(line: str) -> tuple[int | None, str] | None:
+    """`    * #10 Bump library SONAMES as necessary.`: (10, its text)."""
+    m = _QUOTED_ITEM.fullmatch(line)
+    return (int(m["id"]) if m["id"] else None, m["text"].strip()) if m else None

@@ -44,7 +44,7 @@ from __future__ import annotations
 import re
 
 from ..models import ListItem, Milestone, ReleaseList
-from .common import LINK_ONLY, MailFormatError, find_links, normalise, wrap
+from .common import LINK_ONLY, MailFormatError, QuotedHeading, find_links, normalise, wrap
 from .devupdate import SECTIONS, add_sections, heading_for, paragraphs, walk
 
 NAME = "xen-release-update"
@@ -317,3 +317,32 @@ def _render_item(it: ListItem, depth: int, implied: tuple[str, str], ids: bool,
     for child in it.children:
         out += _render_item(child, depth + 1, (implied[0], it.severity), ids, width)
     return out
+
+
+# ---------------------------------------------------------------- as a reply quotes it
+
+_QUOTED_ITEM = re.compile(r"#(?P<id>[0-9]{1,12}) (?P<text>\S.*)|\s+- (?P<child>\S.*)")
+
+
+def quoted_heading(line: str, following: str = "") -> QuotedHeading | None:
+    """A heading at the margin underlined (the `following` line) with `=` (a section: state
+    and severity from the sections table) or `-` (an area)."""
+    name = normalise(line)
+    if not name or line[:1].isspace() or _underline(name):
+        return None
+    under = _underline(normalise(following))
+    if under == "=":
+        state, severity = SECTIONS.get(name.casefold(), ("open", "nice"))
+        return QuotedHeading("", severity, state != "done")
+    if under == "-":
+        return QuotedHeading(name, None, None)
+    return None
+
+
+def quoted_item(line: str) -> tuple[int | None, str] | None:
+    """An issue `#12 [BUG] title` at the margin (the bot's mails carry ids; a line without one
+    is prose), or a sub-issue `  - title`."""
+    m = _QUOTED_ITEM.fullmatch(line.rstrip())
+    if m is None:
+        return None
+    return (int(m["id"]), m["text"].strip()) if m["id"] else (None, m["child"].strip())
