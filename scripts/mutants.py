@@ -249,7 +249,7 @@ def main() -> int:
     python = str(ROOT / ".venv" / "bin" / "python")
     mutations = [m for m in load(Path(args.list)) if args.only in m.name]
     runner = Runner(python, args.integration, args.verbose)
-    jobs = max(1, args.jobs)
+    jobs = max(1, min(args.jobs, len(mutations)))
     trees = [Path(tempfile.mkdtemp(prefix="todobot-mutant-")) for _ in range(jobs)]
     results: dict[str, Result] = {}
     try:
