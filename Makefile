@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 
 export TODOBOT_SYNAPSE_VENV := $(SYNAPSE_VENV)
 
-.PHONY: test unit coverage deps servers demo clean
+.PHONY: test unit coverage mutants deps servers demo clean
 
 test: deps servers
 	$(VENV)/bin/ruff check bot commands storage src tests bench
@@ -27,6 +27,12 @@ coverage: deps servers
 	$(VENV)/bin/python -m coverage combine -q
 	$(VENV)/bin/python -m coverage report --format=markdown > .coverage/report.md
 	$(VENV)/bin/python scripts/coverage-by-package.py .coverage/data
+
+# Deliberate bugs in the trust and data rules (scripts/mutants.toml), each of which its named
+# unit tests must catch; MUTANTS_ARGS="-j 2 --integration" runs two at once, integration ones too.
+MUTANTS_ARGS ?=
+mutants: deps
+	$(VENV)/bin/python scripts/mutants.py $(MUTANTS_ARGS)
 
 deps: $(VENV)/.installed
 
