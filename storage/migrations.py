@@ -102,6 +102,41 @@ async def _confirmed_names(conn: aiosqlite.Connection) -> None:
         " WHERE identities.person_id = persons.id)")
 
 
+async def _search(conn: aiosqlite.Connection) -> None:
+    """9: full-text search — an FTS5 index of each item's tags and title, details, notes and
+    links (rowid = item id), kept current by triggers on `items` and `notes` so that no write
+    path can forget it, and built here for the items already there. unicode61 with diacritics
+    removed: "Roger Pau Monné" is found as "monne". `rel` holds the release as one token
+    (`r12`): a search in one release intersects with its posting list inside FTS5 instead of
+    ranking every release's matches. (Triggers hold `;`: run one by one.)"""
+    notes_of = "coalesce((SELECT group_concat(text, ' ') FROM notes WHERE item_id = {}), '')"
+    for stmt in (
+        "CREATE VIRTUAL TABLE items_fts USING fts5(title, details, notes, links, rel,"
+        " tokenize = 'unicode61 remove_diacritics 2')",
+        "CREATE TRIGGER items_fts_insert AFTER INSERT ON items BEGIN"
+        " INSERT INTO items_fts (rowid, title, details, notes, links, rel)"
+        " VALUES (new.id, new.tags || ' ' || new.title, new.details, '', new.links,"
+        " 'r' || new.release_id); END",
+        "CREATE TRIGGER items_fts_update AFTER UPDATE OF tags, title, details, links, release_id"
+        " ON items BEGIN UPDATE items_fts SET title = new.tags || ' ' || new.title,"
+        " details = new.details, links = new.links, rel = 'r' || new.release_id"
+        " WHERE rowid = new.id; END",
+        "CREATE TRIGGER items_fts_delete AFTER DELETE ON items BEGIN"
+        " DELETE FROM items_fts WHERE rowid = old.id; END",
+        "CREATE TRIGGER notes_fts_insert AFTER INSERT ON notes BEGIN"
+        f" UPDATE items_fts SET notes = {notes_of.format('new.item_id')} WHERE rowid = new.item_id; END",
+        # `!dup` moves notes to another item: both items' notes change.
+        "CREATE TRIGGER notes_fts_update AFTER UPDATE ON notes BEGIN"
+        f" UPDATE items_fts SET notes = {notes_of.format('old.item_id')} WHERE rowid = old.item_id;"
+        f" UPDATE items_fts SET notes = {notes_of.format('new.item_id')} WHERE rowid = new.item_id; END",
+        "CREATE TRIGGER notes_fts_delete AFTER DELETE ON notes BEGIN"
+        f" UPDATE items_fts SET notes = {notes_of.format('old.item_id')} WHERE rowid = old.item_id; END",
+        "INSERT INTO items_fts (rowid, title, details, notes, links, rel)"
+        f" SELECT id, tags || ' ' || title, details, {notes_of.format('items.id')}, links,"
+        " 'r' || release_id FROM items",
+    ):
+        await conn.execute(stmt)
+
 STEPS: list[Step] = [
     # 1: the list, people and history
     """
@@ -246,6 +281,7 @@ STEPS: list[Step] = [
         PRIMARY KEY (transport, room)
     ) WITHOUT ROWID;
     """,
+    _search,
 ]
 
 LATEST = len(STEPS)
