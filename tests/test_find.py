@@ -101,6 +101,10 @@ async def test_names_are_compared_as_people_see_them(chat):
     # A zero-width space inside the word and a braille blank for the space: same words.
     assert ids_in(await chat.reply("!find Beu\u200blich")) == [3]
     assert ids_in(await chat.reply("!find Jan\u2800Beulich")) == [3]
+    # Below the command's own argument cleaning too: the search cleans what it is given.
+    async with chat.repo.session("test", write=False) as s:
+        found, _ = await s.search("Beu\u200blich", await s.release("4.2"), limit=10)
+        assert [it.id for it in found] == [3]
 
 
 async def test_the_index_follows_every_write(chat):
