@@ -103,12 +103,13 @@ async def _confirmed_names(conn: aiosqlite.Connection) -> None:
 
 
 async def _search(conn: aiosqlite.Connection) -> None:
-    """9: full-text search — an FTS5 index of each item's tags and title, details, notes and
-    links (rowid = item id), kept current by triggers on `items` and `notes` so that no write
+    """9: full-text search and watches. Search: an FTS5 index of each item's tags and title,
+    details, notes and links (rowid = item id), kept current by triggers on `items` and `notes` so that no write
     path can forget it, and built here for the items already there. unicode61 with diacritics
     removed: "Roger Pau Monné" is found as "monne". `rel` holds the release as one token
     (`r12`): a search in one release intersects with its posting list inside FTS5 instead of
-    ranking every release's matches. (Triggers hold `;`: run one by one.)"""
+    ranking every release's matches. (Triggers hold `;`: run one by one.) Watches: who
+    follows which item, and who turned all of it off."""
     notes_of = "coalesce((SELECT group_concat(text, ' ') FROM notes WHERE item_id = {}), '')"
     for stmt in (
         "CREATE VIRTUAL TABLE items_fts USING fts5(title, details, notes, links, rel,"
@@ -134,6 +135,14 @@ async def _search(conn: aiosqlite.Connection) -> None:
         "INSERT INTO items_fts (rowid, title, details, notes, links, rel)"
         f" SELECT id, tags || ' ' || title, details, {notes_of.format('items.id')}, links,"
         " 'r' || release_id FROM items",
+        # Watches: `watching` 1 is `!watch ID`, 0 is `!unwatch ID` (which also silences the
+        # default watch of an item's owners); a person in `watch_off` is told nothing.
+        "CREATE TABLE watches (person_id INTEGER NOT NULL REFERENCES persons(id),"
+        " item_id INTEGER NOT NULL REFERENCES items(id), watching INTEGER NOT NULL,"
+        " at REAL NOT NULL, PRIMARY KEY (person_id, item_id)) WITHOUT ROWID",
+        "CREATE INDEX watches_item ON watches(item_id)",
+        "CREATE TABLE watch_off (person_id INTEGER PRIMARY KEY REFERENCES persons(id),"
+        " at REAL NOT NULL)",
     ):
         await conn.execute(stmt)
 
