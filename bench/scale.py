@@ -110,7 +110,9 @@ async def measure(path: Path, runs: int, releases: int) -> list[tuple[str, float
     # title holds, so the whole index is ranked and only the release's items kept.
     for label, text in (("!find WORD (1 hit)", f"!find {some_id}"),
                         ("!find WORD (2% of items, their notes)", "!find regression"),
-                        ("!find WORD (every item)", "!find title")):
+                        ("!find WORD (every item)", "!find title"),
+                        ("!find --all WORD (2% of items)", "!find --all regression"),
+                        ("!find --all WORD (every item)", "!find --all title")):
         times, lines = await timed(text)
         rows.append((label, statistics.median(times), pct(times, 0.99), lines))
     times, lines = await timed("!digest", f"{releases - 1}.0")
