@@ -21,6 +21,6 @@ async def find(ctx: Context, everywhere: str | None, text: str) -> Reply:
     except BadQuery as exc:
         raise UsageError(str(exc)) from None
     where = f"in {rel.name}" if rel is not None else "in all releases"
-    return list_reply(items, heading=f"Items matching {text!r} {where}: {total}", total=total,
+    return list_reply(items, heading=f'Items matching "{text}" {where}: {total}', total=total,
                       narrow=" (add a word to narrow it down)",
-                      empty=f"Nothing {where} matches {text!r}.")
+                      empty=f'Nothing {where} matches "{text}".')

@@ -44,7 +44,7 @@ async def test_each_field_is_searched(chat):
     assert ids_in(await chat.reply("!find 4242")) == [1]  # link
     assert ids_in(await chat.reply("!find save restore")) == [3]  # "save/restore" splits into words
     nothing = await chat.say("!find quux")
-    assert nothing == "Nothing in 4.2 matches 'quux'."
+    assert nothing == 'Nothing in 4.2 matches "quux".'
 
 
 async def test_a_title_hit_ranks_above_a_note_hit(chat):
@@ -146,6 +146,10 @@ async def test_the_migration_indexes_existing_items(tmp_path):
             for word in ("old", "detail", "oldlink", "first", "second"):
                 found, total = await s.search(word, rel, limit=10)
                 assert [it.id for it in found] == [1] and total == 1, word
+        async with Repository(db).session("t") as s:  # the same step's watch tables
+            person = await s.ensure_person("console:alice", "alice")
+            await s.set_watch(person.id, 1, True)
+            assert await s.watched(person.id) == [1]
     finally:
         await db.close()
 
@@ -157,7 +161,7 @@ async def test_a_full_page_counts_all_matches(chat):
             await s.add_item(rel, area="docs", severity="nice", title=f"manpage {n}")
     reply = await chat.reply("!find manpage")
     assert len(reply.items) == 50 and "… and 10 more (add a word to narrow it down)." in reply.plain
-    assert "Items matching 'manpage' in 4.2: 60" in reply.plain
+    assert 'Items matching "manpage" in 4.2: 60' in reply.plain
 
 
 async def test_past_the_ranking_bound_title_matches_still_come_first(chat, monkeypatch):

@@ -132,3 +132,23 @@ async def test_a_transport_that_cannot_reach_drops_the_notice(chat):
     assert await chat.say("!status 1 x", "bob")
     assert await notifier.flush() == 0
     assert notifier._pending == {}
+
+
+async def test_one_batch_holds_a_bounded_number_of_lines(chat, told):
+    import todobot.bot.notify as notify
+    assert await chat.say("!watch 1", "alice")
+    assert await chat.say("!status 1 first", "bob")
+    assert len(await told.lines()) == 1
+    for n in range(notify.MAX_LINES + 5):
+        assert await chat.say(f"!status 1 step {n}", "bob")
+    chat.clock.now += 60
+    (line,) = await told.lines()
+    assert line.count("#1 progress") == notify.MAX_LINES and line.endswith("; and 5 more")
+
+
+async def test_watches_survive_in_the_database(chat, told):
+    assert await chat.say("!watch 1", "alice")
+    assert await chat.say("!watch off", "alice")
+    async with chat.repo.session("test", write=False) as s:
+        alice = await s.person_of("console:alice")
+        assert await s.watched(alice.id) == [1] and await s.watch_is_off(alice.id)
