@@ -336,10 +336,12 @@ class Dispatcher:
         `actor` is what history records as the author (default: the sender's identity).
         None when the message was handled before."""
         replies: list[Reply] = []
+        told: list[Notice] = []
         async with self.repo.session(actor or msg.sender.identity) as s:
             if msg.msg_id is not None and not await s.record_event(msg.transport, msg.msg_id):
                 log.info("skipping %s message %s: already handled", msg.transport, msg.msg_id)
                 return None
+            mark = await s.history_mark() if self.on_changes is not None else 0
             ctx = await self._context(s, msg)
             for n, step in enumerate(steps):
                 await s.execute(f"SAVEPOINT step{n}")
@@ -355,6 +357,11 @@ class Dispatcher:
                     ctx.person = await s.person_of(msg.sender.identity)
                 await s.execute(f"RELEASE step{n}")
                 replies.append(reply if reply is not None else Reply())
+            if self.on_changes is not None:  # what the steps kept (undone ones left no rows)
+                told = await notices(s, await s.history_after(mark),
+                                     owners=self.config.notify_owners)
+        if told and self.on_changes is not None:
+            self.on_changes(told)
         return replies
 
     @staticmethod

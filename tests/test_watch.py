@@ -152,3 +152,20 @@ async def test_watches_survive_in_the_database(chat, told):
     async with chat.repo.session("test", write=False) as s:
         alice = await s.person_of("console:alice")
         assert await s.watched(alice.id) == [1] and await s.watch_is_off(alice.id)
+
+
+async def test_a_mails_kept_actions_are_told_its_undone_ones_not(chat, told):
+    from tests.test_mail_steps import mail_msg
+
+    assert await chat.say("!watch 1", "alice")
+    assert await chat.say("!watch 3", "alice")
+    d = chat.dispatcher
+
+    async def writes_then_fails(ctx, done):
+        await ctx.s.update(await ctx.item(3), progress="half-written")
+        raise RuntimeError("boom")
+
+    replies = await d.run_steps(mail_msg("<w1@x>"), [d.command_step("!status 1 v3 posted"),
+                                                     writes_then_fails])
+    assert [r.outcome for r in replies] == ["changed", "error"]
+    assert await told.lines() == ["-> alice: #1 progress: v3 posted (by jan@suse.com)"]
