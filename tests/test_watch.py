@@ -159,6 +159,9 @@ async def test_a_mails_kept_actions_are_told_its_undone_ones_not(chat, told):
 
     assert await chat.say("!watch 1", "alice")
     assert await chat.say("!watch 3", "alice")
+    assert await chat.say("!claim 1", "bob")
+    assert await told.lines() == ["-> alice: #1 claimed (by bob)"]
+    chat.clock.now += 60
     d = chat.dispatcher
 
     async def writes_then_fails(ctx, done):
@@ -168,4 +171,5 @@ async def test_a_mails_kept_actions_are_told_its_undone_ones_not(chat, told):
     replies = await d.run_steps(mail_msg("<w1@x>"), [d.command_step("!status 1 v3 posted"),
                                                      writes_then_fails])
     assert [r.outcome for r in replies] == ["changed", "error"]
-    assert await told.lines() == ["-> alice: #1 progress: v3 posted (by jan@suse.com)"]
+    assert await told.lines() == ["-> alice: #1 progress: v3 posted (by jan@suse.com)",
+                                  "-> bob: #1 progress: v3 posted (by jan@suse.com)"]  # the owner
