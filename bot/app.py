@@ -22,6 +22,7 @@ from ..storage import Database, Repository
 
 from .config import Config, ConfigError, check_serving, load_config
 from .dispatcher import Dispatcher
+from .notify import Notifier
 from .transport import Transport
 from .logs import log_failure
 
@@ -59,6 +60,7 @@ class App:
         self.scheduler: Any = None  # bot.scheduler.DigestScheduler when a digest is configured
         self.web: Any = None  # bot.web.StatusServer when `web:` is configured
         self.git: Any = None  # bot.git.watcher.GitWatcher when `git:` is configured
+        self.notifier: Notifier | None = None  # tells watchers of changes (after initialize)
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def initialize(self) -> None:
@@ -69,6 +71,8 @@ class App:
         self.db = await Database.open(self.database_path, full_check=self.full_check)
         self.repo = Repository(self.db)
         self.dispatcher = Dispatcher(self.repo, self.config)
+        self.notifier = Notifier(self.transports)
+        self.dispatcher.on_changes = self.notifier.add
         if self.serve:
             self.transports.extend(self._configured_transports())
 
@@ -93,6 +97,8 @@ class App:
             log.info("transport %s started", transport.name)
         await self.start_extras()
         self.spawn(self._maintain(), "maintenance")
+        if self.notifier is not None:
+            self.spawn(self.notifier.run(), "notifier")
 
     async def _maintain(self) -> None:
         """Daily: forget handled event ids no protocol will deliver again. Never right at

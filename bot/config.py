@@ -310,6 +310,7 @@ class Config(_Strict):
     max_input_chars: int = Field(2000, ge=100, le=100_000)
     max_depth: int = Field(8, ge=1, le=12)  # how deep sub-items may nest (chat and import)
     max_adds_per_hour: int | None = Field(30, ge=1)  # items one person may add an hour; null: no limit
+    notify_owners: bool = True  # owners are told of others' changes to their items (!watch)
     log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
     log_file: str | None = None  # None: stderr (todobot run) or todobot.log (the console)
     log_format: str = Field("text", pattern="^(text|json)$")  # json: one object per line

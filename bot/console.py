@@ -91,6 +91,17 @@ class ConsoleTransport(Transport):
     async def post(self, room: str, reply: Reply) -> None:
         self._print(reply)
 
+    async def notify(self, identity: str, reply: Reply) -> bool:
+        """Everyone at the console is in this one terminal: a private notice is a line
+        addressed to the nick."""
+        if not identity.startswith(f"{self.name}:"):
+            return False
+        nick = _UNPRINTABLE.sub("\ufffd", identity.split(":", 1)[1])
+        for line in render(reply):
+            self.stdout.write(f"-> {nick}: {line}\n")
+        self.stdout.flush()
+        return True
+
     def _print(self, reply: Reply) -> None:
         for line in render(reply):
             self.stdout.write(f"<{BOT_NAME}> {line}\n")

@@ -21,6 +21,7 @@ from functools import partial
 from ..commands import Context, Refused, UsageError, lookup
 from ..commands.args import convert
 from ..commands.registry import PATTERNS, Command, Pattern, all_commands
+from ..commands.watch import Notice, notices
 from ..storage.names import clean
 from ..storage import DatabaseChanged, Item, NameTaken, NotFound, Repository, Session
 
@@ -61,6 +62,9 @@ class Dispatcher:
         self._recent: dict[tuple[str, str], _Recent] = {}
         self._buckets: dict[str, TokenBucket] = {}
         self._warned: set[str] = set()
+        # Called with the watch notices of each command that changed something, once its
+        # transaction committed (the app's notifier); None: nobody is told.
+        self.on_changes: Callable[[list[Notice]], None] | None = None
 
     # -- rooms ------------------------------------------------------------------------------
     def bind_room(self, transport: str, room: str, settings: Settings) -> None:
@@ -259,16 +263,27 @@ class Dispatcher:
         """`handler(ctx, *args)` in one transaction, recorded with the message's wire id;
         every exception becomes a one-line answer."""
         write = write or msg.msg_id is not None
+        told: list[Notice] = []
 
         async def work(s: Session) -> Reply | None:
             if msg.msg_id is not None and not await s.record_event(msg.transport, msg.msg_id):
                 log.info("skipping %s event %s: already handled", msg.transport, msg.msg_id)
                 return None
-            return await handler(await self._context(s, msg), *args)
+            ctx = await self._context(s, msg)
+            if not write or self.on_changes is None:
+                return await handler(ctx, *args)
+            mark = await s.history_mark()
+            reply = await handler(ctx, *args)
+            told.extend(await notices(s, await s.history_after(mark),
+                                      owners=self.config.notify_owners))
+            return reply
         try:
             # The whole command in one hand-off to the database thread (commands await only
             # the session): the per-statement hand-off was most of a command's cost.
-            return await self.repo.run(msg.sender.identity, work, write=write)
+            reply = await self.repo.run(msg.sender.identity, work, write=write)
+            if told and self.on_changes is not None:
+                self.on_changes(told)
+            return reply
         except Exception as exc:  # noqa: BLE001 — each kind gets its own one-line answer
             reply = self._answer_for(exc, msg, usage)
         return await self._finish(msg, reply)
@@ -321,10 +336,12 @@ class Dispatcher:
         `actor` is what history records as the author (default: the sender's identity).
         None when the message was handled before."""
         replies: list[Reply] = []
+        told: list[Notice] = []
         async with self.repo.session(actor or msg.sender.identity) as s:
             if msg.msg_id is not None and not await s.record_event(msg.transport, msg.msg_id):
                 log.info("skipping %s message %s: already handled", msg.transport, msg.msg_id)
                 return None
+            mark = await s.history_mark() if self.on_changes is not None else 0
             ctx = await self._context(s, msg)
             for n, step in enumerate(steps):
                 await s.execute(f"SAVEPOINT step{n}")
@@ -340,6 +357,11 @@ class Dispatcher:
                     ctx.person = await s.person_of(msg.sender.identity)
                 await s.execute(f"RELEASE step{n}")
                 replies.append(reply if reply is not None else Reply())
+            if self.on_changes is not None:  # what the steps kept (undone ones left no rows)
+                told = await notices(s, await s.history_after(mark),
+                                     owners=self.config.notify_owners)
+        if told and self.on_changes is not None:
+            self.on_changes(told)
         return replies
 
     @staticmethod

@@ -50,6 +50,11 @@ class Transport(ABC):
     # writes the digest itself (mail) gets the data instead of the chat Reply; the string it
     # returns is kept in the slot's record.
 
+    async def notify(self, identity: str, reply: Reply) -> bool:
+        """Send `reply` privately to one identity of this transport (a notice, a direct
+        message); False when it cannot reach that identity now. The default reaches nobody."""
+        return False
+
     def rooms(self) -> list[str]:
         """The rooms this transport serves now (for scheduled posts)."""
         return []

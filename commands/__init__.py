@@ -1,6 +1,6 @@
 """The command language. Importing this package registers every command."""
 
-from . import claims, help, items, listing, people, rooms, timeline, triage  # noqa: F401  (registration)
+from . import claims, help, items, listing, people, rooms, search, timeline, triage, watch  # noqa: F401  (registration)
 from . import digest  # noqa: F401,I001  (after timeline: !digest and !stale follow it in !help)
 from .context import Context
 from .natural import ClaimIntent, claim_intent

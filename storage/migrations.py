@@ -179,6 +179,50 @@ async def _bind(conn: aiosqlite.Connection, person_id: int, name: str, identity:
     log.info("upgrade: %s owns again what it claimed as %s", identity, name)
 
 
+async def _search(conn: aiosqlite.Connection) -> None:
+    """10: full-text search and watches. Search: an FTS5 index of each item's tags and title,
+    details, notes and links (rowid = item id), kept current by triggers on `items` and `notes` so that no write
+    path can forget it, and built here for the items already there. unicode61 with diacritics
+    removed: "Roger Pau Monné" is found as "monne". `rel` holds the release as one token
+    (`r12`): a search in one release intersects with its posting list inside FTS5 instead of
+    ranking every release's matches. (Triggers hold `;`: run one by one.) Watches: who
+    follows which item, and who turned all of it off."""
+    notes_of = "coalesce((SELECT group_concat(text, ' ') FROM notes WHERE item_id = {}), '')"
+    for stmt in (
+        "CREATE VIRTUAL TABLE items_fts USING fts5(title, details, notes, links, rel,"
+        " tokenize = 'unicode61 remove_diacritics 2')",
+        "CREATE TRIGGER items_fts_insert AFTER INSERT ON items BEGIN"
+        " INSERT INTO items_fts (rowid, title, details, notes, links, rel)"
+        " VALUES (new.id, new.tags || ' ' || new.title, new.details, '', new.links,"
+        " 'r' || new.release_id); END",
+        "CREATE TRIGGER items_fts_update AFTER UPDATE OF tags, title, details, links, release_id"
+        " ON items BEGIN UPDATE items_fts SET title = new.tags || ' ' || new.title,"
+        " details = new.details, links = new.links, rel = 'r' || new.release_id"
+        " WHERE rowid = new.id; END",
+        "CREATE TRIGGER items_fts_delete AFTER DELETE ON items BEGIN"
+        " DELETE FROM items_fts WHERE rowid = old.id; END",
+        "CREATE TRIGGER notes_fts_insert AFTER INSERT ON notes BEGIN"
+        f" UPDATE items_fts SET notes = {notes_of.format('new.item_id')} WHERE rowid = new.item_id; END",
+        # `!dup` moves notes to another item: both items' notes change.
+        "CREATE TRIGGER notes_fts_update AFTER UPDATE ON notes BEGIN"
+        f" UPDATE items_fts SET notes = {notes_of.format('old.item_id')} WHERE rowid = old.item_id;"
+        f" UPDATE items_fts SET notes = {notes_of.format('new.item_id')} WHERE rowid = new.item_id; END",
+        "CREATE TRIGGER notes_fts_delete AFTER DELETE ON notes BEGIN"
+        f" UPDATE items_fts SET notes = {notes_of.format('old.item_id')} WHERE rowid = old.item_id; END",
+        "INSERT INTO items_fts (rowid, title, details, notes, links, rel)"
+        f" SELECT id, tags || ' ' || title, details, {notes_of.format('items.id')}, links,"
+        " 'r' || release_id FROM items",
+        # Watches: `watching` 1 is `!watch ID`, 0 is `!unwatch ID` (which also silences the
+        # default watch of an item's owners); a person in `watch_off` is told nothing.
+        "CREATE TABLE watches (person_id INTEGER NOT NULL REFERENCES persons(id),"
+        " item_id INTEGER NOT NULL REFERENCES items(id), watching INTEGER NOT NULL,"
+        " at REAL NOT NULL, PRIMARY KEY (person_id, item_id)) WITHOUT ROWID",
+        "CREATE INDEX watches_item ON watches(item_id)",
+        "CREATE TABLE watch_off (person_id INTEGER PRIMARY KEY REFERENCES persons(id),"
+        " at REAL NOT NULL)",
+    ):
+        await conn.execute(stmt)
+
 STEPS: list[Step] = [
     # 1: the list, people and history
     """
@@ -324,6 +368,7 @@ STEPS: list[Step] = [
     ) WITHOUT ROWID;
     """,
     _rebind_claims,
+    _search,
 ]
 
 LATEST = len(STEPS)

@@ -23,6 +23,8 @@ from .models import (MAX_DEPTH, SEVERITIES, STATES, Change, Item, ListItem, Mile
                      ReleaseList)
 from .names import clean, name_key
 from .people import PeopleSession
+from .search import SearchSession
+from .watches import WatchSession
 
 
 class NotFound(LookupError):
@@ -159,7 +161,7 @@ def _drive(coro: Coroutine[Any, Any, T]) -> T:
                        "awaited there")
 
 
-class Session(PeopleSession):
+class Session(PeopleSession, SearchSession, WatchSession):
     """One transaction's reads and writes. Built by `Repository.session` (each statement a
     hand-off to the database thread: `db`) or by `Repository.run` (already in that thread,
     on the plain connection: `raw`)."""

@@ -84,6 +84,7 @@ def test_import_console_export_round_trip(tmp_path):
         "<todobot> Added #20 (tools, nice to have): [BUG] vcpu-set doesn't take effect on guest",
         "<todobot> #20 claimed by George Dunlap (was unclaimed): [BUG] vcpu-set doesn't take effect on guest",
         "<todobot> #20 progress: patch posted (was: none).",
+        "-> george: #20 progress: patch posted (by ijc)",  # the owner, told privately
     ]
     mail = todobot("export", "--release", "4.2", "--db", "t.sqlite3", cwd=tmp_path).stdout
     assert "[BUG] vcpu-set doesn't take effect on guest (George Dunlap, patch posted)" in " ".join(mail.split())

@@ -55,7 +55,7 @@ WHO = {
     "blockers": "anyone", "todo": "anyone", "show": "anyone", "history": "anyone",
     "add": "anyone", "sub": "anyone", "claim": "anyone", "status": "anyone", "link": "anyone",
     "note": "anyone", "release": "anyone", "releases": "anyone", "digest": "anyone",
-    "stale": "anyone",
+    "stale": "anyone", "find": "anyone", "watch": "anyone", "unwatch": "anyone", "watching": "anyone",
     "unclaim": "owner", "assign": "owner", "done": "owner", "reopen": "owner",
     "person": "admin", "edit": "admin", "blocker": "admin", "nice": "admin", "dup": "admin",
     "defer": "admin", "milestone": "admin", "leave": "admin",
