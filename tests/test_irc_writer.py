@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 
 from todobot.bot.config import IrcNetwork
-from todobot.bot.irc_conn import IrcConnection
-from todobot.bot.irc_out import Requester
+from todobot.bot.irc.connection import IrcConnection
+from todobot.bot.irc.output import Requester
 from todobot.bot.ratelimit import TokenBucket
 
 
@@ -119,7 +119,7 @@ async def test_an_answer_begun_early_still_counts_its_first_line_for_fairness():
 
 
 async def test_a_long_answers_first_line_is_sent_before_the_rest_is_rendered(monkeypatch):
-    from todobot.bot import irc
+    from todobot.bot.irc import transport as irc
     from todobot.bot.config import Config
     from todobot.commands.messages import Message, Reply, Sender
 

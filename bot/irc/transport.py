@@ -1,10 +1,10 @@
 """The IRC transport: channels as rooms, accounts as identities, throttled safe output.
 
-A supervisor task keeps one connection (`bot.irc_conn`) alive: connect, register, join the
+A supervisor task keeps one connection (`connection.py`) alive: connect, register, join the
 configured channels, read until the link dies, then reconnect with jittered backoff. Lines
 from the server update what we know (our prefix, who is logged in to which account) and
 turn PRIVMSGs into `Message`s for a worker task that calls the dispatcher one message at a
-time and sends the rendered reply, in the asker's own output queue (`bot.irc_out`: served
+time and sends the rendered reply, in the asker's own output queue (`output.py`: served
 fairly, a bounded backlog per person) and by NOTICE when the command came in private.
 Long answers stop after `max_lines` lines; the rest waits per channel and nick for
 `<prefix>more`, which the transport answers itself.
@@ -35,20 +35,20 @@ from typing import TYPE_CHECKING
 
 from irc import ctcp
 
-from .config import Config, ConfigError, IrcNetwork
-from .irc_conn import (CertificateRefused, IrcConnection, IrcLine, LinkClosed, nick_of,
+from ..config import Config, ConfigError, IrcNetwork
+from .connection import (CertificateRefused, IrcConnection, IrcLine, LinkClosed, nick_of,
                        reconnect_backoff, userhost_of)
-from .irc_out import Requester
-from .pending import PendingAnswers
-from .ratelimit import TokenBucket
-from .rooms import room_entry, room_settings
-from .irc_text import budget_for, casefold, render_lines, strip_formatting, wire_lines
-from ..commands import claim_intent, lookup
-from ..commands.messages import Message, Reply, Sender, text as one_line
-from .transport import Reconfigured, Transport
+from .output import Requester
+from ..pending import PendingAnswers
+from ..ratelimit import TokenBucket
+from ..rooms import room_entry, room_settings
+from .text import budget_for, casefold, render_lines, strip_formatting, wire_lines
+from ...commands import claim_intent, lookup
+from ...commands.messages import Message, Reply, Sender, text as one_line
+from ..transport import Reconfigured, Transport
 
 if TYPE_CHECKING:
-    from .dispatcher import Dispatcher
+    from ..dispatcher import Dispatcher
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ LIVE_NETWORK_KEYS = ("long_replies", "max_lines")
 
 
 def _version() -> str:
-    from .. import __version__
+    from ... import __version__
     return __version__
 
 
