@@ -532,7 +532,7 @@ async def test_not_logged_in_is_asked_again_soon(server, run, monkeypatch):
     """Someone refused for not being logged in identifies (which the bot cannot see without
     account-notify) and tries again: WHOIS is asked anew, not answered from a minute-long
     cache. (Found with Anope down and back on ngIRCd.)"""
-    monkeypatch.setattr("todobot.bot.irc.transport.WHOIS_TTL_NO_ACCOUNT", 0.3)
+    monkeypatch.setattr("todobot.bot.irc.identity.WHOIS_TTL_NO_ACCOUNT", 0.3)
     _, d = await run(network(server.port))
     c = await registered(server)
     c.send(":ijc!i@h JOIN #test", ":ijc!i@h PRIVMSG #test :!blocker 1")
@@ -568,7 +568,7 @@ async def test_reading_commands_and_chat_never_ask_whois(server, run):
 
 
 async def test_whois_without_answer_is_unconfirmed_not_a_grant(server, run, monkeypatch):
-    monkeypatch.setattr("todobot.bot.irc.transport.WHOIS_WAIT", 0.3)
+    monkeypatch.setattr("todobot.bot.irc.inbound.WHOIS_WAIT", 0.3)
     _, d = await run(network(server.port))
     c = await registered(server)
     c.send(":ijc!i@h PRIVMSG #test :!blocker 1")
@@ -582,7 +582,7 @@ async def test_an_unanswered_whois_delays_only_its_asker(server, run, monkeypatc
     """A server that never answers WHOIS: the asker's command waits (bounded) and is then
     answered as unconfirmed; everyone else is served meanwhile, and the asker's own later
     messages stay behind their first."""
-    monkeypatch.setattr("todobot.bot.irc.transport.WHOIS_WAIT", 1.0)
+    monkeypatch.setattr("todobot.bot.irc.inbound.WHOIS_WAIT", 1.0)
     _, d = await run(network(server.port))
     c = await registered(server)
     c.send(":ijc!i@h PRIVMSG #test :!blocker 1", ":ijc!i@h PRIVMSG #test :!blockers")
@@ -653,7 +653,7 @@ async def test_nickserv_failure_is_logged_and_the_bot_carries_on(server, run, mo
 
 async def test_nickserv_silence_joins_after_the_wait(server, run, monkeypatch):
     monkeypatch.setenv("TODOBOT_TEST_NS", "pw")
-    monkeypatch.setattr("todobot.bot.irc.transport.IDENTIFY_WAIT", 0.3)
+    monkeypatch.setattr("todobot.bot.irc.session.IDENTIFY_WAIT", 0.3)
     await run(network(server.port, nickserv_password_env="TODOBOT_TEST_NS"))
     c = await server.client()
     await c.expect("USER ")
@@ -715,7 +715,7 @@ async def test_a_certificate_changed_mid_run_is_refused_and_retried(tmp_path, ru
     """The certificate verified, then the server restarts with one the bot does not trust:
     every reconnect is refused (logged, no traceback) and retried with backoff, and the bot
     is back as soon as the trusted certificate is."""
-    monkeypatch.setattr("todobot.bot.irc.transport.reconnect_backoff", lambda: Backoff(0.2, 0.4))
+    monkeypatch.setattr("todobot.bot.irc.session.reconnect_backoff", lambda: Backoff(0.2, 0.4))
     cert, key = make_cert(tmp_path, "server")
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(cert, key)
@@ -767,8 +767,8 @@ async def test_sasl_external_sends_an_empty_response(tls_server, run, tmp_path):
 
 
 async def test_kicks_in_a_row_rejoin_after_growing_waits(server, run, monkeypatch, caplog):
-    monkeypatch.setattr("todobot.bot.irc.transport.REJOIN_AFTER_KICK", 0.2)
-    monkeypatch.setattr("todobot.bot.irc.transport.KICK_BACKOFF_MAX", 0.8)
+    monkeypatch.setattr("todobot.bot.irc.channels.REJOIN_AFTER_KICK", 0.2)
+    monkeypatch.setattr("todobot.bot.irc.channels.KICK_BACKOFF_MAX", 0.8)
     t, _ = await run(network(server.port))
     c = await registered(server)
     await c.sync()
@@ -779,7 +779,7 @@ async def test_kicks_in_a_row_rejoin_after_growing_waits(server, run, monkeypatc
     waits = re.findall(r"kicked from #test by op: go away; rejoining in ([\d.]+)s", caplog.text)
     assert waits == ["0.2", "0.4", "0.8", "0.8"]  # doubled each time, capped
     # A kick long after the last one starts over.
-    monkeypatch.setattr("todobot.bot.irc.transport.KICK_CALM", 0.0)
+    monkeypatch.setattr("todobot.bot.irc.channels.KICK_CALM", 0.0)
     await asyncio.sleep(0.05)
     c.send(":op!o@h KICK #test todobot :again")
     assert await c.expect("JOIN", timeout=5) == "JOIN #test"
@@ -787,8 +787,8 @@ async def test_kicks_in_a_row_rejoin_after_growing_waits(server, run, monkeypatc
 
 
 async def test_kick_rejoins_after_a_pause_and_ban_backs_off(server, run, monkeypatch, caplog):
-    monkeypatch.setattr("todobot.bot.irc.transport.REJOIN_AFTER_KICK", 0.2)
-    monkeypatch.setattr("todobot.bot.irc.transport.BANNED_BACKOFF", (0.3, 0.6))
+    monkeypatch.setattr("todobot.bot.irc.channels.REJOIN_AFTER_KICK", 0.2)
+    monkeypatch.setattr("todobot.bot.irc.channels.BANNED_BACKOFF", (0.3, 0.6))
     t, _ = await run(network(server.port))
     c = await registered(server)
     await c.sync()
