@@ -506,6 +506,32 @@ async def test_stop_sends_quit(server, run):
 # -- identity by WHOIS (no account capabilities) ---------------------------------------------
 
 
+async def test_accounts_learned_on_one_connection_are_not_used_on_the_next(server, run):
+    """After a reconnect nothing the old connection said about a nick counts: whoever holds
+    it on the new one is asked about."""
+    _, d = await run(network(server.port))
+    c = await server.client()
+    await c.expect("USER ")
+    c.send(":srv CAP * LS :extended-join account-notify")
+    await c.expect("CAP REQ")
+    c.send(":srv CAP * ACK :extended-join account-notify")
+    c.welcome()
+    await c.expect("JOIN")
+    c.send(":ian!i@h JOIN #test ijc :Ian", ":ian!i@h PRIVMSG #test :!blocker 1")
+    assert (await d.next()).sender.identity == "irc:testnet/ijc"
+    c.close()
+    c2 = await server.client()
+    await c2.expect("USER ")
+    c2.send(":srv CAP * LS :")  # this server tells no accounts by itself
+    c2.welcome()
+    await c2.expect("JOIN")
+    c2.send(":ian!other@elsewhere PRIVMSG #test :!blocker 1")
+    assert await c2.expect("WHOIS") == "WHOIS ian"
+    c2.send(":srv 311 todobot ian other elsewhere * :Ian", ":srv 318 todobot ian :End of /WHOIS list.")
+    m = await d.next()
+    assert (m.sender.identity, m.sender.authenticated) == ("irc:testnet/~ian", False)
+
+
 async def test_whois_learns_the_account_before_an_admin_command(server, run):
     t, d = await run(network(server.port))
     c = await registered(server)
