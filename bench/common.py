@@ -21,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from todobot.bot.irc_conn import IrcLine, parse_line  # noqa: E402
+from todobot.bot.irc.connection import IrcLine, parse_line  # noqa: E402
 
 HOST = "127.0.0.1"
 SEED = REPO / "storage" / "seed" / "xen-4.2.txt"

@@ -61,7 +61,7 @@ class Digest(_Strict):
 
 
 class Web(_Strict):
-    """The read-only status page (bot/web.py)."""
+    """The read-only status page (bot/web/)."""
 
     listen: str = "127.0.0.1:8080"  # HOST:PORT; loopback unless you mean to publish it
     public_url: str | None = None  # how people reach it (behind a proxy); linked from digests

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from todobot.bot import irc_text
-from todobot.bot.irc_text import ITEM_SEP, MIN_BUDGET, Piece, _neutral, _neutralised, _pack, _pieces
+from todobot.bot.irc import text as irc_text
+from todobot.bot.irc.text import ITEM_SEP, MIN_BUDGET, Piece, _neutral, _neutralised, _pack, _pieces
 
 # Text as replies carry it: mostly plain, with bold toggles, controls, spaces, wide characters.
 texts = st.lists(st.one_of(st.text(max_size=8), st.sampled_from(

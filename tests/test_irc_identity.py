@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 
 from todobot.bot.config import Throttle
-from todobot.bot.irc import CHANGED_HANDS, WHOIS_PER_USERHOST
+from todobot.bot.irc.identity import WHOIS_PER_USERHOST
+from todobot.bot.irc.inbound import CHANGED_HANDS
 from tests.test_irc_transport import (FakeClient, FakeServer, network, registered, run,  # noqa: F401
                                       server)
 
@@ -316,7 +317,7 @@ async def test_a_release_manager_behind_forty_clones_is_asked_about_next(server,
 
 
 async def test_a_whois_given_up_before_it_went_out_is_taken_back(server, run, monkeypatch):
-    monkeypatch.setattr("todobot.bot.irc.WHOIS_WAIT", 0.3)
+    monkeypatch.setattr("todobot.bot.irc.inbound.WHOIS_WAIT", 0.3)
     t, d = await run(network(server.port))
     c = await registered(server)
     await c.sync()

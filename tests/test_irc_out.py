@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from todobot.bot.irc_out import BACKLOG, OutputQueues, Requester, dropped_text
+from todobot.bot.irc.output import BACKLOG, OutputQueues, Requester, dropped_text
 
 
 def person(nick: str) -> Requester:

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from todobot.bot.irc_text import (
+from todobot.bot.irc.text import (
     BOLD,
     ITEM_SEP,
     MAX_LINE,

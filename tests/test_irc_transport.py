@@ -13,7 +13,7 @@ import pytest
 from todobot.bot.backoff import Backoff
 from todobot.bot.config import Config, IrcNetwork, Throttle
 from todobot.bot.irc import IrcTransport
-from todobot.bot.irc_conn import build_line, decode_line, nick_of, parse_line, reconnect_backoff
+from todobot.bot.irc.connection import build_line, decode_line, nick_of, parse_line, reconnect_backoff
 from todobot.commands.messages import Message, Reply, text
 
 WAIT = 10.0
@@ -506,6 +506,32 @@ async def test_stop_sends_quit(server, run):
 # -- identity by WHOIS (no account capabilities) ---------------------------------------------
 
 
+async def test_accounts_learned_on_one_connection_are_not_used_on_the_next(server, run):
+    """After a reconnect nothing the old connection said about a nick counts: whoever holds
+    it on the new one is asked about."""
+    _, d = await run(network(server.port))
+    c = await server.client()
+    await c.expect("USER ")
+    c.send(":srv CAP * LS :extended-join account-notify")
+    await c.expect("CAP REQ")
+    c.send(":srv CAP * ACK :extended-join account-notify")
+    c.welcome()
+    await c.expect("JOIN")
+    c.send(":ian!i@h JOIN #test ijc :Ian", ":ian!i@h PRIVMSG #test :!blocker 1")
+    assert (await d.next()).sender.identity == "irc:testnet/ijc"
+    c.close()
+    c2 = await server.client()
+    await c2.expect("USER ")
+    c2.send(":srv CAP * LS :")  # this server tells no accounts by itself
+    c2.welcome()
+    await c2.expect("JOIN")
+    c2.send(":ian!other@elsewhere PRIVMSG #test :!blocker 1")
+    assert await c2.expect("WHOIS") == "WHOIS ian"
+    c2.send(":srv 311 todobot ian other elsewhere * :Ian", ":srv 318 todobot ian :End of /WHOIS list.")
+    m = await d.next()
+    assert (m.sender.identity, m.sender.authenticated) == ("irc:testnet/~ian", False)
+
+
 async def test_whois_learns_the_account_before_an_admin_command(server, run):
     t, d = await run(network(server.port))
     c = await registered(server)
@@ -532,7 +558,7 @@ async def test_not_logged_in_is_asked_again_soon(server, run, monkeypatch):
     """Someone refused for not being logged in identifies (which the bot cannot see without
     account-notify) and tries again: WHOIS is asked anew, not answered from a minute-long
     cache. (Found with Anope down and back on ngIRCd.)"""
-    monkeypatch.setattr("todobot.bot.irc.WHOIS_TTL_NO_ACCOUNT", 0.3)
+    monkeypatch.setattr("todobot.bot.irc.identity.WHOIS_TTL_NO_ACCOUNT", 0.3)
     _, d = await run(network(server.port))
     c = await registered(server)
     c.send(":ijc!i@h JOIN #test", ":ijc!i@h PRIVMSG #test :!blocker 1")
@@ -568,7 +594,7 @@ async def test_reading_commands_and_chat_never_ask_whois(server, run):
 
 
 async def test_whois_without_answer_is_unconfirmed_not_a_grant(server, run, monkeypatch):
-    monkeypatch.setattr("todobot.bot.irc.WHOIS_WAIT", 0.3)
+    monkeypatch.setattr("todobot.bot.irc.inbound.WHOIS_WAIT", 0.3)
     _, d = await run(network(server.port))
     c = await registered(server)
     c.send(":ijc!i@h PRIVMSG #test :!blocker 1")
@@ -582,7 +608,7 @@ async def test_an_unanswered_whois_delays_only_its_asker(server, run, monkeypatc
     """A server that never answers WHOIS: the asker's command waits (bounded) and is then
     answered as unconfirmed; everyone else is served meanwhile, and the asker's own later
     messages stay behind their first."""
-    monkeypatch.setattr("todobot.bot.irc.WHOIS_WAIT", 1.0)
+    monkeypatch.setattr("todobot.bot.irc.inbound.WHOIS_WAIT", 1.0)
     _, d = await run(network(server.port))
     c = await registered(server)
     c.send(":ijc!i@h PRIVMSG #test :!blocker 1", ":ijc!i@h PRIVMSG #test :!blockers")
@@ -653,7 +679,7 @@ async def test_nickserv_failure_is_logged_and_the_bot_carries_on(server, run, mo
 
 async def test_nickserv_silence_joins_after_the_wait(server, run, monkeypatch):
     monkeypatch.setenv("TODOBOT_TEST_NS", "pw")
-    monkeypatch.setattr("todobot.bot.irc.IDENTIFY_WAIT", 0.3)
+    monkeypatch.setattr("todobot.bot.irc.session.IDENTIFY_WAIT", 0.3)
     await run(network(server.port, nickserv_password_env="TODOBOT_TEST_NS"))
     c = await server.client()
     await c.expect("USER ")
@@ -715,7 +741,7 @@ async def test_a_certificate_changed_mid_run_is_refused_and_retried(tmp_path, ru
     """The certificate verified, then the server restarts with one the bot does not trust:
     every reconnect is refused (logged, no traceback) and retried with backoff, and the bot
     is back as soon as the trusted certificate is."""
-    monkeypatch.setattr("todobot.bot.irc.reconnect_backoff", lambda: Backoff(0.2, 0.4))
+    monkeypatch.setattr("todobot.bot.irc.session.reconnect_backoff", lambda: Backoff(0.2, 0.4))
     cert, key = make_cert(tmp_path, "server")
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(cert, key)
@@ -767,8 +793,8 @@ async def test_sasl_external_sends_an_empty_response(tls_server, run, tmp_path):
 
 
 async def test_kicks_in_a_row_rejoin_after_growing_waits(server, run, monkeypatch, caplog):
-    monkeypatch.setattr("todobot.bot.irc.REJOIN_AFTER_KICK", 0.2)
-    monkeypatch.setattr("todobot.bot.irc.KICK_BACKOFF_MAX", 0.8)
+    monkeypatch.setattr("todobot.bot.irc.channels.REJOIN_AFTER_KICK", 0.2)
+    monkeypatch.setattr("todobot.bot.irc.channels.KICK_BACKOFF_MAX", 0.8)
     t, _ = await run(network(server.port))
     c = await registered(server)
     await c.sync()
@@ -779,7 +805,7 @@ async def test_kicks_in_a_row_rejoin_after_growing_waits(server, run, monkeypatc
     waits = re.findall(r"kicked from #test by op: go away; rejoining in ([\d.]+)s", caplog.text)
     assert waits == ["0.2", "0.4", "0.8", "0.8"]  # doubled each time, capped
     # A kick long after the last one starts over.
-    monkeypatch.setattr("todobot.bot.irc.KICK_CALM", 0.0)
+    monkeypatch.setattr("todobot.bot.irc.channels.KICK_CALM", 0.0)
     await asyncio.sleep(0.05)
     c.send(":op!o@h KICK #test todobot :again")
     assert await c.expect("JOIN", timeout=5) == "JOIN #test"
@@ -787,8 +813,8 @@ async def test_kicks_in_a_row_rejoin_after_growing_waits(server, run, monkeypatc
 
 
 async def test_kick_rejoins_after_a_pause_and_ban_backs_off(server, run, monkeypatch, caplog):
-    monkeypatch.setattr("todobot.bot.irc.REJOIN_AFTER_KICK", 0.2)
-    monkeypatch.setattr("todobot.bot.irc.BANNED_BACKOFF", (0.3, 0.6))
+    monkeypatch.setattr("todobot.bot.irc.channels.REJOIN_AFTER_KICK", 0.2)
+    monkeypatch.setattr("todobot.bot.irc.channels.BANNED_BACKOFF", (0.3, 0.6))
     t, _ = await run(network(server.port))
     c = await registered(server)
     await c.sync()

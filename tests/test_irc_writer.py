@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 
 from todobot.bot.config import IrcNetwork
-from todobot.bot.irc_conn import IrcConnection
-from todobot.bot.irc_out import Requester
+from todobot.bot.irc.connection import IrcConnection
+from todobot.bot.irc.output import Requester
 from todobot.bot.ratelimit import TokenBucket
 
 
@@ -119,13 +119,13 @@ async def test_an_answer_begun_early_still_counts_its_first_line_for_fairness():
 
 
 async def test_a_long_answers_first_line_is_sent_before_the_rest_is_rendered(monkeypatch):
-    from todobot.bot import irc
+    from todobot.bot.irc import IrcTransport, replies
     from todobot.bot.config import Config
     from todobot.commands.messages import Message, Reply, Sender
 
     net = IrcNetwork(network="t", host="127.0.0.1", port=6667, tls=False, nick="todobot",
                      channels=["#c"], max_lines=2)
-    transport = irc.IrcTransport(net, Config(irc=[net]))
+    transport = IrcTransport(net, Config(irc=[net]))
     conn = IrcConnection(net, TokenBucket(20, 50.0))
     wire = Wire()
     conn._writer = wire  # type: ignore[assignment]
@@ -135,12 +135,12 @@ async def test_a_long_answers_first_line_is_sent_before_the_rest_is_rendered(mon
     transport._conn = conn
     await settle()
     on_wire_when_split: list[int] = []
-    split = irc.wire_lines
+    split = replies.wire_lines
 
     def spy(command, target, text, source):
         on_wire_when_split.append(len(wire.lines))
         return split(command, target, text, source)
-    monkeypatch.setattr(irc, "wire_lines", spy)
+    monkeypatch.setattr(replies, "wire_lines", spy)
     reply = Reply()
     for n in range(4):
         reply.add(f"line {n}")

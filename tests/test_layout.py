@@ -71,3 +71,13 @@ def test_installed_namespace(tmp_path):
     ver = subprocess.run([sys.executable, "-m", "todobot", "--help"], cwd=tmp_path,
                          capture_output=True, text=True)
     assert ver.returncode == 0 and "todobot" in ver.stdout
+
+
+def test_every_package_folder_is_installed():
+    """A folder of modules missing from pyproject's `packages` works in the editable install
+    the tests use and is absent from a real `pip install .`."""
+    import tomllib
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    folders = {"todobot." + ".".join(p.parent.relative_to(ROOT).parts)
+               for layer in LAYERS for p in (ROOT / layer).rglob("__init__.py")}
+    assert folders - listed == set()

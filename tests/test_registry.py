@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import pytest
 
 from todobot.bot.irc import IrcTransport
-from todobot.bot.irc_conn import IrcLine
+from todobot.bot.irc.connection import IrcLine
 from todobot.commands.registry import all_commands
 from todobot.commands.messages import Sender
 from tests.harness import Chat

@@ -24,7 +24,7 @@ import aiohttp
 import pytest
 from multidict import CIMultiDict
 
-from todobot.bot import web
+from todobot.bot.web import server as web_server
 from todobot.bot.config import Config
 from todobot.bot.web import StatusServer, parse_listen, templates
 from todobot.commands.links import message_id_url, safe_url, segments
@@ -267,10 +267,10 @@ def test_templates_escape_and_are_package_data():
     names = set(env.list_templates())
     assert {"base.html", "index.html", "release.html", "item.html", "feed.xml"} <= names
     globs = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())[
-        "tool"]["setuptools"]["package-data"]["todobot.bot"]
-    on_disk = {p.name for p in (REPO_ROOT / "bot" / "templates").iterdir()}
+        "tool"]["setuptools"]["package-data"]["todobot.bot.web"]
+    on_disk = {p.name for p in (REPO_ROOT / "bot" / "web" / "templates").iterdir()}
     assert on_disk == {n for n in on_disk if any(Path(n).match(g.split("/")[-1]) for g in globs)}
-    for module in (REPO_ROOT / "bot").glob("web*.py"):  # no HTML assembled in Python
+    for module in (REPO_ROOT / "bot" / "web").glob("*.py"):  # no HTML assembled in Python
         source = module.read_text()
         assert "<a " not in source and "<html" not in source and "<td" not in source, module
 
@@ -286,7 +286,7 @@ def test_templates_load_from_a_built_wheel(tmp_path):
     wheel = next(tmp_path.glob("*.whl"))
     site = tmp_path / "site"
     with zipfile.ZipFile(wheel) as zf:
-        assert "todobot/bot/templates/release.html" in zf.namelist()
+        assert "todobot/bot/web/templates/release.html" in zf.namelist()
         zf.extractall(site)
     probe = ("import todobot.bot.web as w, sys; assert w.__file__.startswith(sys.argv[1]), w.__file__;"
              "print(w.templates().get_template('index.html').render(title='t', releases=[],"
@@ -553,14 +553,14 @@ async def test_a_release_table_is_rendered_once_until_it_changes(long_list, monk
 
 def counting_chart(monkeypatch, calls: list[int], go: threading.Event | None = None) -> None:
     """burndown_svg, recording the thread of each call (and, with `go`, waiting for it)."""
-    chart = web.burndown_svg
+    chart = web_server.burndown_svg
 
     def counted(*args, **kwargs):
         calls.append(threading.get_ident())
         if go is not None:
             assert go.wait(60)
         return chart(*args, **kwargs)
-    monkeypatch.setattr(web, "burndown_svg", counted)
+    monkeypatch.setattr(web_server, "burndown_svg", counted)
 
 
 def counting_pages(monkeypatch, server, calls: list[tuple[str, int]]) -> None:
@@ -750,7 +750,7 @@ async def test_pages_are_built_two_at_a_time(xen, monkeypatch):
 
 
 async def test_kept_pages_are_few_per_release_newest_state_least_recently_used_out():
-    from todobot.bot.web_cache import RenderCache
+    from todobot.bot.web.cache import RenderCache
 
     cache, built = RenderCache(per_release=3, entries=5), []
 
@@ -942,7 +942,7 @@ async def test_feed_escapes_and_uses_the_public_url(tmp_path):
 def test_relative_days_are_calendar_days():
     from zoneinfo import ZoneInfo
 
-    from todobot.bot.web_views import relative_day
+    from todobot.bot.web.pages import relative_day
     now = ts(2012, 8, 8, 9)
     assert relative_day(ts(2012, 8, 8, 0, 30), now, UTC) == "today"
     assert relative_day(ts(2012, 8, 7, 23, 59), now, UTC) == "yesterday"

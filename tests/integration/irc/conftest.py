@@ -23,7 +23,7 @@ import pytest
 from todobot.bot.app import App
 from todobot.bot.config import Config, IrcNetwork, Throttle
 from todobot.bot.irc import IrcTransport
-from todobot.bot.irc_conn import IrcLine, parse_line
+from todobot.bot.irc.connection import IrcLine, parse_line
 from todobot.storage import Repository
 from tests.servers.ircd import IrcServer, missing_binaries, start_inspircd, start_ngircd
 

@@ -29,7 +29,7 @@ def joined_by(nick: str, chan: str):
 
 async def test_kicked_again_and_again_rejoins_after_growing_waits(ngircd, bot_factory, humans,
                                                                   monkeypatch, caplog):
-    monkeypatch.setattr("todobot.bot.irc.REJOIN_AFTER_KICK", 0.5)
+    monkeypatch.setattr("todobot.bot.irc.channels.REJOIN_AFTER_KICK", 0.5)
     chan = channel_name("kick")
     op = await humans(ngircd, "chanop", channel=chan)  # first in: channel operator
     async with bot_factory(ngircd, channels=[chan], sasl=False) as bot:
@@ -111,7 +111,7 @@ async def test_untrusted_certificate_mid_run_is_refused_then_trusted_again(
     saved = {p: open(p, "rb").read() for p in (cert, key)}
     (tmp_path / "impostor").mkdir()
     impostor = make_certificate(tmp_path / "impostor", "server")
-    monkeypatch.setattr("todobot.bot.irc.reconnect_backoff",
+    monkeypatch.setattr("todobot.bot.irc.session.reconnect_backoff",
                         lambda: Backoff(0.5, 4.0, jitter=True))
     chan = channel_name("tls")
     async with bot_factory(server, channels=[chan], sasl=False, tls=True,

@@ -1,6 +1,6 @@
 """IRC wire text: rendering replies, neutralising user text, splitting to the byte budget.
 
-Pure functions (plus a small output throttle); the connection lives in `bot.irc`.
+Pure functions (plus a small output throttle); the connection lives in `connection.py`.
 Every outgoing line goes through `wire_lines`, which cleans the text (no CR, LF or NUL ever
 reaches the wire) and splits it so that, once the server prefixes our `nick!user@host`,
 receivers still get lines of at most 512 bytes.
@@ -13,7 +13,7 @@ import unicodedata
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from ..commands.messages import Line, Reply, Span
+from ...commands.messages import Line, Reply, Span
 
 MAX_LINE = 512  # bytes, including the trailing CRLF (RFC 1459); message tags are not counted
 HOST_MAX = 63  # longest hostname label we assume when the server has not told us our host

@@ -10,14 +10,14 @@
     /release/NAME.json             the JSON export
     /release/NAME/burndown.svg     open blockers, nice-to-haves and scope per day
 
-Only GET (and HEAD). Pages come from jinja2 templates (bot/templates/) with autoescaping, so
+Only GET (and HEAD). Pages come from jinja2 templates (bot/web/templates/) with autoescaping, so
 item text is always text; links follow commands/links.py. The pages load nothing from
 elsewhere and run no script (the Content-Security-Policy says so to the browser). Every
 response carries a weak ETag and Last-Modified derived from the newest history row, the
 filters and the day (relative times change at midnight), and revalidation answers 304.
 Pages are rendered in a worker thread, once per release, newest change, day and the query
 parameters the page reads (others, like a cache-busting `?x=1`, change nothing); a few of
-each release are kept (bot/web_cache.py). Requests begin one at a time, at most one a
+each release are kept (cache.py). Requests begin one at a time, at most one a
 millisecond, so a flood of them leaves the event loop to the chat. An item's URL has its number in ASCII digits with
 no leading zero; any other spelling is 404. A request aiohttp cannot parse (an 8 KB URL) is
 answered 400 and logged as one warning line.
@@ -40,22 +40,22 @@ import jinja2
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from ..commands.format import SEVERITY_TITLE, STATE_MARK
-from ..commands.links import message_id_url, safe_url, segments
-from ..commands.timeline import summary_line, timeline_lines
-from ..storage import NotFound, Release, Session, digests
-from ..storage.timeline import release_timeline
-from ..storage.formats import to_json
+from ...commands.format import SEVERITY_TITLE, STATE_MARK
+from ...commands.links import message_id_url, safe_url, segments
+from ...commands.timeline import summary_line, timeline_lines
+from ...storage import NotFound, Release, Session, digests
+from ...storage.timeline import release_timeline
+from ...storage.formats import to_json
 
-from . import web_views as views
-from .rooms import room_settings
-from .web_cache import RenderCache, SharedReads
-from .web_chart import SIZES, burndown_svg
+from . import pages as views
+from ..rooms import room_settings
+from .cache import RenderCache, SharedReads
+from .chart import SIZES, burndown_svg
 
 if TYPE_CHECKING:
-    from ..storage import Repository
+    from ...storage import Repository
 
-    from .config import Config
+    from ..config import Config
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -87,9 +87,9 @@ def release_path(name: str) -> str:
 
 
 def templates(archive_url: str | None = None) -> jinja2.Environment:
-    """The page templates, loaded from the installed package (package data of todobot.bot)."""
+    """The page templates, loaded from the installed package (package data of todobot.bot.web)."""
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("todobot.bot", "templates"),
+        loader=jinja2.PackageLoader("todobot.bot.web", "templates"),
         autoescape=jinja2.select_autoescape(("html", "xml")),
         undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["safe_url"] = safe_url
@@ -153,7 +153,7 @@ class StatusServer:
         self.tz = tz or room_settings(config).tz  # days of the burndown and the timeline's "today"
         self.env = templates(self.archive_url)
         # part of every ETag: a new version or another archive URL renders differently
-        from .. import __version__
+        from ... import __version__
         self._salt = f"{__version__}|{self.archive_url}"
         self.cache = RenderCache()
         self.reads = SharedReads()
@@ -264,7 +264,7 @@ class StatusServer:
         """What every request reads before its page is known, kept page or not: the release
         NAME names (None: the index), the form asked for, its newest change and the time;
         None when there is no such release, or no such item in it. Shared with the requests
-        asking the same (bot/web_cache.py), in one hand-off to the database thread."""
+        asking the same (cache.py), in one hand-off to the database thread."""
         async def look(s: Session) -> Look | None:
             if name is None:
                 return Look(None, "html", await s.last_change(), s.now)
@@ -356,7 +356,7 @@ class StatusServer:
             raise web.HTTPNotFound(text=f"No such page: {e}.") from None
 
     async def _export(self, rel: Release, form: str) -> bytes:
-        from ..storage.layouts import render
+        from ...storage.layouts import render
 
         data = await self._read(lambda s: s.export_list(rel))
         if form == "json":

@@ -1,10 +1,10 @@
 """One IRC connection: the line parser, the throttled writer, verified TLS, registration
 (CAP, SASL PLAIN or EXTERNAL, nick fallback) and the keepalive watchdog.
 
-`bot.irc` drives a connection (what to say and when); this module only knows the protocol.
+`transport.py` drives a connection (what to say and when); this module only knows the protocol.
 Every outgoing line goes through `IrcConnection._checked`, the single choke point: built
 with `clean()` or `wire_lines()`, checked for CR/LF/NUL and length, queued per requester
-(`bot.irc_out`) and throttled by the connection's token bucket. A separate writer task
+(`output.py`) and throttled by the connection's token bucket. A separate writer task
 sends, choosing the next line only when the bucket allows one, so a full bucket never
 delays reading (and answering the server's PINGs) and a newcomer's answer never waits
 behind everyone else's.
@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from irc.features import FeatureSet
 from irc.message import Tag
 
-from .backoff import Backoff
-from .config import ConfigError, IrcNetwork
-from .irc_out import CONNECTION, OutputQueues, Requester, dropped_text
-from .ratelimit import TokenBucket
-from .irc_text import MAX_LINE, casefold, clean, pessimistic_source, wire_lines
+from ..backoff import Backoff
+from ..config import ConfigError, IrcNetwork
+from .output import CONNECTION, OutputQueues, Requester, dropped_text
+from ..ratelimit import TokenBucket
+from .text import MAX_LINE, casefold, clean, pessimistic_source, wire_lines
 
 log = logging.getLogger(__name__)
 
@@ -279,7 +279,7 @@ class IrcConnection:
 
     def ask(self, key: str, command: str, *params: str) -> bytes | None:
         """A question a command waits for (WHOIS), in `key`'s queue of questions: before
-        every answer, in turn with other askers (`bot.irc_out`). Returns the line, for
+        every answer, in turn with other askers (`output.py`). Returns the line, for
         `withdraw`."""
         return self._enqueue(build_line(command, *params), key=key, ask=True)
 

@@ -1,6 +1,6 @@
 """What the status page's templates show, as plain data: the filters of a page, the rows of
 the release table, relative times, and history rows described for people (the item page's
-history and the Atom feed). No HTML here: the templates (bot/templates/) escape everything.
+history and the Atom feed). No HTML here: the templates (bot/web/templates/) escape everything.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from functools import lru_cache
 from datetime import datetime, timedelta, tzinfo
 from urllib.parse import urlencode
 
-from ..commands.format import SEVERITY_TITLE, STATE_MARK, split_roots
-from ..commands.args import SEVERITY_WORDS
-from ..storage import Change, Item
-from ..storage.models import STATES
+from ...commands.format import SEVERITY_TITLE, STATE_MARK, split_roots
+from ...commands.args import SEVERITY_WORDS
+from ...storage import Change, Item
+from ...storage.models import STATES
 
 MAX_FILTER = 200  # characters of one filter value
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # not allowed in XML 1.0
