@@ -114,6 +114,24 @@ class App:
             except Exception:
                 log_failure(log, "maintenance failed; trying again tomorrow")
 
+    async def health(self) -> tuple[bool, dict]:
+        """`/healthz`: whether the database answers and each transport serves, and why not."""
+        database = "ok"
+        try:
+            if self.db is None or self.repo is None:
+                database = "not open"
+            elif (changed := self.db.changed()) is not None:
+                database = changed
+            else:
+                async with self.repo.session("healthz", write=False) as s:
+                    await s.last_change()
+        except Exception as exc:  # whatever it is, the answer is "not healthy, because"
+            database = f"error: {exc}"
+        transports = {t.name: t.health() or "ok" for t in self.transports}
+        ok = database == "ok" and all(v == "ok" for v in transports.values())
+        return ok, {"status": "ok" if ok else "failing", "database": database,
+                    "transports": transports}
+
     async def start_extras(self) -> None:
         """The digest scheduler, the git watcher and the status page, when configured (after the
         transports, whose rooms the scheduler and the watcher post into)."""
@@ -124,7 +142,7 @@ class App:
             self.spawn(self.git.run(), "git-watcher")
         if self.serve and self.config.web is not None and self.web is None:
             from .web import StatusServer
-            web = StatusServer(self.repo, self.config)
+            web = StatusServer(self.repo, self.config, health=self.health)
             try:
                 await web.start()
             except OSError as exc:  # taken since `initialize` looked: still one line, exit 2

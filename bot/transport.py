@@ -55,6 +55,10 @@ class Transport(ABC):
         message); False when it cannot reach that identity now. The default reaches nobody."""
         return False
 
+    def health(self) -> str | None:
+        """Why this transport is not serving now, in one line (`/healthz`); None when it is."""
+        return None
+
     def rooms(self) -> list[str]:
         """The rooms this transport serves now (for scheduled posts)."""
         return []

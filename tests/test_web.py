@@ -1008,3 +1008,30 @@ async def test_mail_text_of_a_development_update_release_is_in_its_layout(xen):
     assert status == 200 and "= Timeline =" in txt and "== Bugs ==" in txt
     async with repo.session("t", write=False) as s:
         assert txt == devupdate.render(await s.export_list(await s.require_release("4.3")))
+
+
+async def test_healthz_says_what_is_failing(tmp_path):
+    """200 while the app says all is well, 503 with its reasons otherwise; never cached."""
+    state = {"ok": True}
+
+    async def health():
+        if state["ok"]:
+            return True, {"status": "ok", "database": "ok", "transports": {"irc:oftc": "ok"}}
+        return False, {"status": "failing", "database": "ok",
+                       "transports": {"irc:oftc": "connected but not logged in to its account"}}
+
+    db = await Database.open(tmp_path / "h.sqlite3")
+    server = StatusServer(Repository(db), Config(web={"listen": "127.0.0.1:0"}), health=health)
+    await server.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{server.url}/healthz") as resp:
+                assert resp.status == 200 and resp.headers["Cache-Control"] == "no-store"
+                assert (await resp.json())["status"] == "ok"
+            state["ok"] = False
+            async with http.get(f"{server.url}/healthz") as resp:
+                assert resp.status == 503
+                assert (await resp.json())["transports"]["irc:oftc"].startswith("connected but not")
+    finally:
+        await server.stop()
+        await db.close()

@@ -110,6 +110,17 @@ class IrcTransport(SessionMixin, IdentityMixin, ChannelsMixin, InboundMixin, Rep
         self._worker = asyncio.create_task(self._work(), name=f"{self.name}:worker")
         self._supervisor = asyncio.create_task(self._supervise(), name=f"{self.name}:connection")
 
+    def health(self) -> str | None:
+        conn = self._conn
+        if conn is None:
+            return f"not connected to {self.net.host}:{self.net.port}"
+        net = self.net
+        wants_account = bool(net.sasl_account or net.nickserv_password_env
+                             or net.sasl_mechanism == "EXTERNAL")
+        if wants_account and conn.account is None:
+            return "connected but not logged in to its account"
+        return None
+
     async def stop(self) -> None:
         self._stopping = True
         conn = self._conn

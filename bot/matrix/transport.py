@@ -107,6 +107,15 @@ class MatrixTransport(Session, Syncing, Rooms, Upgrades, Events, Claims, Sending
                         self.mcfg.homeserver, exc)
         self._task = asyncio.create_task(self._run(), name="matrix")
 
+    def health(self) -> str | None:
+        if not self._logged_in:
+            return "not logged in"
+        if self._recovering:
+            return "the homeserver is unreachable or failing; retrying"
+        if not self._synced_once:
+            return "not synced yet"
+        return None
+
     async def stop(self) -> None:
         """Stop syncing (the token of the last complete sync is in the database already), say
         we are offline, close the HTTP session. Never log out: the device and its encryption

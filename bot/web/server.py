@@ -144,8 +144,10 @@ class Look:
 
 
 class StatusServer:
-    def __init__(self, repo: "Repository", config: "Config", *, tz: tzinfo | None = None) -> None:
+    def __init__(self, repo: "Repository", config: "Config", *, tz: tzinfo | None = None,
+                 health: Callable[[], Awaitable[tuple[bool, dict]]] | None = None) -> None:
         self.repo = repo
+        self.health = health  # /healthz: the app's answer (database, transports)
         self.config = config
         self.listen = config.web.listen if config.web is not None else "127.0.0.1:8080"
         self.public_url = (config.web.public_url or "").rstrip("/") if config.web else ""
@@ -165,6 +167,7 @@ class StatusServer:
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._every_request])
         app.router.add_get("/", self.index)
+        app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/release/{name}/burndown.svg", self.burndown)
         app.router.add_get("/release/{name}/feed.atom", self.feed)
         app.router.add_get("/release/{name}/item/{id}", self.item)
@@ -297,6 +300,14 @@ class StatusServer:
         items from their rows (or replaying the history for the chart) runs there, not in the
         event loop, and the database is held once, not across turns of the loop."""
         return await self.repo.run("web", work, write=False)  # type: ignore[arg-type]
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        """200 {"status": "ok", ...} while the database answers and every transport serves;
+        503 with the reasons otherwise (a container HEALTHCHECK, a load balancer). Never cached."""
+        ok, doc = await self.health() if self.health is not None else (True, {"status": "ok"})
+        resp = web.json_response(doc, status=200 if ok else 503)
+        resp.headers["Cache-Control"] = "no-store"
+        return resp
 
     # -- pages ---------------------------------------------------------------------------------
     async def index(self, request: web.Request) -> web.Response:
