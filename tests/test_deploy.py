@@ -1,5 +1,5 @@
-"""deploy/: the systemd units, the Containerfile and the service config are what the README
-says (the image itself is not built here)."""
+"""deploy/: the systemd units, the Containerfile and the service config are what
+docs/deploying.md says (the image itself is not built here)."""
 
 from __future__ import annotations
 
@@ -162,8 +162,8 @@ def test_containerfile_healthcheck_labels_and_version():
     assert labels["org.opencontainers.image.base.name"].endswith(_all("FROM")[0].split("/")[-1])
 
 
-def test_readme_walks_through_the_deploy_files():
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+def test_the_deploying_page_walks_through_the_deploy_files():
+    readme = (ROOT / "docs" / "deploying.md").read_text(encoding="utf-8")
     section = readme.split("## Deploying")[1].split("\n## ")[0]
     for name in (*UNITS, "Containerfile", "bot.yaml", "container.yaml"):
         assert name in section, name

@@ -353,9 +353,9 @@ def test_xen42_export_import_export_is_byte_identical(fresh_dbs, lst, ids):
     _db_round_trip(fresh_dbs, replace(lst, layout="xen-4.2"), ids)
 
 
-def test_the_readme_examples_read_as_their_layouts():
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    section = readme.split("### The mail formats")[1].split("\n### ")[0]
+def test_the_documented_examples_read_as_their_layouts():
+    readme = (Path(__file__).resolve().parent.parent / "docs" / "mail-layouts.md").read_text(encoding="utf-8")
+    section = readme.split("## The mail formats")[1].split("\n## ")[0]
     old, new = section.split("```")[1::2][:2]
     assert detect(old).NAME == "xen-4.2" and detect(new).NAME == "xen-dev-update"
     a, b = (detect(text).parse(text, "r") for text in (old, new))

@@ -129,9 +129,9 @@ def test_format_markdown_is_this_layout():
     assert not hasattr(__import__("todobot.storage.formats", fromlist=["x"]), "to_markdown")
 
 
-def test_the_readme_checklist_example_reads_without_warnings():
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    section = readme.split("### The mail formats")[1].split("\n### The JSON format")[0]
+def test_the_documented_checklist_example_reads_without_warnings():
+    readme = (Path(__file__).resolve().parent.parent / "docs" / "mail-layouts.md").read_text(encoding="utf-8")
+    section = readme.split("## The mail formats")[1].split("\n## The JSON format")[0]
     example = section.split("```")[5]
     lst = detect(example).parse(example, "r")
     assert lst.layout == "markdown-checklist" and lst.warnings == []

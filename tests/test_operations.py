@@ -94,7 +94,7 @@ def test_a_web_port_in_use_stops_run_before_the_database_is_touched(tmp_path):
 # -- upgrade and roll back ------------------------------------------------------------------------
 
 async def test_upgrade_saves_pre_vN_bak_that_rolls_back_to_the_old_schema(tmp_path):
-    """The README's roll back: stop, copy the automatic pre-vN.bak back, start the old version.
+    """docs/deploying.md's roll back: stop, copy the automatic pre-vN.bak back, start the old version.
     The copy is the old schema's database as its code left it (the fixture was written by it)."""
     db = tmp_path / "todo.sqlite3"
     shutil.copy(SCHEMAS / f"v{OLD}.sqlite3", db)
