@@ -48,6 +48,10 @@ class CertificateRefused(ConnectionError):
     """The server's TLS certificate did not verify: this network is not trusted."""
 
 
+class NotTls(ConnectionError):
+    """`tls: true`, but the port did not speak TLS (it answered in plain text, or not at all)."""
+
+
 def tls_context(net: IrcNetwork) -> ssl.SSLContext:
     """Verified TLS against the system store or `tls_ca`; a client certificate for CertFP.
     A missing or unreadable file is a ConfigError naming the key."""
@@ -220,18 +224,47 @@ class IrcConnection:
         """Connect; with TLS, a server certificate that does not verify is a
         `CertificateRefused` (never a silent fallback to an unverified link)."""
         context = tls_context(self.net) if self.net.tls else None
+        self._tcp_up = False
         try:
-            self._reader, self._writer = await asyncio.wait_for(asyncio.open_connection(
-                self.net.host, self.net.port, ssl=context, limit=READ_LIMIT,
-                server_hostname=self.net.host if context else None), timeout)
+            self._reader, self._writer = await asyncio.wait_for(self._open(context), timeout)
         except ssl.SSLCertVerificationError as exc:
             raise CertificateRefused(
                 f"the TLS certificate of {self.net.host}:{self.net.port} did not verify "
                 f"({exc.verify_message or exc.reason}); "
                 + ("check tls_ca" if self.net.tls_ca else "set tls_ca to trust a private CA")
             ) from None
+        except asyncio.TimeoutError:
+            if context is None or not self._tcp_up:
+                raise
+            raise self._not_tls("did not answer the TLS handshake") from None
         self._write_task = asyncio.create_task(self._write_loop(),
                                                name=f"irc-writer:{self.net.network}")
+
+    async def _open(self, context: ssl.SSLContext | None):
+        """TCP first, then TLS over it: a handshake that never ends is told apart from a
+        server that cannot be reached."""
+        sock_reader, sock_writer = await asyncio.open_connection(self.net.host, self.net.port,
+                                                                 limit=READ_LIMIT)
+        self._tcp_up = True
+        if context is None:
+            return sock_reader, sock_writer
+        try:
+            await sock_writer.start_tls(context, server_hostname=self.net.host)
+        except ssl.SSLCertVerificationError:
+            sock_writer.close()
+            raise
+        except (ssl.SSLError, ConnectionError, EOFError) as exc:
+            sock_writer.close()
+            why = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+            raise self._not_tls(f"answered the TLS handshake with something else ({why})") from None
+        except BaseException:
+            sock_writer.close()
+            raise
+        return sock_reader, sock_writer
+
+    def _not_tls(self, how: str) -> NotTls:
+        return NotTls(f"{self.net.host}:{self.net.port} {how}: is this a plain-text port? "
+                      "set tls: false, or the server's TLS port (often 6697)")
 
     async def close(self) -> None:
         if self._write_task is not None:

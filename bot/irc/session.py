@@ -69,7 +69,7 @@ class SessionMixin:
                 log.error("%s: giving up on this network: %s", self.name, exc)
                 break
             except (OSError, LinkClosed, asyncio.TimeoutError, EOFError) as exc:
-                log.warning("%s: connection lost: %s", self.name, exc or type(exc).__name__)
+                log.warning("%s: connection lost: %s", self.name, str(exc) or type(exc).__name__)
             except Exception:
                 log.exception("%s: connection failed", self.name)
             finally:
