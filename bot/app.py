@@ -142,7 +142,9 @@ class App:
             self.spawn(self.git.run(), "git-watcher")
         if self.serve and self.config.web is not None and self.web is None:
             from .web import StatusServer
-            web = StatusServer(self.repo, self.config, health=self.health)
+            web = StatusServer(self.repo, self.config, health=self.health,
+                               metrics=self.dispatcher.metrics if self.dispatcher else None,
+                               transports=lambda: self.transports)
             try:
                 await web.start()
             except OSError as exc:  # taken since `initialize` looked: still one line, exit 2
