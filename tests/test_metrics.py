@@ -1,11 +1,17 @@
-"""`/metrics`: the Prometheus text format, counted by the dispatcher."""
+"""`/metrics` (the Prometheus text format, counted by the dispatcher) and systemd's
+notifications (READY=1, WATCHDOG=1, STOPPING=1 over NOTIFY_SOCKET)."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import socket
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from todobot.bot import systemd
+from todobot.bot.app import App
 from todobot.bot.config import Config, parse_config
 from todobot.bot.transport import Transport
 from todobot.bot.web import StatusServer
@@ -117,3 +123,68 @@ async def test_each_server_reports_its_own_counts(tmp_path):
 def test_the_config_turns_them_off_with_a_boolean():
     web = parse_config({"web": {"metrics": False}}).web
     assert web is not None and web.metrics is False and web.healthz is True
+
+
+# -- systemd -------------------------------------------------------------------------------------
+
+async def _next(sock: socket.socket) -> str:
+    """The next datagram; the generous limit only turns a missing one into a failure rather
+    than a hang."""
+    return (await asyncio.wait_for(asyncio.get_running_loop().sock_recv(sock, 4096), 60)).decode()
+
+
+async def test_the_app_tells_systemd_ready_then_pings_the_watchdog_then_stopping(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a short relative path: a unix socket's name has ~100 bytes
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind("notify.sock")
+        sock.setblocking(False)
+        monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify.sock"))
+        monkeypatch.setenv("WATCHDOG_USEC", "200000")  # a ping every 0.1 s
+        monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+        irc = Fake("irc:oftc")
+        early: list[bytes] = []
+
+        def peek() -> None:  # a datagram sent is queued at once: anything here came too early
+            try:
+                early.append(sock.recv(4096, socket.MSG_PEEK))
+            except BlockingIOError:
+                pass
+        irc.on_start = peek
+        app = App(parse_config({"database": str(tmp_path / "n.sqlite3")}), transports=[irc],
+                  serve=False)
+        running = asyncio.create_task(app.run())
+        try:
+            assert await _next(sock) == "READY=1"
+            assert irc.started and early == []  # ready once the transports have started
+            assert await _next(sock) == "WATCHDOG=1"
+            assert await _next(sock) == "WATCHDOG=1"  # and again, from the running loop
+            app.request_stop()
+            while (state := await _next(sock)) == "WATCHDOG=1":
+                pass
+            assert state == "STOPPING=1"
+            await running
+        finally:
+            app.request_stop()
+            await asyncio.gather(running, return_exceptions=True)
+
+
+async def test_notify_reaches_an_abstract_socket_and_does_nothing_without_one(monkeypatch):
+    name = f"todobot-test-{os.getpid()}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind("\0" + name)
+        sock.setblocking(False)
+        monkeypatch.setenv("NOTIFY_SOCKET", "@" + name)
+        assert systemd.notify("READY=1")
+        assert await _next(sock) == "READY=1"
+    monkeypatch.delenv("NOTIFY_SOCKET")
+    assert systemd.notify("READY=1") is False
+
+
+def test_the_watchdog_runs_at_half_the_interval_systemd_gives_and_only_for_this_process(monkeypatch):
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    monkeypatch.setenv("WATCHDOG_USEC", "60000000")
+    assert systemd.watchdog_interval() == 30
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid() + 1))
+    assert systemd.watchdog_interval() is None
+    monkeypatch.delenv("WATCHDOG_USEC")
+    assert systemd.watchdog_interval() is None
