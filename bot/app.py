@@ -25,6 +25,7 @@ from .dispatcher import Dispatcher
 from .notify import Notifier
 from .transport import Transport
 from .logs import log_failure
+from . import systemd
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +143,9 @@ class App:
             self.spawn(self.git.run(), "git-watcher")
         if self.serve and self.config.web is not None and self.web is None:
             from .web import StatusServer
-            web = StatusServer(self.repo, self.config, health=self.health)
+            web = StatusServer(self.repo, self.config, health=self.health,
+                               metrics=self.dispatcher.metrics if self.dispatcher else None,
+                               transports=lambda: self.transports)
             try:
                 await web.start()
             except OSError as exc:  # taken since `initialize` looked: still one line, exit 2
@@ -269,13 +272,19 @@ class App:
             self.db = None
 
     async def run(self) -> None:
-        """initialize, start, serve until SIGINT/SIGTERM or `request_stop`, then stop."""
+        """initialize, start, serve until SIGINT/SIGTERM or `request_stop`, then stop.
+        Under systemd (`Type=notify`): READY=1 once the transports have started (their
+        connections go on in the background, since a network can take minutes to answer and
+        /healthz says how they are), WATCHDOG=1 from the event loop, STOPPING=1 on the way out."""
         self.handle_signals()
         try:
             await self.initialize()
             await self.start()
+            systemd.notify("READY=1")
+            self.spawn(systemd.watchdog(), "systemd-watchdog")
             await self.wait()
         finally:
+            systemd.notify("STOPPING=1")
             await self.stop()
 
     def handle_signals(self) -> None:

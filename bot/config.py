@@ -66,6 +66,8 @@ class Web(_Strict):
     listen: str = "127.0.0.1:8080"  # HOST:PORT; loopback unless you mean to publish it
     public_url: str | None = None  # how people reach it (behind a proxy); linked from digests
     archive_url: str | None = None  # where a mail message-id links, e.g. https://lore.kernel.org/r/{msgid}
+    healthz: bool = True  # GET /healthz: the database and every transport
+    metrics: bool = True  # GET /metrics: counters in the Prometheus text format
 
     @field_validator("archive_url")
     @classmethod

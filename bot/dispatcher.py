@@ -27,6 +27,7 @@ from ..storage import DatabaseChanged, Item, NameTaken, NotFound, Repository, Se
 
 from ..commands.settings import Settings
 from .config import Config
+from .metrics import Metrics
 from ..commands.messages import Message, Reply, text
 from .ratelimit import TokenBucket
 
@@ -65,6 +66,7 @@ class Dispatcher:
         # Called with the watch notices of each command that changed something, once its
         # transaction committed (the app's notifier); None: nobody is told.
         self.on_changes: Callable[[list[Notice]], None] | None = None
+        self.metrics = Metrics()  # what /metrics reports
 
     # -- rooms ------------------------------------------------------------------------------
     def bind_room(self, transport: str, room: str, settings: Settings) -> None:
@@ -160,7 +162,10 @@ class Dispatcher:
                 return text(f"That message is too long ({len(raw)} characters; the limit is "
                             f"{self.config.max_input_chars}).", outcome="refused")
             args = _CONTROL.sub(" ", body[name.end():]).strip()
+            began = time.perf_counter()
             reply = await self._command(msg, prefix, name.group(0), args)
+            cmd = lookup(name.group(0))  # a label per registered command, not per typo
+            self._count(cmd.name if cmd is not None else "unknown", reply, began)
         else:
             found = self._pattern(raw)
             if found is None:
@@ -169,10 +174,16 @@ class Dispatcher:
             if flood is not False:
                 return flood  # type: ignore[return-value]
             pat, match = found
+            began = time.perf_counter()
             reply = await self._run(msg, pat.handler, (match,), write=True, usage="")
+            self._count("plain", reply, began)
         if reply is not None and msg.thread is None:  # a thread's items stay in the thread
             self.remember(msg.transport, msg.room, reply.items)
         return reply
+
+    def _count(self, name: str, reply: Reply | None, began: float) -> None:
+        self.metrics.command(name, reply.outcome if reply is not None else "quiet",
+                             time.perf_counter() - began)
 
     @staticmethod
     def _pattern(raw: str) -> tuple[Pattern, object] | None:

@@ -38,6 +38,17 @@ def test_service_unit_runs_the_bot_hardened():
                      backup["ExecStart"])
 
 
+def test_service_unit_waits_for_ready_and_watches_the_event_loop():
+    """Type=notify: systemd waits for READY=1 (bot/systemd.py) and restarts a bot whose event
+    loop stopped pinging the watchdog; the ping comes from the main process only."""
+    svc = _unit("todobot.service")["Service"]
+    assert svc["Type"] == "notify"
+    assert svc["NotifyAccess"] == "main"
+    seconds = int(svc["WatchdogSec"])
+    assert 10 <= seconds <= 600  # long enough for a busy moment, short enough to matter
+    assert svc["Restart"] in ("on-failure", "on-watchdog", "always")
+
+
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
 def test_units_pass_systemd_analyze_verify(tmp_path):
     exe = Path(sys.executable).parent / "todobot"  # the unit's /opt/todobot/bin/todobot, here

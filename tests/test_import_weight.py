@@ -19,7 +19,7 @@ from pathlib import Path
 # importlib.metadata for its version: ~2 MB, measured in docs/benchmarks.md.)
 OPTIONAL = ("nio", "aiohttp", "pygal", "jinja2", "aioimaplib", "aiosmtplib", "authres", "dkim", "pydantic", "uuid",
             "logging.handlers", "html", "difflib", "todobot.commands.render_html",
-            "todobot.commands.render_markdown")
+            "todobot.commands.render_markdown", "prometheus_client")
 
 IRC_ONLY = """\
 database: bot.sqlite3

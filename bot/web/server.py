@@ -9,6 +9,8 @@
     /release/NAME.txt              the release mail format
     /release/NAME.json             the JSON export
     /release/NAME/burndown.svg     open blockers, nice-to-haves and scope per day
+    /healthz                       the database and every transport (off: web.healthz: false)
+    /metrics                       counters for Prometheus (off: web.metrics: false)
 
 Only GET (and HEAD). Pages come from jinja2 templates (bot/web/templates/) with autoescaping, so
 item text is always text; links follow commands/links.py. The pages load nothing from
@@ -29,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from email.utils import formatdate
@@ -56,6 +58,7 @@ if TYPE_CHECKING:
     from ...storage import Repository
 
     from ..config import Config
+    from ..metrics import Metrics
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -145,9 +148,14 @@ class Look:
 
 class StatusServer:
     def __init__(self, repo: "Repository", config: "Config", *, tz: tzinfo | None = None,
-                 health: Callable[[], Awaitable[tuple[bool, dict]]] | None = None) -> None:
+                 health: Callable[[], Awaitable[tuple[bool, dict]]] | None = None,
+                 metrics: "Metrics | None" = None,
+                 transports: Callable[[], Iterable[Any]] = tuple) -> None:
         self.repo = repo
         self.health = health  # /healthz: the app's answer (database, transports)
+        self.metrics = metrics  # /metrics: the dispatcher's counters, with `transports`' health
+        self.transports = transports
+        self._registry: Any = None  # prometheus_client's, made at the first /metrics
         self.config = config
         self.listen = config.web.listen if config.web is not None else "127.0.0.1:8080"
         self.public_url = (config.web.public_url or "").rstrip("/") if config.web else ""
@@ -167,7 +175,11 @@ class StatusServer:
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._every_request])
         app.router.add_get("/", self.index)
-        app.router.add_get("/healthz", self.healthz)
+        web_config = self.config.web
+        if web_config is None or web_config.healthz:
+            app.router.add_get("/healthz", self.healthz)
+        if web_config is None or web_config.metrics:
+            app.router.add_get("/metrics", self.metrics_page)
         app.router.add_get("/release/{name}/burndown.svg", self.burndown)
         app.router.add_get("/release/{name}/feed.atom", self.feed)
         app.router.add_get("/release/{name}/item/{id}", self.item)
@@ -306,6 +318,20 @@ class StatusServer:
         503 with the reasons otherwise (a container HEALTHCHECK, a load balancer). Never cached."""
         ok, doc = await self.health() if self.health is not None else (True, {"status": "ok"})
         resp = web.json_response(doc, status=200 if ok else 503)
+        resp.headers["Cache-Control"] = "no-store"
+        return resp
+
+    async def metrics_page(self, request: web.Request) -> web.Response:
+        """The Prometheus text format, from a registry of this server's own (never the
+        process-wide default: two servers in one process, as in the tests, stay apart)."""
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+        from ..metrics import Metrics, collector
+        if self._registry is None:
+            self._registry = CollectorRegistry(auto_describe=False)
+            self._registry.register(collector(self.metrics or Metrics(), self.transports))
+        resp = web.Response(body=generate_latest(self._registry))
+        resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
         resp.headers["Cache-Control"] = "no-store"
         return resp
 
