@@ -112,7 +112,11 @@ async def test_nickserv_asking_to_identify_is_answered_once(server, run, monkeyp
     assert t._conn is not None and t._conn.account == "botacct"
     ask = (":NickServ!services@services NOTICE todobot :This nickname is registered and "
            "protected. If it is your nick, type /msg NickServ IDENTIFY password.")
-    c.send(ask)
+    c.send(":todobot!todobot@bot.host NICK todobot2",  # on an alternate someone registered
+           ask.replace(" todobot :", " todobot2 :"))
+    assert not [ln for ln in await c.sync() if "IDENTIFY" in ln]
+    assert t._conn.account == "botacct"
+    c.send(":todobot2!todobot@bot.host NICK todobot", ask)
     assert await c.expect("PRIVMSG") == "PRIVMSG NickServ :IDENTIFY botacct s3cret-ns"
     c.send(ask, ask)
     assert not [ln for ln in await c.sync() if "IDENTIFY" in ln]
@@ -175,3 +179,31 @@ async def test_no_account_is_warned_once_a_minute_and_retried(server, run, monke
     c.send(":srv 900 todobot todobot!todobot@bot.host todobot :You are now logged in")
     await c.sync()
     assert t._conn is not None and t._conn.account == "todobot" and t.health() is None
+
+
+async def test_sasl_when_services_link_then_registered_only_channel(server, run, monkeypatch):
+    """Services link after the bot joined (CAP NEW): SASL on the open connection, and the
+    +r channel refused meanwhile is joined at the login."""
+    monkeypatch.setenv("TODOBOT_TEST_SASL", "s3cret")
+    t, _ = await run(network(server.port, sasl_account="botacct",
+                             sasl_password_env="TODOBOT_TEST_SASL"))
+    c = await server.client()
+    await c.expect("USER ")
+    c.send(":srv CAP * LS :cap-notify")
+    await c.expect("CAP REQ")
+    c.send(":srv CAP * ACK :cap-notify")
+    await c.expect("CAP END")
+    c.welcome()
+    assert await c.expect("JOIN") == "JOIN #test,#Rel"
+    c.send(":todobot!todobot@bot.host JOIN #test",
+           ":srv 477 todobot #Rel :You need to be identified to a registered account to join")
+    c.send(":srv CAP todobot NEW :sasl=PLAIN")
+    await c.expect("CAP REQ sasl")
+    c.send(":srv CAP todobot ACK :sasl")
+    await c.expect("AUTHENTICATE PLAIN")
+    c.send("AUTHENTICATE +")
+    await c.expect("AUTHENTICATE ")
+    c.send(":srv 900 todobot todobot!todobot@bot.host botacct :You are now logged in",
+           ":srv 903 todobot :SASL authentication successful")
+    assert await c.expect("JOIN") == "JOIN #Rel"
+    assert t._conn is not None and t._conn.account == "botacct"

@@ -422,7 +422,7 @@ class IrcConnection:
             if line.command == "CAP":
                 self._cap_update(line)
             elif self.registered and self._late_sasl and line.command in (
-                    "AUTHENTICATE", "900", *SASL_DONE, *SASL_FAILED):
+                    "AUTHENTICATE", *SASL_DONE, *SASL_FAILED):  # 900: the session's
                 self._late_sasl_step(line)
             elif line.command == "005":
                 self._isupport(line)
@@ -493,9 +493,6 @@ class IrcConnection:
         if line.command == "AUTHENTICATE" and self._late_sasl == "mechanism":
             self._late_sasl = "sent"
             self._send_sasl_response()
-        elif line.command == "900":
-            self.account = line.param(2) or None
-            log.info("%s: logged in as %s", self.net.network, self.account)
         elif line.command in SASL_DONE or (line.command in SASL_FAILED and line.command != "908"):
             if line.command in SASL_FAILED:
                 log.warning("%s: SASL login failed (%s)", self.net.network, line.params[-1:])

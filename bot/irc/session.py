@@ -264,7 +264,10 @@ class SessionMixin:
                 log.warning("%s: NickServ login as %s failed: %s", self.name, account, text[:200])
             return
         if self._identify_state != "waiting":
-            if _NS_ASK.search(text) and self._wants_account():
+            # Only on a nick that is ours: on an alternate someone else registered, NickServ
+            # asks for their password, and we may well be logged in.
+            ours = conn.is_me(self.net.nick) or conn.is_me(account)
+            if ours and _NS_ASK.search(text) and self._wants_account():
                 self._logged_out(conn, "NickServ asks to identify")
             return
         if _NS_FAILED.search(text):
