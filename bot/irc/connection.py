@@ -17,6 +17,7 @@ import base64
 import logging
 import random
 import ssl
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -37,6 +38,7 @@ WANTED_CAPS = ("message-tags", "account-tag", "extended-join", "account-notify",
 NICK_ERRORS = {"431", "432", "433", "436", "437"}
 SASL_DONE = {"903"}
 SASL_FAILED = {"902", "904", "905", "906", "907", "908"}
+SASL_STALL = 30.0  # a post-registration SASL exchange unanswered this long is started over
 READ_LIMIT = 64 * 1024  # message tags may make a line far longer than 512 bytes
 
 
@@ -199,6 +201,7 @@ class IrcConnection:
         self._nicks = iter([*net.alternates])
         self._ping_outstanding = False
         self._late_sasl = ""  # post-registration SASL step, when services arrive late
+        self._late_sasl_since = 0.0
 
     # -- names ---------------------------------------------------------------------------
     @property
@@ -452,7 +455,7 @@ class IrcConnection:
             if line.command == "CAP":
                 self._cap_update(line)
             elif self.registered and self._late_sasl and line.command in (
-                    "AUTHENTICATE", "900", *SASL_DONE, *SASL_FAILED):
+                    "AUTHENTICATE", *SASL_DONE, *SASL_FAILED):  # 900: the session's
                 self._late_sasl_step(line)
             elif line.command == "005":
                 self._isupport(line)
@@ -477,10 +480,12 @@ class IrcConnection:
             for name in names:
                 self.caps.discard(name)
                 self.offered.pop(name, None)
-        elif sub == "NEW" and self.registered:
+        elif sub == "NEW":
             for item in names:
                 name, _, value = item.partition("=")
                 self.offered[name] = value
+            if not self.registered:
+                return  # services linked mid-registration: the session logs in after 001
             new = [n.partition("=")[0] for n in names
                    if n.partition("=")[0] in WANTED_CAPS and n.partition("=")[0] not in self.caps]
             if "sasl" in self.offered and self.account is None and self._sasl_wanted():
@@ -494,17 +499,33 @@ class IrcConnection:
                 else:
                     self.caps.add(name)
             if "sasl" in names and self.account is None and not self._late_sasl:
-                self._late_sasl = "mechanism"
-                self.send("AUTHENTICATE", self.sasl_mechanism)
+                self._start_late_sasl()
+
+    def _start_late_sasl(self) -> None:
+        self._late_sasl = "mechanism"
+        self._late_sasl_since = time.monotonic()
+        self.send("AUTHENTICATE", self.sasl_mechanism)
+
+    def relogin_sasl(self) -> bool:
+        """SASL again after registration (IRCv3 sasl-3.2), when the server offers it now and
+        it is configured: True when a login is under way. One that got no answer for
+        `SASL_STALL` seconds (services went away mid-login) is started over."""
+        if not self.registered or not self._sasl_wanted():
+            return False
+        if self._late_sasl and time.monotonic() - self._late_sasl_since < SASL_STALL:
+            return True
+        if "sasl" in self.caps:
+            self._start_late_sasl()
+        else:
+            self._late_sasl = ""
+            self.send("CAP", "REQ", "sasl")
+        return True
 
     def _late_sasl_step(self, line: IrcLine) -> None:
         """SASL after registration, when services appear later than we connected."""
         if line.command == "AUTHENTICATE" and self._late_sasl == "mechanism":
             self._late_sasl = "sent"
             self._send_sasl_response()
-        elif line.command == "900":
-            self.account = line.param(2) or None
-            log.info("%s: logged in as %s", self.net.network, self.account)
         elif line.command in SASL_DONE or (line.command in SASL_FAILED and line.command != "908"):
             if line.command in SASL_FAILED:
                 log.warning("%s: SASL login failed (%s)", self.net.network, line.params[-1:])

@@ -6,6 +6,12 @@ that lasted resets the backoff; a refused certificate or configuration gives up)
 session the bot logs in to NickServ when configured (the channel joins wait for services to
 answer, bounded), learns its own prefix (USERHOST, JOIN, CHGHOST, 396) for the line budget,
 and takes back its configured nick when whoever held it lets it go.
+
+Services come and go (a server restart, a netsplit, services restarted): whenever they say we
+are not logged in (901, a NickServ notice asking us to identify, a new `sasl` offer) and on
+a periodic check, the bot logs in again (SASL after registration where the server offers it,
+else NickServ IDENTIFY), warning once a minute while it has no account; once logged in it
+retries refused channels (+r) and its nick at once.
 """
 
 from __future__ import annotations
@@ -29,11 +35,18 @@ _NS_OK = re.compile(r"(?i)password accepted|you are now (?:recognized|identified
 _NS_FAILED = re.compile(r"(?i)password incorrect|invalid password|incorrect password"
                         r"|isn't registered|is not registered|not a registered|denied|failed")
 
+# NickServ asking us to identify: we are not (or no longer) logged in to this nick's account.
+_NS_ASK = re.compile(r"(?i)please identify|is registered and protected|you are not identified"
+                     r"|/msg nickserv identify|type /msg nickserv")
+LOGIN_CHECK = 30.0  # seconds between checks that the bot is still logged in to its account
+LOGIN_WARN_EVERY = 60.0  # seconds between warnings while it is not
+
 
 class SessionMixin:
     """Connecting, reconnecting, the bot's own login and nick (a part of `IrcTransport`)."""
 
     regain_interval = 60.0  # seconds between attempts to take back our configured nick
+    login_clock = staticmethod(time.monotonic)  # replaced in tests
 
     # -- the connection supervisor ---------------------------------------------------------
     async def _supervise(self) -> None:
@@ -94,13 +107,17 @@ class SessionMixin:
             log.info("%s: logged in as %s (SASL)", self.name, conn.account)
         elif self._nickserv_password:
             self._identify(conn)
+        if conn.account is None and "sasl" not in conn.caps:
+            conn.relogin_sasl()  # services linked while we registered: SASL now
         regain = asyncio.create_task(self._regain_loop(conn), name=f"{self.name}:regain")
+        login = asyncio.create_task(self._login_loop(conn), name=f"{self.name}:login")
         try:
             while True:
                 line = await conn.read()
                 self._on_line(conn, line)
         finally:
             regain.cancel()
+            login.cancel()
             for task in list(self._timers):
                 task.cancel()
             self._timers.clear()
@@ -141,6 +158,63 @@ class SessionMixin:
         if conn.motd_done:
             self._join_all(conn)
 
+    # -- staying logged in ---------------------------------------------------------------
+    def _wants_account(self) -> bool:
+        net = self.net
+        return bool(net.sasl_account or net.nickserv_password_env
+                    or net.sasl_mechanism == "EXTERNAL")
+
+    async def _login_loop(self, conn: IrcConnection) -> None:
+        while True:
+            await asyncio.sleep(LOGIN_CHECK)
+            self._check_login(conn)
+
+    def _check_login(self, conn: IrcConnection) -> None:
+        """The periodic check: still no account, so say so (once a minute) and log in."""
+        if conn.account is not None or not self._wants_account():
+            return
+        now = self.login_clock()
+        if self._login_warned is None or now - self._login_warned >= LOGIN_WARN_EVERY:
+            self._login_warned = now
+            log.warning("%s: connected but not logged in to its account; trying to log in",
+                        self.name)
+        self._relogin(conn)
+
+    def _relogin(self, conn: IrcConnection) -> None:
+        """Log in again: SASL where the server offers it now, else NickServ IDENTIFY. The
+        channel joins are not held back (they went out when the session began)."""
+        if conn.relogin_sasl():
+            return
+        if self._nickserv_password and self._identify_state != "waiting":
+            account = self.net.nickserv_account or self.net.nick
+            log.info("%s: identifying to NickServ as %s again", self.name, account)
+            conn.send("PRIVMSG", "NickServ", f"IDENTIFY {account} {self._nickserv_password}",
+                      secret=True, urgent=True)
+            self._identify_state = "again"
+
+    def _logged_in(self, conn: IrcConnection, account: str) -> None:
+        """We have our account (again): refused channels and our nick are worth a retry now."""
+        was = conn.account
+        conn.account = account
+        if self._identify_state == "again":
+            self._identify_state = "done"
+        if was == account:
+            return
+        log.info("%s: logged in as %s", self.name, account)
+        self._login_warned = None
+        self._regain(conn)
+        for folded, name in self._channels.items():
+            if folded not in self.joined and folded in self._ban_backoff:
+                self._ban_backoff.pop(folded, None)
+                conn.send("JOIN", name)
+
+    def _logged_out(self, conn: IrcConnection, why: str) -> None:
+        if conn.account is not None:
+            log.warning("%s: no longer logged in as %s (%s); logging in again", self.name,
+                        conn.account, why)
+        conn.account = None
+        self._relogin(conn)
+
     async def _regain_loop(self, conn: IrcConnection) -> None:
         while True:
             await asyncio.sleep(self.regain_interval)
@@ -168,14 +242,34 @@ class SessionMixin:
         self._join_all(conn)
 
     def _on_900(self, conn: IrcConnection, line: IrcLine) -> None:  # RPL_LOGGEDIN
+        account = line.param(2) or None
         if self._identify_state == "waiting":
-            self._identified(conn, line.param(2) or None)
+            self._identified(conn, account)
+        if account:
+            self._logged_in(conn, account)
+
+    def _on_901(self, conn: IrcConnection, line: IrcLine) -> None:  # RPL_LOGGEDOUT
+        self._logged_out(conn, "the server says so")
 
     def _on_notice(self, conn: IrcConnection, line: IrcLine) -> None:
-        if self._identify_state != "waiting" or (line.nick or "").casefold() != "nickserv":
+        if (line.nick or "").casefold() != "nickserv" or not conn.is_me(line.param(0)):
             return
         text = strip_formatting(line.param(1))
         account = self.net.nickserv_account or self.net.nick
+        if self._identify_state == "again":
+            if _NS_OK.search(text):
+                self._logged_in(conn, account)
+            elif _NS_FAILED.search(text):
+                self._identify_state = "done"
+                log.warning("%s: NickServ login as %s failed: %s", self.name, account, text[:200])
+            return
+        if self._identify_state != "waiting":
+            # Only on a nick that is ours: on an alternate someone else registered, NickServ
+            # asks for their password, and we may well be logged in.
+            ours = conn.is_me(self.net.nick) or conn.is_me(account)
+            if ours and _NS_ASK.search(text) and self._wants_account():
+                self._logged_out(conn, "NickServ asks to identify")
+            return
         if _NS_FAILED.search(text):
             log.warning("%s: NickServ login as %s failed: %s; carrying on without an account",
                         self.name, account, text[:200])

@@ -79,7 +79,8 @@ class IrcTransport(SessionMixin, IdentityMixin, ChannelsMixin, InboundMixin, Rep
         self._held: dict[str, list[_Inbound]] = {}
         self._holds: set[asyncio.Task[None]] = set()
         self._nickserv_password: str | None = None
-        self._identify_state = ""  # "", "waiting", "done"
+        self._identify_state = ""  # "", "waiting", "done", "again" (a later IDENTIFY)
+        self._login_warned: float | None = None  # when we last warned of having no account
         self._timers: set[asyncio.Task[None]] = set()  # rejoins and the identify timeout
         self._ban_backoff: dict[str, float] = {}  # folded channel -> next wait after 474
         # folded channel -> (wait before rejoining after its next kick, when the last kick was)
@@ -114,10 +115,7 @@ class IrcTransport(SessionMixin, IdentityMixin, ChannelsMixin, InboundMixin, Rep
         conn = self._conn
         if conn is None:
             return f"not connected to {self.net.host}:{self.net.port}"
-        net = self.net
-        wants_account = bool(net.sasl_account or net.nickserv_password_env
-                             or net.sasl_mechanism == "EXTERNAL")
-        if wants_account and conn.account is None:
+        if self._wants_account() and conn.account is None:
             return "connected but not logged in to its account"
         return None
 

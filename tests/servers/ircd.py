@@ -260,12 +260,34 @@ class IrcServer:
         for d in reversed(self.daemons):
             d.stop()
 
-    def restart(self, down_for: float = 0.0) -> None:
-        """Stop every daemon (clients see the link drop), optionally wait, start again."""
+    def restart(self, down_for: float = 0.0, *, services: bool = True) -> None:
+        """Stop every daemon (clients see the link drop), optionally wait, start again.
+        `services=False`: the IRC server alone comes back (`start_services` links them later),
+        as after a restart where clients get in before services link."""
         self.stop()
         if down_for:
             time.sleep(down_for)
-        self.start()
+        if services:
+            self.start()
+            return
+        listener = self.daemons[0]
+        listener.start()
+        await_listening([p for p in (self.port, self.link_port, self.tls_port) if p],
+                        listener.proc.pid, [listener.log], alive=listener.alive)
+        probe(self.port)
+
+    def stop_services(self) -> None:
+        """Stop the services alone (the IRC server sees them split off)."""
+        for d in reversed(self.daemons[1:]):
+            d.stop()
+
+    def start_services(self, timeout: float = 60.0) -> None:
+        """Start the services (the IRC server kept running) and wait until they linked."""
+        for d in self.daemons[1:]:
+            d.start()
+        probe(self.port, timeout=timeout, want_cap=self.ready_cap)
+        if self.ready_cap is None:
+            probe_nick(self.port, "NickServ", timeout=timeout)
 
     def alive(self) -> bool:
         return all(d.alive() for d in self.daemons)
