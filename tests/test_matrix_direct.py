@@ -21,6 +21,11 @@ class DmClient(FakeClient):
         super().__init__(**kw)
         self.created: list[dict[str, Any]] = []
         self.direct: dict[str, list[str]] = {}
+        self.should_upload_keys = self.should_query_keys = self.should_claim_keys = False
+        self.housekeeping = 0
+
+    async def send_to_device_messages(self) -> None:
+        self.housekeeping += 1
 
     async def room_create(self, **kw: Any) -> Any:
         self.created.append(kw)
@@ -52,6 +57,7 @@ async def test_a_direct_room_is_created_once_and_reused(matrix):  # noqa: F811
     sent = [e for e in t.client.sent if e["room"] == "!dm1:localhost"]
     assert [e["content"]["body"] for e in sent] == ["#1 done by bob", "#2 done by bob"]
     assert all(e["content"]["msgtype"] == "m.notice" and e["encrypted"] for e in sent)
+    assert t.client.housekeeping == 1  # the new member's devices are asked for before sending
 
 
 async def test_an_existing_direct_room_from_m_direct_is_used(matrix):  # noqa: F811

@@ -93,5 +93,8 @@ class Direct:
         until = loop.time() + ROOM_SEEN_WAIT
         while room_id not in self.client.rooms and loop.time() < until:
             await asyncio.sleep(_POLL)
+        if encrypted and room_id in self.client.rooms:
+            # The user's devices, met only now, must have the room key of the first notice.
+            await self._crypto_housekeeping()
         log.info("matrix: created direct room %s with %s", room_id, user)
         return room_id
