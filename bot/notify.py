@@ -79,7 +79,8 @@ class Notifier:
     async def _deliver(self, identities: tuple[str, ...], reply: Reply) -> bool:
         for identity in identities:
             for transport in list(self.transports):
-                if identity.split(":", 1)[0] != transport.name:
+                # "irc:net/account" goes to the transports "irc:net…"; each checks the rest.
+                if identity.split(":", 1)[0] != transport.name.split(":", 1)[0]:
                     continue
                 try:
                     if await transport.notify(identity, reply):

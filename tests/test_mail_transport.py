@@ -243,3 +243,29 @@ async def test_a_list_mail_of_unproven_author_gets_no_acknowledgement(rig, caplo
     assert (await rig.chat.item(1)).progress == "patch posted"
     assert rig.smtp.sent == [] and await rig.pending() == []
     assert any("it is from the list itself" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_change_notice_is_one_private_mail_within_the_hourly_bound(rig):
+    from todobot.commands.messages import text
+    assert await rig.transport.notify("mail:ian.campbell@citrix.com", text("#1 done by bob"))
+    [msg] = rig.smtp.to("ian.campbell@citrix.com")
+    assert msg["Auto-Submitted"] == "auto-generated"
+    assert "#1 done by bob" in msg.get_content()
+    for _ in range(10):  # the rest of the hour's share, then nothing
+        await rig.transport.notify("mail:ian.campbell@citrix.com", text("#1 done by bob"))
+    assert len(rig.smtp.to("ian.campbell@citrix.com")) == 5
+    # Acknowledgements and notices share the bound: this hour's are used up.
+    await rig.deliver(mail(IJC, "!claim 2\n", message_id="<n1@x>",
+                           Authentication_Results=TRUSTED_IAN))
+    assert len(rig.smtp.to("ian.campbell@citrix.com")) == 5
+
+
+async def test_a_change_notice_never_goes_to_the_list_or_a_header(rig):
+    from todobot.commands.messages import text
+    assert not await rig.transport.notify(f"mail:{LIST.upper()}", text("x"))
+    assert not await rig.transport.notify("mail:todobot@example.org", text("x"))
+    assert not await rig.transport.notify("irc:testnet/ian", text("x"))
+    assert rig.smtp.sent == []
+    # A value that would add a header line is refused, never sent with it.
+    await rig.transport.notify("mail:a@b.example\r\nBcc: all@example.org", text("x"))
+    assert all("Bcc" not in m for m in rig.smtp.sent)

@@ -163,12 +163,30 @@ class IdentityMixin:
         if folded in self._accounts:
             return True, self._accounts[folded]
         cached = self._whois_cache.get(folded)
-        if (cached is not None and userhost and cached[0] == userhost
-                and self._in_sight(folded, userhost)
-                and time.monotonic() - cached[2] < (WHOIS_TTL if cached[1] is not None
-                                                    else WHOIS_TTL_NO_ACCOUNT)):
+        if cached is not None and userhost and cached[0] == userhost and self._kept_valid(folded):
             return True, cached[1]
         return False, None
+
+    def _kept_valid(self, folded: str) -> bool:
+        """Whether the kept WHOIS answer for `folded` may be used now: still fresh, and about
+        a nick the bot would see go."""
+        userhost, account, at = self._whois_cache[folded]
+        return (self._in_sight(folded, userhost)
+                and time.monotonic() - at < (WHOIS_TTL if account is not None
+                                             else WHOIS_TTL_NO_ACCOUNT))
+
+    def _nick_of_account(self, account: str) -> str | None:
+        """A nick the bot knows, now, to be logged in as `account` (the server told it, or a
+        kept WHOIS answer still valid); None when it knows none. Never a nick merely spelled
+        like the account."""
+        want = self._fold(account)
+        for folded, acc in self._accounts.items():
+            if acc is not None and self._fold(acc) == want:
+                return folded
+        for folded, (_, acc, _) in list(self._whois_cache.items()):
+            if acc is not None and self._fold(acc) == want and self._kept_valid(folded):
+                return folded
+        return None
 
     def _in_sight(self, folded: str, userhost: str) -> bool:
         """Whether the bot would see `folded` quit or change nick (and so forget what it

@@ -2,7 +2,8 @@
 
 A reply is rendered to wire lines packed and split to the line budget (`text.py`) and queued
 in the asker's own output queue (`output.py`: served fairly, a bounded backlog per person,
-clones under many nicks one asker), by NOTICE when the command came in private. Long answers
+clones under many nicks one asker), by NOTICE when the command came in private. Change
+notices (`!watch`) go by NOTICE to the nick logged in as the watcher's account. Long answers
 stop after `max_lines` lines; the rest waits per channel and nick for `<prefix>more`.
 """
 
@@ -47,6 +48,21 @@ class RepliesMixin:
         target = self._channels.get(self._fold(room), room)
         # Under the room's own key: a digest takes its turn with the answers, never dropped.
         conn.send_lines(self._wire(conn, "PRIVMSG", target, reply), key=f"post:{self._fold(room)}")
+
+    async def notify(self, identity: str, reply: Reply) -> bool:
+        """A NOTICE to the nick known now to be logged in as the identity's account; a nick
+        without an account (`~nick`) is nobody to tell: whoever holds it next is not them."""
+        account = identity.removeprefix(f"{self.name}/")
+        conn = self._conn
+        if (account == identity or not account or account.startswith("~")
+                or conn is None or not conn.registered):
+            return False
+        nick = self._nick_of_account(account)
+        if nick is None:
+            return False
+        # In the person's own queue, like an answer: fair, bounded, throttled.
+        return conn.answer(self._requester(nick, "NOTICE", nick),
+                           self._wire(conn, "NOTICE", nick, reply))
 
     # -- CTCP --------------------------------------------------------------------------------
     def _ctcp(self, conn: IrcConnection, nick: str, body: str) -> str | None:

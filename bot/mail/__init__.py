@@ -343,20 +343,17 @@ class MailTransport(Transport):
         to = identity.removeprefix("mail:")
 
         async def step(ctx, done: list[Reply]) -> None:
-            if to == self.cfg.list.lower() or to in self.own:
+            if self._is_list(to):
                 # A list mail whose author is not proven "is" the list: a private answer to it
                 # would go to every member.
                 log.info("mail %s: no acknowledgement of %s: it is from the list itself",
                          self.cfg.list, message_id)
                 return None
             body = ack_text(actions, done, nothing=nothing)
-            now = ctx.s.now
-            sent = [t for t in json.loads(await ctx.s.kv_get(_ACKED + to) or "[]") if t > now - 3600]
-            if len(sent) >= self.cfg.acks_per_hour:
+            if not await self._take_hourly(ctx.s, to):
                 log.info("mail %s: no acknowledgement of %s to %s: %d sent in the last hour",
-                         self.cfg.list, message_id, to, len(sent))
+                         self.cfg.list, message_id, to, self.cfg.acks_per_hour)
                 return None
-            await ctx.s.kv_set(_ACKED + to, json.dumps(sent + [now]))
             ack_id = outbox.new_message_id(self.cfg)
             pending = {"to": to, "subject": (header(msg, "Subject") or "")[:outbox.MAX_SUBJECT],
                        "in_reply_to": message_id, "references": refs[-outbox.MAX_REFERENCES:],
@@ -366,6 +363,40 @@ class MailTransport(Transport):
             await ctx.s.kv_set(_SENT + ack_id, "ack")
             return None
         return step
+
+    def _is_list(self, to: str) -> bool:
+        return to.lower() == self.cfg.list.lower() or to.lower() in self.own
+
+    async def _take_hourly(self, s, to: str) -> bool:
+        """Count one private mail to `to` (an acknowledgement or a change notice) against its
+        `acks_per_hour`; False, and nothing counted, when that hour's are used up."""
+        now = s.now
+        sent = [t for t in json.loads(await s.kv_get(_ACKED + to) or "[]") if t > now - 3600]
+        if len(sent) >= self.cfg.acks_per_hour:
+            return False
+        await s.kv_set(_ACKED + to, json.dumps(sent + [now]))
+        return True
+
+    async def notify(self, identity: str, reply: Reply) -> bool:
+        """A change notice as one private mail to the watcher's address: never to the list,
+        within the address's `acks_per_hour`. Sent once; a failure drops it (a courtesy)."""
+        to = identity.removeprefix(f"{TRANSPORT}:").lower()
+        if to == identity.lower() or not to or self.dispatcher is None or self._is_list(to):
+            return False
+        async with self.repo.session(f"{TRANSPORT}:{self.cfg.list}") as s:
+            if not await self._take_hourly(s, to):
+                log.info("mail %s: no change notice to %s: %d mails sent to it in the last hour",
+                         self.cfg.list, to, self.cfg.acks_per_hour)
+                return False
+        try:
+            msg = outbox.notice_message(self.cfg, to=to, body=reply.plain + "\n",
+                                        message_id=outbox.new_message_id(self.cfg))
+            await self._send(msg)
+        except Exception as exc:
+            log.warning("mail %s: a change notice to %s failed (%s)", self.cfg.list,
+                        outbox.one_line(to, 200), exc)
+            return False
+        return True
 
     async def _flush_pending(self) -> None:
         """Send the acknowledgements committed but not yet sent (also after a restart)."""

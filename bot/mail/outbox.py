@@ -1,4 +1,4 @@
-"""Mails the bot writes (the weekly mail, acknowledgements) and sending them with aiosmtplib.
+"""Mails the bot writes (the weekly mail, acknowledgements, change notices) and sending them with aiosmtplib.
 
 Every mail gets a real Message-ID from the bot's own domain; the weekly mails thread through
 In-Reply-To / References. Acknowledgements carry `Auto-Submitted: auto-replied` so that no
@@ -87,6 +87,15 @@ def ack_message(cfg: MailList, *, to: str, subject: str, in_reply_to: str | None
         _set(msg, "In-Reply-To", in_reply_to)
         _set(msg, "References", " ".join(dict.fromkeys(
             references[-(MAX_REFERENCES - 1):] + [in_reply_to])))
+    return msg
+
+
+def notice_message(cfg: MailList, *, to: str, body: str, message_id: str) -> EmailMessage:
+    """A change notice (`!watch`) to the watcher's bare address; `auto-generated`: it
+    answers nothing, and no robot should answer it."""
+    msg = _message(cfg, to=str(Address(addr_spec=to)), subject="Changes to items you watch",
+                   body=body, message_id=message_id, at=None)
+    _set(msg, "Auto-Submitted", "auto-generated")
     return msg
 
 

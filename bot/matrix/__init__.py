@@ -26,6 +26,7 @@ Where each job lives (docs/architecture.md has the same map):
   events.py     sync events -> Messages: who the sender is, what is ignored
   claims.py     what "I can take this one" means: replies, threads, edits, the room
   sending.py    answers, `!more`, size splitting, the encrypted-room guard, retries
+  direct.py     change notices (`!watch`) in a direct room with the watcher, made once
   rooms.py      joins, invites, leaves, a reload's room changes
   upgrades.py   tombstones: who may move the bot, to which room
   render.py     Reply -> event content (pills, HTML, sizes), the text people saw

@@ -19,6 +19,7 @@ from ..pending import PendingAnswers
 from ..rooms import room_entry, room_settings
 from ..transport import Transport
 from .claims import Claims
+from .direct import Direct
 from .errors import TRANSIENT
 from .events import Events
 from .rooms import Rooms
@@ -33,7 +34,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__package__)  # one logger for the whole transport: todobot.bot.matrix
 
 
-class MatrixTransport(Session, Syncing, Rooms, Upgrades, Events, Claims, Sending, Transport):
+class MatrixTransport(Session, Syncing, Rooms, Upgrades, Events, Claims, Sending, Direct,
+                      Transport):
     name = "matrix"
 
     def __init__(self, mcfg: Matrix, config: Config, repo: Repository | None) -> None:

@@ -1,0 +1,33 @@
+"""Change notices on InspIRCd + Anope: a watcher logged in to an account gets a NOTICE when
+someone else changes the item they watch."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import channel_name, seed_release
+
+pytestmark = pytest.mark.integration
+
+
+async def test_a_watcher_gets_a_notice_when_someone_else_claims(inspircd, bot_factory, humans):
+    chan = channel_name()
+
+    async def seed(s):
+        await seed_release(s, [("tools", "nice", "libxl stable API")])
+
+    async with bot_factory(inspircd, channels=[chan], seed=seed) as bot:
+        ian = await humans(inspircd, "Ian", account="ijc", channel=chan)
+        george = await humans(inspircd, "george", account="george", channel=chan)
+        ian.say(chan, "!watch 1")
+        await ian.hear(bot.nick, r"#1")
+        george.say(chan, "!claim 1")
+        await george.hear(bot.nick, r"#1.* claimed by george")
+        # Privately, to the nick logged in as ijc: a NOTICE addressed to Ian, not the channel.
+        notice = await ian.expect(lambda ln: ln.command == "NOTICE"
+                                  and (ln.nick or "").lower() == bot.nick.lower()
+                                  and ln.param(0).lower() == "ian" and "#1" in ln.param(1))
+        assert "george" in notice.param(1)
+        # The one who made the change is not told of it.
+        assert not [ln for ln in george.lines if ln.command == "NOTICE"
+                    and (ln.nick or "").lower() == bot.nick.lower() and "#1" in ln.param(1)]
