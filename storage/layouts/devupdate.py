@@ -265,6 +265,22 @@ def heading_for(it: ListItem, headings: list[str]) -> str:
     return _DEFAULT_HEADING[(it.state, it.severity)]
 
 
+def sections_of(lst: ReleaseList, *, placeholder: bool
+                ) -> list[tuple[str, tuple[str, str], dict[str, list[ListItem]]]]:
+    """The items as a heading-based writer lays them out, in list order: (heading, the
+    (state, severity) a reader gives items under it, the items by area, "" first). With no
+    items and `placeholder`, one empty "Open" section, so an empty list still reads back as
+    a list. The development update, the Markdown checklist and the Xen release update share it."""
+    headings = list(dict.fromkeys(it.section for it in lst.items if it.section))
+    groups: dict[str, dict[str, list[ListItem]]] = {}
+    for it in lst.items:
+        groups.setdefault(heading_for(it, headings), {"": []}).setdefault(it.area, []).append(it)
+    if not groups and placeholder:
+        groups["Open"] = {"": []}
+    return [(heading, SECTIONS.get(heading.casefold(), ("open", "nice")), areas)
+            for heading, areas in groups.items()]
+
+
 def render(lst: ReleaseList, *, ids: bool = True, width: int = 72) -> str:
     paras = lst.intro.split("\n\n") if lst.intro.strip() else []
     before = [p for p in paras if not _LAST_UPDATED.match(p)]
@@ -273,14 +289,7 @@ def render(lst: ReleaseList, *, ids: bool = True, width: int = 72) -> str:
     if lst.milestones:
         blocks.append("= Timeline =\n\n" + "\n".join(_render_milestone(m) for m in lst.milestones))
     blocks += later
-    headings = list(dict.fromkeys(it.section for it in lst.items if it.section))
-    groups: dict[str, dict[str, list[ListItem]]] = {}
-    for it in lst.items:
-        groups.setdefault(heading_for(it, headings), {"": []}).setdefault(it.area, []).append(it)
-    if not groups and not lst.milestones:
-        groups["Open"] = {"": []}  # an empty list still reads back as a list
-    for heading, areas in groups.items():
-        implied = SECTIONS.get(heading.casefold(), ("open", "nice"))
+    for heading, implied, areas in sections_of(lst, placeholder=not lst.milestones):
         blocks.append(f"== {heading} ==")
         for area, items in areas.items():
             if area:

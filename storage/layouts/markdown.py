@@ -51,7 +51,7 @@ import re
 from ..formats import md_escape
 from ..models import ListItem, Milestone, ReleaseList
 from .common import LINK_ONLY, MailFormatError, QuotedHeading, find_links, normalise
-from .devupdate import SECTIONS, heading_for, paragraphs, walk
+from .devupdate import SECTIONS, paragraphs, sections_of, walk
 
 NAME = "markdown-checklist"
 
@@ -282,14 +282,7 @@ def render(lst: ReleaseList, *, ids: bool = True, width: int = 72) -> str:
     blocks += [p for p in lst.intro.split("\n\n") if p.strip()]
     if lst.milestones:
         blocks.append("## Timeline\n\n" + "\n".join(_render_milestone(m) for m in lst.milestones))
-    headings = list(dict.fromkeys(it.section for it in lst.items if it.section))
-    groups: dict[str, dict[str, list[ListItem]]] = {}
-    for it in lst.items:
-        groups.setdefault(heading_for(it, headings), {"": []}).setdefault(it.area, []).append(it)
-    if not groups and not lst.milestones:
-        groups["Open"] = {"": []}  # an empty list still reads back as a list
-    for heading, areas in groups.items():
-        implied = SECTIONS.get(heading.casefold(), ("open", "nice"))
+    for heading, implied, areas in sections_of(lst, placeholder=not lst.milestones):
         blocks.append(f"## {_esc(heading)}")
         for area, items in areas.items():
             if area:

@@ -45,7 +45,7 @@ import re
 
 from ..models import ListItem, Milestone, ReleaseList
 from .common import LINK_ONLY, MailFormatError, QuotedHeading, find_links, normalise, wrap
-from .devupdate import SECTIONS, add_sections, heading_for, paragraphs, walk
+from .devupdate import SECTIONS, add_sections, paragraphs, sections_of, walk
 
 NAME = "xen-release-update"
 
@@ -251,14 +251,7 @@ def render(lst: ReleaseList, *, ids: bool = True, width: int = 72) -> str:
     blocks = [p for p in lst.intro.split("\n\n") if p.strip()]
     if lst.milestones:
         blocks.append(_SCHEDULE + "\n\n" + "\n".join(_render_milestone(m) for m in lst.milestones))
-    headings = list(dict.fromkeys(it.section for it in lst.items if it.section))
-    groups: dict[str, dict[str, list[ListItem]]] = {}
-    for it in lst.items:
-        groups.setdefault(heading_for(it, headings), {"": []}).setdefault(it.area, []).append(it)
-    if not groups:
-        groups["Open"] = {"": []}  # a list with no items still reads back as a list
-    for heading, areas in groups.items():
-        implied = SECTIONS.get(heading.casefold(), ("open", "nice"))
+    for heading, implied, areas in sections_of(lst, placeholder=True):
         blocks.append(f"{heading}\n{'=' * max(3, len(heading))}")
         for area, items in areas.items():
             if area:
