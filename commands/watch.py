@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from ..storage import Change, Item, Session
+from ..storage import Change, Item, Session, actor_identity
 from .args import ItemArg, Word, parse_id
 from .context import Context
 from .format import SEVERITY_TITLE, list_reply
@@ -56,7 +56,7 @@ async def notices(s: Session, changes: list[Change], *, owners: bool) -> list[No
     for ch in changes:
         if ch.item_id is None:
             continue
-        by = await s.person_of(ch.actor)
+        by = await s.person_of(actor_identity(ch.actor))
         name = by.name if by is not None else ch.actor.split(":", 1)[-1]
         if (what := describe(ch, name)) is not None:
             said.append((ch.item_id, what, ch.actor, by, name))

@@ -22,6 +22,12 @@ from typing import Any
 from .names import clean, name_key
 
 
+def actor_identity(actor: str) -> str:
+    """The identity behind a history actor: a mail's changes are recorded as
+    "mail:a@b via <id@host>" (the message that carried them), made by `mail:a@b`."""
+    return actor.split(" via ", 1)[0]
+
+
 class NameTaken(ValueError):
     """The name belongs to another person; `holder` is that person."""
 

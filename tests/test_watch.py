@@ -173,3 +173,19 @@ async def test_a_mails_kept_actions_are_told_its_undone_ones_not(chat, told):
     assert [r.outcome for r in replies] == ["changed", "error"]
     assert await told.lines() == ["-> alice: #1 progress: v3 posted (by jan@suse.com)",
                                   "-> bob: #1 progress: v3 posted (by jan@suse.com)"]  # the owner
+
+
+async def test_a_mail_sender_is_not_told_of_their_own_change(chat):
+    """A mail's changes are recorded as "mail:ADDR via <Message-ID>": still the sender's own,
+    so an owner who claims and updates by mail is told nothing about it (others are)."""
+    from tests.test_mail_steps import mail_msg
+
+    d = chat.dispatcher
+    told: list = []
+    d.on_changes = told.extend
+    assert await chat.say("!watch 1", "alice")
+    for n, command in enumerate(["!claim 1", "!status 1 v2 posted"]):
+        await d.run_steps(mail_msg(f"<own{n}@x>", authenticated=True), [d.command_step(command)],
+                          actor=f"mail:jan@suse.com via <own{n}@x>")
+    to = {ident for notice in told for ident in notice.identities}
+    assert "mail:jan@suse.com" not in to and "console:alice" in to, told
