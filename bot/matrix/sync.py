@@ -146,6 +146,8 @@ class Syncing:
         self._present = (self._present | set(resp.rooms.join)) - set(resp.rooms.leave)
         if self._stopping.is_set():
             return  # the batch may be half done: keep the old token, replays are deduplicated
+        if self._held:  # change notices waiting for an invitee to join
+            await self._send_held()
         self._synced_once = True
         self._next_batch = resp.next_batch
         if self.repo is not None:
