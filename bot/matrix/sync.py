@@ -146,14 +146,16 @@ class Syncing:
         self._present = (self._present | set(resp.rooms.join)) - set(resp.rooms.leave)
         if self._stopping.is_set():
             return  # the batch may be half done: keep the old token, replays are deduplicated
-        if self._held:  # change notices waiting for an invitee to join
-            await self._send_held()
         self._synced_once = True
         self._next_batch = resp.next_batch
         if self.repo is not None:
             async with self.repo.session("matrix") as s:
                 await s.kv_set(self._kv("next_batch"), resp.next_batch)
         self.synced.set()
+        # Change notices waiting for an invitee to join: after the token is kept, so that a
+        # failure here never replays the sync.
+        if self._held:
+            await self._send_held()
 
     async def _fetch_gap(self, room_id: str, prev_batch: str, since: str) -> list[Any]:
         """The events a `limited` sync left out, oldest first: paged back with /messages from
