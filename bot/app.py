@@ -1,8 +1,9 @@
 """Process wiring and lifecycle: initialize → start → wait → stop, and reload on SIGHUP.
 
 The app owns the database, the dispatcher, the transports and every background task; `stop`
-stops the transports, then awaits the tasks, then closes the database, so a graceful stop
-never loses a command that was already being handled. `reload` re-reads the config file and
+sends the change notices still waiting (bounded in time), stops the transports, then awaits
+the tasks, then closes the database, so a graceful stop never loses a command that was already
+being handled. `reload` re-reads the config file and
 applies what can change without dropping a connection: admins, digest settings, each room's
 settings, and the rooms themselves (IRC channels and Matrix rooms added are joined, those
 removed are left); a transport added or removed, or its connection settings, wait for a restart.
@@ -62,6 +63,7 @@ class App:
         self.web: Any = None  # bot.web.StatusServer when `web:` is configured
         self.git: Any = None  # bot.git.watcher.GitWatcher when `git:` is configured
         self.notifier: Notifier | None = None  # tells watchers of changes (after initialize)
+        self._notifying: asyncio.Task[Any] | None = None  # the notifier's run loop
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def initialize(self) -> None:
@@ -99,7 +101,7 @@ class App:
         await self.start_extras()
         self.spawn(self._maintain(), "maintenance")
         if self.notifier is not None:
-            self.spawn(self.notifier.run(), "notifier")
+            self._notifying = self.spawn(self.notifier.run(), "notifier")
 
     async def _maintain(self) -> None:
         """Daily: forget handled event ids no protocol will deliver again. Never right at
@@ -257,6 +259,12 @@ class App:
         if self.web is not None:
             await self.web.stop()
             self.web = None
+        if self._notifying is not None:  # its held batches go out now, while transports are up
+            self._notifying.cancel()
+            await asyncio.gather(self._notifying, return_exceptions=True)
+            self._notifying = None
+        if self.notifier is not None:
+            await self.notifier.drain()
         for transport in reversed(self._started):
             try:
                 await transport.stop()

@@ -4,7 +4,9 @@ The dispatcher hands over the notices of each command that changed something (af
 transaction committed); a person's first notice goes out at once, the ones that follow within
 `window` seconds wait and go out together. A notice is delivered through the first of the
 person's identities a transport can reach (`Transport.notify`); when none can, it is dropped
-and logged — a notice is a courtesy, never a queue that grows without end.
+and logged — a notice is a courtesy, never a queue that grows without end. On a clean stop
+`drain` sends what still waits, window or not, before the transports close, for at most
+`DRAIN_SECONDS`; what it could not send by then is counted in the log.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ log = logging.getLogger(__name__)
 WINDOW = 60.0
 # Lines one person's batch keeps: past them it says how many more there were.
 MAX_LINES = 20
+# How long a stop waits for the last batches: a stuck network must not hold the stop up.
+DRAIN_SECONDS = 5.0
 
 
 @dataclass
@@ -64,17 +68,40 @@ class Notifier:
         now = self.clock()
         sent = 0
         for person_id in [p for p in self._pending if self._due(p, now)]:
-            batch = self._pending.pop(person_id)
-            more = f"; and {batch.dropped} more" if batch.dropped else ""
-            self._sent[person_id] = now
-            if await self._deliver(batch.identities, text("; ".join(batch.lines) + more)):
-                sent += 1
-            else:
-                log.info("no transport reaches person %d; %d change notices dropped",
-                         person_id, len(batch.lines) + batch.dropped)
+            sent += await self._send(person_id, self._pending.pop(person_id), now)
         # Forget windows long past, so the map holds only people told recently.
         self._sent = {p: at for p, at in self._sent.items() if now - at < self.window}
         return sent
+
+    async def drain(self, timeout: float = DRAIN_SECONDS) -> int:
+        """At a stop: send every batch still waiting, window or not, for at most `timeout`
+        seconds; how many notices were left unsent (logged)."""
+        sending: _Batch | None = None
+        try:
+            async with asyncio.timeout(timeout):
+                while self._pending:
+                    person_id = next(iter(self._pending))
+                    sending = self._pending.pop(person_id)
+                    await self._send(person_id, sending, self.clock())
+                    sending = None
+        except TimeoutError:
+            pass
+        left = list(self._pending.values()) + ([sending] if sending else [])
+        self._pending.clear()
+        dropped = sum(len(b.lines) + b.dropped for b in left)
+        if dropped:
+            log.warning("stopping: %d change notices not sent within %g s; dropped",
+                        dropped, timeout)
+        return dropped
+
+    async def _send(self, person_id: int, batch: _Batch, now: float) -> int:
+        more = f"; and {batch.dropped} more" if batch.dropped else ""
+        self._sent[person_id] = now
+        if await self._deliver(batch.identities, text("; ".join(batch.lines) + more)):
+            return 1
+        log.info("no transport reaches person %d; %d change notices dropped",
+                 person_id, len(batch.lines) + batch.dropped)
+        return 0
 
     async def _deliver(self, identities: tuple[str, ...], reply: Reply) -> bool:
         for identity in identities:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..storage.search import BadQuery
+from ..storage.search import COUNT_MAX, BadQuery
 from .args import Text, Word
 from .context import Context
 from .errors import UsageError
@@ -21,6 +21,12 @@ async def find(ctx: Context, everywhere: str | None, text: str) -> Reply:
     except BadQuery as exc:
         raise UsageError(str(exc)) from None
     where = f"in {rel.name}" if rel is not None else "in all releases"
-    return list_reply(items, heading=f'Items matching "{text}" {where}: {total}', total=total,
-                      narrow=" (add a word to narrow it down)",
-                      empty=f'Nothing {where} matches "{text}".')
+    narrow = " (add a word to narrow it down)"
+    counted = total <= COUNT_MAX  # past it, the search stopped counting
+    reply = list_reply(items, heading=f'Items matching "{text}" {where}: '
+                       + (str(total) if counted else f"more than {COUNT_MAX}"),
+                       total=total if counted else None, narrow=narrow,
+                       empty=f'Nothing {where} matches "{text}".')
+    if not counted:
+        reply.add(f"… and more{narrow}.")
+    return reply

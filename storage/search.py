@@ -24,6 +24,9 @@ _OPERATORS = frozenset({"AND", "OR", "NOT", "NEAR"})
 MAX_WORDS = 12
 # Matches ranked by bm25 at most (see `SearchSession.search`).
 RANK_ALL = 500
+# Matches counted at most: past it a search says "more than COUNT_MAX". Counting every one of
+# 100,000 matches of a common word costs milliseconds and tells nobody anything.
+COUNT_MAX = 1000
 # bm25 weights of (title, details, notes, links, rel): a word in the title says most; the
 # release token is a filter, not a match.
 _WEIGHTS = "10.0, 4.0, 2.0, 1.0, 0.0"
@@ -62,7 +65,8 @@ class SearchSession:
     async def search(self, text: str, release: Release | None, *, limit: int
                      ) -> tuple[list[Item], int]:
         """The best `limit` items matching `text`, in `release` or in all releases, and how
-        many match in all. Raises BadQuery for text with nothing to search for.
+        many match in all, counted up to COUNT_MAX + 1 (which means "more than COUNT_MAX").
+        Raises BadQuery for text with nothing to search for.
 
         Up to RANK_ALL matches are ranked by bm25. Past that the words are common ones, whose
         bm25 says little beyond where they stand, and it costs a few µs a match: title matches
@@ -70,7 +74,8 @@ class SearchSession:
         words = fts_query(text)
         scope = f' AND rel : "r{int(release.id)}"' if release is not None else ""
         match = f"{_TEXT_COLUMNS} : ({words}){scope}"
-        row = await self._one("SELECT COUNT(*) FROM items_fts WHERE items_fts MATCH ?", match)
+        row = await self._one("SELECT COUNT(*) FROM (SELECT 1 FROM items_fts WHERE items_fts"
+                              f" MATCH ? LIMIT {int(COUNT_MAX) + 1})", match)
         total = int(row[0])
         if total <= RANK_ALL:
             rows = await self._matching(match, f"bm25(items_fts, {_WEIGHTS}), items.id", limit)

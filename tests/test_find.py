@@ -164,6 +164,23 @@ async def test_a_full_page_counts_all_matches(chat):
     assert 'Items matching "manpage" in 4.2: 60' in reply.plain
 
 
+async def test_past_the_counting_bound_it_says_more_than(chat, monkeypatch):
+    import todobot.commands.search as find
+    import todobot.storage.search as search
+    monkeypatch.setattr(search, "COUNT_MAX", 40)
+    monkeypatch.setattr(find, "COUNT_MAX", 40)
+    async with chat.repo.session("test") as s:
+        rel = await s.release("4.2")
+        for n in range(60):
+            await s.add_item(rel, area="docs", severity="nice", title=f"manpage {n}")
+        found, total = await s.search("manpage", rel, limit=10)
+        assert len(found) == 10 and total == 41
+    reply = await chat.reply("!find --all manpage")
+    assert 'Items matching "manpage" in all releases: more than 40' in reply.plain
+    assert len(reply.items) == 50 and reply.plain.endswith(
+        "… and more (add a word to narrow it down).")
+
+
 async def test_past_the_ranking_bound_title_matches_still_come_first(chat, monkeypatch):
     import todobot.storage.search as search
     monkeypatch.setattr(search, "RANK_ALL", 1)

@@ -87,3 +87,61 @@ async def test_notifier_reaches_the_network_of_the_identity(server, run):  # noq
     notifier.add([Notice(1, ("irc:testnet/ijc",), "#1 done by bob")])
     assert await notifier.flush() == 1
     assert await c.expect("NOTICE") == "NOTICE ian :#1 done by bob"
+
+
+async def _with_account_tag_only(server, run):  # noqa: F811
+    t, d = await run(network(server.port))
+    c = await server.client()
+    await c.expect("USER ")
+    c.send(":srv CAP * LS :message-tags account-tag")
+    await c.expect("CAP REQ")
+    c.send(":srv CAP * ACK :message-tags account-tag")
+    c.welcome()
+    await c.expect("JOIN")
+    c.send(":todobot!todobot@bot.host JOIN #test", ":todobot!todobot@bot.host JOIN #rel")
+    return t, d, c
+
+
+async def test_account_tag_alone_tells_whom_to_notify_while_the_nick_is_in_sight(server, run):  # noqa: F811
+    t, d, c = await _with_account_tag_only(server, run)
+    c.send(":ian!i@h JOIN #test")
+    await c.sync()
+    assert not await t.notify("irc:testnet/ijc", text("x"))  # nothing said yet: unknown
+    c.send("@account=ijc :ian!i@h PRIVMSG #test :morning")
+    await c.sync()
+    assert await t.notify("irc:testnet/ijc", text("#1 changed"))
+    assert await c.expect("NOTICE") == "NOTICE ian :#1 changed"
+    # A nick change moves it with the connection; the old nick is free for anyone.
+    c.send("@account=ijc :ian!i@h NICK :ian_away", ":mallory!m@evil JOIN #test",
+           ":mallory!m@evil NICK :ian")
+    await c.sync()
+    assert await t.notify("irc:testnet/ijc", text("#2 changed"))
+    assert await c.expect("NOTICE") == "NOTICE ian_away :#2 changed"
+    # Logged out: its next line has no tag.
+    c.send(":ian_away!i@h PRIVMSG #test :bye")
+    await c.sync()
+    assert not await t.notify("irc:testnet/ijc", text("x"))
+
+
+async def test_an_account_tag_is_forgotten_as_the_nick_goes(server, run):  # noqa: F811
+    t, d, c = await _with_account_tag_only(server, run)
+    for goes in (":ian!i@h QUIT :bye", ":ian!i@h PART #test", ":op!o@h KICK #test ian :out"):
+        c.send(":ian!i@h JOIN #test", "@account=ijc :ian!i@h PRIVMSG #test :hi")
+        await c.sync()
+        assert t._nick_of_account("ijc") == "ian"
+        c.send(goes)
+        await c.sync()
+        assert not await t.notify("irc:testnet/ijc", text("x")), goes
+    # Out of sight (a private message, no shared channel): never recorded.
+    c.send("@account=ijc :ian!i@h PRIVMSG todobot :hello")
+    await c.sync()
+    assert t._nick_of_account("ijc") is None
+    await c.sync("end")
+    assert not [r for r in c.received if r.startswith(b"NOTICE") and b":x\r" in r]
+
+
+async def test_an_account_tag_counts_only_where_the_server_vouches_for_it(server, run):  # noqa: F811
+    t, c = await _with_accounts(server, run)  # extended-join and account-notify, no account-tag
+    c.send(":ian!i@h JOIN #test * :Ian", "@account=ijc :ian!i@h PRIVMSG #test :hi")
+    await c.sync()
+    assert not await t.notify("irc:testnet/ijc", text("x"))

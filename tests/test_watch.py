@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 
 import pytest
@@ -189,3 +190,62 @@ async def test_a_mail_sender_is_not_told_of_their_own_change(chat):
                           actor=f"mail:jan@suse.com via <own{n}@x>")
     to = {ident for notice in told for ident in notice.identities}
     assert "mail:jan@suse.com" not in to and "console:alice" in to, told
+
+
+class Recording(Transport):
+    """A transport that keeps what it is asked to notify, and whether it was stopped by then."""
+    name = "console"
+
+    def __init__(self, *, hang: bool = False) -> None:
+        self.told: list[tuple[str, str, bool]] = []
+        self.stopped = False
+        self.hang = hang
+        self.first = asyncio.Event()
+
+    async def start(self, dispatcher): ...
+
+    async def stop(self):
+        self.stopped = True
+
+    async def post(self, room, reply): ...
+
+    async def notify(self, identity, reply):
+        self.first.set()
+        if self.hang and self.told:
+            await asyncio.Event().wait()  # a network that never answers
+        self.told.append((identity, reply.plain, self.stopped))
+        return True
+
+
+async def test_a_stop_sends_the_notices_still_held_in_the_window(tmp_path):
+    from todobot.bot.app import App
+    from todobot.bot.config import parse_config
+    from todobot.commands.watch import Notice
+
+    fake = Recording()
+    app = App(parse_config({"database": str(tmp_path / "w.sqlite3")}), transports=[fake],
+              serve=False)
+    await app.initialize()
+    await app.start()
+    try:
+        app.notifier.add([Notice(7, ("console:alice",), "#1 claimed (by bob)")])
+        await fake.first.wait()
+        app.notifier.add([Notice(7, ("console:alice",), "#1 done (by bob)")])  # in the window
+    finally:
+        await app.stop()
+    assert fake.told == [("console:alice", "#1 claimed (by bob)", False),
+                         ("console:alice", "#1 done (by bob)", False)]  # before the transport closed
+
+
+async def test_a_stop_waits_a_bounded_time_and_counts_what_it_drops(chat, caplog):
+    from todobot.commands.watch import Notice
+
+    fake = Recording(hang=True)
+    notifier = Notifier([fake], clock=chat.clock)
+    notifier.add([Notice(1, ("console:alice",), "a")])
+    await notifier.flush()
+    notifier.add([Notice(1, ("console:alice",), "b"), Notice(1, ("console:alice",), "c"),
+                  Notice(2, ("console:bob",), "d")])
+    assert await notifier.drain(timeout=0.05) == 3
+    assert "3 change notices not sent" in caplog.text
+    assert notifier._pending == {}

@@ -1,7 +1,9 @@
 """Who is who on IRC: the account behind each nick, and when that knowledge must go.
 
 Accounts come from the server where it tells them (account-tag, extended-join and
-account-notify, WHOX after our own JOIN). Elsewhere a command that needs one asks WHOIS:
+account-notify, WHOX after our own JOIN); a line whose `account` tag the server vouches for
+also records its sender's account while that nick is in sight, so a server with account-tag
+alone still tells the bot whom to send a change notice to. Elsewhere a command that needs one asks WHOIS:
 an answer counts only for the `nick!user@host` it describes (311), so a nick that changed
 hands between the command and the answer gets the command refused (`inbound.py`), and a
 kept answer is used only while the bot can see that nick go (a shared channel, or MONITOR
@@ -106,6 +108,17 @@ class IdentityMixin:
             account = line.param(0)
             self._accounts[self._fold(line.nick)] = None if account in ("*", "") else account
             self._forget(line.nick)
+
+    def _seen_account_tag(self, conn: IrcConnection, line: IrcLine) -> None:
+        """After a line from `nick!user@host` is handled: with account-tag, the server says
+        on every line of a user whether and as whom they are logged in (no tag: not logged
+        in). Kept only for a nick in sight, under the same rules as what extended-join tells,
+        so QUIT, NICK, PART and KICK forget it."""
+        if "account-tag" not in conn.caps or not userhost_of(line.source or ""):
+            return
+        nick = line.nick
+        if nick and not conn.is_me(nick) and (folded := self._fold(nick)) in self._members:
+            self._accounts[folded] = line.tags.get("account") or None
 
     # -- who the bot can see leave -----------------------------------------------------------
     def _left(self, nick: str, chan: str) -> None:

@@ -149,3 +149,4 @@ class IrcTransport(SessionMixin, IdentityMixin, ChannelsMixin, InboundMixin, Rep
         handler = getattr(self, f"_on_{cmd.lower()}", None)
         if handler is not None:
             handler(conn, line)
+        self._seen_account_tag(conn, line)  # after: a QUIT, NICK or PART takes the nick away

@@ -152,6 +152,10 @@ class Syncing:
             async with self.repo.session("matrix") as s:
                 await s.kv_set(self._kv("next_batch"), resp.next_batch)
         self.synced.set()
+        # Change notices waiting for an invitee to join: after the token is kept, so that a
+        # failure here never replays the sync.
+        if self._held:
+            await self._send_held()
 
     async def _fetch_gap(self, room_id: str, prev_batch: str, since: str) -> list[Any]:
         """The events a `limited` sync left out, oldest first: paged back with /messages from

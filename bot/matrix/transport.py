@@ -19,7 +19,7 @@ from ..pending import PendingAnswers
 from ..rooms import room_entry, room_settings
 from ..transport import Transport
 from .claims import Claims
-from .direct import Direct
+from .direct import Direct, Held
 from .errors import TRANSIENT
 from .events import Events
 from .rooms import Rooms
@@ -83,6 +83,8 @@ class MatrixTransport(Session, Syncing, Rooms, Upgrades, Events, Claims, Sending
         # sending.py
         self._pending: PendingAnswers[Reply] = PendingAnswers(MAX_PENDING)  # (room, identity)
         self.rate_limited = 0  # 429 answers seen (each one waited out)
+        # direct.py: user -> notices waiting for them to join an encrypted direct room
+        self._held: dict[str, Held] = {}
         if logging.getLogger("nio").level == logging.NOTSET:
             logging.getLogger("nio").setLevel(logging.WARNING)  # INFO is a line per event
 
@@ -123,6 +125,8 @@ class MatrixTransport(Session, Syncing, Rooms, Upgrades, Events, Claims, Sending
         we are offline, close the HTTP session. Never log out: the device and its encryption
         keys must survive a restart."""
         self._stopping.set()
+        for user in list(self._held):
+            self._drop_held(user, "stopping before they joined")
         for task in list(self._room_tasks):
             task.cancel()
         await asyncio.gather(*self._room_tasks, return_exceptions=True)

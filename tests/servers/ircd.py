@@ -440,11 +440,14 @@ module {{ name = "enc_sha256" }}
 
 def start_inspircd(workdir: Path, *, network: str = "testnet", default_limits: bool = False,
                    services: bool = True, oftc_like: bool = False, tls: bool = False,
-                   monitor: bool = True, timeout: float = 60.0) -> IrcServer:
+                   monitor: bool = True, without: tuple[str, ...] = (),
+                   timeout: float = 60.0) -> IrcServer:
     """InspIRCd on free ports, with Anope linked (SASL, NickServ) unless services=False.
 
     `oftc_like`: no SASL and no IRCv3 account capabilities (NickServ IDENTIFY only).
     `monitor=False`: without the `monitor` module (no MONITOR in ISUPPORT).
+    `without`: modules left out, e.g. ("ircv3",): account-tag but neither extended-join nor
+    account-notify.
     `tls`: also a TLS listener (`tls_port`) with a certificate made here (`cert`), which
     asks for client certificates and shows their fingerprints (sslinfo)."""
     missing = missing_binaries("inspircd", *(["anope"] if services else []))
@@ -462,8 +465,8 @@ def start_inspircd(workdir: Path, *, network: str = "testnet", default_limits: b
                            ready_cap="sasl" if services and not oftc_like else None,
                            link_port=link_port)
         names = _OFTC_LIKE_MODULES if oftc_like else _INSPIRCD_MODULES
-        if not monitor:
-            names = tuple(m for m in names if m != "monitor")
+        left_out = (*without, *(() if monitor else ("monitor",)))
+        names = tuple(m for m in names if m not in left_out)
         tls_conf = ""
         if cert:
             server.tls_port, (server.cert, key) = tls_port[0], cert

@@ -246,6 +246,19 @@ def oftc_like_no_monitor(tmp_path_factory) -> IrcServer:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def inspircd_account_tag_only(tmp_path_factory) -> IrcServer:
+    """InspIRCd + Anope with account-tag but neither extended-join nor account-notify (the
+    `ircv3` module left out). Accounts todobot, ijc and george exist."""
+    server = _launch(start_inspircd, tmp_path_factory.mktemp("inspircd-tag"), "inspircd",
+                     "anope", network="tagnet", without=("ircv3",))
+    try:
+        _register_accounts_sync(server, "todobot", "ijc", "george")
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def inspircd_private(tmp_path) -> IrcServer:
     """An InspIRCd + Anope of this test's own (to restart it mid-test)."""

@@ -31,3 +31,26 @@ async def test_a_watcher_gets_a_notice_when_someone_else_claims(inspircd, bot_fa
         # The one who made the change is not told of it.
         assert not [ln for ln in george.lines if ln.command == "NOTICE"
                     and (ln.nick or "").lower() == bot.nick.lower() and "#1" in ln.param(1)]
+
+
+async def test_with_account_tag_alone_the_watcher_is_known_by_what_they_said(
+        inspircd_account_tag_only, bot_factory, humans):
+    server = inspircd_account_tag_only
+    chan = channel_name()
+
+    async def seed(s):
+        await seed_release(s, [("tools", "nice", "libxl stable API")])
+
+    async with bot_factory(server, channels=[chan], seed=seed) as bot:
+        caps = bot.transport._conn.caps
+        assert "account-tag" in caps and not {"account-notify", "extended-join"} & set(caps)
+        ian = await humans(server, "Ian", account="ijc", channel=chan)
+        george = await humans(server, "george", account="george", channel=chan)
+        ian.say(chan, "!watch 1")  # its account tag tells the bot that Ian is ijc
+        await ian.hear(bot.nick, r"#1")
+        george.say(chan, "!claim 1")
+        await george.hear(bot.nick, r"#1.* claimed by george")
+        notice = await ian.expect(lambda ln: ln.command == "NOTICE"
+                                  and (ln.nick or "").lower() == bot.nick.lower()
+                                  and ln.param(0).lower() == "ian" and "#1" in ln.param(1))
+        assert "george" in notice.param(1)
