@@ -257,6 +257,9 @@ class MailList(_Strict):
     subject: str | None = None
     authserv_id: str | None = None  # whose Authentication-Results to trust; None: trust none
     acks_per_hour: int = Field(5, ge=0, le=1000)  # acknowledgements to one address an hour, at most
+    # Private mails (acknowledgements, change notices) to all addresses together an hour, at
+    # most: many senders at once cannot turn the bot into a mail cannon either.
+    private_mails_per_hour: int = Field(100, ge=0, le=100_000)
     verify_dkim: bool = False  # check DKIM signatures ourselves when authserv_id gives no verdict
     # The list's own receiving server: a mail the list rewrote (From munged for DMARC) counts
     # as its author's only when this server's results vouch for them (docs/mailing-lists.md).

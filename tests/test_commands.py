@@ -359,6 +359,15 @@ async def test_flood_from_one_person_is_answered_once_then_ignored(chat):
         assert (await chat.say("!todo")).startswith("Open items")
 
 
+async def test_plain_language_counts_against_the_same_cooldown(chat):
+    """"I can take #1" is a write like !claim: a flood of it is warned once, then ignored."""
+    replies = [await chat.say("I can take #1", "spammer", transport="irc:net") for _ in range(40)]
+    answered = [r for r in replies if r is not None]
+    assert [r for r in answered if "too many commands" in r] == [
+        "spammer: too many commands at once; I will ignore yours for 1 s."]
+    assert len(answered) == 11  # the burst of 10, then the one warning
+
+
 async def test_long_lists_stop_at_fifty_and_say_how_to_narrow(chat):
     async with chat.repo.session("test") as s:
         rel = await s.require_release("4.2")

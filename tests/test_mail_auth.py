@@ -100,6 +100,23 @@ def test_a_forged_release_managers_mail_is_forged_not_authenticated():
     assert (s.authenticated, s.display_name) == (False, None)
 
 
+@pytest.mark.parametrize(("signer", "sender", "expected"), [
+    ("eu.citrix.com", "ian.campbell@citrix.com", Verdict.PASS),
+    ("citrix.com", "george.dunlap@eu.citrix.com", Verdict.PASS),
+    ("a.eu.citrix.com", "george.dunlap@b.citrix.com", Verdict.PASS),  # one organization
+    ("co.uk", "victim@example.co.uk", Verdict.NONE),  # a public suffix signs for nobody
+    ("attacker.example.co.uk", "victim@example.co.uk", Verdict.PASS),
+    ("attacker.co.uk", "victim@example.co.uk", Verdict.NONE),
+    # Private suffixes: anyone registers a name below them, so a neighbour is no parent.
+    ("attacker.duckdns.org", "victim@victim.duckdns.org", Verdict.NONE),
+    ("attacker.duckdns.org", "admin@duckdns.org", Verdict.NONE),
+    ("attacker.github.io", "victim@victim.github.io", Verdict.NONE),
+])
+def test_alignment_is_by_organizational_domain(signer, sender, expected):
+    m = msg(f"Authentication-Results: {SERV}; dkim=pass header.d={signer}")
+    assert verdict(m, SERV, sender) is expected
+
+
 def test_a_subdomains_signature_aligns_with_its_parent():
     m = msg(f"Authentication-Results: {SERV}; dkim=pass header.d=eu.citrix.com")
     assert verdict(m, SERV, "ian.campbell@citrix.com") is Verdict.PASS

@@ -5,6 +5,7 @@ holds up the others, limits count per person across mails, deep MIME is refused.
 from __future__ import annotations
 
 import asyncio
+import time
 import json
 import logging
 
@@ -187,6 +188,20 @@ async def test_acknowledgements_to_one_address_are_limited_per_hour(rig, caplog)
     assert sum("5 sent in the last hour" in r.getMessage() for r in caplog.records) == 10
     await rig.deliver(mail("other@example.org", "!claim 1\n", message_id="<o@x>"))
     assert len(rig.smtp.to("other@example.org")) == 1  # per address
+
+
+async def test_private_mails_to_everyone_together_are_limited_per_hour(rig, caplog):
+    """Many senders at once (or one forging many addresses) get at most
+    private_mails_per_hour answers in all, said once in the log."""
+    rig.transport.cfg = rig.transport.cfg.model_copy(update={"private_mails_per_hour": 3})
+    for n in range(8):
+        await rig.deliver(mail(f"s{n}@example.org", "!frob\n", message_id=f"<s{n}@x>"))
+    assert len(rig.smtp.sent) == 3
+    assert sum("private_mails_per_hour" in r.getMessage() for r in caplog.records) == 1
+    # Nothing counted while refused: an hour later the limit frees again.
+    rig.chat.repo.clock = lambda: time.time() + 3601
+    await rig.deliver(mail("late@example.org", "!frob\n", message_id="<late@x>"))
+    assert len(rig.smtp.to("late@example.org")) == 1
 
 
 async def test_an_acknowledgement_is_a_short_summary_never_the_senders_text(rig):

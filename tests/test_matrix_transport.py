@@ -24,6 +24,7 @@ from todobot.bot.config import Matrix
 from todobot.bot.matrix import MatrixTransport
 from todobot.bot.matrix.sending import CANNOT_READ, TOO_LARGE, Where
 from todobot.bot.matrix.render import MAX_EVENT_BYTES, content_bytes, encrypted_bytes
+from todobot.bot.matrix.upgrades import creators
 from todobot.commands.messages import Message, Reply, Sender, item_ref
 
 BOT = "@todobot:localhost"
@@ -358,6 +359,37 @@ async def test_a_tombstone_from_someone_without_the_power_is_ignored(upgraded):
     await t._handle_event(t.client.rooms[ROOM], tombstone("@bob:localhost"))
     assert t.client.joins == []
     assert NEW not in t.room_release and await _kv(t, f"upgraded:{ROOM}") is None
+
+
+@pytest.mark.parametrize(("version", "extra", "follows"), [
+    ("12", [MALLORY], True),  # an additional creator of a v12 room may upgrade it
+    ("12", [], False),
+    ("11", [MALLORY], False),  # before v12 the field means nothing
+    ("10", [MALLORY], False),
+])
+async def test_additional_creators_may_upgrade_a_version_12_room(upgraded, version, extra, follows):
+    t = upgraded
+    room = t.client.rooms[ROOM]
+    room.power_levels = PowerLevels(users={}, events={"m.room.tombstone": 150})  # v12: creators unlisted
+    made = create(ROOM, ALICE)
+    made["content"] = {"room_version": version, "additional_creators": extra}
+    t.client.state[ROOM] = [made]
+    t.client.state[NEW] = [create(NEW, MALLORY, predecessor=ROOM)]
+    await t._handle_event(room, tombstone(MALLORY))
+    assert (NEW in t.room_release) is follows
+
+
+def test_creators_by_room_version():
+    def made(content: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "m.room.create", "sender": ALICE, "content": content}
+
+    assert creators(made({"room_version": "10", "creator": ALICE})) == {ALICE}
+    assert creators(made({"creator": ALICE})) == {ALICE}  # version 1 when unsaid
+    # From v11 the sender is the creator: a `creator` in content is only content.
+    assert creators(made({"room_version": "11", "creator": MALLORY})) == {ALICE}
+    assert creators(made({"room_version": "12", "additional_creators": [MALLORY, 7]})) == {
+        ALICE, MALLORY}
+    assert creators(made({"room_version": "org.example.custom", "creator": ALICE})) == {ALICE}
 
 
 async def test_a_tombstone_to_a_room_that_does_not_replace_this_one_is_left(upgraded, caplog):

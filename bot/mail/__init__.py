@@ -70,6 +70,7 @@ _PENDING = "mail.ack-pending/"  # kv: acknowledgements committed but not yet sen
 _SENT = "mail.sent/"  # kv: Message-IDs of mails the bot wrote (replies to them are for us)
 _RETRY = "mail.weekly-retry/"  # kv: weekly mails whose first attempt failed, still being retried
 _ACKED = "mail.acked/"  # kv: per address, when it was last sent acknowledgements (the hour's)
+_ACKED_ALL = "mail.acked-all/"  # kv: per list, when any private mail was sent (the hour's)
 ACK_ROUNDS = 5  # rounds of 3 attempts (one per flush: new mail, restart) before an ack is dropped
 MAX_MIME_DEPTH = 30  # multiparts nested deeper than this are not read
 MAX_REFS = 100  # In-Reply-To and References ids looked up (the bot's mail is among the first)
@@ -98,6 +99,7 @@ class MailTransport(Transport):
         self.dispatcher: Dispatcher | None = None
         self.inbox: Inbox | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._cap_warned = False  # private_mails_per_hour reached: said once until it frees
         self._flushing = asyncio.Lock()
         self._token = secrets.token_hex(8)  # marks this process's attempts at sending (see top)
         self.dkim_dns = None  # verify_dkim's TXT lookup: dkimpy's own (DNS) unless replaced
@@ -369,12 +371,23 @@ class MailTransport(Transport):
 
     async def _take_hourly(self, s, to: str) -> bool:
         """Count one private mail to `to` (an acknowledgement or a change notice) against its
-        `acks_per_hour`; False, and nothing counted, when that hour's are used up."""
+        `acks_per_hour` and the list's `private_mails_per_hour`; False, and nothing counted,
+        when either is used up for this hour."""
         now = s.now
         sent = [t for t in json.loads(await s.kv_get(_ACKED + to) or "[]") if t > now - 3600]
+        everyone = [t for t in json.loads(await s.kv_get(_ACKED_ALL + self.cfg.list) or "[]") if t > now - 3600]
         if len(sent) >= self.cfg.acks_per_hour:
             return False
+        if len(everyone) >= self.cfg.private_mails_per_hour:
+            if not self._cap_warned:
+                log.warning("mail %s: %d private mails sent in the last hour, the "
+                            "private_mails_per_hour limit: no more until the hour passes",
+                            self.cfg.list, len(everyone))
+            self._cap_warned = True
+            return False
+        self._cap_warned = False
         await s.kv_set(_ACKED + to, json.dumps(sent + [now]))
+        await s.kv_set(_ACKED_ALL + self.cfg.list, json.dumps(everyone + [now]))
         return True
 
     async def notify(self, identity: str, reply: Reply) -> bool:

@@ -9,8 +9,8 @@ other server. Our server must strip headers arriving from outside that carry its
 
 A result counts only for its own method and the From domain: `dmarc=pass` with
 `header.from` the From domain, or `dkim=pass` with a signing domain (`header.d`, else the
-domain of `header.i`) aligned with the From domain (equal, or one a subdomain of the other,
-as DMARC's relaxed alignment). SPF alone never proves From. `dmarc=fail`, or `spf=fail`
+domain of `header.i`) aligned with the From domain (DMARC's relaxed alignment: the same
+organizational domain, found with the Public Suffix List). SPF alone never proves From. `dmarc=fail`, or `spf=fail`
 without such a DKIM pass, means the mail is forged: it is dropped unanswered. Anything the
 parser cannot read, or a result with a property given twice, proves nothing.
 """
@@ -18,6 +18,7 @@ parser cannot read, or a result with a property given twice, proves nothing.
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from email.message import EmailMessage
 from email.utils import getaddresses, parseaddr
@@ -81,11 +82,29 @@ def _domain_of(value: str) -> str:
 
 
 def aligned(signer: str, domain: str) -> bool:
-    """DMARC's relaxed alignment without a public suffix list: the same domain, or one a
-    subdomain of the other, never a bare top-level domain."""
-    if not signer or not domain or "." not in signer or "." not in domain:
-        return False
-    return signer == domain or domain.endswith("." + signer) or signer.endswith("." + domain)
+    """DMARC's relaxed alignment (RFC 7489 §3.1.1): both domains have the same organizational
+    domain, the one just below a public suffix. A suffix anyone can register under
+    (`co.uk`, and private ones such as `duckdns.org`) aligns nothing above it: a signature by
+    `attacker.duckdns.org` does not vouch for `victim.duckdns.org`, nor for `duckdns.org`."""
+    org = _organizational(signer)
+    return org is not None and org == _organizational(domain)
+
+
+@functools.lru_cache(maxsize=4096)
+def _organizational(domain: str) -> str | None:
+    """`eu.citrix.com` -> `citrix.com`; None for a public suffix itself or no domain at all."""
+    domain = domain.strip().lower().rstrip(".")
+    if not domain or "." not in domain:
+        return None
+    return _suffixes().privatesuffix(domain)
+
+
+@functools.cache
+def _suffixes():  # type: ignore[no-untyped-def]
+    # The list ships with the package (updated with each release); loaded on the first
+    # signature, not at start: a bot without mail never pays for it.
+    from publicsuffixlist import PublicSuffixList
+    return PublicSuffixList()
 
 
 def result_runs(msg: EmailMessage, limit: int = 2) -> list[tuple[str, list]]:

@@ -1,5 +1,5 @@
 """Room upgrades: a configured room's tombstone is followed only when its sender may upgrade
-the room (its creator, or at the power level m.room.tombstone needs) and only to a room whose
+the room (one of its creators, or at the power level m.room.tombstone needs) and only to a room whose
 m.room.create names the old one as its predecessor; the successor is served with the same
 settings, also after restarts. Anyone else could otherwise move the bot into a room of theirs.
 """
@@ -14,6 +14,25 @@ from nio import JoinResponse, RoomGetStateResponse, RoomUpgradeEvent
 from .errors import check_rate_limit
 
 log = logging.getLogger(__package__)  # one logger for the whole transport: todobot.bot.matrix
+
+
+def creators(create: dict[str, Any]) -> set[str]:
+    """Who created the room, by its m.room.create event as the room version reads it: the
+    `creator` field up to version 10; the event's sender from version 11 (the field is gone,
+    and content is the sender's to fill); from version 12 also `additional_creators`, who
+    hold unlimited power there without appearing in m.room.power_levels."""
+    content = create.get("content")
+    content = content if isinstance(content, dict) else {}
+    version = str(content.get("room_version", "1"))
+    number = int(version) if version.isdigit() else 0  # unknown versions: the oldest rules
+    if number <= 10:
+        creator = content.get("creator") or create.get("sender")
+        return {creator} if isinstance(creator, str) else set()
+    found = {create.get("sender")}
+    extra = content.get("additional_creators") if number >= 12 else None
+    if isinstance(extra, list):
+        found |= set(extra)
+    return {u for u in found if isinstance(u, str)}
 
 
 class Upgrades:
@@ -58,8 +77,7 @@ class Upgrades:
         if room is not None and room.power_levels.can_user_send_state(sender, "m.room.tombstone"):
             return True
         create = await self._create_event(room_id)
-        return create is not None and sender == (create.get("content", {}).get("creator")
-                                                 or create.get("sender"))
+        return create is not None and sender in creators(create)
 
     async def _create_event(self, room_id: str) -> dict[str, Any] | None:
         """The room's m.room.create event (with its sender), or None when we cannot read it."""

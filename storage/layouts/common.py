@@ -41,6 +41,30 @@ def find_links(*texts: str) -> list[str]:
     return list(found)
 
 
+def paragraphs(lines: list[str | None]) -> list[str]:
+    """Lines with None for each blank line, joined into paragraphs."""
+    paras, cur = [], []
+    for line in lines + [None]:
+        if line is not None:
+            cur.append(line)
+        elif cur:
+            paras.append("\n".join(cur))
+            cur = []
+    return paras
+
+
+def link_lines(it, sub: str) -> list[str]:  # it: ListItem
+    """An item's links as the heading-based writers put them: the links its text does not
+    already show, one a line after `sub`; or all of them on one `Links:` line when a bare
+    line would read back differently (an order or a repeat the text alone cannot give)."""
+    found = find_links(it.title, it.details, it.progress)
+    extra = it.links[len(found):]
+    if it.links[: len(found)] == found and len(set(extra)) == len(extra) \
+            and not set(extra) & set(found):
+        return [sub + link for link in extra]
+    return [f"{sub}Links: {' '.join(it.links)}"]
+
+
 def _trim_url(url: str) -> str:
     # "see http://x/y." or "(http://x/y)": the closing punctuation belongs to the prose.
     while url and (url[-1] in ".,;:!?'" or (url[-1] == ")" and url.count(")") > url.count("("))):

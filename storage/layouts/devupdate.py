@@ -51,7 +51,8 @@ import re
 
 from ..models import ListItem, Milestone, ReleaseList
 from ..timeline import marks
-from .common import LINK_ONLY, MailFormatError, QuotedHeading, normalise, strip_marks, wrap
+from .common import (LINK_ONLY, MailFormatError, QuotedHeading, normalise, paragraphs, strip_marks,
+                     wrap)
 
 NAME = "xen-dev-update"
 
@@ -69,6 +70,25 @@ def add_sections(headings: dict[str, str]) -> None:
     """More headings, from the config: {"Wishlist": "nice", "Fixed": "done", ...}."""
     for heading, kind in headings.items():
         SECTIONS[normalise(heading).casefold()] = _KINDS[kind]
+
+
+def section_kind(name: str, number: int, warnings: list[str]) -> tuple[str, str]:
+    """(state, severity) of the items under the section heading `name` on line `number`; an
+    unknown heading reads as open, nice to have, and says so in `warnings`."""
+    if name.casefold() not in SECTIONS:
+        warnings.append(f'line {number}: unknown section "{name[:40]}": its items read as '
+                        "open, nice to have")
+    return kind_of(name)
+
+
+def kind_of(name: str) -> tuple[str, str]:
+    return SECTIONS.get(name.casefold(), ("open", "nice"))
+
+
+def quoted_section(name: str) -> QuotedHeading:
+    """A quoted section heading in a reply: new bullets under it are proposals of its kind."""
+    state, severity = kind_of(name)
+    return QuotedHeading("", severity, state != "done")
 
 
 _DEFAULT_HEADING = {("done", "nice"): "Completed", ("done", "blocker"): "Completed",
@@ -180,10 +200,7 @@ def parse(text: str, release: str | None = None) -> ReleaseList:
                 mode = "timeline"
             elif level == 2:
                 mode, section, area = "section", name, ""
-                if name.casefold() not in SECTIONS:
-                    warnings.append(f'line {number}: unknown section "{name[:40]}": its items '
-                                    "read as open, nice to have")
-                state, severity = SECTIONS.get(name.casefold(), ("open", "nice"))
+                state, severity = section_kind(name, number, warnings)
             else:
                 mode, area = "section", name
             continue
@@ -232,17 +249,6 @@ def _milestone(text: str) -> Milestone:
     return Milestone(when=when.strip(), name=name.strip(), done=done, current=current)
 
 
-def paragraphs(lines: list[str | None]) -> list[str]:
-    paras, cur = [], []
-    for line in lines + [None]:
-        if line is not None:
-            cur.append(line)
-        elif cur:
-            paras.append("\n".join(cur))
-            cur = []
-    return paras
-
-
 # ---------------------------------------------------------------- writing
 
 
@@ -277,7 +283,7 @@ def sections_of(lst: ReleaseList, *, placeholder: bool
         groups.setdefault(heading_for(it, headings), {"": []}).setdefault(it.area, []).append(it)
     if not groups and placeholder:
         groups["Open"] = {"": []}
-    return [(heading, SECTIONS.get(heading.casefold(), ("open", "nice")), areas)
+    return [(heading, kind_of(heading), areas)
             for heading, areas in groups.items()]
 
 
@@ -352,8 +358,7 @@ def quoted_heading(line: str, following: str = "") -> QuotedHeading | None:
     if level == 1:
         return QuotedHeading(None, None, False)
     if level == 2:
-        state, severity = SECTIONS.get(name.casefold(), ("open", "nice"))
-        return QuotedHeading("", severity, state != "done")
+        return quoted_section(name)
     return QuotedHeading(name, None, None)
 
 

@@ -50,8 +50,9 @@ import re
 
 from ..formats import md_escape
 from ..models import ListItem, Milestone, ReleaseList
-from .common import LINK_ONLY, MailFormatError, QuotedHeading, find_links, normalise
-from .devupdate import SECTIONS, paragraphs, sections_of, walk
+from .common import (LINK_ONLY, MailFormatError, QuotedHeading, find_links, link_lines, normalise,
+                     paragraphs)
+from .devupdate import quoted_section, section_kind, sections_of, walk
 
 NAME = "markdown-checklist"
 
@@ -229,10 +230,7 @@ def parse(text: str, release: str | None = None) -> ReleaseList:
                 mode = "timeline"
             elif level == 2:
                 mode, section, area = "section", name, ""
-                if name.casefold() not in SECTIONS:
-                    warnings.append(f'line {number}: unknown section "{name[:40]}": its items '
-                                    "read as open, nice to have")
-                state, severity = SECTIONS.get(name.casefold(), ("open", "nice"))
+                state, severity = section_kind(name, number, warnings)
             else:
                 mode, area = "section", name
             continue
@@ -327,13 +325,7 @@ def _render_item(it: ListItem, depth: int, implied: tuple[str, str], ids: bool,
         line = _esc(it.details)
         out.append(f"{sub}Details: {line}" if _MISREAD.match(line) or LINK_ONLY.fullmatch(line)
                    else sub + line)
-    found = find_links(it.title, it.details, it.progress)
-    extra = it.links[len(found):]
-    if it.links[: len(found)] == found and len(set(extra)) == len(extra) \
-            and not set(extra) & set(found):
-        out += [sub + link for link in extra]
-    else:
-        out.append(f"{sub}Links: {' '.join(it.links)}")
+    out += link_lines(it, sub)
     out += [f"{sub}> {_esc(note)}" for note in it.notes]
     for child in it.children:
         _render_item(child, depth + 1, (implied[0], it.severity), ids, out)
@@ -354,8 +346,7 @@ def quoted_heading(line: str, following: str = "") -> QuotedHeading | None:
     if level == 2 and name.casefold() == TIMELINE:
         return QuotedHeading(None, None, False)
     if level == 2:
-        state, severity = SECTIONS.get(name.casefold(), ("open", "nice"))
-        return QuotedHeading("", severity, state != "done")
+        return quoted_section(name)
     return QuotedHeading(name, None, None)
 
 

@@ -74,7 +74,8 @@ from dataclasses import dataclass, field, replace
 from ..models import ListItem, Milestone, ReleaseList
 from ..timeline import marks
 from .common import LINK_ONLY as _LINK_ONLY
-from .common import MailFormatError, QuotedHeading, find_links, normalise, strip_marks, wrap
+from .common import (MailFormatError, QuotedHeading, find_links, normalise, paragraphs, strip_marks,
+                     wrap)
 
 NAME = "xen-4.2"
 __all__ = ["NAME", "MailFormatError", "detect", "find_links", "normalise", "parse", "parse_mail",
@@ -376,14 +377,7 @@ def _milestone(when: str, name: str) -> Milestone:
 
 
 def _paragraphs(lines: list[str | None]) -> str:
-    paras, cur = [], []
-    for line in lines + [None]:
-        if line is not None:
-            cur.append(line)
-        elif cur:
-            paras.append("\n".join(cur))
-            cur = []
-    return "\n\n".join(paras)
+    return "\n\n".join(paragraphs(lines))
 
 
 def _build_tree(blocks: list[_Block]) -> list[ListItem]:

@@ -44,8 +44,9 @@ from __future__ import annotations
 import re
 
 from ..models import ListItem, Milestone, ReleaseList
-from .common import LINK_ONLY, MailFormatError, QuotedHeading, find_links, normalise, wrap
-from .devupdate import SECTIONS, add_sections, paragraphs, sections_of, walk
+from .common import (LINK_ONLY, MailFormatError, QuotedHeading, find_links, link_lines, normalise,
+                     paragraphs, wrap)
+from .devupdate import add_sections, quoted_section, section_kind, sections_of, walk
 
 NAME = "xen-release-update"
 
@@ -197,10 +198,7 @@ def parse(text: str, release: str | None = None) -> ReleaseList:
             skip, stack, headings = True, [], headings + 1
             if under == "=":
                 mode, section, area = "section", line, ""
-                if line.casefold() not in SECTIONS:
-                    warnings.append(f'line {i + 1}: unknown section "{line[:40]}": its items '
-                                    "read as open, nice to have")
-                state, severity = SECTIONS.get(line.casefold(), ("open", "nice"))
+                state, severity = section_kind(line, i + 1, warnings)
             else:
                 mode, area = "section", line
             continue
@@ -290,13 +288,7 @@ def _render_item(it: ListItem, depth: int, implied: tuple[str, str], ids: bool,
     if it.details:
         first = "Details: " if _GLUE.fullmatch(it.details.split(" ")[0]) else ""
         out += wrap(first + it.details, sub, sub, width, _GLUE)
-    found = find_links(it.title, it.details, it.progress)
-    extra = it.links[len(found):]
-    if it.links[: len(found)] == found and len(set(extra)) == len(extra) \
-            and not set(extra) & set(found):
-        out += [sub + link for link in extra]
-    else:
-        out.append(f"{sub}Links: {' '.join(it.links)}")
+    out += link_lines(it, sub)
     info = False
     for note in it.notes:
         if note.startswith(_INFO + " "):
@@ -325,8 +317,7 @@ def quoted_heading(line: str, following: str = "") -> QuotedHeading | None:
         return None
     under = _underline(normalise(following))
     if under == "=":
-        state, severity = SECTIONS.get(name.casefold(), ("open", "nice"))
-        return QuotedHeading("", severity, state != "done")
+        return quoted_section(name)
     if under == "-":
         return QuotedHeading(name, None, None)
     return None
