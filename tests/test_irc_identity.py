@@ -186,12 +186,7 @@ async def test_a_nick_or_quit_while_whois_is_pending_refuses_the_held_commands(s
 
 async def extended_join(server: FakeServer) -> FakeClient:
     c = await server.client()
-    await c.expect("USER ")
-    c.send(":srv CAP * LS :extended-join account-notify")
-    await c.expect("CAP REQ")
-    c.send(":srv CAP * ACK :extended-join account-notify")
-    c.welcome()
-    await c.expect("JOIN")
+    await c.register("extended-join account-notify")
     c.send(":todobot!todobot@bot.host JOIN #test", ":todobot!todobot@bot.host JOIN #Rel")
     return c
 

@@ -15,12 +15,7 @@ from .test_irc_transport import network, run, server  # noqa: F401  (fixtures)
 async def _with_accounts(server, run):  # noqa: F811
     t, d = await run(network(server.port))
     c = await server.client()
-    await c.expect("USER ")
-    c.send(":srv CAP * LS :extended-join account-notify")
-    await c.expect("CAP REQ")
-    c.send(":srv CAP * ACK :extended-join account-notify")
-    c.welcome()
-    await c.expect("JOIN")
+    await c.register("extended-join account-notify")
     c.send(":todobot!todobot@bot.host JOIN #test * :bot")
     return t, c
 
@@ -92,12 +87,7 @@ async def test_notifier_reaches_the_network_of_the_identity(server, run):  # noq
 async def _with_account_tag_only(server, run):  # noqa: F811
     t, d = await run(network(server.port))
     c = await server.client()
-    await c.expect("USER ")
-    c.send(":srv CAP * LS :message-tags account-tag")
-    await c.expect("CAP REQ")
-    c.send(":srv CAP * ACK :message-tags account-tag")
-    c.welcome()
-    await c.expect("JOIN")
+    await c.register("message-tags account-tag")
     c.send(":todobot!todobot@bot.host JOIN #test", ":todobot!todobot@bot.host JOIN #rel")
     return t, d, c
 

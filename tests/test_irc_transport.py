@@ -56,6 +56,16 @@ class FakeClient:
                   ":srv 005 {0} CASEMAPPING=ascii CHANTYPES=# :are supported".format(nick),
                   f":srv 422 {nick} :MOTD File is missing")
 
+    async def register(self, caps: str, nick: str = "todobot") -> None:
+        """The usual start: offer `caps`, acknowledge what the bot asks for (all of them, in
+        these tests), welcome it and wait for its JOIN."""
+        await self.expect("USER ")
+        self.send(f":srv CAP * LS :{caps}")
+        await self.expect("CAP REQ")
+        self.send(f":srv CAP * ACK :{caps}")
+        self.welcome(nick)
+        await self.expect("JOIN")
+
     def close(self) -> None:
         self.writer.close()
 
@@ -364,13 +374,7 @@ async def test_watchdog_is_satisfied_by_traffic(server, run):
 async def test_account_tag_identity(server, run):
     t, d = await run(network(server.port))
     c = await server.client()
-    await c.expect("USER ")
-    c.send(":srv CAP * LS :message-tags account-tag")
-    await c.expect("CAP REQ")
-    c.send(":srv CAP * ACK :message-tags account-tag")
-    await c.expect("CAP END")
-    c.welcome()
-    await c.expect("JOIN")
+    await c.register("message-tags account-tag")
     c.send("@account=ijc;msgid=m1;time=2024-05-01T12:00:00.000Z :Ian!i@h PRIVMSG #TEST :!whoami")
     m = await d.next()
     assert (m.sender.identity, m.sender.nick, m.sender.authenticated) == ("irc:testnet/ijc", "Ian", True)
@@ -385,12 +389,7 @@ async def test_account_tag_identity(server, run):
 async def test_identity_from_extended_join_and_account_notify(server, run):
     _, d = await run(network(server.port))
     c = await server.client()
-    await c.expect("USER ")
-    c.send(":srv CAP * LS :extended-join account-notify")
-    await c.expect("CAP REQ")
-    c.send(":srv CAP * ACK :extended-join account-notify")
-    c.welcome()
-    await c.expect("JOIN")
+    await c.register("extended-join account-notify")
     c.send(":ian!i@h JOIN #test ijc :Ian", ":ian!i@h PRIVMSG #test :hi")
     assert (await d.next()).sender.identity == "irc:testnet/ijc"
     c.send(":ian!i@h ACCOUNT *", ":ian!i@h PRIVMSG #test :hi")
@@ -511,12 +510,7 @@ async def test_accounts_learned_on_one_connection_are_not_used_on_the_next(serve
     it on the new one is asked about."""
     _, d = await run(network(server.port))
     c = await server.client()
-    await c.expect("USER ")
-    c.send(":srv CAP * LS :extended-join account-notify")
-    await c.expect("CAP REQ")
-    c.send(":srv CAP * ACK :extended-join account-notify")
-    c.welcome()
-    await c.expect("JOIN")
+    await c.register("extended-join account-notify")
     c.send(":ian!i@h JOIN #test ijc :Ian", ":ian!i@h PRIVMSG #test :!blocker 1")
     assert (await d.next()).sender.identity == "irc:testnet/ijc"
     c.close()
@@ -629,12 +623,7 @@ async def test_an_unanswered_whois_delays_only_its_asker(server, run, monkeypatc
 async def test_account_tag_needs_no_whois(server, run):
     _, d = await run(network(server.port))
     c = await server.client()
-    await c.expect("USER ")
-    c.send(":srv CAP * LS :account-tag")
-    await c.expect("CAP REQ")
-    c.send(":srv CAP * ACK :account-tag")
-    c.welcome()
-    await c.expect("JOIN")
+    await c.register("account-tag")
     c.send(":ijc!i@h PRIVMSG #test :!blocker 1")
     assert (await d.next()).sender.authenticated is False
     assert not [ln for ln in await c.sync() if ln.startswith("WHOIS")]
