@@ -87,14 +87,14 @@ def make_mail(items: int) -> str:
     return "\n".join(out) + "\n"
 
 
-async def export_text(db_path: Path) -> str:
+async def export_text(db_path: Path, layout) -> str:
     db = await Database.open(db_path)
     try:
         async with Repository(db).session("bench:export", write=False) as s:
             lst = await s.export_list(await s.require_release(RELEASE))
     finally:
         await db.close()
-    return devupdate.render(lst)
+    return layout.render(lst)
 
 
 def timed(fn, *args):
@@ -103,51 +103,52 @@ def timed(fn, *args):
     return (time.perf_counter() - t0) * 1000, result
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--items", type=int, default=10_000)
-    ap.add_argument("--runs", type=int, default=5)
-    args = ap.parse_args()
-    mail = make_mail(args.items)
+def scale(text: str, layout, *, filename: str, what: str, runs: int,
+          import_args: list[str], export_args: list[str]) -> None:
+    """Time parse, import, re-import and export of `text` in `layout` (a layout module), each
+    `runs` times on a fresh database, and the CLI once each; print the Markdown table.
+    `import_args`/`export_args`: what `todobot import`/`export` need for this layout
+    (none: the layout is detected, as users run it)."""
     rows: dict[str, list[float]] = {"parse": [], "import (fresh release)": [],
                                     "re-import (nothing changed)": [], "export": []}
     with tempfile.TemporaryDirectory(prefix="todobot-bench-") as tmp:
         work = Path(tmp)
-        src = work / "dev-update.txt"
-        src.write_text(mail)
-        parsed = devupdate.parse(mail, RELEASE)
+        src = work / filename
+        src.write_text(text)
+        parsed = layout.parse(text, RELEASE)
         count = sum(1 for _ in devupdate.walk(parsed.items))
-        print(f"mail: {len(mail) / 1024:.0f} KiB, {mail.count(chr(10))} lines, {count} items "
+        print(f"{what}: {len(text) / 1024:.0f} KiB, {text.count(chr(10))} lines, {count} items "
               f"({len(parsed.warnings)} warnings)", file=sys.stderr)
-        for run in range(args.runs):
+        forced = layout.NAME if "--layout" in import_args else None
+        for run in range(runs):
             db = work / f"run{run}.sqlite3"
-            ms, _ = timed(devupdate.parse, mail, RELEASE)
+            ms, _ = timed(layout.parse, text, RELEASE)
             rows["parse"].append(ms)
             for label in ("import (fresh release)", "re-import (nothing changed)"):
                 def do_import():
-                    lst, source, _ = read_list(str(src), RELEASE, layout=devupdate.NAME)
+                    lst, source, _ = read_list(str(src), RELEASE, layout=forced)
+                    assert lst.layout == layout.NAME
                     return asyncio.run(import_list(str(db), lst, RELEASE, source=source,
                                                    max_depth=8))
-                ms, res = timed(do_import)
+                ms, _ = timed(do_import)
                 rows[label].append(ms)
-            ms, text = timed(lambda: asyncio.run(export_text(db)))
+            ms, out = timed(lambda: asyncio.run(export_text(db, layout)))
             rows["export"].append(ms)
             print(f"run {run + 1}: " + ", ".join(f"{k} {v[-1]:.0f} ms" for k, v in rows.items()),
                   file=sys.stderr)
-        again = devupdate.parse(text, RELEASE)
+        again = layout.parse(out, RELEASE)
         assert sum(1 for _ in devupdate.walk(again.items)) == count, "export lost items"
         cli = {}
-        for name, argv in (("import", ["import", str(src), "--release", "cli", "--layout",
-                                       devupdate.NAME, "--db", str(work / "cli.sqlite3")]),
-                           ("export", ["export", "--release", "cli", "--db",
-                                       str(work / "cli.sqlite3")])):
+        db_args = ["--db", str(work / "cli.sqlite3")]
+        for name, argv in (("import", ["import", str(src), "--release", "cli", *import_args]),
+                           ("export", ["export", "--release", "cli", *export_args])):
             t0 = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "todobot", *argv], cwd=REPO, check=True,
-                           capture_output=True)
+            subprocess.run([sys.executable, "-m", "todobot", *argv, *db_args], cwd=REPO,
+                           check=True, capture_output=True)
             cli[name] = (time.perf_counter() - t0) * 1000
-    print(f"Machine: {machine()}; a development-update mail of {count} items "
-          f"({len(mail) / 1024:.0f} KiB, {mail.count(chr(10))} lines); {args.runs} runs, "
-          f"each on a fresh database (with {args.runs} runs the p99 is the slowest run).\n")
+    print(f"Machine: {machine()}; a {what} of {count} items "
+          f"({len(text) / 1024:.0f} KiB, {text.count(chr(10))} lines); {runs} runs, "
+          f"each on a fresh database (with {runs} runs the p99 is the slowest run).\n")
     print("| measurement | p50 | p99 | runs |")
     print("| --- | --- | --- | --- |")
     for label, values in rows.items():
@@ -155,6 +156,16 @@ def main() -> None:
               f"| {len(values)} |")
     for name, ms in cli.items():
         print(f"| `todobot {name}` as a fresh process (startup included) | {ms:.0f} ms | | 1 |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--items", type=int, default=10_000)
+    ap.add_argument("--runs", type=int, default=5)
+    args = ap.parse_args()
+    scale(make_mail(args.items), devupdate, filename="dev-update.txt",
+          what="development-update mail", runs=args.runs,
+          import_args=["--layout", devupdate.NAME], export_args=[])
 
 
 if __name__ == "__main__":
