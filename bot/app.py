@@ -133,6 +133,10 @@ class App:
         return ok, {"status": "ok" if ok else "failing", "database": database,
                     "transports": transports}
 
+    def queue_sources(self) -> list[Any]:
+        """What `/metrics` asks for `queue_lengths()`: every transport and the notifier."""
+        return [*self.transports, *([self.notifier] if self.notifier is not None else [])]
+
     async def start_extras(self) -> None:
         """The digest scheduler, the git watcher and the status page, when configured (after the
         transports, whose rooms the scheduler and the watcher post into)."""
@@ -145,7 +149,8 @@ class App:
             from .web import StatusServer
             web = StatusServer(self.repo, self.config, health=self.health,
                                metrics=self.dispatcher.metrics if self.dispatcher else None,
-                               transports=lambda: self.transports)
+                               transports=lambda: self.transports,
+                               queues=self.queue_sources)
             try:
                 await web.start()
             except OSError as exc:  # taken since `initialize` looked: still one line, exit 2

@@ -150,11 +150,15 @@ class StatusServer:
     def __init__(self, repo: "Repository", config: "Config", *, tz: tzinfo | None = None,
                  health: Callable[[], Awaitable[tuple[bool, dict]]] | None = None,
                  metrics: "Metrics | None" = None,
-                 transports: Callable[[], Iterable[Any]] = tuple) -> None:
+                 transports: Callable[[], Iterable[Any]] = tuple,
+                 queues: Callable[[], Iterable[Any]] | None = None) -> None:
+        """`queues`: what /metrics asks for `queue_lengths()` (default: the transports)."""
         self.repo = repo
         self.health = health  # /healthz: the app's answer (database, transports)
         self.metrics = metrics  # /metrics: the dispatcher's counters, with `transports`' health
         self.transports = transports
+        self.queues = queues or transports
+        self._queued: dict[tuple[str, str], int] = {}  # the lengths read for the current scrape
         self._registry: Any = None  # prometheus_client's, made at the first /metrics
         self.config = config
         self.listen = config.web.listen if config.web is not None else "127.0.0.1:8080"
@@ -326,10 +330,14 @@ class StatusServer:
         process-wide default: two servers in one process, as in the tests, stay apart)."""
         from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-        from ..metrics import Metrics, collector
+        from ..metrics import Metrics, collector, queue_lengths
         if self._registry is None:
             self._registry = CollectorRegistry(auto_describe=False)
-            self._registry.register(collector(self.metrics or Metrics(), self.transports))
+            self._registry.register(collector(self.metrics or Metrics(), self.transports,
+                                              lambda: self._queued))
+        # Asked before the synchronous export (a mail outbox is counted in the database);
+        # nothing awaits between this and generate_latest, so scrapes never mix.
+        self._queued = await queue_lengths(self.queues())
         resp = web.Response(body=generate_latest(self._registry))
         resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
         resp.headers["Cache-Control"] = "no-store"
