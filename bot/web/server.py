@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import socket
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
@@ -151,8 +152,11 @@ class StatusServer:
                  health: Callable[[], Awaitable[tuple[bool, dict]]] | None = None,
                  metrics: "Metrics | None" = None,
                  transports: Callable[[], Iterable[Any]] = tuple,
-                 queues: Callable[[], Iterable[Any]] | None = None) -> None:
-        """`queues`: what /metrics asks for `queue_lengths()` (default: the transports)."""
+                 queues: Callable[[], Iterable[Any]] | None = None,
+                 sockets: "list[socket.socket] | None" = None) -> None:
+        """`queues`: what /metrics asks for `queue_lengths()` (default: the transports).
+        `sockets`: listening sockets bound already (`bot/listening.py`), served as they are;
+        without them, `web.listen` is bound at `start`."""
         self.repo = repo
         self.health = health  # /healthz: the app's answer (database, transports)
         self.metrics = metrics  # /metrics: the dispatcher's counters, with `transports`' health
@@ -160,6 +164,7 @@ class StatusServer:
         self.queues = queues or transports
         self._queued: dict[tuple[str, str], int] = {}  # the lengths read for the current scrape
         self._registry: Any = None  # prometheus_client's, made at the first /metrics
+        self._sockets = list(sockets or [])
         self.config = config
         self.listen = config.web.listen if config.web is not None else "127.0.0.1:8080"
         self.public_url = (config.web.public_url or "").rstrip("/") if config.web else ""
@@ -194,17 +199,31 @@ class StatusServer:
         host, port = parse_listen(self.listen)
         self._runner = web.AppRunner(self.app(), access_log=None, logger=_HttpLog(log, {}))
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        server = getattr(site, "_server", None)
-        sockets = getattr(server, "sockets", None) or []
-        self.host, self.port = host, (sockets[0].getsockname()[1] if sockets else port)
+        # Sockets bound before the database was opened are served as they are: binding again
+        # would leave a moment in which another process could take the port.
+        sites = ([web.SockSite(self._runner, sock) for sock in self._sockets] if self._sockets
+                 else [web.TCPSite(self._runner, host, port)])
+        self._sockets = []  # the server's now: closed when it stops
+        for site in sites:
+            await site.start()
+        self.host, self.port = host, (self.listening[0].getsockname()[1] if self.listening
+                                      else port)
         log.info("status page on http://%s:%s/", host, self.port)
+
+    @property
+    def listening(self) -> list[Any]:
+        """The sockets the server accepts on (asyncio's wrappers of them)."""
+        runner = self._runner
+        return [sock for site in (runner.sites if runner is not None else ())
+                for sock in (getattr(getattr(site, "_server", None), "sockets", None) or ())]
 
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        for sock in self._sockets:  # handed over but never served
+            sock.close()
+        self._sockets = []
         self.cache.close()
 
     @property
