@@ -273,8 +273,13 @@ async def test_mails_read_are_counted_by_what_became_of_them(tmp_path):
         assert await transport.handle_raw(mail("e@example.org", "!todo\n", message_id="<w@x>"))
         while transport._tasks:
             await asyncio.gather(*list(transport._tasks), return_exceptions=True)
-        after = await _scrape(server)
-        assert after[("todobot_queue_length", (("queue", "outbox"), ("source", "mail")))] == 1
+        outbox = ("todobot_queue_length", (("queue", "outbox"), ("source", "mail")))
+        assert (await _scrape(server))[outbox] == 1
+        # And a weekly mail whose first attempt failed, waiting for its retry.
+        from todobot.commands.messages import text
+        transport.retry_base = 3600.0  # the retry waits (cancelled at stop)
+        await transport.post(LIST, text("weekly"))
+        assert (await _scrape(server))[outbox] == 2
     finally:
         await server.stop()
         await transport.stop()
@@ -309,9 +314,11 @@ async def test_irc_lines_waiting_for_the_rate_limit_are_a_queue_length(tmp_path)
         reply = Reply()
         for n in range(5):
             reply.add(f"digest line {n}")
-        await t.post("#test", reply)
-        assert (await _scrape(server))[key] == 5
-        bucket.clock = time.monotonic
+        try:
+            await t.post("#test", reply)
+            assert (await _scrape(server))[key] == 5
+        finally:
+            bucket.clock = time.monotonic  # the lines may go: the stop does not wait for them
     finally:
         await server.stop()
         await t.stop()

@@ -5,10 +5,12 @@ mistake answered in one line that says what to do."""
 from __future__ import annotations
 
 import errno
+import gc
 import logging
 import shutil
 import socket
 import sqlite3
+import warnings
 from pathlib import Path
 
 import aiohttp
@@ -254,7 +256,12 @@ async def test_sockets_bound_for_a_status_page_that_never_starts_are_released(tm
 def test_check_binds_and_releases():
     port = _free_port()
     config = parse_config({"web": {"listen": f"127.0.0.1:{port}"}})
-    assert listen_problems(config) == []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        assert listen_problems(config) == []
+        gc.collect()
+    # Closed by check itself, not left to the garbage collector.
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
     socket.create_server(("127.0.0.1", port)).close()  # free again: check only looks
     sockets = bind(config)
     try:
