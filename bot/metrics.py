@@ -97,8 +97,11 @@ def collector(metrics: Metrics, transports: Callable[[], Iterable[Any]],
             yield mails
             up = GaugeMetricFamily("todobot_transport_up", "1 while the transport serves",
                                    labels=["transport"])
-            for t in transports():
-                up.add_metric([t.name], 1 if t.health() is None else 0)
+            serving: dict[str, int] = {}
+            for t in transports():  # the mail transports of several lists share one name
+                serving[t.name] = min(serving.get(t.name, 1), 1 if t.health() is None else 0)
+            for name, value in serving.items():
+                up.add_metric([name], value)
             yield up
             waiting = GaugeMetricFamily("todobot_queue_length", "What waits to go out: IRC "
                                         "lines, mails, change-notice batches",

@@ -120,6 +120,24 @@ async def test_each_server_reports_its_own_counts(tmp_path):
             await server.stop()
 
 
+async def test_transports_of_one_name_are_one_series_up_only_while_all_serve(tmp_path):
+    """Two mailing lists are two transports named `mail`: one sample each, or Prometheus
+    refuses the whole scrape."""
+    lists = [Fake("mail"), Fake("mail", "not logged in")]
+    server = StatusServer(None, Config(web={"listen": "127.0.0.1:0"}),  # type: ignore[arg-type]
+                          transports=lambda: lists)
+    await server.start()
+    try:
+        body = (await _get(server.url + "/metrics"))[2]
+        assert body.count('todobot_transport_up{transport="mail"}') == 1
+        assert _samples(body)[("todobot_transport_up", (("transport", "mail"),))] == 0
+        lists[1].why = None
+        assert _samples((await _get(server.url + "/metrics"))[2])[
+            ("todobot_transport_up", (("transport", "mail"),))] == 1
+    finally:
+        await server.stop()
+
+
 def test_the_config_turns_them_off_with_a_boolean():
     web = parse_config({"web": {"metrics": False}}).web
     assert web is not None and web.metrics is False and web.healthz is True
