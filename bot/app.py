@@ -12,7 +12,6 @@ removed are left); a transport added or removed, or its connection settings, wai
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import signal
 import socket
@@ -23,6 +22,7 @@ from ..storage import Database, Repository
 
 from .config import Config, ConfigError, check_serving, load_config
 from .dispatcher import Dispatcher
+from .listening import bind, listen_problem
 from .notify import Notifier
 from .transport import Transport
 from .logs import log_failure
@@ -40,10 +40,12 @@ RESTART_KEYS = ("database", "log_file", "log_format", "web", "mail", "git")
 class App:
     def __init__(self, config: Config, *, database: str | None = None,
                  transports: list[Transport] | None = None, serve: bool = True,
-                 config_path: str | None = None, full_check: bool = False) -> None:
+                 config_path: str | None = None, full_check: bool = False,
+                 listening: list[socket.socket] | None = None) -> None:
         """`serve=False` runs only the transports given (the console on a bot's config):
         no configured IRC or Matrix connection, no status page. `config_path` is re-read on
-        SIGHUP. `full_check` checks the whole database file before use."""
+        SIGHUP. `full_check` checks the whole database file before use. `listening`: the
+        status page's sockets, bound already (`listening.bind`); else `initialize` binds them."""
         self.config = config
         # What restart-only keys were read at start: a reload compares with these, so that
         # reverting such a change leaves nothing pending.
@@ -53,6 +55,9 @@ class App:
         self.database_path = database or config.database
         self.full_check = full_check
         self.transports: list[Transport] = list(transports or [])
+        # Bound before the database opens and served by the status page, never bound twice
+        # (listening.py); the app's until the status page takes them.
+        self.listening: list[socket.socket] = list(listening or [])
         self.db: Database | None = None
         self.repo: Repository | None = None
         self.dispatcher: Dispatcher | None = None
@@ -67,11 +72,13 @@ class App:
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def initialize(self) -> None:
-        if self.serve:  # a port in use stops the start before the database is upgraded
-            problems = listen_problems(self.config)
-            if problems:
-                raise ConfigError("\n".join(problems))
-        self.db = await Database.open(self.database_path, full_check=self.full_check)
+        if self.serve and not self.listening:  # a port in use stops the start before the
+            self.listening = bind(self.config)  # database is upgraded (ConfigError, exit 2)
+        try:
+            self.db = await Database.open(self.database_path, full_check=self.full_check)
+        except BaseException:
+            self._release_sockets()
+            raise
         self.repo = Repository(self.db)
         self.dispatcher = Dispatcher(self.repo, self.config)
         self.notifier = Notifier(self.transports)
@@ -135,6 +142,10 @@ class App:
         return ok, {"status": "ok" if ok else "failing", "database": database,
                     "transports": transports}
 
+    def queue_sources(self) -> list[Any]:
+        """What `/metrics` asks for `queue_lengths()`: every transport and the notifier."""
+        return [*self.transports, *([self.notifier] if self.notifier is not None else [])]
+
     async def start_extras(self) -> None:
         """The digest scheduler, the git watcher and the status page, when configured (after the
         transports, whose rooms the scheduler and the watcher post into)."""
@@ -145,12 +156,16 @@ class App:
             self.spawn(self.git.run(), "git-watcher")
         if self.serve and self.config.web is not None and self.web is None:
             from .web import StatusServer
+            sockets, self.listening = self.listening, []  # the status page's from here on
             web = StatusServer(self.repo, self.config, health=self.health,
                                metrics=self.dispatcher.metrics if self.dispatcher else None,
-                               transports=lambda: self.transports)
+                               transports=lambda: self.transports,
+                               queues=self.queue_sources,
+                               sockets=sockets)
             try:
                 await web.start()
-            except OSError as exc:  # taken since `initialize` looked: still one line, exit 2
+            except OSError as exc:  # without sockets bound before: still one line, exit 2
+                await web.stop()
                 raise ConfigError(listen_problem(self.config, exc)) from None
             self.web = web
 
@@ -275,9 +290,16 @@ class App:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._release_sockets()
         if self.db is not None:
             await self.db.close()
             self.db = None
+
+    def _release_sockets(self) -> None:
+        """Sockets bound for a status page that never started."""
+        for sock in self.listening:
+            sock.close()
+        self.listening = []
 
     async def run(self) -> None:
         """initialize, start, serve until SIGINT/SIGTERM or `request_stop`, then stop.
@@ -312,38 +334,6 @@ class App:
             self.reload()
         except Exception:  # a reload must never take the running bot down
             log.exception("reload failed; the running configuration may be partly updated")
-
-
-def listen_problems(config: Config) -> list[str]:
-    """Every listening socket the config asks for, tried before the database is opened or
-    upgraded: a port in use is a config mistake (exit 2), not a crash after the migration."""
-    if config.web is None:
-        return []
-    from .web import parse_listen  # the status page's own HOST:PORT reading
-    host, port = parse_listen(config.web.listen)
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as exc:
-        return [f"{config.source}: web.listen {config.web.listen}: {exc.strerror}: use an "
-                "address of this machine"]
-    for family, kind, proto, _, addr in infos[:1]:
-        with socket.socket(family, kind, proto) as sock:
-            # As the server binds: a port left in TIME_WAIT by a restart is free.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind(addr)
-            except OSError as exc:
-                return [listen_problem(config, exc)]
-    return []
-
-
-def listen_problem(config: Config, exc: OSError) -> str:
-    assert config.web is not None
-    what = ("is in use: stop what holds it or choose another port"
-            if exc.errno == errno.EADDRINUSE else
-            f"cannot be bound ({exc.strerror}): choose an address of this machine and a port "
-            "above 1023")
-    return f"{config.source}: web.listen {config.web.listen} {what}"
 
 
 def _brief(value: Any) -> str:

@@ -8,9 +8,11 @@ import asyncio
 import getpass
 import logging
 import os
+import socket
 import sqlite3
 import sys
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,8 @@ from ..storage import Database, DatabaseProblem, Repository
 from ..storage import backups
 from ..storage.layouts import LAYOUTS, WRITERS, devupdate, markdown
 
-from .app import App, listen_problems
+from .app import App
+from .listening import bind, listen_problems
 from .config import E2E_EXTRA, Config, ConfigError, check_serving, encryption_available, load_config
 from .console import ConsoleTransport
 from .logs import setup_logging
@@ -112,15 +115,14 @@ def cmd_console(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def check_run(args: argparse.Namespace, config: Config) -> None:
-    """Config mistakes `run` reports before it logs a line or opens the database."""
+def check_run(args: argparse.Namespace, config: Config) -> list[socket.socket]:
+    """Config mistakes `run` reports before it logs a line or opens the database; returns
+    the status page's sockets, bound (a port in use is one of those mistakes)."""
     if not (config.irc or config.matrix or config.mail or config.web or args.console):
         raise ConfigError(f"{config.source}: nothing to serve: configure irc:, matrix:, mail: or "
                           "web: (or use `todobot console` for the terminal)")
     check_serving(config)
-    problems = listen_problems(config)
-    if problems:
-        raise ConfigError("\n".join(problems))
+    return bind(config)
 
 
 def cmd_check(args: argparse.Namespace, config: Config) -> int:
@@ -169,11 +171,13 @@ def database_report(db_path: str) -> tuple[list[str], list[str]]:
     return [f"{db_path}: schema {schema}, {due}; integrity ok"], []
 
 
-def cmd_run(args: argparse.Namespace, config: Config) -> int:
+def cmd_run(args: argparse.Namespace, config: Config,
+            listening: list[socket.socket] | None = None) -> int:
     """Serve what the config has (IRC, Matrix, the status page, digests) until SIGTERM;
-    headless unless --console."""
+    headless unless --console. `listening`: the status page's sockets, bound by `check_run`."""
     async def main() -> None:
-        app = App(config, database=args.db, config_path=args.config, full_check=args.check)
+        app = App(config, database=args.db, config_path=args.config, full_check=args.check,
+                  listening=listening)
         if args.console:
             app.transports.append(ConsoleTransport(user=_login(), room=config.console.room,
                                                    settings=console_settings(config),
@@ -453,11 +457,10 @@ def main(argv: list[str] | None = None) -> int:
         devupdate.add_sections(config.mail_sections)
         on_console = args.command in ("demo", "console") or (args.command == "run" and args.console)
         # One-shot commands (import, export, backup) speak through their output, not INFO logs.
-        if args.command == "run":
-            check_run(args, config)
+        listening = check_run(args, config) if args.command == "run" else []
         level = config.log_level if args.command in ("demo", "console", "run") else "WARNING"
         _setup_logging(config, level, on_console)
-        handler = {"console": cmd_console, "run": cmd_run, "import": cmd_import,
+        handler = {"console": cmd_console, "run": partial(cmd_run, listening=listening), "import": cmd_import,
                    "export": cmd_export, "backup": cmd_backup, "restore": cmd_restore,
                    "digest": cmd_digest, "release": cmd_release, "check": cmd_check}
         if args.command == "demo":

@@ -38,6 +38,8 @@ class _Batch:
 
 
 class Notifier:
+    name = "notify"  # the source /metrics names for its queue
+
     def __init__(self, transports: list[Transport], *, clock: Callable[[], float] = time.time,
                  window: float = WINDOW) -> None:
         self.transports = transports  # the app's list: transports started later are seen too
@@ -46,6 +48,10 @@ class Notifier:
         self._pending: dict[int, _Batch] = {}
         self._sent: dict[int, float] = {}  # person id → when their last message went out
         self._wake = asyncio.Event()
+
+    async def queue_lengths(self) -> dict[str, int]:
+        """People whose notices wait for their window."""
+        return {"batches": len(self._pending)}
 
     def add(self, notices: Iterable[Notice]) -> None:
         for n in notices:

@@ -269,6 +269,7 @@ class DigestScheduler:
                                            data.new_stale_keys)
             log.info("digest for %s posted in %s %s (period %s)", target.release,
                      target.transport.name, target.room, _iso(slot))
+            self.dispatcher.metrics.digest_sent(target.transport.name, target.room)
         finally:
             self._inflight.discard(key)
 

@@ -59,6 +59,11 @@ class Transport(ABC):
         """Why this transport is not serving now, in one line (`/healthz`); None when it is."""
         return None
 
+    async def queue_lengths(self) -> dict[str, int]:
+        """What waits to go out, by queue name (`/metrics`); a transport without a queue of
+        its own has none."""
+        return {}
+
     def rooms(self) -> list[str]:
         """The rooms this transport serves now (for scheduled posts)."""
         return []

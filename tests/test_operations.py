@@ -4,17 +4,22 @@ mistake answered in one line that says what to do."""
 
 from __future__ import annotations
 
+import errno
+import gc
 import logging
 import shutil
 import socket
 import sqlite3
+import warnings
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from tests.test_cli import SEED, todobot
 from todobot.bot.app import App
 from todobot.bot.config import ConfigError, load_config, parse_config
+from todobot.bot.listening import bind, listen_problems
 from todobot.storage import Database
 from todobot.storage.migrations import LATEST
 
@@ -196,7 +201,8 @@ async def test_reload_errors_are_one_log_line_and_a_reverted_restart_change_is_n
         await app.stop()
 
 
-async def test_the_app_checks_its_port_before_the_database_and_again_when_it_binds(tmp_path):
+async def test_the_app_binds_its_port_before_the_database_and_serves_on_that_very_socket(
+        tmp_path, monkeypatch):
     held = socket.create_server(("127.0.0.1", 0))
     port = held.getsockname()[1]
     cfg = tmp_path / "bot.yaml"
@@ -207,14 +213,94 @@ async def test_the_app_checks_its_port_before_the_database_and_again_when_it_bin
         await app.initialize()
     assert str(err.value) == expected
     assert not (tmp_path / "todo.sqlite3").exists()
-    # Free when the app looked, taken by the time the status page binds: the same one line.
     held.close()
+    # While the database opens (and would be upgraded), another process cannot take the port.
+    taken: list[int | None] = []
+    real_open = Database.open
+
+    async def opening(*args, **kwargs):
+        try:
+            socket.create_server(("127.0.0.1", port)).close()
+            taken.append(None)
+        except OSError as exc:
+            taken.append(exc.errno)
+        return await real_open(*args, **kwargs)
+    monkeypatch.setattr(Database, "open", opening)
     await app.initialize()
-    held = socket.create_server(("127.0.0.1", port))
+    assert taken == [errno.EADDRINUSE]
+    bound = [(sock.fileno(), sock.getsockname()) for sock in app.listening]
+    assert [name for _, name in bound] == [("127.0.0.1", port)]
     try:
-        with pytest.raises(ConfigError) as err:
-            await app.start()
-        assert str(err.value) == expected
+        await app.start()  # no second bind: the status page serves the socket bound first
+        assert [(sock.fileno(), sock.getsockname()) for sock in app.web.listening] == bound
+        assert app.listening == [] and app.web.port == port
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
+                assert resp.status == 200
     finally:
-        held.close()
         await app.stop()
+    socket.create_server(("127.0.0.1", port)).close()  # released on stop
+
+
+async def test_sockets_bound_for_a_status_page_that_never_starts_are_released(tmp_path):
+    port = _free_port()
+    config = parse_config({"database": str(tmp_path / "missing" / "t.sqlite3"),
+                           "web": {"listen": f"127.0.0.1:{port}"}})
+    app = App(config)
+    with pytest.raises(FileNotFoundError):
+        await app.initialize()  # the database cannot be created there
+    assert app.listening == []
+    socket.create_server(("127.0.0.1", port)).close()
+
+
+def test_check_binds_and_releases():
+    port = _free_port()
+    config = parse_config({"web": {"listen": f"127.0.0.1:{port}"}})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        assert listen_problems(config) == []
+        gc.collect()
+    # Closed by check itself, not left to the garbage collector.
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+    socket.create_server(("127.0.0.1", port)).close()  # free again: check only looks
+    sockets = bind(config)
+    try:
+        assert listen_problems(config) == [f"{config.source}: web.listen 127.0.0.1:{port} is in "
+                                           "use: stop what holds it or choose another port"]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _free_port() -> int:
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        return sock.getsockname()[1]
+
+
+def test_run_serves_on_the_sockets_its_config_check_bound(tmp_path, monkeypatch):
+    """`todobot run` binds once, before anything else (cli.check_run), and the app it starts
+    serves those sockets rather than binding its own."""
+    from todobot.bot import app as app_module, cli
+    bound: list[list] = []
+
+    def binding(config):
+        sockets = bind(config)
+        bound.append([(s.fileno(), s.getsockname()) for s in sockets])
+        return sockets
+    monkeypatch.setattr(cli, "bind", binding)
+    monkeypatch.setattr(app_module, "bind", binding)
+    monkeypatch.setattr(cli, "_setup_logging", lambda *args: None)
+    served: list[list] = []
+
+    async def run(self) -> None:  # as App.run, stopping once the status page serves
+        await self.initialize()
+        try:
+            await self.start()
+            served.append([(s.fileno(), s.getsockname()) for s in self.web.listening])
+        finally:
+            await self.stop()
+    monkeypatch.setattr(App, "run", run)
+    cfg = tmp_path / "bot.yaml"
+    cfg.write_text(f'database: {tmp_path / "t.sqlite3"}\nweb: {{listen: "127.0.0.1:0"}}\n')
+    assert cli.main(["run", "-c", str(cfg)]) == 0
+    assert len(bound) == 1 and served == bound

@@ -285,6 +285,11 @@ class IrcConnection:
             except (OSError, asyncio.TimeoutError, ssl.SSLError):
                 pass
 
+    @property
+    def queued(self) -> int:
+        """Lines waiting to be written."""
+        return len(self._out)
+
     async def flush(self, timeout: float = 5.0) -> None:
         """Wait until every queued line has been written (bounded)."""
         try:

@@ -119,6 +119,10 @@ class IrcTransport(SessionMixin, IdentityMixin, ChannelsMixin, InboundMixin, Rep
             return "connected but not logged in to its account"
         return None
 
+    async def queue_lengths(self) -> dict[str, int]:
+        """Lines waiting for the server's rate limit (output.py's queues)."""
+        return {"output": self._conn.queued if self._conn is not None else 0}
+
     async def stop(self) -> None:
         self._stopping = True
         conn = self._conn

@@ -50,7 +50,7 @@ from ..rooms import room_settings
 from ..transport import Transport
 from . import outbox
 from .auth import Verdict, automated, from_address, header, message_ids, sender_of, verdict
-from .handling import NOTHING, ack_text, limit, steps_for
+from .handling import NOTHING, ack_text, limit, read_outcome, steps_for
 from .html_text import html_to_text
 from .inbox import Inbox
 from .lists import munged_sender
@@ -129,6 +129,15 @@ class MailTransport(Transport):
 
     def rooms(self) -> list[str]:
         return [self.cfg.list]
+
+    async def queue_lengths(self) -> dict[str, int]:
+        """Mails stored to be sent and not sent yet: acknowledgements and weekly mails being
+        retried. Every list's, as the acknowledgements are flushed by whichever list's
+        transport comes first: each mail transport answers the same number."""
+        if self.dispatcher is None:
+            return {}
+        async with self.repo.session(f"{TRANSPORT}:{self.cfg.list}", write=False) as s:
+            return {"outbox": len(await s.kv_prefixed(_PENDING)) + len(await s.kv_prefixed(_RETRY))}
 
     @property
     def repo(self):
@@ -260,29 +269,34 @@ class MailTransport(Transport):
     # -- in -----------------------------------------------------------------------------------
     async def handle_raw(self, raw: bytes) -> bool:
         """One message from the mailbox; False when it could not be handled (logged; the
-        inbox leaves it unseen, to be tried again after a restart). Never raises."""
+        inbox leaves it unseen, to be tried again after a restart). Never raises. Counted in
+        `todobot_mails_read_total` by what became of it."""
         try:
-            await self._handle(raw)
-            return True
+            outcome = await self._handle(raw)
         except asyncio.CancelledError:
             raise
         except Exception:
             log_failure(log, "mail %s: could not handle a message of %d bytes; left unseen",
                         self.cfg.list, len(raw))
-            return False
+            outcome = "failed"
+        if self.dispatcher is not None:
+            self.dispatcher.metrics.mail_read(outcome)
+        return outcome != "failed"
 
-    async def _handle(self, raw: bytes) -> None:
+    async def _handle(self, raw: bytes) -> str:
+        """Handle one message; what became of it (metrics.MAIL_OUTCOMES)."""
         assert self.dispatcher is not None
         head = BytesHeaderParser(policy=default_policy).parsebytes(raw)  # never recurses
         ids = message_ids(header(head, "Message-ID"))
         message_id = ids[0] if ids else "<sha256:" + hashlib.sha256(raw).hexdigest() + ">"
         async with self.repo.session(f"{TRANSPORT}:{self.cfg.list}", write=False) as s:
             if await s.seen_event(TRANSPORT, message_id):
-                return
+                return "duplicate"
         msg = _parse(raw)
         if msg is None:
-            return await self._drop(message_id, from_address(head)[1],
-                                    f"MIME parts nested deeper than {MAX_MIME_DEPTH}")
+            await self._drop(message_id, from_address(head)[1],
+                             f"MIME parts nested deeper than {MAX_MIME_DEPTH}")
+            return "dropped"
         refs = list(dict.fromkeys(message_ids(header(msg, "In-Reply-To"))
                                   + message_ids(header(msg, "References"))))[:MAX_REFS]
         release = self.dispatcher.release_for(TRANSPORT, self.cfg.list)
@@ -292,7 +306,8 @@ class MailTransport(Transport):
         why = automated(msg, replies_to_bot=bool(to_bot), own_addresses=self.own)
         addr = from_address(msg)[1]
         trust = verdict(msg, self.cfg.authserv_id, addr)
-        if not why and trust is Verdict.FAIL:
+        forged = not why and trust is Verdict.FAIL
+        if forged:
             why = f"forged: {self.cfg.authserv_id}'s Authentication-Results fail it"
         # From the list itself (From munged for DMARC): its proven author, or nobody (lists.py).
         sender = munged_sender(msg, list_address=self.cfg.list, authserv_id=self.cfg.authserv_id,
@@ -312,7 +327,8 @@ class MailTransport(Transport):
         actions = limit(parse_reply(body, prefix=self.dispatcher.prefix,
                                     layout=rel.layout if rel else None)) if body else []
         if why or sender is None:
-            return await self._drop(message_id, addr, why)
+            await self._drop(message_id, addr, why)
+            return "forged" if forged else "dropped"
         # A mail read that asks for nothing is answered too (bounded like every
         # acknowledgement), so that nobody believes a reply the bot could not read worked.
         nothing = NOTHING if body is not None else "the mail has no text part I could read"
@@ -324,11 +340,12 @@ class MailTransport(Transport):
         replies = await self.dispatcher.run_steps(message, steps,
                                                   actor=f"{sender.identity} via {message_id}")
         if replies is None:
-            return
+            return "duplicate"
         log.info("mail %s: %s from %s (%s): %d action(s)", self.cfg.list, message_id,
                  sender.identity, "authenticated" if sender.authenticated else "unauthenticated",
                  len(actions))
         self._spawn(self._flush_pending(), "mail-acks")  # the inbox never waits on SMTP
+        return read_outcome(replies[:len(actions)])
 
     async def _drop(self, message_id: str, addr: str, why: str | None) -> None:
         """Handled without effect nor answer (`why`, when given, logged in one line)."""

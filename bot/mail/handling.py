@@ -209,6 +209,18 @@ def _bounded(lines: list[str]) -> list[str]:
     return out
 
 
+def read_outcome(replies: list[Reply]) -> str:
+    """What a read mail's actions came to, for `todobot_mails_read_total`: `acted` when one
+    changed something, else `answered` when a command answered, else `refused`, else
+    (no actions, or none that said anything) `nothing`."""
+    said = [r.outcome for r in replies if r.lines]
+    if "changed" in said:
+        return "acted"
+    if "info" in said:
+        return "answered"
+    return "refused" if said else "nothing"
+
+
 def ack_text(actions: list[Action | Skipped], replies: list[Reply], *,
              nothing: str = NOTHING) -> str:
     """The private acknowledgement: what was applied, what was refused and why, what else a

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import socket
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
@@ -150,12 +151,20 @@ class StatusServer:
     def __init__(self, repo: "Repository", config: "Config", *, tz: tzinfo | None = None,
                  health: Callable[[], Awaitable[tuple[bool, dict]]] | None = None,
                  metrics: "Metrics | None" = None,
-                 transports: Callable[[], Iterable[Any]] = tuple) -> None:
+                 transports: Callable[[], Iterable[Any]] = tuple,
+                 queues: Callable[[], Iterable[Any]] | None = None,
+                 sockets: "list[socket.socket] | None" = None) -> None:
+        """`queues`: what /metrics asks for `queue_lengths()` (default: the transports).
+        `sockets`: listening sockets bound already (`bot/listening.py`), served as they are;
+        without them, `web.listen` is bound at `start`."""
         self.repo = repo
         self.health = health  # /healthz: the app's answer (database, transports)
         self.metrics = metrics  # /metrics: the dispatcher's counters, with `transports`' health
         self.transports = transports
+        self.queues = queues or transports
+        self._queued: dict[tuple[str, str], int] = {}  # the lengths read for the current scrape
         self._registry: Any = None  # prometheus_client's, made at the first /metrics
+        self._sockets = list(sockets or [])
         self.config = config
         self.listen = config.web.listen if config.web is not None else "127.0.0.1:8080"
         self.public_url = (config.web.public_url or "").rstrip("/") if config.web else ""
@@ -190,17 +199,31 @@ class StatusServer:
         host, port = parse_listen(self.listen)
         self._runner = web.AppRunner(self.app(), access_log=None, logger=_HttpLog(log, {}))
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        server = getattr(site, "_server", None)
-        sockets = getattr(server, "sockets", None) or []
-        self.host, self.port = host, (sockets[0].getsockname()[1] if sockets else port)
+        # Sockets bound before the database was opened are served as they are: binding again
+        # would leave a moment in which another process could take the port.
+        sites = ([web.SockSite(self._runner, sock) for sock in self._sockets] if self._sockets
+                 else [web.TCPSite(self._runner, host, port)])
+        self._sockets = []  # the server's now: closed when it stops
+        for site in sites:
+            await site.start()
+        self.host, self.port = host, (self.listening[0].getsockname()[1] if self.listening
+                                      else port)
         log.info("status page on http://%s:%s/", host, self.port)
+
+    @property
+    def listening(self) -> list[Any]:
+        """The sockets the server accepts on (asyncio's wrappers of them)."""
+        runner = self._runner
+        return [sock for site in (runner.sites if runner is not None else ())
+                for sock in (getattr(getattr(site, "_server", None), "sockets", None) or ())]
 
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        for sock in self._sockets:  # handed over but never served
+            sock.close()
+        self._sockets = []
         self.cache.close()
 
     @property
@@ -326,10 +349,14 @@ class StatusServer:
         process-wide default: two servers in one process, as in the tests, stay apart)."""
         from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-        from ..metrics import Metrics, collector
+        from ..metrics import Metrics, collector, queue_lengths
         if self._registry is None:
             self._registry = CollectorRegistry(auto_describe=False)
-            self._registry.register(collector(self.metrics or Metrics(), self.transports))
+            self._registry.register(collector(self.metrics or Metrics(), self.transports,
+                                              lambda: self._queued))
+        # Asked before the synchronous export (a mail outbox is counted in the database);
+        # nothing awaits between this and generate_latest, so scrapes never mix.
+        self._queued = await queue_lengths(self.queues())
         resp = web.Response(body=generate_latest(self._registry))
         resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
         resp.headers["Cache-Control"] = "no-store"
