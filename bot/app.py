@@ -3,10 +3,10 @@
 The app owns the database, the dispatcher, the transports and every background task; `stop`
 sends the change notices still waiting (bounded in time), stops the transports, then awaits
 the tasks, then closes the database, so a graceful stop never loses a command that was already
-being handled. `reload` re-reads the config file and
-applies what can change without dropping a connection: admins, digest settings, each room's
-settings, and the rooms themselves (IRC channels and Matrix rooms added are joined, those
-removed are left); a transport added or removed, or its connection settings, wait for a restart.
+being handled. `reload` re-reads the config file and applies what can change without dropping
+a connection: admins, digest settings, each room's settings, and the rooms themselves (IRC
+channels and Matrix rooms added are joined, those removed are left); a transport added or
+removed, or its connection settings, wait for a restart.
 """
 
 from __future__ import annotations
