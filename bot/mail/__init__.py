@@ -274,19 +274,25 @@ class MailTransport(Transport):
         head = BytesHeaderParser(policy=default_policy).parsebytes(raw)  # never recurses
         ids = message_ids(header(head, "Message-ID"))
         message_id = ids[0] if ids else "<sha256:" + hashlib.sha256(raw).hexdigest() + ">"
-        async with self.repo.session(f"{TRANSPORT}:{self.cfg.list}", write=False) as s:
-            if await s.seen_event(TRANSPORT, message_id):
-                return
+        refs = list(dict.fromkeys(message_ids(header(head, "In-Reply-To"))
+                                  + message_ids(header(head, "References"))))[:MAX_REFS]
+        release = self.dispatcher.release_for(TRANSPORT, self.cfg.list)
+
+        async def look(s) -> tuple[bool, list[str], Any, bool]:
+            return (await s.seen_event(TRANSPORT, message_id),
+                    [r for r in refs if await s.kv_get(_SENT + r) is not None],
+                    await s.release(release) if release else None,
+                    await s.kv_get(_SENT + message_id) is not None)
+        # Every read the mail needs in one hand-off to the database thread: each hop there
+        # and back is a wait in the path from a reply to its change.
+        seen, to_bot, rel, ours = await self.repo.run(f"{TRANSPORT}:{self.cfg.list}", look,
+                                                      write=False)
+        if seen:
+            return
         msg = _parse(raw)
         if msg is None:
             return await self._drop(message_id, from_address(head)[1],
                                     f"MIME parts nested deeper than {MAX_MIME_DEPTH}")
-        refs = list(dict.fromkeys(message_ids(header(msg, "In-Reply-To"))
-                                  + message_ids(header(msg, "References"))))[:MAX_REFS]
-        release = self.dispatcher.release_for(TRANSPORT, self.cfg.list)
-        async with self.repo.session(f"{TRANSPORT}:{self.cfg.list}", write=False) as s:
-            to_bot = [r for r in refs if await s.kv_get(_SENT + r) is not None]
-            rel = await s.release(release) if release else None
         why = automated(msg, replies_to_bot=bool(to_bot), own_addresses=self.own)
         addr = from_address(msg)[1]
         trust = verdict(msg, self.cfg.authserv_id, addr)
@@ -296,8 +302,6 @@ class MailTransport(Transport):
         sender = munged_sender(msg, list_address=self.cfg.list, authserv_id=self.cfg.authserv_id,
                                list_authserv_id=self.cfg.list_authserv_id)
         if not why and sender is not None:
-            async with self.repo.session(f"{TRANSPORT}:{self.cfg.list}", write=False) as s:
-                ours = await s.kv_get(_SENT + message_id) is not None
             if ours or sender.identity.removeprefix("mail:") in self.own:
                 why = "our own mail, back from the list"
         signer = None
