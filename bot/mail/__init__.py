@@ -45,7 +45,7 @@ import aiosmtplib
 
 from ...commands.messages import Message, Reply
 
-from ..config import Config, MailList
+from ..config import Config, MailImap, MailList
 from ..rooms import room_settings
 from ..transport import Transport
 from . import outbox
@@ -70,6 +70,7 @@ _PENDING = "mail.ack-pending/"  # kv: acknowledgements committed but not yet sen
 _SENT = "mail.sent/"  # kv: Message-IDs of mails the bot wrote (replies to them are for us)
 _RETRY = "mail.weekly-retry/"  # kv: weekly mails whose first attempt failed, still being retried
 _ACKED = "mail.acked/"  # kv: per address, when it was last sent acknowledgements (the hour's)
+_ARCHIVE = "mail.archive/"  # kv: per archive read, its UIDVALIDITY and the last UID handled
 ACK_ROUNDS = 5  # rounds of 3 attempts (one per flush: new mail, restart) before an ack is dropped
 MAX_MIME_DEPTH = 30  # multiparts nested deeper than this are not read
 MAX_REFS = 100  # In-Reply-To and References ids looked up (the bot's mail is among the first)
@@ -110,8 +111,9 @@ class MailTransport(Transport):
         self._spawn(self._flush_pending(), "mail-acks")
         self._spawn(self._resume_retries(), "mail-retries")
         if self.cfg.imap is not None:
+            marks = _ArchiveMarks(self, self.cfg.imap) if self.cfg.imap.archive else None
             self.inbox = Inbox(self.cfg.imap, password=self.imap_password, handle=self.handle_raw,
-                               where=self.cfg.list, ssl_context=self.ssl_context)
+                               where=self.cfg.list, ssl_context=self.ssl_context, marks=marks)
             self._spawn(self.inbox.run(), f"mail-inbox {self.cfg.list}")
 
     async def stop(self) -> None:
@@ -451,6 +453,28 @@ class MailTransport(Transport):
         async with self.repo.session(f"{TRANSPORT}:{self.cfg.list}") as s:
             await s.kv_delete(key)
         log.error("mail %s: dropped %s", self.cfg.list, what)
+
+
+class _ArchiveMarks:
+    """Where the reading of a read-only archive stands (inbox.Marks), in the kv table: one
+    key per list, server and newsgroup."""
+
+    def __init__(self, transport: MailTransport, imap: MailImap) -> None:
+        self.transport = transport
+        self.key = f"{_ARCHIVE}{transport.cfg.list.lower()}/{imap.host}:{imap.port}/{imap.folder}"
+
+    async def load(self) -> tuple[int, int] | None:
+        async with self.transport.repo.session(f"{TRANSPORT}:{self.transport.cfg.list}",
+                                               write=False) as s:
+            value = await s.kv_get(self.key)
+        if value is None:
+            return None
+        kept = json.loads(value)
+        return int(kept["uidvalidity"]), int(kept["last"])
+
+    async def save(self, uidvalidity: int, last: int) -> None:
+        async with self.transport.repo.session(f"{TRANSPORT}:{self.transport.cfg.list}") as s:
+            await s.kv_set(self.key, json.dumps({"uidvalidity": uidvalidity, "last": last}))
 
 
 def _permanent(exc: Exception) -> bool:
