@@ -1,6 +1,6 @@
 # `make test` is the one test command: it installs everything the tests need on a fresh
 # Debian machine (Python deps, InspIRCd + Anope + ngIRCd, Dovecot, Postfix + Mailman 3,
-# Synapse) and runs the whole suite.
+# public-inbox, Synapse) and runs the whole suite.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -47,6 +47,7 @@ servers:
 	bash scripts/install-irc-servers.sh
 	bash scripts/install-mail-servers.sh
 	bash scripts/install-mailman.sh
+	bash scripts/install-public-inbox.sh
 	bash scripts/install-synapse.sh
 	bash scripts/install-chromium.sh
 

@@ -242,6 +242,9 @@ class MailImap(_Strict):
     password_env: str | None = None
     folder: str = "INBOX"
     poll_seconds: float = Field(30.0, gt=0, le=3600)  # when the server has no IDLE
+    # A read-only archive (public-inbox-imapd): `folder` is the inbox's newsgroup; the UIDs
+    # read are kept in the database, nothing is flagged (bot/mail/inbox.py).
+    archive: bool = False
 
     def password(self, where: str) -> str | None:
         return _secret(self.password_env, f"{where}.imap.password_env")

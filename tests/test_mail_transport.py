@@ -284,3 +284,31 @@ async def test_a_change_notice_never_goes_to_the_list_or_a_header(rig):
     # A value that would add a header line is refused, never sent with it.
     await rig.transport.notify("mail:a@b.example\r\nBcc: all@example.org", text("x"))
     assert all("Bcc" not in m for m in rig.smtp.sent)
+
+
+async def test_the_bots_own_mail_back_from_the_list_unproven_is_never_read(rig, caplog):
+    """Through a list whose server vouches for nobody, the bot's own mail comes back as the
+    list's: known by its Message-ID, it is not read as commands, however it is addressed."""
+    caplog.set_level(logging.INFO, logger="todobot.bot.mail")
+    own = "<weekly-2@example.org>"
+    async with rig.chat.repo.session("test") as s:
+        await s.kv_set(f"mail.sent/{own}", "weekly")
+    munged = f'"todobot via Xen-devel" <{LIST}>'
+    await rig.deliver(mail(munged, "!status 1 from our own mail\n", message_id=own,
+                           Reply_To="todobot <todobot@example.org>",
+                           List_Id="<xen-devel.lists.example.org>"))
+    assert (await rig.chat.item(1)).progress != "from our own mail"
+    assert any("our own mail, back from the list" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_mail_handled_before_is_not_applied_again(rig):
+    """The inbox fetches a mail again when it could not flag it seen (a crash in between):
+    its Message-ID, recorded with its effects, makes the second time a no-op."""
+    raw = mail(IJC, "!status 1 once\n", message_id="<once@x>",
+               Authentication_Results=TRUSTED_IAN)
+    assert await rig.deliver(raw)
+    async with rig.chat.repo.session("test") as s:
+        await s.update(await s.get(1), progress="changed since")
+    assert await rig.deliver(raw)
+    assert (await rig.chat.item(1)).progress == "changed since"
+    assert len(rig.smtp.to("ian.campbell@citrix.com")) == 1

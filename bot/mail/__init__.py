@@ -45,7 +45,7 @@ import aiosmtplib
 
 from ...commands.messages import Message, Reply
 
-from ..config import Config, MailList
+from ..config import Config, MailImap, MailList
 from ..rooms import room_settings
 from ..transport import Transport
 from . import outbox
@@ -71,6 +71,7 @@ _SENT = "mail.sent/"  # kv: Message-IDs of mails the bot wrote (replies to them 
 _RETRY = "mail.weekly-retry/"  # kv: weekly mails whose first attempt failed, still being retried
 _ACKED = "mail.acked/"  # kv: per address, when it was last sent acknowledgements (the hour's)
 _ACKED_ALL = "mail.acked-all/"  # kv: per list, when any private mail was sent (the hour's)
+_ARCHIVE = "mail.archive/"  # kv: per archive read, its UIDVALIDITY and the last UID handled
 ACK_ROUNDS = 5  # rounds of 3 attempts (one per flush: new mail, restart) before an ack is dropped
 MAX_MIME_DEPTH = 30  # multiparts nested deeper than this are not read
 MAX_REFS = 100  # In-Reply-To and References ids looked up (the bot's mail is among the first)
@@ -112,8 +113,9 @@ class MailTransport(Transport):
         self._spawn(self._flush_pending(), "mail-acks")
         self._spawn(self._resume_retries(), "mail-retries")
         if self.cfg.imap is not None:
+            marks = _ArchiveMarks(self, self.cfg.imap) if self.cfg.imap.archive else None
             self.inbox = Inbox(self.cfg.imap, password=self.imap_password, handle=self.handle_raw,
-                               where=self.cfg.list, ssl_context=self.ssl_context)
+                               where=self.cfg.list, ssl_context=self.ssl_context, marks=marks)
             self._spawn(self.inbox.run(), f"mail-inbox {self.cfg.list}")
 
     async def stop(self) -> None:
@@ -289,20 +291,26 @@ class MailTransport(Transport):
         head = BytesHeaderParser(policy=default_policy).parsebytes(raw)  # never recurses
         ids = message_ids(header(head, "Message-ID"))
         message_id = ids[0] if ids else "<sha256:" + hashlib.sha256(raw).hexdigest() + ">"
-        async with self.repo.session(f"{TRANSPORT}:{self.cfg.list}", write=False) as s:
-            if await s.seen_event(TRANSPORT, message_id):
-                return "duplicate"
+        refs = list(dict.fromkeys(message_ids(header(head, "In-Reply-To"))
+                                  + message_ids(header(head, "References"))))[:MAX_REFS]
+        release = self.dispatcher.release_for(TRANSPORT, self.cfg.list)
+
+        async def look(s) -> tuple[bool, list[str], Any, bool]:
+            return (await s.seen_event(TRANSPORT, message_id),
+                    [r for r in refs if await s.kv_get(_SENT + r) is not None],
+                    await s.release(release) if release else None,
+                    await s.kv_get(_SENT + message_id) is not None)
+        # Every read the mail needs in one hand-off to the database thread: each hop there
+        # and back is a wait in the path from a reply to its change.
+        seen, to_bot, rel, ours = await self.repo.run(f"{TRANSPORT}:{self.cfg.list}", look,
+                                                      write=False)
+        if seen:
+            return "duplicate"
         msg = _parse(raw)
         if msg is None:
             await self._drop(message_id, from_address(head)[1],
                              f"MIME parts nested deeper than {MAX_MIME_DEPTH}")
             return "dropped"
-        refs = list(dict.fromkeys(message_ids(header(msg, "In-Reply-To"))
-                                  + message_ids(header(msg, "References"))))[:MAX_REFS]
-        release = self.dispatcher.release_for(TRANSPORT, self.cfg.list)
-        async with self.repo.session(f"{TRANSPORT}:{self.cfg.list}", write=False) as s:
-            to_bot = [r for r in refs if await s.kv_get(_SENT + r) is not None]
-            rel = await s.release(release) if release else None
         why = automated(msg, replies_to_bot=bool(to_bot), own_addresses=self.own)
         addr = from_address(msg)[1]
         trust = verdict(msg, self.cfg.authserv_id, addr)
@@ -313,8 +321,6 @@ class MailTransport(Transport):
         sender = munged_sender(msg, list_address=self.cfg.list, authserv_id=self.cfg.authserv_id,
                                list_authserv_id=self.cfg.list_authserv_id)
         if not why and sender is not None:
-            async with self.repo.session(f"{TRANSPORT}:{self.cfg.list}", write=False) as s:
-                ours = await s.kv_get(_SENT + message_id) is not None
             if ours or sender.identity.removeprefix("mail:") in self.own:
                 why = "our own mail, back from the list"
         signer = None
@@ -477,6 +483,28 @@ class MailTransport(Transport):
         async with self.repo.session(f"{TRANSPORT}:{self.cfg.list}") as s:
             await s.kv_delete(key)
         log.error("mail %s: dropped %s", self.cfg.list, what)
+
+
+class _ArchiveMarks:
+    """Where the reading of a read-only archive stands (inbox.Marks), in the kv table: one
+    key per list, server and newsgroup."""
+
+    def __init__(self, transport: MailTransport, imap: MailImap) -> None:
+        self.transport = transport
+        self.key = f"{_ARCHIVE}{transport.cfg.list.lower()}/{imap.host}:{imap.port}/{imap.folder}"
+
+    async def load(self) -> tuple[int, int] | None:
+        async with self.transport.repo.session(f"{TRANSPORT}:{self.transport.cfg.list}",
+                                               write=False) as s:
+            value = await s.kv_get(self.key)
+        if value is None:
+            return None
+        kept = json.loads(value)
+        return int(kept["uidvalidity"]), int(kept["last"])
+
+    async def save(self, uidvalidity: int, last: int) -> None:
+        async with self.transport.repo.session(f"{TRANSPORT}:{self.transport.cfg.list}") as s:
+            await s.kv_set(self.key, json.dumps({"uidvalidity": uidvalidity, "last": last}))
 
 
 def _permanent(exc: Exception) -> bool:

@@ -151,7 +151,13 @@ start: no
 
 [runner.digest]
 start: no
-"""
+{runners}"""
+
+# The runners a post passes through (in, pipeline, out) and those answering members (command,
+# virgin) look at their queue every RUNNER_SLEEP instead of Mailman's default second: each
+# such wait adds up to its length to every post (docs/mailing-lists.md, "Latency").
+QUEUE_RUNNERS = ("in", "pipeline", "out", "command", "virgin")
+RUNNER_SLEEP = "0.1s"
 
 # Mailman's runners are Python processes started by its master: this keeps their DNS lookups
 # (the DMARC rule's) on this machine.
@@ -359,7 +365,8 @@ def _start_postfix(d: Path, *, domains: list[str], transport: dict[str, str], mx
     return on_free_ports(2, launch)
 
 
-def _start_mailman(d: Path, *, smtp_port: int, lmtp_port: int) -> tuple[Daemon, int, int]:
+def _start_mailman(d: Path, *, smtp_port: int, lmtp_port: int,
+                   runner_sleep: str) -> tuple[Daemon, int, int]:
     (d / "var").mkdir(parents=True, exist_ok=True)
     (d / "site").mkdir(exist_ok=True)
     (d / "site" / "sitecustomize.py").write_text(_NO_DNS)
@@ -375,7 +382,9 @@ def _start_mailman(d: Path, *, smtp_port: int, lmtp_port: int) -> tuple[Daemon, 
         lmtp, rest = ports
         cfg = d / "mailman.cfg"
         cfg.write_text(_MAILMAN_CFG.format(dir=d, rest=rest, user=REST_USER, password=REST_PASS,
-                                           smtp=smtp_port, lmtp=lmtp))
+                                           smtp=smtp_port, lmtp=lmtp, runners="".join(
+                                               f"\n[runner.{r}]\nsleep_time: {runner_sleep}\n"
+                                               for r in QUEUE_RUNNERS)))
         logs = d / "var" / "logs"
         shutil.rmtree(logs, ignore_errors=True)
         (d / "var" / "master.pid").unlink(missing_ok=True)
@@ -415,9 +424,11 @@ def _smtp_banner_lmtp(port: int) -> bool:
 
 
 def start_mailing_list(workdir: Path, users: dict[str, str], member_domains: list[str], *,
-                       mx_id: str, list_id: str) -> MailingListServers:
+                       mx_id: str, list_id: str,
+                       runner_sleep: str = RUNNER_SLEEP) -> MailingListServers:
     """Dovecot (users: address -> password), Postfix and Mailman; mail for `member_domains`
-    is delivered to Dovecot, mail for lists.example.org to Mailman."""
+    is delivered to Dovecot, mail for lists.example.org to Mailman. `runner_sleep`: how long
+    Mailman's queue runners sleep between looks at their queue (Mailman's own default: 1s)."""
     workdir.mkdir(parents=True, exist_ok=True)
     os.chmod(workdir, 0o755)
     started: list = []
@@ -433,7 +444,8 @@ def start_mailing_list(workdir: Path, users: dict[str, str], member_domains: lis
             mx_id=mx_id, list_id=list_id)
         started.append(postfix)
         mailman, got_lmtp, rest = _start_mailman(workdir / "mailman", smtp_port=smtp_out,
-                                                 lmtp_port=mailman_lmtp)
+                                                 lmtp_port=mailman_lmtp,
+                                                 runner_sleep=runner_sleep)
         started.append(mailman)
         if got_lmtp != mailman_lmtp:
             transport[LIST_DOMAIN] = f"lmtp:inet:127.0.0.1:{got_lmtp}"
