@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from todobot.bot.irc.output import BACKLOG, OutputQueues, Requester, dropped_text
+from todobot.bot.irc.output import ASKS_IN_ROW, BACKLOG, OutputQueues, Requester, dropped_text
 
 
 def person(nick: str) -> Requester:
@@ -65,8 +65,8 @@ def test_questions_go_before_answers_in_turn_per_asker():
         q.put(b"WHOIS clone%d" % i, key="whois:clone@evil", ask=True)
     q.put(b"WHOIS ijc", key="whois:ijc@home", ask=True)
     q.put(b"PONG x", urgent=True)
-    assert drain(q) == [b"PONG x", b"WHOIS ijc", b"WHOIS clone0", b"WHOIS clone1",
-                        b"WHOIS clone2", b"a1"]
+    assert drain(q) == [b"PONG x", b"WHOIS ijc", b"WHOIS clone0", b"WHOIS clone1", b"a1",
+                        b"WHOIS clone2"]
     q.put(b"WHOIS clone3", key="whois:clone@evil", ask=True)
     assert q.pop()[1] == b"WHOIS clone3"
     q.put(b"WHOIS clone4", key="whois:clone@evil", ask=True)
@@ -74,6 +74,20 @@ def test_questions_go_before_answers_in_turn_per_asker():
     assert q.pop()[1] == b"WHOIS clone4"
     q.put(b"WHOIS ijc", key="whois:ijc@home", ask=True)  # served less than the clones
     assert q.pop()[1] == b"WHOIS ijc"
+
+
+def test_questions_from_ever_new_hosts_never_starve_the_answers():
+    """A stream of hosts, each asking once, keeps a question waiting at every turn: the
+    answers still go out, at least one for every ASKS_IN_ROW questions."""
+    q = queues()
+    q.answer(person("ann"), [b"a1", b"a2"])
+    sent = []
+    for i in range(3 * (ASKS_IN_ROW + 1)):
+        q.put(b"WHOIS h%d" % i, key=f"whois:x@host{i}", ask=True)
+        sent.append(q.pop()[1])
+    assert sent.index(b"a1") == ASKS_IN_ROW and b"a2" in sent
+    # With no answer waiting, questions go on in a row.
+    assert all(line.startswith(b"WHOIS") for line in drain(q))
 
 
 def test_a_question_withdrawn_is_not_sent():

@@ -5,7 +5,8 @@ only when a token is there, from these queues:
 - urgent lines (PONG, QUIT, the bot's NickServ login) first, in order;
 - then questions a held command waits for (WHOIS), one queue per asker (`ask`): served in
   turn by the same rule as answers, so one asker's many questions (clones sharing a
-  user@host) do not delay another's;
+  user@host) do not delay another's; but never more than ASKS_IN_ROW of them in a row while
+  an answer waits, so that questions from many hosts cannot starve every answer;
 - then one queue per requester: a person (network and `user@host`, else the folded nick:
   clones under many nicks are one person), a room for unsolicited
   posts (digests), or the connection itself (JOIN, CAP, ...). The next line comes from the
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 BACKLOG = 8  # lines waiting for one person beyond which further answers to them are dropped
 CONNECTION = ""  # the key of the connection's own lines (registration, JOIN, CTCP replies)
 MAX_SERVED = 10_000  # served counts kept during one long busy period
+ASKS_IN_ROW = 3  # questions sent in a row, at most, while an answer waits
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class OutputQueues:
         self._served: dict[str, int] = {}  # lines sent per requester since the writer was idle
         self._count = 0
         self._open = 0  # answers begun whose further lines are still to come (`more`)
+        self._asks_in_row = 0
 
     def __len__(self) -> int:
         return self._count
@@ -127,7 +130,11 @@ class OutputQueues:
             line = self._urgent.popleft()
             key = CONNECTION
         else:
-            picked = self._fairest(self._asks) or self._fairest(self._queues)
+            picked = None
+            if self._asks_in_row < ASKS_IN_ROW or not any(q.lines for q in self._queues.values()):
+                picked = self._fairest(self._asks)
+            self._asks_in_row = self._asks_in_row + 1 if picked is not None else 0
+            picked = picked or self._fairest(self._queues)
             if picked is None:
                 return None
             key, line = picked
