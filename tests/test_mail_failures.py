@@ -69,6 +69,16 @@ async def restarted(rig, smtp: FakeSmtp) -> MailTransport:
     return again
 
 
+async def test_weekly_mails_thread_each_on_the_one_before(rig, caplog):
+    caplog.set_level(logging.INFO, logger="todobot.bot.mail")
+    await rig.transport.post(LIST, text("week 1"))
+    await rig.transport.post(LIST, text("week 2"))
+    first, second = rig.smtp.sent
+    assert await thread(rig) == [str(first["Message-ID"]), str(second["Message-ID"])]
+    assert str(second["In-Reply-To"]) == str(first["Message-ID"])
+    assert any(f"weekly mail {second['Message-ID']} sent" in r.getMessage() for r in caplog.records)
+
+
 async def test_a_failed_weekly_mail_is_sent_again_with_the_same_message_id(rig, caplog):
     caplog.set_level(logging.INFO, logger="todobot.bot.mail")
     rig.transport._send = smtp = FlakySmtp(failures=2)

@@ -12,9 +12,13 @@ from types import SimpleNamespace
 
 import pytest
 
+from tests.harness import Chat
 from todobot.bot.config import MailImap
+from todobot.bot.mail import MailTransport
 from todobot.bot.mail import inbox as inbox_mod
 from todobot.bot.mail.inbox import Inbox
+
+from .test_mail_transport import LIST, FakeSmtp, mail
 
 OK = "OK"
 
@@ -285,3 +289,28 @@ async def test_tls_uses_the_given_context_or_the_systems(box):
     assert box.sessions[0].ssl_context is context
     assert isinstance(box.sessions[1].ssl_context, ssl.SSLContext)
     assert box.sessions[1].ssl_context is not context
+
+
+async def test_the_transport_reads_its_mailbox_and_answers_the_mail_it_finds(box, tmp_path):
+    entry = {"list": LIST, "from": "todobot <todobot@example.org>", "release": "4.2",
+             "smtp": {"host": "127.0.0.1", "port": 25, "starttls": False},
+             "imap": {"host": "127.0.0.1", "port": 1143, "tls": False}}
+    chat = await Chat.open(tmp_path / "todo.sqlite3", default_release="4.2", mail=[entry])
+    try:
+        async with chat.repo.session("test") as s:
+            await s.add_item(await s.create_release("4.2"), area="tools", severity="nice",
+                             title="item 1")
+        transport = MailTransport(chat.config.mail[0], chat.config)
+        transport._send = smtp = FakeSmtp()
+        box.messages = {1: mail("dev@example.org", "!claim 1\n", message_id="<m1@x>")}
+        await transport.start(chat.dispatcher)
+        while box.unseen():
+            await asyncio.sleep(0)
+        while not smtp.sent:
+            await asyncio.sleep(0)
+        await transport.stop()
+        assert (await chat.item(1)).owners == ["dev@example.org"]
+        assert [str(m["To"]) for m in smtp.sent] == ["dev@example.org"]
+        assert transport.inbox is not None and not transport.inbox.connected.is_set()
+    finally:
+        await chat.close()
