@@ -49,6 +49,19 @@ class TakenThenGone(FakeSmtp):
         await asyncio.Event().wait()
 
 
+class RefusedAfterConnecting(FakeSmtp):
+    """Connects and logs in (the bot marks the mail under way), then the server refuses it;
+    from the third attempt on, the connection hangs before the login."""
+
+    async def __call__(self, msg, committing=None) -> None:
+        self.attempts += 1
+        if self.attempts > 2:
+            await asyncio.Event().wait()
+        if committing is not None:
+            await committing()
+        raise aiosmtplib.SMTPDataError(451, "try again later")
+
+
 async def retries(rig) -> dict[str, dict]:
     async with rig.chat.repo.session("test", write=False) as s:
         return {k: json.loads(v) for k, v in await s.kv_prefixed(RETRY)}
@@ -136,6 +149,22 @@ async def test_a_weekly_mail_the_server_may_have_taken_is_never_sent_twice(rig, 
     assert up.sent == [] and await retries(rig) == {}
     [error] = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert key.removeprefix(RETRY) in error and "NOT sent again" in error
+
+
+async def test_a_weekly_mail_refused_after_connecting_is_still_sent_after_a_restart(rig):
+    rig.transport._send = down = FakeSmtp()
+    down.fail = aiosmtplib.SMTPServerDisconnected("down")
+    rig.transport.retry_base = 0.001
+    await rig.transport.post(LIST, text("this week"))
+    rig.transport._send = refusing = RefusedAfterConnecting()
+    while refusing.attempts < 3:  # two refused, the third still connecting
+        await asyncio.sleep(0)
+    [(key, kept)] = (await retries(rig)).items()
+    assert "sending" not in kept  # refused: the server did not take it, the mark is gone
+    up = FakeSmtp()
+    await restarted(rig, up)
+    [sent] = up.sent
+    assert RETRY + str(sent["Message-ID"]) == key
 
 
 async def test_another_lists_retry_is_left_to_that_list(rig):
