@@ -72,8 +72,7 @@ def html_to_text(html: str) -> str:
             if not isinstance(node, _NOT_TEXT):
                 w.text(str(node))
             continue
-        if not isinstance(node, Tag):
-            continue
+        assert isinstance(node, Tag)  # bs4's nodes are strings or tags, the soup a tag too
         name = (node.name or "").lower()
         if name in _SKIP:
             continue
