@@ -37,11 +37,15 @@ class _Writer:
                 self.end(keep_empty=True)
                 self.words.append(part)
         elif s.split():
-            if s[:1].isspace() and self.words:
+            if s[:1].isspace() and self.words and self.words[-1] != " ":
                 self.words.append(" ")
             self.words.append(" ".join(s.split()))
             if s[-1:].isspace():
                 self.words.append(" ")
+        elif s and self.words and self.words[-1] != " ":
+            # Whitespace alone between inline elements ("<b>1</b> <b>2</b>") is the space a
+            # reader sees: without it "!claim 1 2" would read as "!claim 12".
+            self.words.append(" ")
 
     def end(self, keep_empty: bool = False) -> None:
         """Ends the line being written (an empty one only when asked: `<br>`)."""
@@ -68,8 +72,7 @@ def html_to_text(html: str) -> str:
             if not isinstance(node, _NOT_TEXT):
                 w.text(str(node))
             continue
-        if not isinstance(node, Tag):
-            continue
+        assert isinstance(node, Tag)  # bs4's nodes are strings or tags, the soup a tag too
         name = (node.name or "").lower()
         if name in _SKIP:
             continue
