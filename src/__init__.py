@@ -9,4 +9,4 @@ bot -> commands -> storage.
 # The one place the version is written: pyproject.toml reads it (`dynamic`), and the code
 # needs no importlib.metadata lookup for it (~1.4 MB of RSS with the email and zipfile
 # modules it imports: bench/memory.py).
-__version__ = "0.2.0"
+__version__ = "0.3.0"
