@@ -8,8 +8,8 @@ import os
 import socket
 
 import aiohttp
-from prometheus_client.parser import text_string_to_metric_families
 
+from tests.scrape import Samples, samples
 from todobot.bot import systemd
 from todobot.bot.app import App
 from todobot.bot.config import Config, parse_config
@@ -42,12 +42,6 @@ async def _get(url: str) -> tuple[int, str, str]:
             return resp.status, resp.headers.get("Content-Type", ""), await resp.text()
 
 
-def _samples(body: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every sample of a scrape, read by prometheus_client's own parser of the format."""
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(body) for s in family.samples}
-
-
 async def test_metrics_count_commands_by_outcome_time_them_and_say_which_transport_serves(chat):
     irc, matrix = Fake("irc:oftc"), Fake("matrix", "not synced yet")
     server = StatusServer(chat.repo, Config(web={"listen": "127.0.0.1:0"}),
@@ -56,7 +50,7 @@ async def test_metrics_count_commands_by_outcome_time_them_and_say_which_transpo
     try:
         status, kind, body = await _get(server.url + "/metrics")
         assert status == 200 and kind.startswith("text/plain; version=")
-        before = _samples(body)
+        before = samples(body)
         assert before[("todobot_reply_seconds_count", ())] == 0
         assert before[("todobot_transport_up", (("transport", "irc:oftc"),))] == 1
         assert before[("todobot_transport_up", (("transport", "matrix"),))] == 0
@@ -72,7 +66,7 @@ async def test_metrics_count_commands_by_outcome_time_them_and_say_which_transpo
         assert (await chat.say("!blockers")).startswith("internal error, logged as ")
         matrix.why = None
 
-        after = _samples((await _get(server.url + "/metrics"))[2])
+        after = samples((await _get(server.url + "/metrics"))[2])
         def commands(name: str, outcome: str) -> float:
             return after[("todobot_commands_total", (("command", name), ("outcome", outcome)))]
         assert commands("claim", "changed") == 1
@@ -112,7 +106,7 @@ async def test_each_server_reports_its_own_counts(tmp_path):
     for server in servers:
         await server.start()
     try:
-        seen = [_samples((await _get(s.url + "/metrics"))[2]) for s in servers]
+        seen = [samples((await _get(s.url + "/metrics"))[2]) for s in servers]
         key = ("todobot_commands_total", (("command", "help"), ("outcome", "info")))
         assert seen[0][key] == 1 and key not in seen[1]
     finally:
@@ -130,9 +124,9 @@ async def test_transports_of_one_name_are_one_series_up_only_while_all_serve(tmp
     try:
         body = (await _get(server.url + "/metrics"))[2]
         assert body.count('todobot_transport_up{transport="mail"}') == 1
-        assert _samples(body)[("todobot_transport_up", (("transport", "mail"),))] == 0
+        assert samples(body)[("todobot_transport_up", (("transport", "mail"),))] == 0
         lists[1].why = None
-        assert _samples((await _get(server.url + "/metrics"))[2])[
+        assert samples((await _get(server.url + "/metrics"))[2])[
             ("todobot_transport_up", (("transport", "mail"),))] == 1
     finally:
         await server.stop()
@@ -210,10 +204,10 @@ def test_the_watchdog_runs_at_half_the_interval_systemd_gives_and_only_for_this_
 
 # -- digests, mails and queues ---------------------------------------------------------------------
 
-async def _scrape(server: StatusServer) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+async def _scrape(server: StatusServer) -> Samples:
     status, _, body = await _get(server.url + "/metrics")
     assert status == 200
-    return _samples(body)
+    return samples(body)
 
 
 async def test_a_posted_digest_is_counted_by_transport_and_room(tmp_path):
@@ -371,8 +365,8 @@ async def test_the_app_reports_its_transports_and_notifiers_queues(tmp_path):
     await app.initialize()
     try:
         await app.start()
-        samples = _samples((await _get(app.web.url + "/metrics"))[2])
-        assert samples[("todobot_queue_length", (("queue", "batches"), ("source", "notify")))] == 0
-        assert samples[("todobot_transport_up", (("transport", "irc:oftc"),))] == 1
+        got = samples((await _get(app.web.url + "/metrics"))[2])
+        assert got[("todobot_queue_length", (("queue", "batches"), ("source", "notify")))] == 0
+        assert got[("todobot_transport_up", (("transport", "irc:oftc"),))] == 1
     finally:
         await app.stop()

@@ -6,22 +6,13 @@ from __future__ import annotations
 import asyncio
 import time
 
-import aiohttp
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
+
+from tests.scrape import scrape
 
 from .conftest import WAIT, channel_name, seed_release
 
 pytestmark = pytest.mark.integration
-
-
-async def _samples(url: str) -> dict:
-    async with aiohttp.ClientSession() as http:
-        async with http.get(url) as resp:
-            assert resp.status == 200
-            body = await resp.text()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(body) for s in family.samples}
 
 
 async def test_metrics_count_the_digest_posted_in_a_real_channel(ngircd, bot_factory, humans):
@@ -45,7 +36,7 @@ async def test_metrics_count_the_digest_posted_in_a_real_channel(ngircd, bot_fac
         key = ("todobot_digests_sent_total", (("room", folded), ("transport", transport)))
         # Counted once the slot is recorded as sent, just after the post: wait for that.
         async with asyncio.timeout(WAIT):
-            while (samples := await _samples(url)).get(key) != 1:
+            while (samples := await scrape(url)).get(key) != 1:
                 await asyncio.sleep(0.1)
         assert samples[("todobot_transport_up", (("transport", transport),))] == 1
         assert (("todobot_queue_length", (("queue", "output"), ("source", transport)))

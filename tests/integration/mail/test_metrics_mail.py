@@ -3,24 +3,15 @@ the outbox empty once the acknowledgements went out."""
 
 from __future__ import annotations
 
-import aiohttp
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
+
+from tests.scrape import scrape
 
 from .conftest import barrier, mail
 from .test_hostile import FORGED, IJC
 from .test_replies import TRUSTED, WEEKLY, _weekly_sent
 
 pytestmark = pytest.mark.integration
-
-
-async def _samples(url: str) -> dict:
-    async with aiohttp.ClientSession() as http:
-        async with http.get(url) as resp:
-            assert resp.status == 200
-            body = await resp.text()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(body) for s in family.samples}
 
 
 async def test_mails_read_from_a_real_mailbox_are_counted_by_outcome(bot_factory, mailbox,
@@ -36,7 +27,7 @@ async def test_mails_read_from_a_real_mailbox_are_counted_by_outcome(bot_factory
                                    message_id="<nothing@x>", in_reply_to=WEEKLY))
         # Every mail before it handled, counted and answered (the barrier is a `!whoami`).
         await barrier(bot, mailbox, smtp_sink, in_reply_to=WEEKLY)
-        samples = await _samples(url)
+        samples = await scrape(url)
 
         def read(outcome: str) -> float:
             return samples[("todobot_mails_read_total", (("outcome", outcome),))]
