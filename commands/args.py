@@ -89,7 +89,7 @@ class OneWord(Arg):
 
 @dataclass(frozen=True)
 class ItemArg(OneWord):
-    """An item id, loaded: the handler gets the `Item` ("No item #99" when there is none)."""
+    """An item id, loaded: the handler gets the `Item` ("No item #99: ..." when there is none)."""
 
     label: str = "ID"
 

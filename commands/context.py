@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ..storage import Item, Person, Release, Session
+from ..storage import Item, NotFound, Person, Release, Session
 from .errors import Refused
 from .messages import Message
 from .naming import acceptable
@@ -76,7 +76,11 @@ class Context:
         return rel
 
     async def item(self, item_id: int) -> Item:
-        return await self.s.get(item_id)
+        try:
+            return await self.s.get(item_id)
+        except NotFound:  # say where the ids are: a mistyped id is the usual cause
+            raise NotFound(f"No item #{item_id}: {self.prefix}todo lists the open ones, "
+                           f"{self.prefix}find TEXT finds any.") from None
 
     def owns(self, item: Item) -> bool:
         """An owner is a person, known by an authenticated identity: a bare IRC nick, or a

@@ -58,7 +58,8 @@ async def test_show_everything_about_an_item(chat):
     assert "  * #2 Interfaces which may need to be async:" in lines
     assert any(ln.startswith("Note: downstreams rely on this — ijc, ") for ln in lines)
     assert (await chat.say("!show 2")).splitlines()[2] == "Under #1 libxl stable API"
-    assert await chat.say("!show 99") == "No item #99"
+    assert await chat.say("!show 99") == (
+        "No item #99: !todo lists the open ones, !find TEXT finds any.")
     assert await chat.say("!show") == "Usage: !show ID"
     assert await chat.say("!show abc") == "Usage: !show ID — 'abc' is not an item id (like 12 or #12)"
 
@@ -84,7 +85,7 @@ async def test_sub_inherits_area_and_severity(chat):
         "Added #4 under #1 (tools, blockers): libxl_device_pci_add (and remove)")
     item = await chat.item(4)
     assert (item.parent, item.area, item.severity) == (1, "tools", "blocker")
-    assert await chat.say("!sub 77 x") == "No item #77"
+    assert (await chat.say("!sub 77 x")).startswith("No item #77: ")
 
 
 async def test_claim_unclaim_assign_and_co_owners(chat):
@@ -256,7 +257,7 @@ async def test_unknown_and_malformed_commands(chat):
     assert await chat.say("!zzzzzz") == "Unknown command !zzzzzz. Say !help for the list."
     assert await chat.say("!claim") == "Usage: !claim ID [for NAME]"
     assert await chat.say("!claim 12x") == "Usage: !claim ID [for NAME] — '12x' is not an item id (like 12 or #12)"
-    assert await chat.say("!done 99") == "No item #99"
+    assert (await chat.say("!done 99")).startswith("No item #99: ")
     assert await chat.say("!!!") is None
     assert await chat.say("! claim 1") is None
     assert await chat.say("just chatting about !things") is None

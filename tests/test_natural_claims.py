@@ -100,4 +100,4 @@ async def test_reply_to_a_bot_message_names_the_item(chat):
 
 
 async def test_unknown_named_item(chat):
-    assert await chat.say("I can take #99", "george") == "No item #99"
+    assert (await chat.say("I can take #99", "george")).startswith("No item #99: ")

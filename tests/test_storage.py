@@ -109,7 +109,7 @@ async def test_command_and_event_share_a_transaction(chat):
     assert (await chat.say("!status 1 posted", msg_id="$abc")).startswith("#1 progress")
     assert await chat.say("!status 1 again", msg_id="$abc") is None
     assert (await chat.item(1)).progress == "posted"
-    assert (await chat.say("!done 99", msg_id="$err")) == "No item #99"
+    assert (await chat.say("!done 99", msg_id="$err")) == "No item #99: !todo lists the open ones, !find TEXT finds any."
     assert await chat.say("!done 99", msg_id="$err") is None
 
 
